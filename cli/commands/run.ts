@@ -1,0 +1,83 @@
+// `forewarn run <detector>`: one detection pass now, printing what changed.
+import { Option, type Command } from 'commander';
+import { ConfigStore } from '../../lib/config/store.ts';
+import { createContext } from '../../lib/context.ts';
+import { checkServices } from '../../lib/daemon.ts';
+import { runPaymentHealthTick } from '../../lib/detection/payment-health-tick.ts';
+import { parseChoice, parseTime } from '../args.ts';
+import { percent, table } from '../format.ts';
+import { commandEnv } from './shared.ts';
+
+const DETECTORS = ['payment-health'] as const;
+
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .description('run one detection pass now and print what changed')
+    .argument('<detector>', `detector to run: ${DETECTORS.join(', ')}`, parseChoice(DETECTORS))
+    .option('--dry-run', 'compute everything, write nothing', false)
+    .option('--at <time>', 'evaluate as of this ISO 8601 time instead of now', parseTime)
+    .option('--config <file>', 'config file (default: $FOREWARN_CONFIG or config/forewarn.yaml)')
+    .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
+    .action(
+      async (
+        _detector: string,
+        options: { dryRun: boolean; at?: number; config?: string; format: 'table' | 'json' },
+      ) => {
+        const { env, logger } = commandEnv();
+        const store = await ConfigStore.open(options.config ?? env.configPath, logger);
+        const ctx = createContext(env, store, logger);
+        try {
+          await checkServices(ctx);
+          const result = await runPaymentHealthTick(ctx, options.at ?? Date.now(), {
+            dryRun: options.dryRun,
+          });
+          if (options.format === 'json') {
+            for (const change of result.changes) {
+              process.stdout.write(
+                `${JSON.stringify({ ...change, at: new Date(change.at).toISOString(), dryRun: options.dryRun })}\n`,
+              );
+            }
+            return;
+          }
+          const when = new Date(result.tickAt).toISOString();
+          if (result.outcome === 'stale') {
+            process.stdout.write(
+              `${when}: the stored state is already newer than this time; nothing evaluated.\n`,
+            );
+            return;
+          }
+          process.stdout.write(
+            `payment-health at ${when}${options.dryRun ? ' (dry run: nothing written)' : ''}: ` +
+              `${result.changes.length} change(s), ${result.skippedRows} platform row(s) skipped\n`,
+          );
+          if (result.changes.length > 0) {
+            process.stdout.write(
+              `${table(
+                ['change', 'kind', 'channel', 'region', 'rate', 'baseline', 'window', 'backups'],
+                result.changes.map((c) => [
+                  c.type,
+                  c.kind,
+                  c.subject.channel,
+                  c.subject.region,
+                  percent(c.evidence.rate),
+                  percent(c.evidence.baseline),
+                  `${c.evidence.windowSeconds}s`,
+                  c.backupChannels.join(', ') || null,
+                ]),
+              )}\n`,
+            );
+          }
+          const degraded = [...(result.findings?.assessments ?? [])].flatMap(([key, kinds]) =>
+            Object.entries(kinds)
+              .filter(([, a]) => a.status === 'degraded')
+              .map(([kind]) => `${key} ${kind}`),
+          );
+          if (degraded.length > 0)
+            process.stdout.write(`degraded now (confirming or open): ${degraded.join('; ')}\n`);
+        } finally {
+          await ctx.close();
+        }
+      },
+    );
+}

@@ -1,0 +1,46 @@
+// `forewarn start`: run the daemon until SIGTERM or SIGINT; SIGHUP reloads the config.
+import { Option, type Command } from 'commander';
+import { ROLES, startDaemon, type Role } from '../../lib/daemon.ts';
+import { UsageError } from '../../lib/errors.ts';
+import { commandEnv } from './shared.ts';
+
+export function registerStart(program: Command): void {
+  program
+    .command('start')
+    .description('run the daemon: the scheduler and the workers, or only the roles given')
+    .addOption(
+      new Option(
+        '--role <roles>',
+        `comma-separated roles to run in this process: ${ROLES.join(', ')}`,
+      ).default(ROLES.join(',')),
+    )
+    .action(async (options: { role: string }) => {
+      const roles = parseRoles(options.role);
+      const { env, logger } = commandEnv();
+      const daemon = await startDaemon({ env, logger, roles });
+      const stop = (signal: string) => {
+        // A forced stop still exits 0: abandoned jobs are retried by BullMQ, nothing is lost.
+        void daemon.stop(signal).then(() => {
+          logger.flush();
+          process.exitCode = 0;
+          // Anything still holding the event loop (a stray socket) must not keep a stopped daemon alive.
+          setTimeout(() => process.exit(), 1_000).unref();
+        });
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.on('SIGHUP', () => void daemon.ctx.configStore.reload());
+    });
+}
+
+function parseRoles(value: string): Role[] {
+  const roles = value
+    .split(',')
+    .map((r) => r.trim())
+    .filter(Boolean);
+  const unknown = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
+  if (roles.length === 0 || unknown.length > 0) {
+    throw new UsageError(`--role: expected a comma-separated list of ${ROLES.join(', ')}, got "${value}"`);
+  }
+  return [...new Set(roles)] as Role[];
+}

@@ -1,0 +1,31 @@
+// Job: run the payment-health detector for one scheduled tick.
+import { z } from 'zod';
+import type { JobsOptions } from 'bullmq';
+import type { AppContext } from '../lib/context.ts';
+import { runPaymentHealthTick } from '../lib/detection/payment-health-tick.ts';
+
+export const name = 'detect-payment-health';
+export const queue = 'detection';
+
+export const payload = z.strictObject({
+  /** The cron fire time this job evaluates, ISO 8601. */
+  tickAt: z.iso.datetime(),
+});
+
+export const defaultOptions: JobsOptions = {
+  attempts: 3,
+  backoff: { type: 'exponential', delay: 1_000 },
+  // Kept for an hour so that a replica firing the same tick late finds the id taken.
+  removeOnComplete: { age: 3_600, count: 10_000 },
+  removeOnFail: { age: 7 * 24 * 3_600 },
+};
+
+/** The job id of a tick: replicas that fire the same tick add the same job, which BullMQ keeps once. */
+export function tickJobId(tickAt: number): string {
+  return `payment-health@${new Date(tickAt).toISOString()}`;
+}
+
+export async function handle(data: z.infer<typeof payload>, ctx: AppContext) {
+  const result = await runPaymentHealthTick(ctx, Date.parse(data.tickAt));
+  return { outcome: result.outcome, changes: result.changes.length, skippedRows: result.skippedRows };
+}

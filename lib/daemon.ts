@@ -1,0 +1,114 @@
+// The long-running process: scheduler and/or workers, by role, sharing one context. Stopping
+// takes no new work, lets running jobs finish within the grace period, then closes connections.
+import type { Worker } from 'bullmq';
+import { ConfigStore } from './config/store.ts';
+import { createContext, type AppContext } from './context.ts';
+import type { Env } from './env.ts';
+import { ForewarnError } from './errors.ts';
+import type { Logger } from './logger.ts';
+import { readMigrations } from './db/migrate.ts';
+import { Scheduler } from './scheduler.ts';
+import { startDetectionWorker } from '../workers/detection.ts';
+
+export const ROLES = ['scheduler', 'detection'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface Daemon {
+  ctx: AppContext;
+  roles: readonly Role[];
+  /** Resolves once everything is closed; `forced` when the grace period ran out. */
+  stop(reason: string): Promise<{ forced: boolean }>;
+}
+
+export async function startDaemon(options: {
+  env: Env;
+  logger: Logger;
+  roles: readonly Role[];
+}): Promise<Daemon> {
+  const { env, logger, roles } = options;
+  const configStore = await ConfigStore.open(env.configPath, logger);
+  const ctx = createContext(env, configStore, logger);
+  try {
+    await checkServices(ctx);
+  } catch (error) {
+    await ctx.close();
+    throw error;
+  }
+  configStore.watch();
+
+  const workers: Worker[] = [];
+  if (roles.includes('detection')) workers.push(startDetectionWorker(ctx));
+  for (const worker of workers) {
+    const log = logger.child({ component: 'worker', queue: worker.name });
+    worker.on('failed', (job, error) =>
+      log.error({ jobId: job?.id, job: job?.name, attempt: job?.attemptsMade, err: error }, 'job failed'),
+    );
+    worker.on('error', (error) => log.error({ err: error }, 'worker error'));
+  }
+  const scheduler = roles.includes('scheduler') ? new Scheduler(ctx) : undefined;
+  scheduler?.start();
+  logger.info({ component: 'daemon', roles, worker: ctx.workerId }, 'forewarn started');
+
+  let stopping: Promise<{ forced: boolean }> | undefined;
+  const stop = (reason: string) => {
+    stopping ??= (async () => {
+      const graceMs = ctx.config().shutdown.graceSeconds * 1000;
+      logger.info({ component: 'daemon', reason, graceMs }, 'stopping: no new work, finishing running jobs');
+      await scheduler?.stop();
+      let forced = false;
+      const drained = Promise.all(workers.map((w) => w.close()));
+      const timeout = new Promise<'timeout'>((resolve) => setTimeout(resolve, graceMs, 'timeout').unref());
+      if ((await Promise.race([drained, timeout])) === 'timeout') {
+        forced = true;
+        logger.warn(
+          { component: 'daemon', graceMs },
+          'grace period over; running jobs are abandoned and will be retried',
+        );
+        await Promise.all(workers.map((w) => w.close(true)));
+      }
+      await ctx.close();
+      logger.info({ component: 'daemon', forced }, 'forewarn stopped');
+      return { forced };
+    })();
+    return stopping;
+  };
+  return { ctx, roles, stop };
+}
+
+/** Fails fast, with the fix in the message, when a service is down or the schema is behind. */
+export async function checkServices(ctx: AppContext): Promise<void> {
+  try {
+    await ctx.db.query('SELECT 1');
+  } catch (error) {
+    throw new ForewarnError(
+      'FW_SERVICE_UNREACHABLE',
+      `cannot reach PostgreSQL for DATABASE_URL: ${(error as Error).message}. Start it (e.g. \`docker compose up -d postgres\`) or set DATABASE_URL.`,
+      { cause: error },
+    );
+  }
+  try {
+    await ctx.redis.ping();
+  } catch (error) {
+    throw new ForewarnError(
+      'FW_SERVICE_UNREACHABLE',
+      `cannot reach Redis for REDIS_URL: ${(error as Error).message}. Start it (e.g. \`docker compose up -d redis\`) or set REDIS_URL.`,
+      { cause: error },
+    );
+  }
+  const latest = Math.max(0, ...(await readMigrations()).map((m) => m.version));
+  const exists = await ctx.db.query<{ present: boolean }>(
+    "SELECT to_regclass('forewarn.schema_migrations') IS NOT NULL AS present",
+  );
+  const { rows } = exists.rows[0]?.present
+    ? await ctx.db.query<{ version: number | null }>(
+        'SELECT max(version) AS version FROM forewarn.schema_migrations',
+      )
+    : { rows: [] };
+  const current = rows[0]?.version ?? null;
+  if (current === null || current < latest) {
+    throw new ForewarnError(
+      'FW_SCHEMA_OUTDATED',
+      `forewarn's schema is at version ${current ?? 'none'}, this release needs ${latest}: run \`npx forewarn migrate\` first.`,
+    );
+  }
+}

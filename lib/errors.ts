@@ -1,0 +1,55 @@
+// The project's error classes. Each carries a stable code, listed in docs/errors.md (a test
+// checks that every code here is documented there), and says what was wrong, where, and what
+// was expected.
+
+export const errorCodes = {
+  FW_CONFIG_INVALID: 'The config file does not match the schema.',
+  FW_CONFIG_UNREADABLE: 'The config file cannot be read or is not YAML.',
+  FW_ENV_INVALID: 'An environment variable holds a value of the wrong form.',
+  FW_USAGE: 'A command-line argument is unknown or malformed.',
+  FW_MIGRATION_FAILED: 'A schema migration failed; the transaction was rolled back.',
+  FW_SERVICE_UNREACHABLE: 'PostgreSQL or Redis could not be reached.',
+  FW_SCHEMA_OUTDATED: "forewarn's own schema is missing or older than this version; run `forewarn migrate`.",
+  FW_PLATFORM_ROW_INVALID: 'A platform row breaks the contract and was skipped.',
+} as const;
+
+export type ErrorCode = keyof typeof errorCodes;
+
+export class ForewarnError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ForewarnError';
+    this.code = code;
+  }
+}
+
+/** One problem found in a config file: where, what was expected, what was found. */
+export interface ConfigProblem {
+  path: string;
+  expected: string;
+  found: string;
+}
+
+export class ConfigError extends ForewarnError {
+  readonly file: string;
+  readonly problems: readonly ConfigProblem[];
+
+  constructor(file: string, problems: readonly ConfigProblem[]) {
+    super(
+      'FW_CONFIG_INVALID',
+      problems.map((p) => `${file}: ${p.path}: expected ${p.expected}, got ${p.found}`).join('\n'),
+    );
+    this.name = 'ConfigError';
+    this.file = file;
+    this.problems = problems;
+  }
+}
+
+export class UsageError extends ForewarnError {
+  constructor(message: string) {
+    super('FW_USAGE', message);
+    this.name = 'UsageError';
+  }
+}

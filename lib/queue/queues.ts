@@ -1,0 +1,44 @@
+// The BullMQ queues and the typed way to put a job on them: the payload is validated against its
+// job's schema on the way in, as it is on the way out (jobs/registry.ts).
+import { Queue, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { jobRegistry, type JobName, type JobPayload } from '../../jobs/registry.ts';
+
+export const QUEUE_NAMES = ['detection'] as const;
+export type QueueName = (typeof QUEUE_NAMES)[number];
+
+export class Queues {
+  private readonly queues = new Map<QueueName, Queue>();
+  private readonly connection: Redis;
+  readonly prefix: string;
+
+  constructor(connection: Redis, prefix: string) {
+    this.connection = connection;
+    this.prefix = prefix;
+  }
+
+  get(name: QueueName): Queue {
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = new Queue(name, { connection: this.connection, prefix: this.prefix });
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  /** Adds a job; a job whose `jobId` already exists is not added again (BullMQ's dedupe). */
+  async enqueue<N extends JobName>(
+    name: N,
+    payload: JobPayload<N>,
+    options: JobsOptions = {},
+  ): Promise<void> {
+    const definition = jobRegistry[name];
+    const data = definition.payload.parse(payload);
+    await this.get(definition.queue).add(name, data, { ...definition.defaultOptions, ...options });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    this.queues.clear();
+  }
+}
