@@ -1,6 +1,7 @@
 // Which channels to suggest while one is broken in a region: enabled, offered there, proven by
-// enough recent volume, healthy now; best success rate first, then the platform's priority.
+// enough recent volume, healthy now; most surely healthy first, then the platform's priority.
 import { pairKey, type SignalSeries } from './series.ts';
+import { normalQuantile, wilsonInterval } from './stats.ts';
 import { thresholdsFor, type PaymentHealthSettings } from './thresholds.ts';
 import type { PaymentChannel } from './types.ts';
 
@@ -27,9 +28,13 @@ export function rankBackupChannels(query: BackupQuery): string[] {
     const longest = thresholds.windows[thresholds.windows.length - 1]!;
     const counts = pairSeries.between(now - longest.seconds * 1000, now);
     if (counts.attempts < thresholds.backup.minAttempts) continue;
-    // Whole percents: channels within a point of each other are equally healthy, so the
-    // platform's priority decides between them.
-    const successPercent = Math.floor((100 * (counts.attempts - counts.failures)) / counts.attempts);
+    // Health is the Wilson lower bound of the success share, so a quiet channel's lucky streak
+    // does not outrank a busy channel's proven record. Whole percents: channels within a point
+    // of each other are equally healthy, and the platform's priority decides between them.
+    const z = normalQuantile(thresholds.confidence);
+    const successPercent = Math.floor(
+      100 * wilsonInterval(counts.attempts - counts.failures, counts.attempts, z).lower,
+    );
     candidates.push({ id: channel.id, successPercent, priority: channel.priority });
   }
   candidates.sort(

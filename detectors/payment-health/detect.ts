@@ -158,7 +158,13 @@ export function detectPaymentHealth(
   return { state: { evaluatedAt: now, pairs: nextPairs }, changes, assessments };
 }
 
-/** Judges one kind of one pair on the shortest window that holds enough attempts. */
+/**
+ * Judges one kind of one pair. The shortest window holding enough attempts is the current view:
+ * it decides whether the pair is healthy. The pair is degraded when some window holding enough
+ * attempts (the longer ones have more power at low rates) proves the share above the threshold,
+ * while the current view and the most recent attempts do not look healthy, so that a finished
+ * blip still inside a long window does not count.
+ */
 export function assess(
   series: PairSeries | undefined,
   thresholds: PaymentHealthThresholds,
@@ -167,23 +173,21 @@ export function assess(
   now: number,
 ): Assessment {
   if (!series) return { status: 'unknown', baseline };
+  const limits = thresholds[kind];
+  const z = normalQuantile(thresholds.confidence);
+  const margin = Math.max(limits.minIncrease, baseline * limits.relativeIncrease);
+  const threshold = Math.min(1, baseline + margin);
+  const recoveredBelow = baseline + margin / 2;
+  let current: Extract<Assessment, { counts: Counts }> | undefined;
+  let proof: Extract<Assessment, { counts: Counts }> | undefined;
   for (const window of thresholds.windows) {
     const counts = series.between(now - window.seconds * 1000, now);
     if (counts.attempts < window.minAttempts) continue;
-    const limits = thresholds[kind];
     const bad = badOf(counts, kind);
-    const { lower, upper } = wilsonInterval(bad, counts.attempts, normalQuantile(thresholds.confidence));
-    const margin = Math.max(limits.minIncrease, baseline * limits.relativeIncrease);
-    const threshold = Math.min(1, baseline + margin);
-    const recoveredBelow = baseline + margin / 2;
+    const { lower, upper } = wilsonInterval(bad, counts.attempts, z);
     const rate = bad / counts.attempts;
-    const recent = series.between(now - thresholds.recentSeconds * 1000, now);
-    const stillHappening =
-      recent.attempts < thresholds.recentMinAttempts ||
-      badOf(recent, kind) / recent.attempts > recoveredBelow;
-    const degraded = bad >= limits.minCount && lower > threshold && stillHappening;
-    return {
-      status: degraded ? 'degraded' : rate <= recoveredBelow ? 'healthy' : 'uncertain',
+    const view = {
+      status: rate <= recoveredBelow ? ('healthy' as const) : ('uncertain' as const),
       baseline,
       windowSeconds: window.seconds,
       counts,
@@ -194,8 +198,19 @@ export function assess(
       threshold,
       recoveredBelow,
     };
+    current ??= view;
+    if (bad >= limits.minCount && lower > threshold) {
+      proof = view;
+      break;
+    }
   }
-  return { status: 'unknown', baseline };
+  if (!current) return { status: 'unknown', baseline };
+  if (!proof || current.status === 'healthy') return current;
+  const recent = series.between(now - thresholds.recentSeconds * 1000, now);
+  const recentlyHealthy =
+    recent.attempts >= thresholds.recentMinAttempts &&
+    badOf(recent, kind) / recent.attempts <= recoveredBelow;
+  return recentlyHealthy ? { ...current, status: 'uncertain' } : { ...proof, status: 'degraded' };
 }
 
 type Transition = 'open' | 'resolve' | null;
@@ -226,6 +241,7 @@ function step(
   return { next: { ...state, healthySince }, transition: null };
 }
 
+/** Healthy enough to suggest: nothing open, nothing confirming, not degraded this tick. */
 function isHealthyNow(
   pair: PairState | undefined,
   assessed: Record<IncidentKind, Assessment> | undefined,
@@ -235,7 +251,7 @@ function isHealthyNow(
     (kind) =>
       pair.kinds[kind].open === null &&
       pair.kinds[kind].degradedSince === null &&
-      assessed[kind].status === 'healthy',
+      assessed[kind].status !== 'degraded',
   );
 }
 

@@ -18,3 +18,5 @@ export {
 } from './thresholds.ts';
 export type { PaymentHealthSettings, PaymentHealthThresholds } from './thresholds.ts';
 export type * from './types.ts';
+export { replayPaymentHealth } from './replay.ts';
+export type { ReplayedIncident, ReplayOptions } from './replay.ts';

@@ -6,9 +6,8 @@ import {
   BUCKET_MS,
   buildSeries,
   DETECTOR,
-  detectPaymentHealth,
-  initialPaymentHealthState,
   lookback,
+  replayPaymentHealth,
   type Evidence,
   type IncidentKind,
   type PaymentHealthSettings,
@@ -71,43 +70,30 @@ export async function backtestPaymentHealth(options: BacktestOptions): Promise<B
   const readMs = performance.now() - readStarted;
 
   const replayStarted = performance.now();
-  const ticksTotal = Math.floor((toMs - firstTick) / stepMs) + 1;
-  const open = new Map<string, BacktestIncident>();
-  const incidents: BacktestIncident[] = [];
-  let state = initialPaymentHealthState();
-  let ticksDone = 0;
-  for (let now = firstTick; now <= toMs; now += stepMs) {
-    const findings = detectPaymentHealth({ series, channels: channels.channels }, state, settings, now);
-    state = findings.state;
-    for (const change of findings.changes) {
-      const key = `${change.subject.channel}:${change.subject.region}:${change.kind}`;
-      if (change.type === 'opened') {
-        const incident: BacktestIncident = {
-          detector: DETECTOR,
-          subject: change.subject,
-          openedAt: new Date(change.at).toISOString(),
-          resolvedAt: null,
-          kind: change.kind,
-          evidence: change.evidence,
-          backupChannels: change.backupChannels,
-        };
-        open.set(key, incident);
-        incidents.push(incident);
-      } else {
-        const incident = open.get(key);
-        if (incident) incident.resolvedAt = new Date(change.at).toISOString();
-        open.delete(key);
-      }
-    }
-    ticksDone++;
-    if (options.onProgress && ticksDone % 500 === 0) options.onProgress({ ticksDone, ticksTotal });
-  }
-  options.onProgress?.({ ticksDone, ticksTotal });
+  const replay = replayPaymentHealth({
+    series,
+    channels: channels.channels,
+    settings,
+    firstTick,
+    lastTick: toMs,
+    stepMs,
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
   // Incidents that opened and resolved within the warm-up are outside the asked range.
-  const inRange = incidents.filter((i) => i.resolvedAt === null || Date.parse(i.resolvedAt) >= fromMs);
+  const inRange = replay.incidents
+    .filter((i) => i.resolvedAt === null || i.resolvedAt >= fromMs)
+    .map((i): BacktestIncident => ({
+      detector: i.detector,
+      subject: i.subject,
+      openedAt: new Date(i.openedAt).toISOString(),
+      resolvedAt: i.resolvedAt === null ? null : new Date(i.resolvedAt).toISOString(),
+      kind: i.kind,
+      evidence: i.evidence,
+      backupChannels: i.backupChannels,
+    }));
   return {
     incidents: inRange,
-    ticks: ticksDone,
+    ticks: replay.ticks,
     bucketRows: rows.length,
     skippedRows: invalid.count + channels.invalid.length,
     readMs,
