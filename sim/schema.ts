@@ -1,0 +1,83 @@
+// DDL of the simulated trading platform's tables, exactly as the platform contract describes
+// them, so demos and integration tests read a database shaped like a real platform's.
+import { escapeIdentifier } from 'pg';
+import type { ClientBase } from 'pg';
+
+export interface CreatePlatformSchemaOptions {
+  /** Drop the schema and everything in it first. */
+  reset?: boolean;
+}
+
+/**
+ * Creates `schema` and the platform's tables in it (existing ones are kept unless `reset`).
+ *
+ * The tables carry no CHECK or foreign-key constraints on purpose: the contract says rows with an
+ * unknown status or channel are skipped and logged, and tests must be able to insert such rows.
+ */
+export async function createPlatformSchema(
+  client: ClientBase,
+  schema: string,
+  options: CreatePlatformSchemaOptions = {},
+): Promise<void> {
+  const s = escapeIdentifier(schema);
+  // One simple-protocol query: PostgreSQL runs the statements in one implicit transaction.
+  await client.query(`
+    ${options.reset ? `DROP SCHEMA IF EXISTS ${s} CASCADE;` : ''}
+    CREATE SCHEMA IF NOT EXISTS ${s};
+
+    CREATE TABLE IF NOT EXISTS ${s}.users (
+      id text PRIMARY KEY,
+      email text,
+      locale text NOT NULL,
+      region text NOT NULL,
+      timezone text NOT NULL,
+      status text NOT NULL,
+      last_active_at timestamptz,
+      created_at timestamptz NOT NULL
+    );
+
+    CREATE TABLE IF NOT EXISTS ${s}.payment_channels (
+      id text PRIMARY KEY,
+      display_name text NOT NULL,
+      regions text[] NOT NULL,
+      enabled boolean NOT NULL,
+      priority integer NOT NULL
+    );
+
+    CREATE TABLE IF NOT EXISTS ${s}.payment_attempts (
+      id bigint PRIMARY KEY,
+      user_id text NOT NULL,
+      channel_id text NOT NULL,
+      region text NOT NULL,
+      status text NOT NULL,
+      error_code text,
+      latency_ms integer,
+      created_at timestamptz NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS payment_attempts_created_at_idx ON ${s}.payment_attempts (created_at);
+
+    CREATE TABLE IF NOT EXISTS ${s}.products (
+      id text PRIMARY KEY,
+      name text NOT NULL,
+      stock integer NOT NULL,
+      low_stock_threshold integer,
+      updated_at timestamptz NOT NULL
+    );
+
+    CREATE TABLE IF NOT EXISTS ${s}.orders (
+      id text PRIMARY KEY,
+      user_id text NOT NULL,
+      product_id text NOT NULL,
+      quantity integer NOT NULL,
+      status text NOT NULL,
+      created_at timestamptz NOT NULL
+    );
+
+    CREATE TABLE IF NOT EXISTS ${s}.restock_subscriptions (
+      user_id text NOT NULL,
+      product_id text NOT NULL,
+      created_at timestamptz NOT NULL,
+      PRIMARY KEY (user_id, product_id)
+    );
+  `);
+}

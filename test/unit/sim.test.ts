@@ -1,0 +1,413 @@
+// The simulator: a deterministic, realistic platform whose incidents show up where they are
+// scripted, and the in-memory observation model the detector's signals are checked against.
+import { describe, expect, it } from 'vitest';
+import { BUCKET_MS } from '../../detectors/payment-health/series.ts';
+import { copyRow, copyText } from '../../sim/load.ts';
+import { bucketRowsFromAttempts } from '../../sim/observe.ts';
+import {
+  USERS_REFERENCE_NOW,
+  expectedAttempts,
+  generateUsers,
+  referencePlatform,
+  trafficFactor,
+} from '../../sim/platform.ts';
+import { generateAttempts } from '../../sim/traffic.ts';
+import type { Scenario, SimAttempt, TrafficOptions } from '../../sim/traffic.ts';
+
+const HOUR = 3_600_000;
+const MINUTE = 60_000;
+// 2025-06-01 00:00 in Beijing (UTC+8).
+const DAY_START = Date.UTC(2025, 5, 1) - 8 * HOUR;
+const platform = referencePlatform();
+
+function attempts(options: Partial<TrafficOptions> & Pick<TrafficOptions, 'from' | 'to'>): SimAttempt[] {
+  return [...generateAttempts({ platform, seed: 1, ...options })];
+}
+
+function isFailure(a: SimAttempt): boolean {
+  return a.status === 'failed' || a.status === 'timeout';
+}
+
+describe('referencePlatform', () => {
+  it('has 30 distinct traffic pairs on known channels, each offered where it has traffic', () => {
+    const keys = new Set(platform.pairs.map((p) => `${p.channel}:${p.region}`));
+    expect(keys.size).toBe(30);
+    expect(platform.pairs).toHaveLength(30);
+    const regionCodes = new Set(platform.regions.map((r) => r.code));
+    for (const pair of platform.pairs) {
+      const channel = platform.channels.find((c) => c.id === pair.channel);
+      expect(channel, pair.channel).toBeDefined();
+      expect(channel!.enabled).toBe(true);
+      expect(channel!.regions.includes('*') || channel!.regions.includes(pair.region)).toBe(true);
+      expect(regionCodes.has(pair.region)).toBe(true);
+    }
+    expect(platform.channels.find((c) => c.id === 'alipay')?.displayName).toBe('支付宝');
+    expect(platform.channels.some((c) => !c.enabled)).toBe(true);
+  });
+
+  it('peaks in the evening and bottoms out before dawn, Beijing time', () => {
+    const at = (hour: number) => trafficFactor(platform.dailyCycle, DAY_START + hour * HOUR);
+    expect(at(20.5)).toBeCloseTo(1, 5);
+    expect(at(4.5)).toBeGreaterThanOrEqual(0.2);
+    expect(at(4.5)).toBeLessThanOrEqual(0.25);
+    expect(expectedAttempts(platform, DAY_START, DAY_START + 24 * HOUR)).toBeGreaterThan(1_350_000);
+    expect(expectedAttempts(platform, DAY_START, DAY_START + 24 * HOUR)).toBeLessThan(1_450_000);
+  });
+});
+
+describe('generateAttempts', () => {
+  it('yields the same attempts for the same seed and different ones for another', () => {
+    const window = { from: DAY_START + 20 * HOUR, to: DAY_START + 20 * HOUR + 5 * MINUTE };
+    const a = attempts({ ...window, seed: 7 });
+    const b = attempts({ ...window, seed: 7 });
+    const c = attempts({ ...window, seed: 8 });
+    expect(a.length).toBeGreaterThan(1_000);
+    expect(b).toEqual(a);
+    expect(c).not.toEqual(a);
+  });
+
+  it('produces about 1.4 million attempts a day with a visible day/night cycle, in created_at order', () => {
+    const perHour = new Array<number>(24).fill(0);
+    const statuses = new Map<string, number>();
+    let total = 0;
+    let previous: SimAttempt | null = null;
+    let ordered = true;
+    let latencyOnlyWhenSucceeded = true;
+    for (const a of generateAttempts({ platform, seed: 3, from: DAY_START, to: DAY_START + 24 * HOUR })) {
+      total += 1;
+      const hour = Math.floor((a.createdAt - DAY_START) / HOUR);
+      perHour[hour] = perHour[hour]! + 1;
+      statuses.set(a.status, (statuses.get(a.status) ?? 0) + 1);
+      if (previous && (a.createdAt < previous.createdAt || a.id !== previous.id + 1)) ordered = false;
+      if ((a.latencyMs !== null) !== (a.status === 'succeeded')) latencyOnlyWhenSucceeded = false;
+      previous = a;
+    }
+    expect(ordered).toBe(true);
+    expect(latencyOnlyWhenSucceeded).toBe(true);
+    expect(total).toBeGreaterThan(1_400_000 * 0.9);
+    expect(total).toBeLessThan(1_400_000 * 1.1);
+    expect(Math.abs(total / expectedAttempts(platform, DAY_START, DAY_START + 24 * HOUR) - 1)).toBeLessThan(
+      0.01,
+    );
+
+    const busiest = perHour.indexOf(Math.max(...perHour));
+    const quietest = perHour.indexOf(Math.min(...perHour));
+    expect([20, 21]).toContain(busiest);
+    expect([3, 4, 5]).toContain(quietest);
+    const trough = perHour[quietest]! / perHour[busiest]!;
+    expect(trough).toBeGreaterThan(0.18);
+    expect(trough).toBeLessThan(0.3);
+
+    const share = (status: string) => (statuses.get(status) ?? 0) / total;
+    expect(share('pending')).toBeGreaterThan(0.001);
+    expect(share('pending')).toBeLessThan(0.004);
+    expect(share('failed') + share('timeout')).toBeGreaterThan(0.02);
+    expect(share('failed') + share('timeout')).toBeLessThan(0.06);
+  });
+
+  it('gives each pair its normal failure share and latency', () => {
+    const all = attempts({ from: DAY_START + 19 * HOUR, to: DAY_START + 21 * HOUR });
+    const failureShare = (channel: string) => {
+      const mine = all.filter((a) => a.channelId === channel);
+      return mine.filter(isFailure).length / mine.length;
+    };
+    expect(failureShare('bank_card')).toBeGreaterThan(0.08);
+    expect(failureShare('bank_card')).toBeLessThan(0.13);
+    expect(failureShare('alipay')).toBeGreaterThan(0.015);
+    expect(failureShare('alipay')).toBeLessThan(0.03);
+
+    const latencies = all
+      .filter((a) => a.channelId === 'alipay' && a.status === 'succeeded')
+      .map((a) => a.latencyMs!)
+      .sort((x, y) => x - y);
+    const median = latencies[Math.floor(latencies.length / 2)]!;
+    expect(median).toBeGreaterThan(1_000);
+    expect(median).toBeLessThan(4_000);
+    const slowShare = latencies.filter((l) => l > 15_000).length / latencies.length;
+    expect(slowShare).toBeGreaterThan(0);
+    expect(slowShare).toBeLessThan(0.01);
+  });
+
+  it('numbers attempts from firstId and scales the rate', () => {
+    const window = { from: DAY_START + 20 * HOUR, to: DAY_START + 20 * HOUR + 10 * MINUTE };
+    const normal = attempts(window);
+    const half = attempts({ ...window, rateScale: 0.5, firstId: 1_000 });
+    expect(half[0]!.id).toBe(1_000);
+    expect(half.length / normal.length).toBeGreaterThan(0.45);
+    expect(half.length / normal.length).toBeLessThan(0.55);
+    expect(attempts({ ...window, rateScale: 0 })).toEqual([]);
+    expect(attempts({ from: window.from, to: window.from })).toEqual([]);
+  });
+
+  it('draws users of the attempt region when given users with regions', () => {
+    const users = generateUsers(2_000, 5);
+    const regionOf = new Map(users.map((u) => [u.id, u.region]));
+    const window = { from: DAY_START + 20 * HOUR, to: DAY_START + 20 * HOUR + 2 * MINUTE };
+    for (const a of attempts({ ...window, users })) expect(regionOf.get(a.userId)).toBe(a.region);
+    const ids = ['only-one'];
+    expect(new Set(attempts({ ...window, users: ids }).map((a) => a.userId))).toEqual(new Set(ids));
+  });
+});
+
+describe('scenarios', () => {
+  const from = DAY_START + 20 * HOUR;
+  const to = from + 30 * MINUTE;
+  const incident = { from: from + 10 * MINUTE, to: from + 20 * MINUTE };
+
+  function run(effect: Scenario['effect'], region = 'CN-GD') {
+    const scenario: Scenario = { channel: 'alipay', region, ...incident, effect };
+    const baseline = attempts({ from, to });
+    const changed = attempts({ from, to, scenarios: [scenario] });
+    const inside = changed.filter(
+      (a) =>
+        a.channelId === 'alipay' &&
+        (region === '*' || a.region === region) &&
+        a.createdAt >= incident.from &&
+        a.createdAt < incident.to,
+    );
+    const insideIds = new Set(inside.map((a) => a.id));
+    return { baseline, changed, inside, insideIds };
+  }
+
+  it('changes only the attempts of the scripted pair and window', () => {
+    const { baseline, changed, inside, insideIds } = run({ type: 'outage' });
+    expect(changed.length).toBe(baseline.length);
+    expect(inside.length).toBeGreaterThan(1_000);
+    const outside = (a: SimAttempt) => !insideIds.has(a.id);
+    expect(changed.filter(outside)).toEqual(baseline.filter(outside));
+    expect(baseline.filter((a) => insideIds.has(a.id)).every(isFailure)).toBe(false);
+  });
+
+  it('outage: every attempt fails, some as timeouts, with error codes', () => {
+    const { inside } = run({ type: 'outage' });
+    expect(inside.every(isFailure)).toBe(true);
+    const timeouts = inside.filter((a) => a.status === 'timeout').length / inside.length;
+    expect(timeouts).toBeGreaterThan(0.2);
+    expect(timeouts).toBeLessThan(0.5);
+    expect(inside.every((a) => a.errorCode !== null && a.latencyMs === null)).toBe(true);
+    const codes = new Set(inside.map((a) => a.errorCode));
+    expect(codes).toContain('ACQ.SYSTEM_ERROR');
+  });
+
+  it("outage on region '*' takes down every region of the channel", () => {
+    const { inside } = run({ type: 'outage' }, '*');
+    expect(new Set(inside.map((a) => a.region)).size).toBe(5);
+    expect(inside.every(isFailure)).toBe(true);
+  });
+
+  it('failureRate: the failure share rises to the given rate', () => {
+    const { inside } = run({ type: 'failureRate', rate: 0.3 });
+    const share = inside.filter(isFailure).length / inside.length;
+    expect(share).toBeGreaterThan(0.27);
+    expect(share).toBeLessThan(0.33);
+  });
+
+  it('slow: successes confirm after about the given latency', () => {
+    const { inside } = run({ type: 'slow', latencyMs: 40_000 });
+    const succeeded = inside.filter((a) => a.status === 'succeeded');
+    expect(succeeded.length / inside.length).toBeGreaterThan(0.95);
+    expect(succeeded.every((a) => a.latencyMs! >= 30_000)).toBe(true);
+    const mean = succeeded.reduce((sum, a) => sum + a.latencyMs!, 0) / succeeded.length;
+    expect(mean).toBeGreaterThan(37_000);
+    expect(mean).toBeLessThan(43_000);
+  });
+
+  it('stuckPending: the given share stays pending', () => {
+    const { inside } = run({ type: 'stuckPending', share: 0.5 });
+    const share = inside.filter((a) => a.status === 'pending').length / inside.length;
+    expect(share).toBeGreaterThan(0.46);
+    expect(share).toBeLessThan(0.54);
+    expect(inside.filter((a) => a.status === 'pending').every((a) => a.latencyMs === null)).toBe(true);
+  });
+
+  it('rejects scenarios that could never take effect', () => {
+    const bad = (scenario: Scenario) => () => attempts({ from, to, scenarios: [scenario] });
+    expect(bad({ channel: 'alipay', region: 'CN-XX', ...incident, effect: { type: 'outage' } })).toThrow(
+      /region: expected '\*' or a region where alipay has traffic/,
+    );
+    expect(bad({ channel: 'paypal', region: 'CN-GD', ...incident, effect: { type: 'outage' } })).toThrow(
+      /channel/,
+    );
+    expect(
+      bad({ channel: 'alipay', region: 'CN-GD', ...incident, effect: { type: 'failureRate', rate: 3 } }),
+    ).toThrow(/effect.rate/);
+    expect(
+      bad({ channel: 'alipay', region: 'CN-GD', from: to, to: from, effect: { type: 'outage' } }),
+    ).toThrow(/from, to/);
+  });
+});
+
+describe('generateUsers', () => {
+  const users = generateUsers(10_000, 11);
+
+  it('is deterministic, with unique ids', () => {
+    expect(generateUsers(200, 11)).toEqual(users.slice(0, 200));
+    expect(new Set(users.map((u) => u.id)).size).toBe(users.length);
+    expect(users[0]!.id).toBe('u0000001');
+  });
+
+  it('looks like a Chinese platform user base, with the odd cases the notifier must handle', () => {
+    const share = (predicate: (u: (typeof users)[number]) => boolean) =>
+      users.filter(predicate).length / users.length;
+    expect(share((u) => u.locale === 'zh-CN')).toBeGreaterThan(0.8);
+    expect(share((u) => u.locale === 'en')).toBeGreaterThan(0.05);
+    expect(share((u) => u.locale === 'fr')).toBeGreaterThan(0);
+    expect(share((u) => u.email === null)).toBeGreaterThan(0.1);
+    expect(share((u) => u.email === null)).toBeLessThan(0.2);
+    expect(share((u) => u.status === 'active')).toBeGreaterThan(0.95);
+    expect(share((u) => u.status === 'deleted')).toBeGreaterThan(0);
+    expect(share((u) => u.timezone !== 'Asia/Shanghai')).toBeGreaterThan(0);
+    expect(share((u) => u.lastActiveAt === null)).toBeGreaterThan(0);
+    expect(new Set(users.map((u) => u.region))).toEqual(new Set(platform.regions.map((r) => r.code)));
+    const inconsistent = users.filter(
+      (u) =>
+        u.createdAt > USERS_REFERENCE_NOW ||
+        (u.lastActiveAt !== null && (u.lastActiveAt < u.createdAt || u.lastActiveAt > USERS_REFERENCE_NOW)) ||
+        (u.email !== null && !/^u\d{7}@example\.(com|cn|net)$/.test(u.email)),
+    );
+    expect(inconsistent).toEqual([]);
+  });
+});
+
+describe('bucketRowsFromAttempts', () => {
+  const T = 1_000 * BUCKET_MS; // bucket 1000 starts here
+  let nextId = 1;
+  const attempt = (overrides: Partial<SimAttempt>): SimAttempt => ({
+    id: nextId++,
+    userId: 'u1',
+    channelId: 'alipay',
+    region: 'CN-GD',
+    status: 'succeeded',
+    errorCode: null,
+    latencyMs: 1_000,
+    createdAt: T,
+    ...overrides,
+  });
+  const slowAfterMs = (channel: string) => (channel === 'unionpay' ? 30_000 : 15_000);
+  const row = {
+    channel: 'alipay',
+    region: 'CN-GD',
+    bucket: 0,
+    attempts: 0,
+    failures: 0,
+    slow: 0,
+    latencySumMs: 0,
+    latencyCount: 0,
+  };
+  const observe = (list: SimAttempt[], fromMs = 0, toMs = T + 3_600_000, bucketMs?: number) =>
+    bucketRowsFromAttempts(list, { slowAfterMs, fromMs, toMs, bucketMs });
+
+  it('counts failures at creation and successes at confirmation', () => {
+    const rows = observe([
+      attempt({ status: 'failed', errorCode: 'X', latencyMs: null }),
+      attempt({ status: 'timeout', errorCode: 'GATEWAY_TIMEOUT', latencyMs: null, createdAt: T + 4_999 }),
+      attempt({ latencyMs: 2_000 }),
+      attempt({ latencyMs: 6_000 }),
+    ]);
+    expect(rows).toEqual([
+      { ...row, bucket: 1000, attempts: 3, failures: 2, latencySumMs: 2_000, latencyCount: 1 },
+      { ...row, bucket: 1001, attempts: 1, latencySumMs: 6_000, latencyCount: 1 },
+    ]);
+  });
+
+  it('counts a late success as slow when the threshold passes, with its full latency', () => {
+    const rows = observe([attempt({ latencyMs: 20_000 })]);
+    expect(rows).toEqual([
+      { ...row, bucket: 1003, attempts: 1, slow: 1, latencySumMs: 20_000, latencyCount: 1 },
+    ]);
+  });
+
+  it('counts a pending attempt as slow at createdAt + slowAfterMs of its pair', () => {
+    const rows = observe([
+      attempt({ status: 'pending', latencyMs: null }),
+      attempt({ status: 'pending', latencyMs: null, channelId: 'unionpay' }),
+    ]);
+    expect(rows.map((r) => [r.channel, r.bucket, r.attempts, r.slow])).toEqual([
+      ['alipay', 1003, 1, 1],
+      ['unionpay', 1006, 1, 1],
+    ]);
+  });
+
+  it('leaves out attempts observed outside [fromMs, toMs): young pending ones are not counted yet', () => {
+    const now = T + 10_000;
+    const rows = observe(
+      [
+        attempt({ status: 'pending', latencyMs: null }), // observable at T + 15 s: too young
+        attempt({ latencyMs: 12_000 }), // confirmed at T + 12 s: not yet
+        attempt({ latencyMs: 9_999 }), // confirmed just before now
+        attempt({ status: 'failed', errorCode: 'X', latencyMs: null, createdAt: T - 1 }), // before fromMs
+      ],
+      T,
+      now,
+    );
+    expect(rows).toEqual([{ ...row, bucket: 1001, attempts: 1, latencySumMs: 9_999, latencyCount: 1 }]);
+  });
+
+  it('sorts rows by channel, region and bucket, and honours bucketMs', () => {
+    const rows = observe(
+      [
+        attempt({ channelId: 'wechat_pay', createdAt: T }),
+        attempt({ region: 'CN-BJ', createdAt: T + 61_000 }),
+        attempt({ region: 'CN-BJ', createdAt: T }),
+      ],
+      0,
+      T + HOUR,
+      MINUTE,
+    );
+    expect(rows.map((r) => [r.channel, r.region, r.bucket])).toEqual([
+      ['alipay', 'CN-BJ', Math.floor((T + 1_000) / MINUTE)],
+      ['alipay', 'CN-BJ', Math.floor((T + 62_000) / MINUTE)],
+      ['wechat_pay', 'CN-GD', Math.floor((T + 1_000) / MINUTE)],
+    ]);
+  });
+
+  it('accounts for every simulated attempt observed in the window', () => {
+    const from = DAY_START + 20 * HOUR;
+    const list = attempts({
+      from,
+      to: from + 10 * MINUTE,
+      scenarios: [
+        {
+          channel: 'unionpay',
+          region: 'CN-GD',
+          from,
+          to: from + 10 * MINUTE,
+          effect: { type: 'stuckPending', share: 0.5 },
+        },
+      ],
+    });
+    const rows = observe(list, from, from + 10 * MINUTE);
+    const sum = (key: 'attempts' | 'failures' | 'slow') => rows.reduce((s, r) => s + r[key], 0);
+    const observedAt = (a: SimAttempt) => {
+      const limit = slowAfterMs(a.channelId);
+      if (isFailure(a)) return a.createdAt;
+      if (a.status === 'pending') return a.createdAt + limit;
+      return a.createdAt + Math.min(a.latencyMs!, limit);
+    };
+    const counted = list.filter((a) => observedAt(a) < from + 10 * MINUTE);
+    expect(sum('attempts')).toBe(counted.length);
+    expect(sum('failures')).toBe(counted.filter(isFailure).length);
+    expect(sum('slow')).toBe(
+      counted.filter((a) => a.status === 'pending' || (a.latencyMs ?? 0) > slowAfterMs(a.channelId)).length,
+    );
+    expect(sum('slow')).toBeGreaterThan(0);
+  });
+});
+
+describe('COPY text format', () => {
+  it('escapes backslashes, tabs and line breaks and writes \\N for nulls', () => {
+    expect(copyText('plain')).toBe('plain');
+    expect(copyText('a\\b\tc\nd\re')).toBe('a\\\\b\\tc\\nd\\re');
+    const row = copyRow({
+      id: 42,
+      userId: 'u\t1',
+      channelId: 'alipay',
+      region: 'CN-GD',
+      status: 'failed',
+      errorCode: null,
+      latencyMs: null,
+      createdAt: Date.UTC(2025, 5, 1, 12, 0, 0, 7),
+    });
+    expect(row).toBe('42\tu\\t1\talipay\tCN-GD\tfailed\t\\N\t\\N\t2025-06-01T12:00:00.007Z\n');
+  });
+});
