@@ -34,6 +34,10 @@ export function createContext(env: Env, configStore: ConfigStore, logger: Logger
       ? db
       : createPool(env.platformDatabaseUrl, { applicationName: 'forewarn-platform' });
   const redis = createRedis(env.redisUrl);
+  // ioredis reconnects by itself; without a listener each failed attempt would be an unhandled error.
+  redis.on('error', (error) =>
+    logger.warn({ component: 'redis', err: error }, 'Redis connection error; reconnecting'),
+  );
   const queues = new Queues(redis, env.queuePrefix);
   for (const pool of new Set([db, platformDb])) {
     // An idle client losing its connection must not crash the daemon; the pool replaces it.

@@ -87,7 +87,11 @@ export async function checkServices(ctx: AppContext): Promise<void> {
     );
   }
   try {
-    await ctx.redis.ping();
+    // The shared connection retries forever (BullMQ needs that), so bound the first contact.
+    await Promise.race([
+      ctx.redis.ping(),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('no answer within 5 s')), 5_000).unref()),
+    ]);
   } catch (error) {
     throw new ForewarnError(
       'FW_SERVICE_UNREACHABLE',

@@ -145,8 +145,13 @@ export function detectPaymentHealth(
       (kind) => pair.kinds[kind].open === null && pair.kinds[kind].degradedSince === null,
     );
     const assessed = assessments.get(key)!;
-    const noneDegraded = INCIDENT_KINDS.every((kind) => assessed[kind].status !== 'degraded');
-    if (quiet && noneDegraded) {
+    // Learn only from traffic that looks normal now: a slow slide above the threshold that is
+    // not proven yet must not become the new normal before it is caught.
+    const normal = INCIDENT_KINDS.every((kind) => {
+      const a = assessed[kind];
+      return a.status === 'unknown' || (a.status !== 'degraded' && a.rate <= a.threshold);
+    });
+    if (quiet && normal) {
       nextPairs[key] = {
         ...pair,
         baseline: learn(pair.baseline, signals.series.get(key), thresholds, lastEvaluatedAt, now),
@@ -187,7 +192,8 @@ export function assess(
     const { lower, upper } = wilsonInterval(bad, counts.attempts, z);
     const rate = bad / counts.attempts;
     const view = {
-      status: rate <= recoveredBelow ? ('healthy' as const) : ('uncertain' as const),
+      status: 'uncertain' as const,
+      currentHealthy: false,
       baseline,
       windowSeconds: window.seconds,
       counts,
@@ -205,17 +211,25 @@ export function assess(
     }
   }
   if (!current) return { status: 'unknown', baseline };
-  if (!proof || current.status === 'healthy') return current;
+  const currentHealthy = current.rate <= recoveredBelow;
+  if (!proof) return { ...current, currentHealthy, status: currentHealthy ? 'healthy' : 'uncertain' };
   const recent = series.between(now - thresholds.recentSeconds * 1000, now);
-  const recentlyHealthy =
-    recent.attempts >= thresholds.recentMinAttempts &&
-    badOf(recent, kind) / recent.attempts <= recoveredBelow;
-  return recentlyHealthy ? { ...current, status: 'uncertain' } : { ...proof, status: 'degraded' };
+  // The most recent attempts must still look as bad as the threshold (when there are enough of
+  // them to tell): a finished blip, or the quiet half of flapping, is proven but not happening.
+  const stillHappening =
+    recent.attempts < thresholds.recentMinAttempts || badOf(recent, kind) / recent.attempts > threshold;
+  if (currentHealthy || !stillHappening) return { ...current, currentHealthy, status: 'uncertain' };
+  return { ...proof, currentHealthy, status: 'degraded' };
 }
 
 type Transition = 'open' | 'resolve' | null;
 
-/** One kind's state machine: confirmation before opening, hysteresis before resolving. */
+/**
+ * One kind's state machine. Opening: a run of degraded ticks lasting `confirmSeconds`; healthy
+ * ticks end the run, uncertain ones (a longer window still proves trouble that the current view
+ * no longer shows, as between the flaps of a flapping channel) neither extend nor end it.
+ * Resolving: the current view healthy for `resolveSeconds` without a break.
+ */
 function step(
   state: KindState,
   assessment: Assessment,
@@ -224,8 +238,8 @@ function step(
 ): { next: KindState; transition: Transition } {
   if (assessment.status === 'unknown') return { next: state, transition: null };
   if (state.open === null) {
-    if (assessment.status !== 'degraded')
-      return { next: { ...state, degradedSince: null }, transition: null };
+    if (assessment.status === 'healthy') return { next: { ...state, degradedSince: null }, transition: null };
+    if (assessment.status === 'uncertain') return { next: state, transition: null };
     const degradedSince = state.degradedSince ?? now;
     if (now - degradedSince >= thresholds.confirmSeconds * 1000) {
       // `open` is filled in by the caller once backups are ranked.
@@ -233,7 +247,7 @@ function step(
     }
     return { next: { ...state, degradedSince }, transition: null };
   }
-  if (assessment.status !== 'healthy') return { next: { ...state, healthySince: null }, transition: null };
+  if (!assessment.currentHealthy) return { next: { ...state, healthySince: null }, transition: null };
   const healthySince = state.healthySince ?? now;
   if (now - healthySince >= thresholds.resolveSeconds * 1000) {
     return { next: { degradedSince: null, healthySince: null, open: null }, transition: 'resolve' };

@@ -18,7 +18,13 @@ export type IncidentKind = 'failures' | 'slow';
 export type Assessment =
   | { status: 'unknown'; baseline: number }
   | {
+      /**
+       * degraded: proven above the threshold and still happening; healthy: the current view is
+       * back near the baseline and nothing proves otherwise; uncertain: anything in between.
+       */
       status: 'degraded' | 'healthy' | 'uncertain';
+      /** The shortest window with enough attempts is back near the baseline. */
+      currentHealthy: boolean;
       baseline: number;
       windowSeconds: number;
       counts: Counts;
