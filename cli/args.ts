@@ -27,3 +27,10 @@ export function parseChoice<T extends string>(choices: readonly T[]) {
     return value as T;
   };
 }
+
+export function parsePositiveInt(value: string): number {
+  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new InvalidArgumentError(`expected a whole number of 1 or more, got "${value}"`);
+  return n;
+}

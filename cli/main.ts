@@ -38,7 +38,7 @@ function exitCodeOf(error: unknown): number {
       : 2;
   }
   if (error instanceof UsageError) {
-    process.stderr.write(`error: ${error.message}\n`);
+    process.stderr.write(`error [${error.code}]: ${error.message}\n`);
     return 2;
   }
   if (error instanceof ForewarnError) {

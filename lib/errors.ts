@@ -3,8 +3,8 @@
 // was expected.
 
 export const errorCodes = {
-  FW_CONFIG_INVALID: 'The config file does not match the schema.',
-  FW_CONFIG_UNREADABLE: 'The config file cannot be read or is not YAML.',
+  FW_CONFIG_INVALID: 'The config file is not valid YAML or does not match the schema.',
+  FW_CONFIG_UNREADABLE: 'The config file cannot be read.',
   FW_ENV_INVALID: 'An environment variable holds a value of the wrong form.',
   FW_USAGE: 'A command-line argument is unknown or malformed.',
   FW_MIGRATION_FAILED: 'A schema migration failed; the transaction was rolled back.',

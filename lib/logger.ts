@@ -24,6 +24,10 @@ export function createLogger(options: { level?: string; destination?: Destinatio
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: SECRET_PATHS, censor: '[secret]' },
+      // Serializers reach child-logger bindings too, which `formatters.log` does not.
+      serializers: Object.fromEntries(
+        PERSONAL_KEYS.map((key) => [key, (value: unknown) => maskValue(key, value)]),
+      ),
       formatters: {
         level: (label) => ({ level: label }),
         log: (object) => maskPersonalData(object),
@@ -39,10 +43,15 @@ function maskPersonalData(object: Record<string, unknown>): Record<string, unkno
     const value = object[key];
     if (typeof value === 'string') {
       masked ??= { ...object };
-      masked[key] = key === 'email' || key === 'to' ? maskEmail(value) : maskId(value);
+      masked[key] = maskValue(key, value);
     }
   }
   return masked ?? object;
+}
+
+function maskValue(key: string, value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  return key === 'email' || key === 'to' ? maskEmail(value) : maskId(value);
 }
 
 /** "zhang.san@example.com" → "z***@example.com". */

@@ -2,6 +2,7 @@
 import { Option, type Command } from 'commander';
 import { createPool } from '../../lib/db/pool.ts';
 import { listIncidents } from '../../lib/incidents/store.ts';
+import { parsePositiveInt } from '../args.ts';
 import { percent, table } from '../format.ts';
 import { commandEnv } from './shared.ts';
 
@@ -10,7 +11,7 @@ export function registerIncidents(program: Command): void {
     .command('incidents')
     .description('list incidents, newest first')
     .option('--open', 'only incidents that are still open', false)
-    .option('--limit <n>', 'how many', (v) => Number.parseInt(v, 10), 50)
+    .option('--limit <n>', 'how many, 1 to 10000', parsePositiveInt, 50)
     .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
     .action(async (options: { open: boolean; limit: number; format: 'table' | 'json' }) => {
       const { env } = commandEnv();

@@ -2,10 +2,10 @@
 // the bucket query that run live. The history is read once (one aggregate query over the whole
 // range, not one per tick), then every tick is a few prefix-sum subtractions. Nothing is sent or
 // written.
+import type { DETECTOR } from '../../detectors/payment-health/index.ts';
 import {
   BUCKET_MS,
   buildSeries,
-  DETECTOR,
   lookback,
   replayPaymentHealth,
   type Evidence,

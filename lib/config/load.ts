@@ -1,7 +1,7 @@
 // Reading and validating config/forewarn.yaml. Problems are reported with the key path, the line
 // in the file, what was expected and what was found; a valid config comes back frozen.
 import { readFile } from 'node:fs/promises';
-import { isMap, LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, ForewarnError, type ConfigProblem } from '../errors.ts';
 import { configSchema, type Config } from './schema.ts';
@@ -63,7 +63,18 @@ function describeIssue(issue: z.core.$ZodIssue, doc: Document, lines: LineCounte
 function expectation(issue: z.core.$ZodIssue): string {
   switch (issue.code) {
     case 'invalid_type':
-      return issue.expected === 'object' ? 'a mapping' : `a ${issue.expected}`;
+      return issue.expected === 'object'
+        ? 'a mapping'
+        : issue.expected === 'int'
+          ? 'an integer'
+          : `a ${issue.expected}`;
+    case 'not_multiple_of':
+      return `a multiple of ${String(issue.divisor)}`;
+    case 'invalid_key': {
+      // A record key that failed its own check: its message says what a key must look like.
+      const inner = issue.issues[0];
+      return inner ? expectation(inner) : 'a valid key';
+    }
     case 'too_small':
       return `a value ${issue.inclusive ? '>=' : '>'} ${String(issue.minimum)}`;
     case 'too_big':
@@ -89,17 +100,24 @@ function withLine(path: string[], doc: Document, lines: LineCounter): string {
   return line ? `${dotted} (line ${line})` : dotted;
 }
 
-/** The line of the deepest node along `path` that exists in the document. */
+/** The line of the deepest key or node along `path` that exists in the document. */
 function lineOf(path: string[], doc: Document, lines: LineCounter): number | undefined {
   for (let depth = path.length; depth >= 0; depth--) {
     const prefix = path.slice(0, depth);
+    if (depth > 0) {
+      // Point at the key itself: its value may be a block that starts lines further down.
+      const parent = doc.getIn(prefix.slice(0, -1), true);
+      if (isMap(parent)) {
+        const pair = parent.items.find(
+          (item) => isScalar(item.key) && String(item.key.value) === prefix[depth - 1],
+        );
+        const keyRange = pair && isScalar(pair.key) ? pair.key.range : undefined;
+        if (keyRange) return lines.linePos(keyRange[0]).line;
+      }
+    }
     const node = prefix.length === 0 ? doc.contents : doc.getIn(prefix, true);
     const range = (node as { range?: [number, number, number] } | undefined)?.range;
     if (range) return lines.linePos(range[0]).line;
-    if (depth > 0 && isMap(doc.getIn(prefix.slice(0, -1), true))) {
-      // The key itself exists but its value has no node (e.g. null): point at the parent.
-      continue;
-    }
   }
   return undefined;
 }

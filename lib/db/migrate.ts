@@ -51,7 +51,16 @@ export async function migrate(
   logger: Logger,
   options: { dir?: string } = {},
 ): Promise<MigrateResult> {
-  await ensureDatabase(connectionString, logger);
+  try {
+    await ensureDatabase(connectionString, logger);
+  } catch (error) {
+    if (error instanceof ForewarnError) throw error;
+    throw new ForewarnError(
+      'FW_SERVICE_UNREACHABLE',
+      `cannot reach PostgreSQL for DATABASE_URL: ${(error as Error).message}. Start it (e.g. \`docker compose up -d postgres\`) or set DATABASE_URL.`,
+      { cause: error },
+    );
+  }
   const migrations = await readMigrations(options.dir);
   const client = new pg.Client({ connectionString, application_name: 'forewarn-migrate' });
   await client.connect();
@@ -125,8 +134,10 @@ async function ensureDatabase(connectionString: string, logger: Logger): Promise
     await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
     logger.info({ component: 'migrate', database: name }, 'database created');
   } catch (error) {
-    // Another process created it between our probe and now: that is fine.
-    if ((error as { code?: string }).code !== '42P04') throw error;
+    // Another process created it between our probe and now: that is fine. PostgreSQL says so
+    // with duplicate_database, or with a unique violation on pg_database when the race is tight.
+    const code = (error as { code?: string }).code;
+    if (code !== '42P04' && code !== '23505') throw error;
   } finally {
     await admin.end();
   }

@@ -11,7 +11,7 @@
 // later marked failed/timeout may have been counted as slow-pending live.
 import type { BucketRow, PaymentHealthSettings } from '../../detectors/payment-health/index.ts';
 import { BUCKET_MS } from '../../detectors/payment-health/index.ts';
-import { escapeIdentifier, type Queryable } from '../db/pool.ts';
+import { escapeIdentifier, type PoolClient, type Queryable } from '../db/pool.ts';
 
 export interface AttemptBucketQuery {
   schema: string;
@@ -60,87 +60,74 @@ export interface InvalidAttempt {
 const VALID_STATUSES = ['succeeded', 'failed', 'pending', 'timeout'];
 
 /**
- * The rows of the window with their slow threshold and a reason when they break the contract.
- * Parameters: $1 from, $2 to (timestamptz), $3 maxSlowMs, $4 default slow ms,
- * $5..$7 pair rules, $8..$9 channel rules, $10..$11 region rules.
+ * The slow threshold of each row, most specific rule first, as a CASE over bound parameters
+ * (a handful of overrides at most; cheaper per row than joining rule tables).
  */
-function classifiedAttempts(schema: string): string {
-  const s = escapeIdentifier(schema);
-  return `
-    SELECT a.id, a.channel_id, a.region, a.status, a.latency_ms, a.created_at,
-           COALESCE(pr.ms, cr.ms, rr.ms, $4::int) AS slow_ms,
-           CASE
-             WHEN a.user_id IS NULL THEN 'user_id is null'
-             WHEN a.channel_id IS NULL THEN 'channel_id is null'
-             WHEN a.region IS NULL OR a.region = '' THEN 'region is null or empty'
-             WHEN a.status IS NULL THEN 'status is null'
-             WHEN a.status <> ALL ('{${VALID_STATUSES.join(',')}}'::text[]) THEN 'unknown status ' || quote_literal(a.status)
-             WHEN c.id IS NULL THEN 'unknown channel ' || quote_literal(a.channel_id)
-             WHEN a.latency_ms < 0 THEN 'negative latency_ms'
-           END AS problem
-      FROM ${s}.payment_attempts a
-      LEFT JOIN ${s}.payment_channels c ON c.id = a.channel_id
-      LEFT JOIN unnest($5::text[], $6::text[], $7::int[]) AS pr(channel, region, ms)
-             ON pr.channel = a.channel_id AND pr.region = a.region
-      LEFT JOIN unnest($8::text[], $9::int[]) AS cr(channel, ms) ON cr.channel = a.channel_id
-      LEFT JOIN unnest($10::text[], $11::int[]) AS rr(region, ms) ON rr.region = a.region
-     WHERE a.created_at >= $1::timestamptz - make_interval(secs => $3::int / 1000.0)
-       AND a.created_at < $2::timestamptz`;
+function slowAfterCase(rules: SlowAfterRules, params: unknown[]): string {
+  const arms: string[] = [];
+  const bind = (value: unknown) => {
+    params.push(value);
+    return `$${params.length}`;
+  };
+  for (const r of rules.pairs)
+    arms.push(
+      `WHEN a.channel_id = ${bind(r.channel)} AND a.region = ${bind(r.region)} THEN ${bind(r.ms)}::int`,
+    );
+  for (const r of rules.channels) arms.push(`WHEN a.channel_id = ${bind(r.channel)} THEN ${bind(r.ms)}::int`);
+  for (const r of rules.regions) arms.push(`WHEN a.region = ${bind(r.region)} THEN ${bind(r.ms)}::int`);
+  const fallback = `${bind(rules.defaultMs)}::int`;
+  return arms.length > 0 ? `CASE ${arms.join(' ')} ELSE ${fallback} END` : fallback;
 }
 
-function parameters(q: AttemptBucketQuery): unknown[] {
-  const r = q.slowAfter;
-  return [
-    new Date(q.fromMs),
-    new Date(q.toMs),
-    r.maxMs,
-    r.defaultMs,
-    r.pairs.map((p) => p.channel),
-    r.pairs.map((p) => p.region),
-    r.pairs.map((p) => p.ms),
-    r.channels.map((c) => c.channel),
-    r.channels.map((c) => c.ms),
-    r.regions.map((x) => x.region),
-    r.regions.map((x) => x.ms),
-  ];
-}
-
-/** Bucket rows for every valid attempt observed in [fromMs, toMs), ordered by bucket. */
+/** Bucket rows for every valid attempt observed in [fromMs, toMs). */
 export async function readAttemptBuckets(db: Queryable, q: AttemptBucketQuery): Promise<BucketRow[]> {
+  const s = escapeIdentifier(q.schema);
+  const params: unknown[] = [new Date(q.fromMs - q.slowAfter.maxMs), new Date(q.toMs), q.fromMs, q.toMs];
+  const slowMs = slowAfterCase(q.slowAfter, params);
+  // Epoch milliseconds in float8 rather than intervals and numerics: this runs over every row of
+  // a replayed day, and the arithmetic is most of its cost.
   const sql = `
-    WITH classified AS (${classifiedAttempts(q.schema)}),
-    observed AS (
-      SELECT channel_id, region, status, latency_ms, slow_ms,
-             CASE
-               WHEN status IN ('failed', 'timeout') THEN created_at
-               WHEN status = 'succeeded' THEN created_at + make_interval(secs => LEAST(COALESCE(latency_ms, 0), slow_ms) / 1000.0)
-               ELSE created_at + make_interval(secs => slow_ms / 1000.0)
-             END AS observed_at
-        FROM classified
-       WHERE problem IS NULL
-    )
-    SELECT channel_id AS channel, region,
-           floor(extract(epoch FROM observed_at) * 1000 / ${BUCKET_MS})::bigint AS bucket,
+    SELECT channel_id AS channel, region, floor(observed_ms / ${BUCKET_MS})::bigint AS bucket,
            count(*)::int AS attempts,
-           count(*) FILTER (WHERE status IN ('failed', 'timeout'))::int AS failures,
-           count(*) FILTER (WHERE status = 'pending' OR (status = 'succeeded' AND latency_ms > slow_ms))::int AS slow,
+           count(*) FILTER (WHERE failed)::int AS failures,
+           count(*) FILTER (WHERE slow)::int AS slow,
            COALESCE(sum(latency_ms) FILTER (WHERE status = 'succeeded'), 0)::float8 AS latency_sum_ms,
            count(latency_ms) FILTER (WHERE status = 'succeeded')::int AS latency_count
-      FROM observed
-     WHERE observed_at >= $1::timestamptz AND observed_at < $2::timestamptz
-     GROUP BY 1, 2, 3
-     ORDER BY 3`;
-  const { rows } = await db.query<{
-    channel: string;
-    region: string;
-    bucket: string;
-    attempts: number;
-    failures: number;
-    slow: number;
-    latency_sum_ms: number;
-    latency_count: number;
-  }>(sql, parameters(q));
-  return rows.map((r) => ({
+      FROM (
+        SELECT channel_id, region, status, latency_ms,
+               status IN ('failed', 'timeout') AS failed,
+               status = 'pending' OR (status = 'succeeded' AND latency_ms > slow_ms) AS slow,
+               date_part('epoch', created_at) * 1000 + CASE
+                 WHEN status IN ('failed', 'timeout') THEN 0
+                 WHEN status = 'succeeded' THEN LEAST(COALESCE(latency_ms, 0), slow_ms)
+                 ELSE slow_ms
+               END AS observed_ms
+          FROM (
+            SELECT a.channel_id, a.region, a.status, a.latency_ms, a.created_at, ${slowMs} AS slow_ms
+              FROM ${s}.payment_attempts a
+             WHERE a.created_at >= $1 AND a.created_at < $2
+               AND a.user_id IS NOT NULL
+               AND a.region <> ''
+               AND a.status IN (${VALID_STATUSES.map((v) => `'${v}'`).join(', ')})
+               AND (a.latency_ms IS NULL OR a.latency_ms >= 0)
+               AND a.channel_id = ANY (ARRAY(SELECT id FROM ${s}.payment_channels WHERE id IS NOT NULL))
+          ) valid
+      ) observed
+     WHERE observed_ms >= $3::float8 AND observed_ms < $4::float8
+     GROUP BY 1, 2, 3`;
+  const rows = await withAnalyticsSettings(db, (client) =>
+    client.query<{
+      channel: string;
+      region: string;
+      bucket: string;
+      attempts: number;
+      failures: number;
+      slow: number;
+      latency_sum_ms: number;
+      latency_count: number;
+    }>(sql, params),
+  );
+  return rows.rows.map((r) => ({
     channel: r.channel,
     region: r.region,
     bucket: Number(r.bucket),
@@ -152,19 +139,58 @@ export async function readAttemptBuckets(db: Queryable, q: AttemptBucketQuery): 
   }));
 }
 
+/**
+ * The bucket query aggregates up to a day of rows into hundreds of thousands of groups. Row
+ * estimates after its filters are poor, so the planner would sort; a hash aggregate in memory is
+ * several times faster, and JIT compilation costs more than it saves here.
+ */
+async function withAnalyticsSettings<T>(db: Queryable, work: (client: Queryable) => Promise<T>): Promise<T> {
+  if (!('connect' in db) || typeof db.connect !== 'function') return work(db);
+  const client = (await (db as { connect(): Promise<PoolClient> }).connect()) as PoolClient;
+  try {
+    await client.query(
+      "BEGIN READ ONLY; SET LOCAL jit = off; SET LOCAL work_mem = '256MB'; SET LOCAL enable_sort = off",
+    );
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
 /** Attempts created in the window that break the contract: how many, and the first `limit` of them. */
 export async function readInvalidAttempts(
   db: Queryable,
   q: AttemptBucketQuery,
   limit = 100,
 ): Promise<{ count: number; sample: InvalidAttempt[] }> {
+  const s = escapeIdentifier(q.schema);
   const sql = `
-    WITH classified AS (${classifiedAttempts(q.schema)})
     SELECT id::text, problem, count(*) OVER ()::int AS total
-      FROM classified
-     WHERE problem IS NOT NULL AND created_at >= $1::timestamptz
+      FROM (
+        SELECT a.id,
+               CASE
+                 WHEN a.user_id IS NULL THEN 'user_id is null'
+                 WHEN a.channel_id IS NULL THEN 'channel_id is null'
+                 WHEN a.region IS NULL OR a.region = '' THEN 'region is null or empty'
+                 WHEN a.status IS NULL THEN 'status is null'
+                 WHEN a.status NOT IN (${VALID_STATUSES.map((v) => `'${v}'`).join(', ')}) THEN 'unknown status ' || quote_literal(a.status)
+                 WHEN a.channel_id <> ALL (ARRAY(SELECT id FROM ${s}.payment_channels WHERE id IS NOT NULL)) THEN 'unknown channel ' || quote_literal(a.channel_id)
+                 WHEN a.latency_ms < 0 THEN 'negative latency_ms'
+               END AS problem
+          FROM ${s}.payment_attempts a
+         WHERE a.created_at >= $1 AND a.created_at < $2
+      ) checked
+     WHERE problem IS NOT NULL
      ORDER BY id
      LIMIT ${Math.max(1, Math.floor(limit))}`;
-  const { rows } = await db.query<{ id: string; problem: string; total: number }>(sql, parameters(q));
+  const { rows } = await db.query<{ id: string; problem: string; total: number }>(sql, [
+    new Date(q.fromMs),
+    new Date(q.toMs),
+  ]);
   return { count: rows[0]?.total ?? 0, sample: rows.map((r) => ({ id: r.id, reason: r.problem })) };
 }

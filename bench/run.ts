@@ -1,0 +1,23 @@
+// `npm run bench [name...]`: runs the benchmarks and prints their figures. Benchmarks measure;
+// they never fail a build. Names: backtest.
+import { benchBacktest } from './backtest.ts';
+import { print, type BenchResult } from './support.ts';
+
+const benches: Record<string, () => Promise<BenchResult>> = {
+  backtest: benchBacktest,
+};
+
+const wanted = process.argv.slice(2);
+const unknown = wanted.filter((name) => !(name in benches));
+if (unknown.length > 0) {
+  process.stderr.write(
+    `unknown benchmark(s): ${unknown.join(', ')}; expected some of ${Object.keys(benches).join(', ')}\n`,
+  );
+  process.exit(2);
+}
+process.stdout.write(
+  `forewarn benchmarks on node ${process.version}, ${(await import('node:os')).cpus().length} cores\n`,
+);
+for (const name of wanted.length > 0 ? wanted : Object.keys(benches)) {
+  print(await benches[name]!());
+}

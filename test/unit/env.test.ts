@@ -1,0 +1,145 @@
+// The environment: defaults for a local setup, and invalid values refused with the variable's
+// name but never its value (connection URLs carry passwords).
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { readEnv, redactUrl } from '../../lib/env.ts';
+import { ForewarnError } from '../../lib/errors.ts';
+
+const PASSWORD = 'Sup3r-S3cret-pw';
+
+function envError(source: NodeJS.ProcessEnv): ForewarnError {
+  try {
+    readEnv(source);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ForewarnError);
+    return error as ForewarnError;
+  }
+  throw new Error(`expected readEnv to refuse ${Object.keys(source).join(', ')}`);
+}
+
+afterEach(() => {
+  vi.unstubAllEnvs();
+});
+
+describe('readEnv defaults', () => {
+  it('an empty environment gets the local defaults', () => {
+    const env = readEnv({});
+    expect(env.databaseUrl).toBe('postgres://postgres@127.0.0.1:5432/forewarn');
+    expect(env.platformDatabaseUrl).toBe(env.databaseUrl);
+    expect(env.platformSchema).toBe('platform');
+    expect(env.redisUrl).toBe('redis://127.0.0.1:6379');
+    expect(env.configPath).toBe('config/forewarn.yaml');
+    expect(env.queuePrefix).toBe('forewarn');
+    expect(env.logLevel).toBe('info');
+  });
+
+  it('empty strings count as unset', () => {
+    const env = readEnv({ DATABASE_URL: '', REDIS_URL: '', PLATFORM_SCHEMA: '', FOREWARN_CONFIG: '' });
+    expect(env).toEqual(readEnv({}));
+  });
+
+  it('PLATFORM_DATABASE_URL defaults to DATABASE_URL, and can differ from it', () => {
+    const databaseUrl = 'postgresql://forewarn:pw@db.internal:6543/fw';
+    expect(readEnv({ DATABASE_URL: databaseUrl }).platformDatabaseUrl).toBe(databaseUrl);
+    const platformUrl = 'postgres://reader@replica.internal/shop';
+    const env = readEnv({ DATABASE_URL: databaseUrl, PLATFORM_DATABASE_URL: platformUrl });
+    expect(env.databaseUrl).toBe(databaseUrl);
+    expect(env.platformDatabaseUrl).toBe(platformUrl);
+  });
+
+  it('takes every variable that is set', () => {
+    const env = readEnv({
+      DATABASE_URL: 'postgres://a@h1/db1',
+      PLATFORM_SCHEMA: 'shop_v2',
+      REDIS_URL: 'rediss://:pw@cache.internal:6380/2',
+      FOREWARN_CONFIG: '/etc/forewarn/forewarn.yaml',
+      FOREWARN_QUEUE_PREFIX: 'fw-staging',
+      LOG_LEVEL: 'debug',
+    });
+    expect(env).toEqual({
+      databaseUrl: 'postgres://a@h1/db1',
+      platformDatabaseUrl: 'postgres://a@h1/db1',
+      platformSchema: 'shop_v2',
+      redisUrl: 'rediss://:pw@cache.internal:6380/2',
+      configPath: '/etc/forewarn/forewarn.yaml',
+      queuePrefix: 'fw-staging',
+      logLevel: 'debug',
+    });
+  });
+
+  it('reads process.env when given nothing', () => {
+    vi.stubEnv('PLATFORM_SCHEMA', 'tenant_a');
+    vi.stubEnv('FOREWARN_CONFIG', '/tmp/other.yaml');
+    const env = readEnv();
+    expect(env.platformSchema).toBe('tenant_a');
+    expect(env.configPath).toBe('/tmp/other.yaml');
+  });
+});
+
+describe('readEnv refuses invalid values', () => {
+  it.each([
+    ['DATABASE_URL', `mysql://forewarn:${PASSWORD}@db.internal/forewarn`],
+    ['DATABASE_URL', `postgres//forewarn:${PASSWORD}@db.internal/forewarn`],
+    ['PLATFORM_DATABASE_URL', `https://reader:${PASSWORD}@replica.internal/shop`],
+    ['REDIS_URL', `postgres://:${PASSWORD}@cache.internal:6379`],
+    ['REDIS_URL', `redis://:${PASSWORD}@cache.internal:99999`],
+    ['PLATFORM_SCHEMA', `platform; DROP TABLE x -- ${PASSWORD}`],
+    ['LOG_LEVEL', `loud-${PASSWORD}`],
+  ])('%s = %s is FW_ENV_INVALID, named, value not echoed', (name, value) => {
+    const error = envError({ [name]: value });
+    expect(error.code).toBe('FW_ENV_INVALID');
+    expect(error.message).toContain(`environment variable ${name}:`);
+    expect(error.message).toMatch(/expected/);
+    expect(error.message).not.toContain(PASSWORD);
+    expect(error.message).not.toContain(value);
+  });
+
+  it('reports every invalid variable at once and only those', () => {
+    const error = envError({
+      DATABASE_URL: `mysql://u:${PASSWORD}@h/db`,
+      REDIS_URL: 'http://cache',
+      FOREWARN_CONFIG: 'config/forewarn.yaml',
+    });
+    const lines = error.message.split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines.some((l) => l.startsWith('environment variable DATABASE_URL:'))).toBe(true);
+    expect(lines.some((l) => l.startsWith('environment variable REDIS_URL:'))).toBe(true);
+    expect(error.message).not.toContain('FOREWARN_CONFIG');
+    expect(error.message).not.toContain(PASSWORD);
+  });
+
+  it('says which URL schemes are accepted', () => {
+    expect(envError({ DATABASE_URL: 'mysql://h/db' }).message).toContain('postgres://');
+    expect(envError({ REDIS_URL: 'http://h' }).message).toContain('redis://');
+  });
+});
+
+describe('redactUrl', () => {
+  it('hides the password and keeps the rest', () => {
+    const redacted = redactUrl(`postgres://forewarn:${PASSWORD}@db.internal:5432/forewarn`);
+    expect(redacted).not.toContain(PASSWORD);
+    expect(redacted).toBe('postgres://forewarn:***@db.internal:5432/forewarn');
+  });
+
+  it('hides a password without a user name (Redis style)', () => {
+    const redacted = redactUrl(`redis://:${PASSWORD}@cache.internal:6379/0`);
+    expect(redacted).not.toContain(PASSWORD);
+    expect(redacted).toContain('cache.internal:6379');
+  });
+
+  it('hides a percent-encoded password', () => {
+    const redacted = redactUrl('postgres://u:p%40ss%2Fword@h/db');
+    expect(redacted).not.toContain('p%40ss');
+    expect(redacted).not.toContain('p@ss');
+  });
+
+  it('leaves a URL without password as it is', () => {
+    expect(redactUrl('postgres://postgres@127.0.0.1:5432/forewarn')).toBe(
+      'postgres://postgres@127.0.0.1:5432/forewarn',
+    );
+  });
+
+  it('never echoes an unparseable value', () => {
+    const redacted = redactUrl(`not a url with ${PASSWORD}`);
+    expect(redacted).not.toContain(PASSWORD);
+  });
+});
