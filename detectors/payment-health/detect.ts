@@ -145,11 +145,12 @@ export function detectPaymentHealth(
       (kind) => pair.kinds[kind].open === null && pair.kinds[kind].degradedSince === null,
     );
     const assessed = assessments.get(key)!;
-    // Learn only from traffic that looks normal now: a slow slide above the threshold that is
-    // not proven yet must not become the new normal before it is caught.
+    // Learn only from traffic that looks normal now: a slide that is not proven yet must not
+    // become the new normal before it is caught. The gate is the lower bound, not the rate, so
+    // that a quiet pair's chance clusters of failures still count and its baseline is unbiased.
     const normal = INCIDENT_KINDS.every((kind) => {
       const a = assessed[kind];
-      return a.status === 'unknown' || (a.status !== 'degraded' && a.rate <= a.threshold);
+      return a.status === 'unknown' || (a.status !== 'degraded' && a.lower <= a.recoveredBelow);
     });
     if (quiet && normal) {
       nextPairs[key] = {
