@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { ForewarnError, UsageError } from '../lib/errors.ts';
 import { registerBacktest } from './commands/backtest.ts';
 import { registerConfig } from './commands/config.ts';
+import { registerDemo } from './commands/demo.ts';
 import { registerIncidents } from './commands/incidents.ts';
 import { registerMigrate } from './commands/migrate.ts';
 import { registerRun } from './commands/run.ts';
@@ -21,6 +22,7 @@ registerStart(program);
 registerRun(program);
 registerBacktest(program);
 registerIncidents(program);
+registerDemo(program);
 
 try {
   await program.parseAsync(process.argv);

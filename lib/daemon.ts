@@ -64,9 +64,22 @@ export async function startDaemon(options: {
           { component: 'daemon', graceMs },
           'grace period over; running jobs are abandoned and will be retried',
         );
-        await Promise.all(workers.map((w) => w.close(true)));
+        // Even a forced close can wait on the abandoned processor's connection: bound it too.
+        await Promise.race([
+          Promise.all(workers.map((w) => w.close(true))),
+          new Promise((resolve) => setTimeout(resolve, 500).unref()),
+        ]);
       }
-      await ctx.close();
+      // A pool waits for its checked-out clients; after a forced stop an abandoned job may hold
+      // one for as long as its query runs, so closing gets a bound of its own.
+      const closed = ctx.close().then(() => 'closed' as const);
+      const closeTimeout = new Promise<'timeout'>((resolve) =>
+        setTimeout(resolve, forced ? 1_000 : graceMs, 'timeout').unref(),
+      );
+      if ((await Promise.race([closed, closeTimeout])) === 'timeout') {
+        forced = true;
+        logger.warn({ component: 'daemon' }, 'connections did not close in time; exiting anyway');
+      }
       logger.info({ component: 'daemon', forced }, 'forewarn stopped');
       return { forced };
     })();

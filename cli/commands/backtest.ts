@@ -53,7 +53,19 @@ export function registerBacktest(program: Command): void {
             warmupMs: config.backtest.warmupMinutes * 60_000,
             onProgress: progress,
           });
-          process.stderr.write('\n');
+          if (process.stderr.isTTY) process.stderr.write('\n');
+          for (const row of report.skippedSample) {
+            logger.warn(
+              {
+                component: 'backtest',
+                code: 'FW_PLATFORM_ROW_INVALID',
+                table: row.table,
+                rowId: row.id,
+                reason: row.reason,
+              },
+              `skipped ${row.table} row ${row.id}: ${row.reason}`,
+            );
+          }
           logger.info(
             {
               component: 'backtest',
@@ -93,14 +105,19 @@ function summary(incidents: BacktestIncident[], ticks: number): string {
   return `${table(['channel', 'region', 'kind', 'opened', 'resolved', 'lasted', 'rate vs baseline', 'backups'], rows)}\n${incidents.length} incident(s) in ${ticks} ticks\n`;
 }
 
-/** A one-line progress indicator on stderr, redrawn in place on a terminal. */
+/** A one-line progress indicator on stderr: redrawn in place on a terminal, every 10% in a log. */
 function progressPrinter(): (p: { ticksDone: number; ticksTotal: number }) => void {
-  let last = -1;
+  let lastPercent = -1;
+  let lastTenth = -1;
   return ({ ticksDone, ticksTotal }) => {
     const pct = Math.floor((100 * ticksDone) / Math.max(1, ticksTotal));
-    if (pct === last) return;
-    last = pct;
     const line = `replaying: ${ticksDone}/${ticksTotal} ticks (${pct}%)`;
-    process.stderr.write(process.stderr.isTTY ? `\r${line}` : pct % 10 === 0 ? `${line}\n` : '');
+    if (process.stderr.isTTY) {
+      if (pct !== lastPercent) process.stderr.write(`\r${line}`);
+    } else if (Math.floor(pct / 10) > lastTenth) {
+      lastTenth = Math.floor(pct / 10);
+      process.stderr.write(`${line}\n`);
+    }
+    lastPercent = pct;
   };
 }

@@ -19,12 +19,15 @@ export function registerStart(program: Command): void {
       const { env, logger } = commandEnv();
       const daemon = await startDaemon({ env, logger, roles });
       const stop = (signal: string) => {
+        // Whatever happens while stopping, the process is gone shortly after the grace period.
+        const hardStopMs = daemon.ctx.config().shutdown.graceSeconds * 1000 + 5_000;
+        setTimeout(() => process.exit(0), hardStopMs).unref();
         // A forced stop still exits 0: abandoned jobs are retried by BullMQ, nothing is lost.
-        void daemon.stop(signal).then(() => {
-          logger.flush();
+        void daemon.stop(signal).then(({ forced }) => {
           process.exitCode = 0;
-          // Anything still holding the event loop (a stray socket) must not keep a stopped daemon alive.
-          setTimeout(() => process.exit(), 1_000).unref();
+          // After a forced stop an abandoned query may still hold a socket: leave now. Otherwise
+          // let the event loop drain, but never let a stray handle keep a stopped daemon alive.
+          logger.flush(() => (forced ? process.exit(0) : setTimeout(() => process.exit(0), 1_000).unref()));
         });
       };
       process.once('SIGTERM', () => stop('SIGTERM'));

@@ -63,7 +63,7 @@ export function replayPaymentHealth(options: ReplayOptions): {
       }
     }
     ticksDone++;
-    if (options.onProgress && ticksDone % 500 === 0) options.onProgress({ ticksDone, ticksTotal });
+    if (options.onProgress && ticksDone % 100 === 0) options.onProgress({ ticksDone, ticksTotal });
   }
   options.onProgress?.({ ticksDone, ticksTotal });
   return { incidents, ticks: ticksDone, state };

@@ -43,6 +43,8 @@ export interface BacktestReport {
   ticks: number;
   bucketRows: number;
   skippedRows: number;
+  /** The first skipped rows, with why, for the log. */
+  skippedSample: Array<{ table: string; id: string; reason: string }>;
   readMs: number;
   replayMs: number;
 }
@@ -64,7 +66,7 @@ export async function backtestPaymentHealth(options: BacktestOptions): Promise<B
   const [rows, channels, invalid] = await Promise.all([
     readAttemptBuckets(options.platformDb, query),
     readPaymentChannels(options.platformDb, options.schema),
-    readInvalidAttempts(options.platformDb, query, 1),
+    readInvalidAttempts(options.platformDb, query, 100),
   ]);
   const series = buildSeries(rows, query.fromMs, query.toMs);
   const readMs = performance.now() - readStarted;
@@ -96,6 +98,10 @@ export async function backtestPaymentHealth(options: BacktestOptions): Promise<B
     ticks: replay.ticks,
     bucketRows: rows.length,
     skippedRows: invalid.count + channels.invalid.length,
+    skippedSample: [
+      ...invalid.sample.map((r) => ({ table: 'payment_attempts', ...r })),
+      ...channels.invalid.map((r) => ({ table: 'payment_channels', ...r })),
+    ],
     readMs,
     replayMs: performance.now() - replayStarted,
   };

@@ -15,7 +15,7 @@ import {
 import type { Config } from '../config/schema.ts';
 import { inTransaction, type Pool, type PoolClient } from '../db/pool.ts';
 import {
-  lockDetectorState,
+  readDetectorState,
   recordDetectorRun,
   recordIncidentChange,
   saveDetectorState,
@@ -77,11 +77,18 @@ export async function runPaymentHealthTick(
   const log = ctx.logger.child({ component: 'detector', detector: DETECTOR });
 
   const work = async (client: PoolClient): Promise<TickResult> => {
-    const stored = await lockDetectorState<PaymentHealthState>(client, DETECTOR, initialPaymentHealthState());
+    const stored = await readDetectorState<PaymentHealthState>(
+      client,
+      DETECTOR,
+      initialPaymentHealthState(),
+      {
+        lock: !options.dryRun,
+      },
+    );
     if (stored.evaluatedAt !== null && stored.evaluatedAt >= now) {
       await recordDetectorRun(client, {
         detector: DETECTOR,
-        tickAt: now,
+        tickAt,
         outcome: 'stale',
         startedAt,
         worker: ctx.workerId,
@@ -105,7 +112,7 @@ export async function runPaymentHealthTick(
     await saveDetectorState(client, DETECTOR, findings.state, now);
     await recordDetectorRun(client, {
       detector: DETECTOR,
-      tickAt: now,
+      tickAt,
       outcome: 'evaluated',
       startedAt,
       worker: ctx.workerId,

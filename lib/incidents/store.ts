@@ -8,21 +8,29 @@ export interface StoredState<S> {
   evaluatedAt: number | null;
 }
 
-/** Reads a detector's state and locks its row for the rest of the transaction. */
-export async function lockDetectorState<S>(
+/**
+ * Reads a detector's state. With `lock`, creates the row if needed and locks it for the rest of
+ * the transaction, so that concurrent runs apply one after the other; without, it only reads
+ * (a dry run must not make a live tick wait).
+ */
+export async function readDetectorState<S>(
   db: Queryable,
   detector: string,
   initial: S,
+  options: { lock: boolean },
 ): Promise<StoredState<S>> {
-  await db.query(
-    `INSERT INTO forewarn.detector_state (detector, state) VALUES ($1, $2) ON CONFLICT (detector) DO NOTHING`,
-    [detector, JSON.stringify(initial)],
-  );
+  if (options.lock) {
+    await db.query(
+      `INSERT INTO forewarn.detector_state (detector, state) VALUES ($1, $2) ON CONFLICT (detector) DO NOTHING`,
+      [detector, JSON.stringify(initial)],
+    );
+  }
   const { rows } = await db.query<{ state: S; evaluated_at: Date | null }>(
-    'SELECT state, evaluated_at FROM forewarn.detector_state WHERE detector = $1 FOR UPDATE',
+    `SELECT state, evaluated_at FROM forewarn.detector_state WHERE detector = $1${options.lock ? ' FOR UPDATE' : ''}`,
     [detector],
   );
-  const row = rows[0]!;
+  const row = rows[0];
+  if (!row) return { state: initial, evaluatedAt: null };
   return { state: row.state, evaluatedAt: row.evaluated_at ? row.evaluated_at.getTime() : null };
 }
 

@@ -11,7 +11,8 @@
 // later marked failed/timeout may have been counted as slow-pending live.
 import type { BucketRow, PaymentHealthSettings } from '../../detectors/payment-health/index.ts';
 import { BUCKET_MS } from '../../detectors/payment-health/index.ts';
-import { escapeIdentifier, type PoolClient, type Queryable } from '../db/pool.ts';
+import pg from 'pg';
+import { escapeIdentifier, type Queryable } from '../db/pool.ts';
 
 export interface AttemptBucketQuery {
   schema: string;
@@ -145,8 +146,9 @@ export async function readAttemptBuckets(db: Queryable, q: AttemptBucketQuery): 
  * several times faster, and JIT compilation costs more than it saves here.
  */
 async function withAnalyticsSettings<T>(db: Queryable, work: (client: Queryable) => Promise<T>): Promise<T> {
-  if (!('connect' in db) || typeof db.connect !== 'function') return work(db);
-  const client = (await (db as { connect(): Promise<PoolClient> }).connect()) as PoolClient;
+  // A caller's own client may be inside its transaction: leave its settings alone.
+  if (!(db instanceof pg.Pool)) return work(db);
+  const client = await db.connect();
   try {
     await client.query(
       "BEGIN READ ONLY; SET LOCAL jit = off; SET LOCAL work_mem = '256MB'; SET LOCAL enable_sort = off",
@@ -174,6 +176,7 @@ export async function readInvalidAttempts(
       FROM (
         SELECT a.id,
                CASE
+                 WHEN a.created_at IS NULL THEN 'created_at is null'
                  WHEN a.user_id IS NULL THEN 'user_id is null'
                  WHEN a.channel_id IS NULL THEN 'channel_id is null'
                  WHEN a.region IS NULL OR a.region = '' THEN 'region is null or empty'
@@ -183,7 +186,7 @@ export async function readInvalidAttempts(
                  WHEN a.latency_ms < 0 THEN 'negative latency_ms'
                END AS problem
           FROM ${s}.payment_attempts a
-         WHERE a.created_at >= $1 AND a.created_at < $2
+         WHERE (a.created_at >= $1 AND a.created_at < $2) OR a.created_at IS NULL
       ) checked
      WHERE problem IS NOT NULL
      ORDER BY id

@@ -4,9 +4,11 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { migrate } from '../../lib/db/migrate.ts';
 import { createLogger } from '../../lib/logger.ts';
-import { databaseUrl, PG_ADMIN_URL, REDIS_URL, TEMPLATE_DB } from './services.ts';
+import { databaseUrl, PG_ADMIN_URL, REDIS_URL, templateDb } from './services.ts';
 
-export default async function setup(): Promise<void> {
+export default async function setup(): Promise<() => Promise<void>> {
+  process.env.FOREWARN_TEST_TEMPLATE = `forewarn_test_template_${process.pid}`;
+  const TEMPLATE_DB = templateDb();
   const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
   try {
     await admin.connect();
@@ -23,7 +25,11 @@ export default async function setup(): Promise<void> {
   }
   await migrate(databaseUrl(TEMPLATE_DB), createLogger({ level: 'silent' }));
 
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  const redis = new Redis(REDIS_URL, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => null,
+  });
   try {
     await redis.connect();
     await redis.ping();
@@ -34,4 +40,13 @@ export default async function setup(): Promise<void> {
   } finally {
     redis.disconnect();
   }
+  return async () => {
+    const client = new pg.Client({ connectionString: PG_ADMIN_URL });
+    await client.connect();
+    try {
+      await client.query(`DROP DATABASE IF EXISTS ${TEMPLATE_DB} WITH (FORCE)`);
+    } finally {
+      await client.end();
+    }
+  };
 }

@@ -8,7 +8,8 @@ import { createLogger, type Logger } from '../../lib/logger.ts';
 
 export const PG_ADMIN_URL = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-export const TEMPLATE_DB = 'forewarn_test_template';
+/** Set by the global setup, so that two test runs on one server never share a template. */
+export const templateDb = (): string => process.env.FOREWARN_TEST_TEMPLATE ?? 'forewarn_test_template';
 
 export function databaseUrl(name: string): string {
   const url = new URL(PG_ADMIN_URL);
@@ -30,7 +31,9 @@ export async function createTestDatabase(options: { migrated?: boolean } = {}): 
   await admin.connect();
   try {
     await admin.query(
-      options.migrated === false ? `CREATE DATABASE ${name}` : `CREATE DATABASE ${name} TEMPLATE ${TEMPLATE_DB}`,
+      options.migrated === false
+        ? `CREATE DATABASE ${name}`
+        : `CREATE DATABASE ${name} TEMPLATE ${templateDb()}`,
     );
   } finally {
     await admin.end();
@@ -76,7 +79,10 @@ export async function createTestRedisPrefix(): Promise<{ prefix: string; cleanup
 }
 
 /** A logger whose JSON lines a test can read back. */
-export function captureLogs(level = 'debug'): { logger: Logger; lines: () => Array<Record<string, unknown>> } {
+export function captureLogs(level = 'debug'): {
+  logger: Logger;
+  lines: () => Array<Record<string, unknown>>;
+} {
   const chunks: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {

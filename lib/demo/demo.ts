@@ -1,0 +1,274 @@
+// `npm run demo`: forewarn end to end on a simulated platform, in about two minutes. It builds a
+// platform database with channels, users and an hour of history, keeps live traffic flowing,
+// breaks one channel in one region for a while, and runs the real daemon (scheduler, queue,
+// workers, detector) until the incident has opened and resolved.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { parseDocument } from 'yaml';
+import { copyAttempts, seedPlatform } from '../../sim/load.ts';
+import { generateUsers, referencePlatform } from '../../sim/platform.ts';
+import { createPlatformSchema } from '../../sim/schema.ts';
+import { generateAttempts, type Scenario } from '../../sim/traffic.ts';
+import { startDaemon } from '../daemon.ts';
+import { migrate } from '../db/migrate.ts';
+import { redactUrl, type Env } from '../env.ts';
+import { ForewarnError } from '../errors.ts';
+import { listIncidents, type IncidentRow } from '../incidents/store.ts';
+import type { Logger } from '../logger.ts';
+
+export interface DemoOptions {
+  env: Env;
+  logger: Logger;
+  /** The demo's own database (dropped and recreated): never the one forewarn runs against. */
+  databaseUrl: string;
+  say: (line: string) => void;
+  /** Give up after this long. */
+  timeoutMs?: number;
+}
+
+const BROKEN = { channel: 'wechat_pay', region: 'CN-GD' };
+const OUTAGE_AFTER_MS = 10_000;
+const OUTAGE_FOR_MS = 45_000;
+const HISTORY_MS = 70 * 60_000;
+/** The shipped thresholds, with ticks and confirmation shortened so the story fits in two minutes. */
+const DEMO_TIMING = { schedule: '*/5 * * * * *', confirmSeconds: 30, resolveSeconds: 20 };
+
+export async function runDemo(options: DemoOptions): Promise<void> {
+  const { say, logger } = options;
+  await checkReachable(options.databaseUrl, options.env.redisUrl);
+  say(`PostgreSQL and Redis are reachable. Demo database: ${redactUrl(options.databaseUrl)} (recreated)`);
+
+  await recreateDatabase(options.databaseUrl);
+  await migrate(options.databaseUrl, logger);
+  const platform = referencePlatform();
+  const users = generateUsers(2_000, 7, { now: Date.now() });
+  const client = new pg.Client({ connectionString: options.databaseUrl, application_name: 'forewarn-demo' });
+  await client.connect();
+  const configDir = await mkdtemp(join(tmpdir(), 'forewarn-demo-'));
+  const stopTraffic: { stop?: () => Promise<number> } = {};
+  let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
+  try {
+    await createPlatformSchema(client, 'platform', { reset: true });
+    await seedPlatform(client, 'platform', platform, users);
+    const started = Date.now();
+    const outage: Scenario = {
+      ...BROKEN,
+      from: started + OUTAGE_AFTER_MS,
+      to: started + OUTAGE_AFTER_MS + OUTAGE_FOR_MS,
+      effect: { type: 'outage' },
+    };
+    const userRefs = users.map((u) => ({ id: u.id, region: u.region }));
+    const history = await copyAttempts(
+      client,
+      'platform',
+      generateAttempts({ platform, from: started - HISTORY_MS, to: started, seed: 1, users: userRefs }),
+    );
+    say(
+      `Simulated platform: ${platform.channels.length} payment channels, ${platform.regions.length} regions, ` +
+        `${users.length} users, ${history.toLocaleString('en-US')} attempts of history (last ${HISTORY_MS / 60_000} min).`,
+    );
+    stopTraffic.stop = startLiveTraffic(client, platform, userRefs, started, history + 1, [outage], logger);
+    say(
+      `Live traffic is flowing. In ${OUTAGE_AFTER_MS / 1000} s, ${BROKEN.channel} breaks in ${BROKEN.region} ` +
+        `for ${OUTAGE_FOR_MS / 1000} s (every payment there fails).`,
+    );
+
+    const configPath = join(configDir, 'forewarn.yaml');
+    await writeFile(configPath, await demoConfig(options.env.configPath));
+    say(
+      `Starting the daemon (scheduler + workers) with ${options.env.configPath}, ticks every 5 s, ` +
+        `confirmation ${DEMO_TIMING.confirmSeconds} s, resolution after ${DEMO_TIMING.resolveSeconds} s of health.`,
+    );
+    daemon = await startDaemon({
+      env: {
+        ...options.env,
+        databaseUrl: options.databaseUrl,
+        platformDatabaseUrl: options.databaseUrl,
+        configPath,
+      },
+      logger,
+      roles: ['scheduler', 'detection'],
+    });
+
+    const deadline = started + (options.timeoutMs ?? 170_000);
+    const opened = await poll(client, deadline, (rows) => rows.find((r) => matches(r)));
+    if (!opened) throw new Error('no incident opened in time; see the logs above');
+    say(describeOpened(opened, outage.from));
+    const resolved = await poll(client, deadline, (rows) =>
+      rows.find((r) => matches(r) && r.resolvedAt !== null),
+    );
+    if (!resolved) throw new Error('the incident did not resolve in time; see the logs above');
+    say(
+      `RESOLVED ${resolved.kind} on ${BROKEN.channel} in ${BROKEN.region} at ${resolved.resolvedAt!.toISOString()}, ` +
+        `${Math.round((resolved.resolvedAt!.getTime() - outage.to) / 1000)} s after the outage ended: ` +
+        `${percent(Number(resolved.resolveEvidence?.rate ?? 0))} failures over the last ${String(resolved.resolveEvidence?.windowSeconds)} s.`,
+    );
+    const others = (await listIncidents(client, { limit: 100 })).filter((r) => !matches(r));
+    say(
+      others.length === 0
+        ? 'No other channel or region was flagged.'
+        : `Also flagged: ${others.map(label).join('; ')}`,
+    );
+    say(
+      `Look for yourself: DATABASE_URL=${redactUrl(options.databaseUrl)} npx forewarn incidents ` +
+        `(the tables forewarn.incidents and forewarn.incident_events hold the details).`,
+    );
+  } finally {
+    await daemon?.stop('demo finished');
+    const inserted = await stopTraffic.stop?.();
+    if (inserted !== undefined)
+      say(`Live traffic stopped after ${inserted.toLocaleString('en-US')} attempts.`);
+    await client.end();
+    await rm(configDir, { recursive: true, force: true });
+  }
+}
+
+function matches(r: IncidentRow): boolean {
+  return r.subject.channel === BROKEN.channel && r.subject.region === BROKEN.region;
+}
+
+function label(r: IncidentRow): string {
+  return `${r.subject.channel}/${r.subject.region} ${r.kind}`;
+}
+
+function describeOpened(r: IncidentRow, outageFrom: number): string {
+  const e = r.openEvidence as {
+    rate?: number;
+    baseline?: number;
+    attempts?: number;
+    bad?: number;
+    windowSeconds?: number;
+  };
+  return (
+    `OPENED ${r.kind} incident on ${BROKEN.channel} in ${BROKEN.region} at ${r.openedAt.toISOString()}, ` +
+    `${Math.round((r.openedAt.getTime() - outageFrom) / 1000)} s after the outage began: ` +
+    `${e.bad}/${e.attempts} attempts failed in the last ${e.windowSeconds} s (${percent(e.rate ?? 0)}, normally ${percent(e.baseline ?? 0)}). ` +
+    `Backup channels for ${BROKEN.region}: ${r.backupChannels.join(', ') || 'none'}.`
+  );
+}
+
+function percent(rate: number): string {
+  return `${(rate * 100).toFixed(1)}%`;
+}
+
+async function poll(
+  client: pg.Client,
+  deadline: number,
+  find: (rows: IncidentRow[]) => IncidentRow | undefined,
+): Promise<IncidentRow | undefined> {
+  while (Date.now() < deadline) {
+    const found = find(await listIncidents(client, { limit: 100 }));
+    if (found) return found;
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+  }
+  return undefined;
+}
+
+/** Inserts each second's simulated attempts as they happen; returns a stop function. */
+function startLiveTraffic(
+  client: pg.Client,
+  platform: ReturnType<typeof referencePlatform>,
+  users: Array<{ id: string; region: string }>,
+  from: number,
+  firstId: number,
+  scenarios: Scenario[],
+  logger: Logger,
+): () => Promise<number> {
+  let cursor = from;
+  let nextId = firstId;
+  let inserted = 0;
+  let running: Promise<void> = Promise.resolve();
+  let second = 0;
+  const timer = setInterval(() => {
+    running = running.then(async () => {
+      const to = Date.now();
+      if (to <= cursor) return;
+      const batch = [
+        ...generateAttempts({
+          platform,
+          from: cursor,
+          to,
+          seed: 1_000 + second++,
+          firstId: nextId,
+          scenarios,
+          users,
+        }),
+      ];
+      cursor = to;
+      nextId += batch.length;
+      try {
+        inserted += await copyAttempts(client, 'platform', batch);
+      } catch (error) {
+        logger.warn({ component: 'demo', err: error }, 'could not insert simulated traffic');
+      }
+    });
+  }, 1_000);
+  return async () => {
+    clearInterval(timer);
+    await running;
+    return inserted;
+  };
+}
+
+async function demoConfig(shippedPath: string): Promise<string> {
+  const doc = parseDocument(await readFile(shippedPath, 'utf8'));
+  for (const [key, value] of Object.entries(DEMO_TIMING))
+    doc.setIn(['detectors', 'paymentHealth', key], value);
+  return doc.toString();
+}
+
+async function checkReachable(databaseUrl: string, redisUrl: string): Promise<void> {
+  const admin = new URL(databaseUrl);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString(), connectionTimeoutMillis: 5_000 });
+  try {
+    await client.connect();
+  } catch (error) {
+    throw new ForewarnError(
+      'FW_SERVICE_UNREACHABLE',
+      `PostgreSQL is not reachable at ${redactUrl(admin.toString())} (${(error as Error).message}).\n` +
+        `Start it with \`docker compose up -d postgres redis\` (see README.md), or on Debian with\n` +
+        '`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, or set DATABASE_URL.',
+      { cause: error },
+    );
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  const redis = new Redis(redisUrl, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => null,
+  });
+  redis.on('error', () => undefined);
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (error) {
+    throw new ForewarnError(
+      'FW_SERVICE_UNREACHABLE',
+      `Redis is not reachable at ${redactUrl(redisUrl)} (${(error as Error).message}).\n` +
+        'Start it with `docker compose up -d redis` (see README.md), or with\n' +
+        '`redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no`, or set REDIS_URL.',
+      { cause: error },
+    );
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function recreateDatabase(databaseUrl: string): Promise<void> {
+  const url = new URL(databaseUrl);
+  const name = decodeURIComponent(url.pathname.slice(1));
+  url.pathname = '/postgres';
+  const admin = new pg.Client({ connectionString: url.toString() });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+  } finally {
+    await admin.end();
+  }
+}

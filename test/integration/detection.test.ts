@@ -1,0 +1,357 @@
+// The live payment-health pass (lib/detection/payment-health-tick.ts) against a simulated
+// platform in PostgreSQL: a hard outage of alipay in CN-GD, ticked every 15 s of simulated time
+// across the outage and the recovery, must open exactly one incident and resolve it once, with
+// its outbox events, state and run records; stale ticks and dry runs change nothing; rows that
+// break the platform contract are skipped, counted and logged once each.
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { IncidentChange } from '../../detectors/payment-health/index.ts';
+import { ConfigStore } from '../../lib/config/store.ts';
+import { createContext, type AppContext } from '../../lib/context.ts';
+import { runPaymentHealthTick, type TickResult } from '../../lib/detection/payment-health-tick.ts';
+import { readEnv } from '../../lib/env.ts';
+import { generateUsers, referencePlatform } from '../../sim/platform.ts';
+import { generateAttempts } from '../../sim/traffic.ts';
+import {
+  badAttempts,
+  forewarnCounts,
+  insertRawAttempts,
+  loadPlatform,
+  type BadAttempt,
+  type ForewarnCounts,
+} from '../support/platform.ts';
+import {
+  captureLogs,
+  createTestDatabase,
+  createTestRedisPrefix,
+  REDIS_URL,
+  type TestDatabase,
+} from '../support/services.ts';
+
+const SHIPPED = fileURLToPath(new URL('../../config/forewarn.yaml', import.meta.url));
+const SECOND = 1_000;
+const MINUTE = 60_000;
+const STEP = 15 * SECOND;
+// 20:00 in Beijing, the busiest hour: alipay CN-GD sees ~30 attempts every 5 seconds.
+const OUTAGE_START = Date.UTC(2026, 2, 2, 12, 0);
+const OUTAGE_END = OUTAGE_START + 3 * MINUTE;
+// The detector looks back an hour: 70 minutes of history give the first tick a full window.
+const TRAFFIC_FROM = OUTAGE_START - 70 * MINUTE;
+const TRAFFIC_TO = OUTAGE_END + 10 * MINUTE;
+const FIRST_TICK = OUTAGE_START - 30 * SECOND;
+// Healthy again ~30 s after the outage, resolved 2 minutes later: a minute to spare.
+const LAST_TICK = OUTAGE_END + 4 * MINUTE;
+const REGION = 'CN-GD';
+
+/**
+ * Ticks that also get a dry run first (a tick reads an hour of attempts, so not all of them): the
+ * very first, which finds no state, and those around the expected opening and resolution.
+ */
+function dryRunAlso(tickAt: number): boolean {
+  return (
+    tickAt === FIRST_TICK ||
+    (tickAt >= OUTAGE_START + 30 * SECOND && tickAt <= OUTAGE_START + 2 * MINUTE) ||
+    tickAt >= OUTAGE_END + 90 * SECOND
+  );
+}
+
+interface Snapshot {
+  counts: ForewarnCounts;
+  state: Array<{ evaluated_at: Date | null; state: string }>;
+}
+
+interface TickRecord {
+  tickAt: number;
+  real: TickResult;
+  /** State and counts before the real run. */
+  before: Snapshot;
+  /** Lines with code FW_PLATFORM_ROW_INVALID logged so far, after the real run. */
+  invalidLogLines: number;
+  dry?: {
+    result: TickResult;
+    before: Snapshot;
+    after: Snapshot;
+    invalidLogLines: number;
+  };
+}
+
+let db: TestDatabase;
+let redisPrefix: Awaited<ReturnType<typeof createTestRedisPrefix>>;
+let ctx: AppContext;
+let logs: ReturnType<typeof captureLogs>;
+let bad: BadAttempt[];
+const ticks: TickRecord[] = [];
+
+async function snapshot(): Promise<Snapshot> {
+  const counts = await forewarnCounts(db.pool);
+  const { rows } = await db.pool.query<{ evaluated_at: Date | null; state: string }>(
+    'SELECT evaluated_at, state::text AS state FROM forewarn.detector_state ORDER BY detector',
+  );
+  return { counts, state: rows };
+}
+
+function invalidRowLines(): Array<Record<string, unknown>> {
+  return logs.lines().filter((l) => l.code === 'FW_PLATFORM_ROW_INVALID');
+}
+
+beforeAll(async () => {
+  // Only CN-GD's pairs: what an outage there and its backups need, and a fraction of the volume.
+  const platform = referencePlatform();
+  const local = { ...platform, pairs: platform.pairs.filter((p) => p.region === REGION) };
+  const users = generateUsers(2_000, 11, { platform });
+  db = await createTestDatabase();
+  await loadPlatform(db.pool, {
+    platform: local,
+    users,
+    attempts: generateAttempts({
+      platform: local,
+      from: TRAFFIC_FROM,
+      to: TRAFFIC_TO,
+      seed: 2026,
+      users,
+      scenarios: [
+        { channel: 'alipay', region: REGION, from: OUTAGE_START, to: OUTAGE_END, effect: { type: 'outage' } },
+      ],
+    }),
+  });
+  bad = badAttempts({
+    firstId: 900_000_001,
+    createdAt: OUTAGE_START - 30 * MINUTE,
+    channel: 'alipay',
+    region: REGION,
+    userId: users[0]!.id,
+  });
+  await insertRawAttempts(db.pool, bad);
+
+  redisPrefix = await createTestRedisPrefix();
+  logs = captureLogs('info');
+  const env = readEnv({
+    DATABASE_URL: db.url,
+    REDIS_URL,
+    FOREWARN_QUEUE_PREFIX: redisPrefix.prefix,
+    FOREWARN_CONFIG: SHIPPED,
+    LOG_LEVEL: 'info',
+  });
+  ctx = createContext(env, await ConfigStore.open(SHIPPED, logs.logger), logs.logger);
+
+  for (let tickAt = FIRST_TICK; tickAt <= LAST_TICK; tickAt += STEP) {
+    let dry: TickRecord['dry'];
+    if (dryRunAlso(tickAt)) {
+      const before = await snapshot();
+      const result = await runPaymentHealthTick(ctx, tickAt, { dryRun: true });
+      dry = { result, before, after: await snapshot(), invalidLogLines: invalidRowLines().length };
+    }
+    const before = await snapshot();
+    const real = await runPaymentHealthTick(ctx, tickAt);
+    ticks.push({ tickAt, real, before, invalidLogLines: invalidRowLines().length, ...(dry ? { dry } : {}) });
+  }
+}, 120_000);
+
+afterAll(async () => {
+  await ctx?.close();
+  await redisPrefix?.cleanup();
+  await db?.drop();
+});
+
+interface IncidentRecord {
+  id: string;
+  detector: string;
+  subject_key: string;
+  subject: { channel: string; region: string };
+  kind: string;
+  opened_at: Date;
+  resolved_at: Date | null;
+  open_evidence: Record<string, unknown>;
+  resolve_evidence: Record<string, unknown> | null;
+  backup_channels: string[];
+}
+
+async function incidents(): Promise<IncidentRecord[]> {
+  const { rows } = await db.pool.query<IncidentRecord>('SELECT * FROM forewarn.incidents ORDER BY id');
+  return rows;
+}
+
+function expectEvidenceNumbers(evidence: Record<string, unknown> | null): void {
+  expect(evidence).not.toBeNull();
+  for (const key of ['windowSeconds', 'attempts', 'bad', 'rate', 'lowerBound', 'upperBound', 'baseline']) {
+    expect(typeof evidence![key], key).toBe('number');
+    expect(Number.isFinite(evidence![key]), key).toBe(true);
+  }
+  expect(evidence!.threshold).toEqual(expect.any(Number));
+  expect(evidence!.confidence).toBe(0.9999);
+}
+
+describe('payment-health ticks across an outage of alipay in CN-GD', () => {
+  it('every tick evaluated', () => {
+    expect(ticks.length).toBe((LAST_TICK - FIRST_TICK) / STEP + 1);
+    for (const t of ticks) {
+      expect(t.real.outcome, new Date(t.tickAt).toISOString()).toBe('evaluated');
+      expect(t.real.tickAt).toBe(t.tickAt);
+    }
+  });
+
+  it('opens exactly one incident: failures of alipay CN-GD, within 90 s of the outage start', async () => {
+    const all = await incidents();
+    expect(all).toHaveLength(1);
+    const incident = all[0]!;
+    expect(incident.detector).toBe('payment-health');
+    expect(incident.kind).toBe('failures');
+    expect(incident.subject).toEqual({ channel: 'alipay', region: REGION });
+    expect(incident.subject_key).toBe(`alipay:${REGION}`);
+    const delay = incident.opened_at.getTime() - OUTAGE_START;
+    expect(delay).toBeGreaterThan(0);
+    expect(delay).toBeLessThanOrEqual(90 * SECOND);
+
+    expectEvidenceNumbers(incident.open_evidence);
+    const e = incident.open_evidence as Record<string, number>;
+    expect(e.attempts).toBeGreaterThan(0);
+    expect(e.bad).toBeGreaterThan(0);
+    expect(e.bad).toBeLessThanOrEqual(e.attempts!);
+    expect(e.rate).toBeCloseTo(e.bad! / e.attempts!, 3);
+    expect(e.lowerBound).toBeGreaterThan(e.threshold!);
+    expect(e.baseline).toBeLessThan(e.threshold!);
+
+    // The tick that opened it says so, and only that tick opened anything.
+    const opened = ticks.flatMap((t) => t.real.changes.filter((c) => c.type === 'opened'));
+    expect(opened).toHaveLength(1);
+    expect(opened[0]!.at).toBe(incident.opened_at.getTime());
+  });
+
+  it('names backups that are enabled, offered in CN-GD and not alipay; never paypal', async () => {
+    const [incident] = await incidents();
+    const { rows } = await db.pool.query<{ id: string }>(
+      `SELECT id FROM platform.payment_channels
+        WHERE enabled AND ('*' = ANY (regions) OR $1 = ANY (regions)) AND id <> 'alipay'`,
+      [REGION],
+    );
+    const allowed = rows.map((r) => r.id);
+    expect(allowed).not.toContain('paypal');
+    const backups = incident!.backup_channels;
+    expect(backups.length).toBeGreaterThanOrEqual(1);
+    expect(backups.length).toBeLessThanOrEqual(3);
+    expect(new Set(backups).size).toBe(backups.length);
+    for (const id of backups) expect(allowed).toContain(id);
+    expect(backups).not.toContain('alipay');
+    expect(backups).not.toContain('paypal');
+  });
+
+  it('resolves it once after the outage ends, with exactly two outbox events', async () => {
+    const [incident] = await incidents();
+    expect(incident!.resolved_at).not.toBeNull();
+    const resolvedAt = incident!.resolved_at!.getTime();
+    expect(resolvedAt).toBeGreaterThan(OUTAGE_END);
+    expect(resolvedAt).toBeLessThanOrEqual(OUTAGE_END + 5 * MINUTE);
+    expectEvidenceNumbers(incident!.resolve_evidence);
+    const resolved = ticks.flatMap((t) => t.real.changes.filter((c) => c.type === 'resolved'));
+    expect(resolved).toHaveLength(1);
+    expect(resolved[0]!.at).toBe(resolvedAt);
+
+    const { rows: events } = await db.pool.query<{
+      incident_id: string;
+      type: string;
+      occurred_at: Date;
+      payload: IncidentChange & { incidentId: string };
+      dispatched_at: Date | null;
+    }>(
+      'SELECT incident_id, type, occurred_at, payload, dispatched_at FROM forewarn.incident_events ORDER BY id',
+    );
+    expect(events.map((e) => e.type)).toEqual(['opened', 'resolved']);
+    for (const event of events) {
+      expect(event.incident_id).toBe(incident!.id);
+      expect(event.payload.incidentId).toBe(incident!.id);
+      expect(event.payload.subject).toEqual({ channel: 'alipay', region: REGION });
+      expect(event.dispatched_at).toBeNull();
+    }
+    expect(events[0]!.occurred_at.getTime()).toBe(incident!.opened_at.getTime());
+    expect(events[0]!.payload.backupChannels).toEqual(incident!.backup_channels);
+    expect(events[1]!.occurred_at.getTime()).toBe(resolvedAt);
+  });
+
+  it('advances detector_state and records one evaluated run per tick', async () => {
+    const { rows: state } = await db.pool.query<{ detector: string; evaluated_at: Date }>(
+      'SELECT detector, evaluated_at FROM forewarn.detector_state',
+    );
+    expect(state).toEqual([{ detector: 'payment-health', evaluated_at: new Date(LAST_TICK) }]);
+    const { rows: runs } = await db.pool.query<{ tick_at: Date; changes: number; skipped_rows: number }>(
+      `SELECT tick_at, changes, skipped_rows FROM forewarn.detector_runs
+        WHERE detector = 'payment-health' AND outcome = 'evaluated' ORDER BY id`,
+    );
+    expect(runs.map((r) => r.tick_at.getTime())).toEqual(ticks.map((t) => t.tickAt));
+    expect(runs.reduce((sum, r) => sum + r.changes, 0)).toBe(2);
+    // No state before the first tick; then each tick finds the previous one's.
+    const evaluatedAt = ticks.map((t) => t.before.state[0]?.evaluated_at?.getTime() ?? null);
+    expect(evaluatedAt).toEqual([null, ...ticks.slice(0, -1).map((t) => t.tickAt)]);
+  });
+
+  it('a dry run computes what the real tick does and writes nothing', () => {
+    const dryRun = ticks.filter((t) => t.dry);
+    expect(dryRun.length).toBeGreaterThan(10);
+    expect(dryRun[0]!.tickAt).toBe(FIRST_TICK);
+    // The first dry run found no state: the row it had to create was rolled back too.
+    expect(dryRun[0]!.dry!.before.counts.detector_state).toBe(0);
+    for (const t of dryRun) {
+      const at = new Date(t.tickAt).toISOString();
+      expect(t.dry!.result.outcome, at).toBe('evaluated');
+      expect(t.dry!.result.changes, at).toEqual(t.real.changes);
+      expect(t.dry!.after, at).toEqual(t.dry!.before);
+      expect(t.before, at).toEqual(t.dry!.after);
+    }
+    // The dry runs saw the opening and the resolution too, and left them to the real ticks.
+    expect(dryRun.flatMap((t) => t.dry!.result.changes.map((c) => c.type))).toEqual(['opened', 'resolved']);
+  });
+
+  it('skips rows that break the platform contract: counted, and each id logged once', () => {
+    for (const t of ticks) {
+      expect(t.real.skippedRows).toBe(bad.length);
+      if (t.dry) expect(t.dry.result.skippedRows).toBe(bad.length);
+    }
+    // All are logged by the first run that saw them (a dry run); no later run logs an id again.
+    expect(ticks[0]!.dry!.invalidLogLines).toBe(bad.length);
+    for (const t of ticks) expect(t.invalidLogLines).toBe(bad.length);
+
+    const lines = invalidRowLines();
+    for (const row of bad) {
+      const mine = lines.filter((l) => l.rowId === String(row.id));
+      expect(mine, `row ${row.id}`).toHaveLength(1);
+      expect(mine[0]!.level).toBe('warn');
+      expect(mine[0]!.table).toBe('payment_attempts');
+      expect(String(mine[0]!.reason)).toMatch(row.reason);
+      expect(String(mine[0]!.msg)).toContain(String(row.id));
+    }
+  });
+
+  it('records skipped rows in detector_runs', async () => {
+    const { rows } = await db.pool.query<{ skipped_rows: number }>(
+      'SELECT DISTINCT skipped_rows FROM forewarn.detector_runs',
+    );
+    expect(rows).toEqual([{ skipped_rows: bad.length }]);
+  });
+});
+
+describe('ticks that are not newer than the state', () => {
+  it('are recorded as stale and change nothing', async () => {
+    for (const tickAt of [LAST_TICK, LAST_TICK - STEP, FIRST_TICK]) {
+      const before = await snapshot();
+      const incidentsBefore = await incidents();
+      const result = await runPaymentHealthTick(ctx, tickAt);
+      expect(result.outcome).toBe('stale');
+      expect(result.changes).toEqual([]);
+      expect(result.findings).toBeNull();
+      const after = await snapshot();
+      expect(after.state).toEqual(before.state);
+      expect(after.counts).toEqual({ ...before.counts, detector_runs: before.counts.detector_runs + 1 });
+      expect(await incidents()).toEqual(incidentsBefore);
+      const { rows } = await db.pool.query<{ tick_at: Date; outcome: string; changes: number }>(
+        'SELECT tick_at, outcome, changes FROM forewarn.detector_runs ORDER BY id DESC LIMIT 1',
+      );
+      expect(rows).toEqual([{ tick_at: new Date(tickAt), outcome: 'stale', changes: 0 }]);
+    }
+  });
+
+  it('a dry run of a newer tick writes nothing either', async () => {
+    const before = await snapshot();
+    const result = await runPaymentHealthTick(ctx, LAST_TICK + STEP, { dryRun: true });
+    expect(result.outcome).toBe('evaluated');
+    expect(await snapshot()).toEqual(before);
+  });
+});
