@@ -9,6 +9,7 @@ import { registerIncidents } from './commands/incidents.ts';
 import { registerMigrate } from './commands/migrate.ts';
 import { registerRun } from './commands/run.ts';
 import { registerStart } from './commands/start.ts';
+import { registerTemplates } from './commands/templates.ts';
 
 const program = new Command('forewarn')
   .description('Proactive customer service for digital-goods platforms: detect trouble, warn users first.')
@@ -23,6 +24,7 @@ registerRun(program);
 registerBacktest(program);
 registerIncidents(program);
 registerDemo(program);
+registerTemplates(program);
 
 try {
   await program.parseAsync(process.argv);

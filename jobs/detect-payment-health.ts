@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { JobsOptions } from 'bullmq';
 import type { AppContext } from '../lib/context.ts';
 import { runPaymentHealthTick } from '../lib/detection/payment-health-tick.ts';
+import * as fanoutIncidentEvent from './fanout-incident-event.ts';
 
 export const name = 'detect-payment-health';
 export const queue = 'detection';
@@ -27,5 +28,14 @@ export function tickJobId(tickAt: number): string {
 
 export async function handle(data: z.infer<typeof payload>, ctx: AppContext) {
   const result = await runPaymentHealthTick(ctx, Date.parse(data.tickAt));
+  // The events are committed; their fan-out is the notification pipeline's (and the sweeper's,
+  // should this enqueue be lost).
+  for (const recorded of result.recorded) {
+    await ctx.queues.enqueue(
+      fanoutIncidentEvent.name,
+      { eventId: recorded.eventId },
+      { jobId: fanoutIncidentEvent.jobIdFor(recorded.eventId) },
+    );
+  }
   return { outcome: result.outcome, changes: result.changes.length, skippedRows: result.skippedRows };
 }

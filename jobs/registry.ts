@@ -3,11 +3,14 @@
 import { UnrecoverableError, type Job, type JobsOptions } from 'bullmq';
 import type { z } from 'zod';
 import type { AppContext } from '../lib/context.ts';
+import * as deliverNotifications from './deliver-notifications.ts';
 import * as detectPaymentHealth from './detect-payment-health.ts';
+import * as fanoutIncidentEvent from './fanout-incident-event.ts';
+import * as sweepNotifications from './sweep-notifications.ts';
 
 interface JobDefinition<S extends z.ZodType> {
   name: string;
-  queue: 'detection';
+  queue: 'detection' | 'notifications';
   payload: S;
   defaultOptions: JobsOptions;
   handle: (data: z.infer<S>, ctx: AppContext) => Promise<unknown>;
@@ -19,6 +22,9 @@ function define<S extends z.ZodType>(definition: JobDefinition<S>): JobDefinitio
 
 export const jobRegistry = {
   [detectPaymentHealth.name]: define(detectPaymentHealth),
+  [fanoutIncidentEvent.name]: define(fanoutIncidentEvent),
+  [deliverNotifications.name]: define(deliverNotifications),
+  [sweepNotifications.name]: define(sweepNotifications),
 } as const;
 
 export type JobName = keyof typeof jobRegistry;

@@ -1,6 +1,6 @@
 // What jobs and workers are given: connections, the live config, the logger. Built once per
 // process by lib/daemon.ts (or by a CLI command) and closed in reverse order.
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { ConfigStore } from './config/store.ts';
@@ -11,6 +11,8 @@ import type { Logger } from './logger.ts';
 import { InvalidRowReporter } from './platform/invalid-rows.ts';
 import { createRedis } from './queue/redis.ts';
 import { Queues } from './queue/queues.ts';
+import { createEmailSender, type EmailSender } from './channels/email.ts';
+import { TemplateStore } from './templates/store.ts';
 
 export interface AppContext {
   env: Env;
@@ -24,6 +26,12 @@ export interface AppContext {
   queues: Queues;
   workerId: string;
   invalidRows: InvalidRowReporter;
+  /** Signs links that act on an account. */
+  linkSecret: string;
+  /** The message templates, loaded and checked once. */
+  templates: () => Promise<TemplateStore>;
+  /** The email channel (SMTP pool or .eml outbox), created on first use. */
+  email: () => EmailSender;
   close(): Promise<void>;
 }
 
@@ -45,6 +53,17 @@ export function createContext(env: Env, configStore: ConfigStore, logger: Logger
       logger.warn({ component: 'db', err: error }, 'idle PostgreSQL client failed'),
     );
   }
+  let linkSecret = env.linkSecret;
+  if (!linkSecret) {
+    // Links still work within this process's lifetime, but the platform cannot verify them.
+    linkSecret = randomBytes(32).toString('base64url');
+    logger.warn(
+      { component: 'links' },
+      'FOREWARN_LINK_SECRET is not set: signed links use a random per-process secret the platform cannot verify',
+    );
+  }
+  let templates: Promise<TemplateStore> | undefined;
+  let email: EmailSender | undefined;
   return {
     env,
     db,
@@ -57,8 +76,19 @@ export function createContext(env: Env, configStore: ConfigStore, logger: Logger
     queues,
     workerId: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
     invalidRows: new InvalidRowReporter(logger),
+    linkSecret,
+    templates: () => (templates ??= TemplateStore.load()),
+    email: () =>
+      (email ??= createEmailSender({
+        smtpUrl: env.smtpUrl,
+        outboxDir: env.outboxDir,
+        from: configStore.get().notifications.email.from,
+        logger,
+        pool: { maxConnections: configStore.get().notifications.email.maxConnections },
+      })),
     async close() {
       configStore.close();
+      await email?.close();
       await queues.close();
       redis.disconnect();
       await Promise.all([...new Set([db, platformDb])].map((pool) => pool.end()));

@@ -9,8 +9,9 @@ import type { Logger } from './logger.ts';
 import { readMigrations } from './db/migrate.ts';
 import { Scheduler } from './scheduler.ts';
 import { startDetectionWorker } from '../workers/detection.ts';
+import { startNotificationsWorker } from '../workers/notifications.ts';
 
-export const ROLES = ['scheduler', 'detection'] as const;
+export const ROLES = ['scheduler', 'detection', 'notifications'] as const;
 export type Role = (typeof ROLES)[number];
 
 export interface Daemon {
@@ -30,6 +31,8 @@ export async function startDaemon(options: {
   const ctx = createContext(env, configStore, logger);
   try {
     await checkServices(ctx);
+    // Broken templates must stop a delivery worker at start, not at the first incident.
+    if (roles.includes('notifications')) await ctx.templates();
   } catch (error) {
     await ctx.close();
     throw error;
@@ -38,6 +41,7 @@ export async function startDaemon(options: {
 
   const workers: Worker[] = [];
   if (roles.includes('detection')) workers.push(startDetectionWorker(ctx));
+  if (roles.includes('notifications')) workers.push(startNotificationsWorker(ctx));
   for (const worker of workers) {
     const log = logger.child({ component: 'worker', queue: worker.name });
     worker.on('failed', (job, error) =>

@@ -26,6 +26,11 @@ const envSchema = z.object({
   FOREWARN_CONFIG: z.string().min(1).default('config/forewarn.yaml'),
   /** Prefix of every BullMQ key, so that several forewarn deployments can share one Redis. */
   FOREWARN_QUEUE_PREFIX: z.string().min(1).default('forewarn'),
+  /** Where mail goes; without it, messages are written as .eml files into FOREWARN_OUTBOX. */
+  SMTP_URL: url(['smtp:', 'smtps:']).optional(),
+  FOREWARN_OUTBOX: z.string().min(1).default('./outbox'),
+  /** Signs links that act on an account (at least 32 characters). */
+  FOREWARN_LINK_SECRET: z.string().min(32, 'expected at least 32 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -37,6 +42,9 @@ export interface Env {
   configPath: string;
   queuePrefix: string;
   logLevel: string;
+  smtpUrl: string | undefined;
+  outboxDir: string;
+  linkSecret: string | undefined;
 }
 
 export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
@@ -59,6 +67,9 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
     configPath: e.FOREWARN_CONFIG,
     queuePrefix: e.FOREWARN_QUEUE_PREFIX,
     logLevel: e.LOG_LEVEL,
+    smtpUrl: e.SMTP_URL,
+    outboxDir: e.FOREWARN_OUTBOX,
+    linkSecret: e.FOREWARN_LINK_SECRET,
   };
 }
 

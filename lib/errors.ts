@@ -11,6 +11,15 @@ export const errorCodes = {
   FW_SERVICE_UNREACHABLE: 'PostgreSQL or Redis could not be reached.',
   FW_SCHEMA_OUTDATED: "forewarn's own schema is missing or older than this version; run `forewarn migrate`.",
   FW_PLATFORM_ROW_INVALID: 'A platform row breaks the contract and was skipped.',
+  FW_TEMPLATE_INVALID: 'A message template or the templates directory is broken (syntax, variables, files).',
+  FW_TEMPLATE_RENDER:
+    'A message could not be rendered: its data does not match the kind, or the template failed.',
+  FW_DELIVERY_RETRYABLE:
+    'An email could not be delivered this time; the same message may go through on a later attempt.',
+  FW_DELIVERY_PERMANENT:
+    'An email was refused for good; sending the same message again would fail the same way.',
+  FW_EMAIL_CONFIG_INVALID:
+    'The email channel was set up with a malformed SMTP URL, sender address or outbox directory.',
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -1,23 +1,54 @@
-// Ticks: node-cron fires each enabled detector on its schedule in every scheduler replica, and
-// each fire becomes a BullMQ job whose id is derived from the detector and the fire time. Replicas
-// firing the same tick add the same id, BullMQ keeps one, and one worker runs it: exactly once per
-// tick, however many replicas run. (The detector's stored watermark is a second guard: a tick not
-// newer than the state is skipped.)
+// Ticks: node-cron fires each scheduled job in every scheduler replica, and each fire becomes a
+// BullMQ job whose id is derived from the job and the fire time. Replicas firing the same tick add
+// the same id, BullMQ keeps one, and one worker runs it: exactly once per tick, however many
+// replicas run. (Detectors keep a watermark in PostgreSQL as a second guard: a tick not newer
+// than their state is skipped.)
 import cron, { type ScheduledTask } from 'node-cron';
 import type { AppContext } from './context.ts';
 import type { Config } from './config/schema.ts';
-import { tickJobId } from '../jobs/detect-payment-health.ts';
+import * as detectPaymentHealth from '../jobs/detect-payment-health.ts';
+import * as sweepNotifications from '../jobs/sweep-notifications.ts';
 
-interface ScheduledDetector {
-  detector: string;
+interface Schedule {
+  name: string;
   schedule: string;
   timezone: string;
-  task: ScheduledTask;
+  enqueue: (ctx: AppContext, tickAt: number) => Promise<void>;
+}
+
+/** What runs on a schedule, given the config: detectors that are enabled, and the sweeper. */
+function schedules(config: Config): Schedule[] {
+  const list: Schedule[] = [];
+  if (config.detectors.paymentHealth.enabled) {
+    list.push({
+      name: 'payment-health',
+      schedule: config.detectors.paymentHealth.schedule,
+      timezone: config.timezone,
+      enqueue: (ctx, tickAt) =>
+        ctx.queues.enqueue(
+          detectPaymentHealth.name,
+          { tickAt: new Date(tickAt).toISOString() },
+          { jobId: detectPaymentHealth.tickJobId(tickAt) },
+        ),
+    });
+  }
+  list.push({
+    name: 'notification-sweeper',
+    schedule: config.notifications.sweeper.schedule,
+    timezone: config.timezone,
+    enqueue: (ctx, tickAt) =>
+      ctx.queues.enqueue(
+        sweepNotifications.name,
+        { tickAt: new Date(tickAt).toISOString() },
+        { jobId: sweepNotifications.jobIdFor(tickAt) },
+      ),
+  });
+  return list;
 }
 
 export class Scheduler {
   private readonly ctx: AppContext;
-  private scheduled: ScheduledDetector[] = [];
+  private scheduled: Array<{ entry: Schedule; task: ScheduledTask }> = [];
   private readonly onChange = (next: Config) => this.apply(next);
 
   constructor(ctx: AppContext) {
@@ -29,64 +60,41 @@ export class Scheduler {
     this.ctx.configStore.on('change', this.onChange);
   }
 
-  /** (Re)schedules detectors whose schedule, zone or enabled flag changed. */
+  /** (Re)schedules what changed: a schedule, the zone, or a detector switched on or off. */
   private apply(config: Config): void {
-    const wanted = config.detectors.paymentHealth.enabled
-      ? [
-          {
-            detector: 'payment-health',
-            schedule: config.detectors.paymentHealth.schedule,
-            timezone: config.timezone,
-          },
-        ]
-      : [];
-    for (const entry of this.scheduled) {
-      const keep = wanted.some(
-        (w) =>
-          w.detector === entry.detector && w.schedule === entry.schedule && w.timezone === entry.timezone,
-      );
-      if (!keep) void entry.task.destroy();
+    const wanted = schedules(config);
+    const same = (a: Schedule, b: Schedule) => a.name === b.name && a.schedule === b.schedule && a.timezone === b.timezone;
+    for (const { entry, task } of this.scheduled) {
+      if (!wanted.some((w) => same(w, entry))) void task.destroy();
     }
-    this.scheduled = this.scheduled.filter((entry) =>
-      wanted.some(
-        (w) =>
-          w.detector === entry.detector && w.schedule === entry.schedule && w.timezone === entry.timezone,
-      ),
-    );
-    for (const w of wanted) {
-      if (this.scheduled.some((entry) => entry.detector === w.detector)) continue;
-      const task = cron.schedule(w.schedule, (fire) => this.fire(w.detector, fire.date), {
-        name: `forewarn:${w.detector}`,
-        timezone: w.timezone,
+    this.scheduled = this.scheduled.filter(({ entry }) => wanted.some((w) => same(w, entry)));
+    for (const entry of wanted) {
+      if (this.scheduled.some((s) => s.entry.name === entry.name)) continue;
+      const task = cron.schedule(entry.schedule, (fire) => this.fire(entry, fire.date), {
+        name: `forewarn:${entry.name}`,
+        timezone: entry.timezone,
       });
-      this.scheduled.push({ ...w, task });
+      this.scheduled.push({ entry, task });
       this.ctx.logger.info(
-        { component: 'scheduler', detector: w.detector, schedule: w.schedule, timezone: w.timezone },
-        'detector scheduled',
+        { component: 'scheduler', detector: entry.name, schedule: entry.schedule, timezone: entry.timezone },
+        entry.name === 'payment-health' ? 'detector scheduled' : `${entry.name} scheduled`,
       );
     }
   }
 
-  private async fire(detector: string, date: Date): Promise<void> {
+  private async fire(entry: Schedule, date: Date): Promise<void> {
     // node-cron reports the scheduled second; rounding absorbs sub-second jitter between replicas.
     const tickAt = Math.round(date.getTime() / 1000) * 1000;
     try {
-      await this.ctx.queues.enqueue(
-        'detect-payment-health',
-        { tickAt: new Date(tickAt).toISOString() },
-        { jobId: tickJobId(tickAt) },
-      );
+      await entry.enqueue(this.ctx, tickAt);
     } catch (error) {
-      this.ctx.logger.error(
-        { component: 'scheduler', detector, err: error },
-        'could not enqueue tick; it is skipped',
-      );
+      this.ctx.logger.error({ component: 'scheduler', job: entry.name, err: error }, 'could not enqueue tick; it is skipped');
     }
   }
 
   async stop(): Promise<void> {
     this.ctx.configStore.off('change', this.onChange);
-    await Promise.all(this.scheduled.map((entry) => entry.task.destroy()));
+    await Promise.all(this.scheduled.map(({ task }) => task.destroy()));
     this.scheduled = [];
   }
 }

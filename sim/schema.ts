@@ -55,6 +55,8 @@ export async function createPlatformSchema(
       created_at timestamptz NOT NULL
     );
     CREATE INDEX IF NOT EXISTS payment_attempts_created_at_idx ON ${s}.payment_attempts (created_at);
+    -- What docs/platform-contract.md recommends for the audience queries (who used a channel).
+    CREATE INDEX IF NOT EXISTS payment_attempts_user_channel_idx ON ${s}.payment_attempts (user_id, channel_id, created_at);
 
     CREATE TABLE IF NOT EXISTS ${s}.products (
       id text PRIMARY KEY,

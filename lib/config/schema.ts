@@ -20,14 +20,70 @@ export const paymentHealthConfigSchema = paymentHealthThresholdsSchema.extend({
 });
 export type PaymentHealthConfig = z.infer<typeof paymentHealthConfigSchema>;
 
+const httpUrl = z.url({ protocol: /^https?$/, message: 'expected an http(s) URL' });
+
+export const notificationsConfigSchema = z.strictObject({
+  /** How users are reached; ops are always reached by email. */
+  userChannels: z
+    .array(z.enum(['email', 'inapp']))
+    .min(1)
+    .refine((list) => new Set(list).size === list.length, { message: 'expected each channel once' }),
+  audience: z.strictObject({
+    /** Users with a pending or timed-out attempt on the channel this recently are warned. */
+    stuckWithinMinutes: positiveInt,
+    /** So are users who paid with the channel (succeeded) this recently. */
+    usedWithinDays: positiveInt,
+  }),
+  /** Recipients read and recorded per fan-out batch (keyset pagination). */
+  batchSize: positiveInt.max(10_000),
+  retry: z.strictObject({
+    /** Sending attempts before a temporary failure is recorded as failed. */
+    maxAttempts: positiveInt,
+    /** Backoff: base * 2^(attempt-1), at most max, with full jitter. */
+    baseDelaySeconds: z.number().positive(),
+    maxDelaySeconds: z.number().positive(),
+  }),
+  /** How long a worker holds claimed deliveries before the sweeper may hand them to another. */
+  claimSeconds: positiveInt,
+  email: z.strictObject({
+    from: z.string().min(3),
+    /** Right-hand side of Message-IDs, e.g. "notify.example.com". */
+    messageIdDomain: z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a domain name such as "notify.example.com"'),
+    maxConnections: positiveInt,
+  }),
+  ops: z.strictObject({
+    /** Who gets incident alerts (opened and resolved) with the numbers. */
+    emails: z.array(z.email()),
+    locale: z.string().min(2),
+  }),
+  links: z.strictObject({
+    /** Recharge page; "{channel}" is replaced by the suggested channel's id. */
+    payUrl: httpUrl,
+    /** Notification settings page; forewarn appends a signed user token (see README). */
+    preferencesUrl: httpUrl,
+    /** Where ops look at an incident; "{incidentId}" is replaced. Null: no link. */
+    dashboardUrl: httpUrl.nullable(),
+    /** Signed links stop working after this many days. */
+    ttlDays: positiveInt,
+  }),
+  sweeper: z.strictObject({
+    schedule: cronExpression,
+    /** Work untouched this long (an event not fanned out, a claim not released) is picked up again. */
+    staleSeconds: positiveInt,
+  }),
+});
+export type NotificationsConfig = z.infer<typeof notificationsConfigSchema>;
+
 export const configSchema = z.strictObject({
   /** IANA zone in which cron schedules are read. */
   timezone: z.string().refine(isTimeZone, { message: 'expected an IANA time zone such as "Asia/Shanghai"' }),
   detectors: z.strictObject({
     paymentHealth: paymentHealthConfigSchema,
   }),
+  notifications: notificationsConfigSchema,
   workers: z.strictObject({
     detection: z.strictObject({ concurrency: positiveInt }),
+    notifications: z.strictObject({ concurrency: positiveInt }),
   }),
   shutdown: z.strictObject({
     /** How long running jobs may take to finish after SIGTERM before the process exits anyway. */

@@ -2,9 +2,10 @@
 // platform database with channels, users and an hour of history, keeps live traffic flowing,
 // breaks one channel in one region for a while, and runs the real daemon (scheduler, queue,
 // workers, detector) until the incident has opened and resolved.
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { parseDocument } from 'yaml';
@@ -17,7 +18,7 @@ import { migrate } from '../db/migrate.ts';
 import { redactUrl, type Env } from '../env.ts';
 import { ForewarnError } from '../errors.ts';
 import { listIncidents, type IncidentRow } from '../incidents/store.ts';
-import type { Logger } from '../logger.ts';
+import { maskId, type Logger } from '../logger.ts';
 
 export interface DemoOptions {
   env: Env;
@@ -88,15 +89,19 @@ export async function runDemo(options: DemoOptions): Promise<void> {
         databaseUrl: options.databaseUrl,
         platformDatabaseUrl: options.databaseUrl,
         configPath,
+        // Links in the demo's mail are signed with a throwaway secret unless one is configured.
+        linkSecret: options.env.linkSecret ?? randomBytes(32).toString('base64url'),
       },
       logger,
-      roles: ['scheduler', 'detection'],
+      roles: ['scheduler', 'detection', 'notifications'],
     });
 
     const deadline = started + (options.timeoutMs ?? 170_000);
     const opened = await poll(client, deadline, (rows) => rows.find((r) => matches(r)));
     if (!opened) throw new Error('no incident opened in time; see the logs above');
     say(describeOpened(opened, outage.from));
+    const warned = await pollSent(client, opened.id, 'payment-degraded', deadline);
+    say(describeSent('Warnings', warned, options.env));
     const resolved = await poll(client, deadline, (rows) =>
       rows.find((r) => matches(r) && r.resolvedAt !== null),
     );
@@ -106,6 +111,10 @@ export async function runDemo(options: DemoOptions): Promise<void> {
         `${Math.round((resolved.resolvedAt!.getTime() - outage.to) / 1000)} s after the outage ended: ` +
         `${percent(Number(resolved.resolveEvidence?.rate ?? 0))} failures over the last ${String(resolved.resolveEvidence?.windowSeconds)} s.`,
     );
+    const recovered = await pollSent(client, opened.id, 'payment-recovered', deadline);
+    say(describeSent('Recovery notices', recovered, options.env));
+    const ops = await sentCounts(client, opened.id, 'ops-incident-%');
+    say(`Ops alerts (opened and resolved, with the numbers): ${ops.email} email(s) to the configured ops addresses.`);
     const others = (await listIncidents(client, { limit: 100 })).filter((r) => !matches(r));
     say(
       others.length === 0
@@ -113,8 +122,9 @@ export async function runDemo(options: DemoOptions): Promise<void> {
         : `Also flagged: ${others.map(label).join('; ')}`,
     );
     say(
-      `Look for yourself: DATABASE_URL=${redactUrl(options.databaseUrl)} npx forewarn incidents ` +
-        `(the tables forewarn.incidents and forewarn.incident_events hold the details).`,
+      `Look for yourself: DATABASE_URL=${redactUrl(options.databaseUrl)} npx forewarn incidents; ` +
+        `the tables forewarn.incidents, forewarn.notifications and forewarn.inbox (in-app messages); ` +
+        (options.env.smtpUrl ? `the mail at ${redactUrl(options.env.smtpUrl)}.` : `the emails as .eml files in ${resolve(options.env.outboxDir)}.`),
     );
   } finally {
     await daemon?.stop('demo finished');
@@ -271,4 +281,52 @@ async function recreateDatabase(databaseUrl: string): Promise<void> {
   } finally {
     await admin.end();
   }
+}
+
+interface SentCounts {
+  email: number;
+  inapp: number;
+  pending: number;
+  failed: number;
+  sample: Array<{ userId: string; channel: string; locale: string }>;
+}
+
+async function sentCounts(client: pg.Client, incidentId: string, kind: string): Promise<SentCounts> {
+  const { rows } = await client.query<{ channel: string; status: string; n: number }>(
+    `SELECT channel, status, count(*)::int AS n FROM forewarn.notifications
+      WHERE incident_id = $1 AND kind LIKE $2 GROUP BY 1, 2`,
+    [incidentId, kind],
+  );
+  const count = (channel: string | null, status: string) =>
+    rows.filter((r) => (channel === null || r.channel === channel) && r.status === status).reduce((n, r) => n + r.n, 0);
+  const sample = await client.query<{ user_id: string; channel: string; locale: string }>(
+    `SELECT user_id, channel, locale FROM forewarn.notifications
+      WHERE incident_id = $1 AND kind LIKE $2 AND status = 'sent' AND user_id IS NOT NULL ORDER BY id LIMIT 3`,
+    [incidentId, kind],
+  );
+  return {
+    email: count('email', 'sent'),
+    inapp: count('inapp', 'sent'),
+    pending: count(null, 'pending') + count(null, 'sending'),
+    failed: count(null, 'failed'),
+    sample: sample.rows.map((r) => ({ userId: r.user_id, channel: r.channel, locale: r.locale })),
+  };
+}
+
+/** Waits until the fan-out has recorded some and every recorded one has gone out. */
+async function pollSent(client: pg.Client, incidentId: string, kind: string, deadline: number): Promise<SentCounts> {
+  let last = await sentCounts(client, incidentId, kind);
+  while (Date.now() < deadline && (last.email + last.inapp === 0 || last.pending > 0)) {
+    await new Promise((r) => setTimeout(r, 500));
+    last = await sentCounts(client, incidentId, kind);
+  }
+  return last;
+}
+
+function describeSent(what: string, counts: SentCounts, env: Env): string {
+  const sample = counts.sample.map((s) => `${maskId(s.userId)} (${s.channel}, ${s.locale})`).join(', ');
+  return (
+    `${what} sent: ${counts.inapp} in-app, ${counts.email} email${env.smtpUrl ? '' : ' (written to the outbox)'}` +
+    `${counts.failed > 0 ? `, ${counts.failed} failed` : ''}; e.g. ${sample || 'nobody'}.`
+  );
 }

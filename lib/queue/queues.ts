@@ -4,7 +4,7 @@ import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { jobRegistry, type JobName, type JobPayload } from '../../jobs/registry.ts';
 
-export const QUEUE_NAMES = ['detection'] as const;
+export const QUEUE_NAMES = ['detection', 'notifications'] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 
 export class Queues {
@@ -35,6 +35,22 @@ export class Queues {
     const definition = jobRegistry[name];
     const data = definition.payload.parse(payload);
     await this.get(definition.queue).add(name, data, { ...definition.defaultOptions, ...options });
+  }
+
+  /** Adds many jobs of one kind in one round trip. */
+  async enqueueBulk<N extends JobName>(
+    name: N,
+    jobs: ReadonlyArray<{ payload: JobPayload<N>; jobId: string; options?: JobsOptions }>,
+  ): Promise<void> {
+    if (jobs.length === 0) return;
+    const definition = jobRegistry[name];
+    await this.get(definition.queue).addBulk(
+      jobs.map((job) => ({
+        name,
+        data: definition.payload.parse(job.payload),
+        opts: { ...definition.defaultOptions, ...job.options, jobId: job.jobId },
+      })),
+    );
   }
 
   async close(): Promise<void> {

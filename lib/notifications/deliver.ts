@@ -1,0 +1,159 @@
+// Delivery: claim recorded notifications atomically, render them, send them, record the outcome.
+// In-app messages are written to the inbox in the same transaction that marks them sent, so they
+// exist exactly once. Emails are marked sent the moment the server accepts them and carry a
+// stable Message-ID, so the only window for a duplicate is a crash between those two steps.
+import { DeliveryError, messageIdFor, type EmailSender } from '../channels/email.ts';
+import type { Config } from '../config/schema.ts';
+import { inTransaction, type Pool } from '../db/pool.ts';
+import type { Logger } from '../logger.ts';
+import type { TemplateStore } from '../templates/store.ts';
+import type { TemplateKind } from '../../templates/kinds.ts';
+import { retryDelayMs } from './backoff.ts';
+import {
+  claimNotifications,
+  insertInboxEntries,
+  markFailed,
+  markRetry,
+  markSent,
+  type ClaimedNotification,
+  type InboxEntry,
+} from './store.ts';
+
+export interface DeliveryContext {
+  db: Pool;
+  config: () => Config;
+  logger: Logger;
+  templates: TemplateStore;
+  email: () => EmailSender;
+}
+
+export interface DeliveryOutcome {
+  claimed: number;
+  sent: number;
+  failed: number;
+  cancelled: number;
+  /** Temporary failures, due again at `retryAt`. */
+  retries: Array<{ id: string; retryAt: number }>;
+}
+
+export async function deliverNotifications(ctx: DeliveryContext, ids: readonly string[]): Promise<DeliveryOutcome> {
+  const config = ctx.config().notifications;
+  const { claimed, cancelled } = await claimNotifications(ctx.db, ids, config.claimSeconds);
+  const outcome: DeliveryOutcome = { claimed: claimed.length, sent: 0, failed: 0, cancelled, retries: [] };
+  const log = ctx.logger.child({ component: 'delivery' });
+
+  const inapp = claimed.filter((n) => n.channel === 'inapp');
+  const email = claimed.filter((n) => n.channel === 'email');
+
+  if (inapp.length > 0) {
+    const entries: InboxEntry[] = [];
+    const failures: Array<{ id: string; reason: string }> = [];
+    for (const n of inapp) {
+      try {
+        const message = render(ctx, n);
+        entries.push({
+          notificationId: n.id,
+          userId: n.userId!,
+          kind: n.kind,
+          title: message.title ?? '',
+          body: message.text,
+          link: typeof n.data.payUrl === 'string' ? n.data.payUrl : null,
+        });
+      } catch (error) {
+        failures.push({ id: n.id, reason: reasonOf(error) });
+      }
+    }
+    await inTransaction(ctx.db, async (client) => {
+      await insertInboxEntries(client, entries);
+      await markSent(
+        client,
+        entries.map((e) => e.notificationId),
+      );
+    });
+    await markFailed(ctx.db, failures);
+    outcome.sent += entries.length;
+    outcome.failed += failures.length;
+    for (const f of failures) log.error({ notificationId: f.id, reason: f.reason }, 'in-app notification failed');
+  }
+
+  if (email.length > 0) {
+    const sender = ctx.email();
+    await forEachLimited(email, Math.max(1, config.email.maxConnections * 2), async (n) => {
+      const result = await sendEmail(ctx, sender, n);
+      if (result.status === 'sent') outcome.sent++;
+      else if (result.status === 'failed') outcome.failed++;
+      else outcome.retries.push({ id: n.id, retryAt: result.retryAt });
+    });
+  }
+  return outcome;
+}
+
+async function sendEmail(
+  ctx: DeliveryContext,
+  sender: EmailSender,
+  n: ClaimedNotification,
+): Promise<{ status: 'sent' } | { status: 'failed' } | { status: 'retry'; retryAt: number }> {
+  const config = ctx.config().notifications;
+  const log = ctx.logger.child({ component: 'delivery', notificationId: n.id, kind: n.kind, to: n.address ?? '' });
+  let message;
+  try {
+    message = render(ctx, n);
+  } catch (error) {
+    await markFailed(ctx.db, [{ id: n.id, reason: reasonOf(error) }]);
+    log.error({ reason: reasonOf(error) }, 'email not sent: the template failed');
+    return { status: 'failed' };
+  }
+  const preferences = typeof n.data.preferencesUrl === 'string' ? n.data.preferencesUrl : null;
+  try {
+    await sender.send({
+      to: n.address!,
+      subject: message.subject ?? '',
+      text: message.text,
+      html: message.html ?? '',
+      messageId: messageIdFor(n.dedupeKey, config.email.messageIdDomain),
+      ...(preferences ? { headers: { 'List-Unsubscribe': `<${preferences}>` } } : {}),
+    });
+    await markSent(ctx.db, [n.id]);
+    return { status: 'sent' };
+  } catch (error) {
+    const retryable = !(error instanceof DeliveryError) || error.retryable;
+    const reason = reasonOf(error);
+    const attempt = n.attempts + 1;
+    if (retryable && attempt < config.retry.maxAttempts) {
+      const retryAt = Date.now() + retryDelayMs(config.retry, attempt);
+      await markRetry(ctx.db, n.id, reason, new Date(retryAt));
+      log.warn({ attempt, retryAt: new Date(retryAt).toISOString(), reason }, 'email failed; will retry');
+      return { status: 'retry', retryAt };
+    }
+    const final = retryable ? `gave up after ${attempt} attempts: ${reason}` : reason;
+    await markFailed(ctx.db, [{ id: n.id, reason: final }]);
+    log.error({ attempt, reason: final }, 'email failed');
+    return { status: 'failed' };
+  }
+}
+
+function render(ctx: DeliveryContext, n: ClaimedNotification) {
+  return ctx.templates.render({
+    kind: n.kind as TemplateKind,
+    channel: n.channel as never,
+    locale: n.locale,
+    data: n.data as never,
+  });
+}
+
+function reasonOf(error: unknown): string {
+  if (error instanceof DeliveryError) return `${error.code}: ${error.reason}`;
+  if (error instanceof Error) return `${'code' in error ? `${String(error.code)}: ` : ''}${error.message}`;
+  return String(error);
+}
+
+async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await work(item);
+    }
+  });
+  await Promise.all(runners);
+}

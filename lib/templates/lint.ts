@@ -1,0 +1,56 @@
+// `forewarn templates lint`: everything that can be wrong with a templates directory before it
+// ships. Files and names, front matter, Liquid syntax, variables and filters the kind does not
+// declare, the required locales and channels, and a render of every template with the kind's
+// sample data and each of its variants.
+import { fileURLToPath } from 'node:url';
+import { templateKinds } from '../../templates/kinds.ts';
+import { validateTemplateData } from './data.ts';
+import { TemplateError, type TemplateProblem } from './errors.ts';
+import { renderCompiled } from './render.ts';
+import { createEngines, readTemplateSet, type Engines, type TemplateSet } from './source.ts';
+
+const KINDS_FILE = fileURLToPath(new URL('../../templates/kinds.ts', import.meta.url));
+
+/** Every problem in the templates in `dir`, in file order; empty when they may ship. */
+export async function lintTemplates(dir: string): Promise<TemplateProblem[]> {
+  return (await inspectTemplates(dir)).set.problems;
+}
+
+/** Reads `dir` and renders every template that compiled with each sample; adds what fails. */
+export async function inspectTemplates(dir: string): Promise<{ set: TemplateSet; engines: Engines }> {
+  const engines = createEngines();
+  const set = await readTemplateSet(dir, engines);
+  const problems = set.problems;
+  for (const template of set.templates) {
+    const definition = templateKinds[template.kind];
+    const samples: [string, unknown][] = [
+      ['sample', definition.sample],
+      ...Object.entries(definition.variants ?? {}),
+    ];
+    for (const [name, sample] of samples) {
+      try {
+        const data = validateTemplateData(template.kind, sample, `${template.kind} ${name} data`);
+        renderCompiled(engines, template, set.layout, data);
+      } catch (error) {
+        if (!(error instanceof TemplateError)) throw error;
+        if (error.problems.length === 0) {
+          // The sample itself breaks the schema: a mistake in kinds.ts, not in the template.
+          problems.push({ file: KINDS_FILE, line: 1, message: error.message });
+        }
+        for (const problem of error.problems) {
+          problems.push({ ...problem, message: `${problem.message} (rendering the ${name} data)` });
+        }
+        break;
+      }
+    }
+  }
+  // A broken layout or sample fails every render the same way: say it once.
+  const seen = new Set<string>();
+  set.problems = problems
+    .filter((p) => {
+      const key = `${p.file}:${p.line}:${p.message}`;
+      return !seen.has(key) && seen.add(key);
+    })
+    .sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line);
+  return { set, engines };
+}

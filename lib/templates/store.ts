@@ -1,0 +1,117 @@
+// Message templates, loaded once from a directory and rendered on demand. The store loads only a
+// directory that passes `lintTemplates`, so at run time the remaining failures are data that
+// breaks a kind's schema or a user's locale with no template (which gets zh-CN).
+import { fileURLToPath } from 'node:url';
+import {
+  isTemplateKind,
+  templateKinds,
+  type ChannelOf,
+  type TemplateChannel,
+  type TemplateInput,
+  type TemplateKind,
+} from '../../templates/kinds.ts';
+import { validateTemplateData } from './data.ts';
+import { formatProblem, TemplateError } from './errors.ts';
+import { inspectTemplates } from './lint.ts';
+import { resolveLocale } from './locale.ts';
+import { renderCompiled, type RenderedMessage } from './render.ts';
+import type { CompiledLayout, CompiledTemplate, Engines } from './source.ts';
+
+export type { RenderedMessage } from './render.ts';
+export { validateTemplateData } from './data.ts';
+
+/** The shipped templates: `templates/` at the root of the project. */
+export const defaultTemplatesDir = fileURLToPath(new URL('../../templates', import.meta.url));
+
+export interface RenderRequest<K extends TemplateKind> {
+  kind: K;
+  channel: ChannelOf<K>;
+  /** The user's locale (e.g. from `users.locale`); null or unknown gets zh-CN. */
+  locale?: string | null;
+  data: TemplateInput<K>;
+}
+
+export class TemplateStore {
+  readonly dir: string;
+  readonly #engines: Engines;
+  readonly #templates: ReadonlyMap<string, CompiledTemplate>;
+  readonly #layout: CompiledLayout | null;
+
+  private constructor(
+    dir: string,
+    engines: Engines,
+    templates: readonly CompiledTemplate[],
+    layout: CompiledLayout | null,
+  ) {
+    this.dir = dir;
+    this.#engines = engines;
+    this.#templates = new Map(templates.map((t) => [keyOf(t.kind, t.channel, t.locale), t]));
+    this.#layout = layout;
+  }
+
+  /**
+   * Reads and checks every template in `dir` once. Throws a TemplateError (FW_TEMPLATE_INVALID)
+   * listing every problem `forewarn templates lint` would report.
+   */
+  static async load(dir: string = defaultTemplatesDir): Promise<TemplateStore> {
+    const { set, engines } = await inspectTemplates(dir);
+    if (set.problems.length > 0) {
+      throw new TemplateError(
+        'FW_TEMPLATE_INVALID',
+        `${set.problems.length} problem(s) in the templates in ${dir}:\n${set.problems.map(formatProblem).join('\n')}`,
+        { problems: set.problems },
+      );
+    }
+    return new TemplateStore(dir, engines, set.templates, set.layout);
+  }
+
+  /** The locales that have a template for this kind and channel, sorted. */
+  locales(kind: TemplateKind, channel: TemplateChannel): string[] {
+    return [...this.#templates.values()]
+      .filter((t) => t.kind === kind && t.channel === channel)
+      .map((t) => t.locale)
+      .sort();
+  }
+
+  /** The locale a user with `requested` gets: exact, then language only, then zh-CN. */
+  resolveLocale(kind: TemplateKind, channel: TemplateChannel, requested: string | null | undefined): string {
+    return resolveLocale(new Set(this.locales(kind, channel)), requested);
+  }
+
+  /**
+   * Renders one message. Throws a permanent TemplateError (FW_TEMPLATE_RENDER) for an unknown
+   * kind or channel, data that breaks the kind's schema (naming the data path), or a template
+   * that fails; it never returns a partial message.
+   */
+  render<K extends TemplateKind>(request: RenderRequest<K>): RenderedMessage {
+    const { kind, channel } = request as { kind: string; channel: string };
+    if (!isTemplateKind(kind)) {
+      throw new TemplateError(
+        'FW_TEMPLATE_RENDER',
+        `unknown template kind "${kind}": expected one of ${Object.keys(templateKinds).join(', ')}`,
+      );
+    }
+    const channels: readonly string[] = templateKinds[kind].channels;
+    if (!channels.includes(channel)) {
+      throw new TemplateError(
+        'FW_TEMPLATE_RENDER',
+        `${kind} has no "${channel}" templates: expected one of ${channels.join(', ')}`,
+      );
+    }
+    const locale = this.resolveLocale(kind, channel as TemplateChannel, request.locale);
+    const template = this.#templates.get(keyOf(kind, channel as TemplateChannel, locale));
+    if (!template) {
+      // Cannot happen with a directory that passed the checks in load(); said plainly if it does.
+      throw new TemplateError(
+        'FW_TEMPLATE_RENDER',
+        `${kind} (${locale}, ${channel}): no template in ${this.dir}`,
+      );
+    }
+    const data = validateTemplateData(kind, request.data, `${kind} (${locale}, ${channel})`);
+    return renderCompiled(this.#engines, template, this.#layout, data);
+  }
+}
+
+function keyOf(kind: TemplateKind, channel: TemplateChannel, locale: string): string {
+  return `${kind}/${channel}/${locale}`;
+}

@@ -1,0 +1,275 @@
+// The one place that declares every message kind: who it is for, the channels it is sent on, the
+// variables its templates may use (a zod schema; `forewarn templates lint` refuses any other) and
+// the sample data that `forewarn templates preview` and the linter render. A template file for a
+// kind lives in templates/<kind>/<locale>.<channel>.liquid.
+//
+// Strings marked "platform data" come from the platform's database and may hold anything,
+// including markup; the renderer escapes them in HTML, so templates never need to.
+import { z } from 'zod';
+
+export const templateChannels = ['email', 'inapp'] as const;
+export type TemplateChannel = (typeof templateChannels)[number];
+
+/** Every kind has this locale for each of its channels; users whose locale has no template get it. */
+export const defaultLocale = 'zh-CN';
+/** Locales every kind must provide for each of its channels (checked by the linter). */
+export const requiredLocales = ['zh-CN', 'en'] as const;
+
+export interface KindDefinition<S extends z.ZodType, C extends readonly TemplateChannel[]> {
+  /** Who reads it: platform users or forewarn's ops team. */
+  audience: 'users' | 'ops';
+  description: string;
+  channels: C;
+  schema: S;
+  /** Rendered by `templates preview` and by the linter. */
+  sample: z.input<S>;
+  /** More data the linter renders every template with: the edge cases (nulls, empty lists). */
+  variants?: Record<string, z.input<S>>;
+}
+
+function defineKind<S extends z.ZodType, const C extends readonly TemplateChannel[]>(
+  definition: KindDefinition<S, C>,
+): KindDefinition<S, C> {
+  return definition;
+}
+
+const isoTime = z.iso.datetime({ offset: true });
+/** Only http(s): a link in a message must never run script. */
+const webUrl = z.url({ protocol: /^https?$/ });
+const displayName = z.string().min(1);
+const issueKind = z.enum(['failures', 'slow']);
+
+const evidence = z
+  .object({
+    windowSeconds: z.number().int().positive(),
+    attempts: z.number().int().nonnegative(),
+    bad: z.number().int().nonnegative(),
+    rate: z.number().min(0).max(1),
+    lowerBound: z.number().min(0).max(1),
+    upperBound: z.number().min(0).max(1),
+    baseline: z.number().min(0).max(1),
+    threshold: z.number().min(0).max(1),
+    confidence: z.number().gt(0).lt(1),
+    meanLatencyMs: z.number().nonnegative().nullable(),
+  })
+  .strict();
+
+const opsIncidentOpened = z
+  .object({
+    incidentId: z.string().min(1),
+    detector: z.string().min(1),
+    /** Channel id, e.g. `wechat_pay`. */
+    channel: z.string().min(1),
+    /** Platform data. */
+    channelName: displayName,
+    region: z.string().min(1),
+    kind: issueKind,
+    openedAt: isoTime,
+    evidence,
+    /** Channel ids, best first. */
+    backupChannels: z.array(z.string().min(1)),
+    dashboardUrl: webUrl.nullable(),
+  })
+  .strict();
+
+const opsSampleOpened: z.input<typeof opsIncidentOpened> = {
+  incidentId: '1842',
+  detector: 'payment-health',
+  channel: 'wechat_pay',
+  channelName: '微信支付',
+  region: 'CN-GD',
+  kind: 'failures',
+  openedAt: '2026-11-22T09:51:05.000Z',
+  evidence: {
+    windowSeconds: 30,
+    attempts: 117,
+    bad: 117,
+    rate: 1,
+    lowerBound: 0.9183,
+    upperBound: 1,
+    baseline: 0.03,
+    threshold: 0.11,
+    confidence: 0.9999,
+    meanLatencyMs: null,
+  },
+  backupChannels: ['alipay', 'qq_wallet', 'unionpay'],
+  dashboardUrl: 'https://ops.example.com/forewarn/incidents/1842',
+};
+
+export const templateKinds = {
+  'payment-degraded': defineKind({
+    audience: 'users',
+    description:
+      'A payment channel is failing or slow to confirm in the user’s region: what is happening, what to use instead.',
+    channels: ['email', 'inapp'],
+    schema: z
+      .object({
+        /** Platform data; null when the user has no display name. */
+        userName: displayName.nullable(),
+        /** Platform data: the channel's display name, e.g. 微信支付. */
+        channelName: displayName,
+        region: z.string().min(1),
+        issue: issueKind,
+        /** Platform data: the best backup channel's display name; null when there is none. */
+        backupChannelName: displayName.nullable(),
+        /** Platform data: every backup's display name, best first (may be empty). */
+        backupChannelNames: z.array(displayName),
+        openedAt: isoTime,
+        /** The recharge page. */
+        payUrl: webUrl,
+        /** Signed link to the user's notification preferences. */
+        preferencesUrl: webUrl,
+      })
+      .strict(),
+    sample: {
+      userName: '小林',
+      channelName: '微信支付',
+      region: 'CN-GD',
+      issue: 'failures',
+      backupChannelName: '支付宝',
+      backupChannelNames: ['支付宝', 'QQ钱包', '云闪付'],
+      openedAt: '2026-11-22T09:51:05.000Z',
+      payUrl: 'https://shop.example.com/recharge',
+      preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
+    },
+    variants: {
+      'slow, no name, no backup': {
+        userName: null,
+        channelName: '银联云闪付',
+        region: 'CN-SH',
+        issue: 'slow',
+        backupChannelName: null,
+        backupChannelNames: [],
+        openedAt: '2026-11-22T20:03:00.000Z',
+        payUrl: 'https://shop.example.com/recharge',
+        preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
+      },
+    },
+  }),
+
+  'payment-recovered': defineKind({
+    audience: 'users',
+    description: 'The channel a user was warned about works normally again; nothing to do.',
+    channels: ['email', 'inapp'],
+    schema: z
+      .object({
+        /** Platform data; null when the user has no display name. */
+        userName: displayName.nullable(),
+        /** Platform data: the channel's display name. */
+        channelName: displayName,
+        region: z.string().min(1),
+        recoveredAt: isoTime,
+        payUrl: webUrl,
+        preferencesUrl: webUrl,
+      })
+      .strict(),
+    sample: {
+      userName: '小林',
+      channelName: '微信支付',
+      region: 'CN-GD',
+      recoveredAt: '2026-11-22T10:32:00.000Z',
+      payUrl: 'https://shop.example.com/recharge',
+      preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
+    },
+    variants: {
+      'no name': {
+        userName: null,
+        channelName: '支付宝',
+        region: 'CN-BJ',
+        recoveredAt: '2026-11-22T23:59:59+08:00',
+        payUrl: 'https://shop.example.com/recharge',
+        preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
+      },
+    },
+  }),
+
+  'ops-incident-opened': defineKind({
+    audience: 'ops',
+    description: 'An incident opened: the numbers behind it, for the ops team.',
+    channels: ['email'],
+    schema: opsIncidentOpened,
+    sample: opsSampleOpened,
+    variants: {
+      'slow, no backups, no dashboard': {
+        ...opsSampleOpened,
+        kind: 'slow',
+        evidence: {
+          ...opsSampleOpened.evidence,
+          bad: 41,
+          rate: 0.3504,
+          lowerBound: 0.2253,
+          upperBound: 0.5003,
+          baseline: 0.01,
+          threshold: 0.11,
+          meanLatencyMs: 23850,
+        },
+        backupChannels: [],
+        dashboardUrl: null,
+      },
+    },
+  }),
+
+  'ops-incident-resolved': defineKind({
+    audience: 'ops',
+    description: 'An incident resolved: how long it lasted and the numbers that ended it.',
+    channels: ['email'],
+    schema: opsIncidentOpened
+      .extend({
+        resolvedAt: isoTime,
+        durationMinutes: z.number().nonnegative(),
+        resolveEvidence: evidence,
+      })
+      .strict(),
+    sample: {
+      ...opsSampleOpened,
+      resolvedAt: '2026-11-22T10:32:00.000Z',
+      durationMinutes: 41,
+      resolveEvidence: {
+        windowSeconds: 30,
+        attempts: 132,
+        bad: 2,
+        rate: 0.0152,
+        lowerBound: 0.0021,
+        upperBound: 0.1003,
+        baseline: 0.03,
+        threshold: 0.11,
+        confidence: 0.9999,
+        meanLatencyMs: null,
+      },
+    },
+    variants: {
+      'no backups, no dashboard': {
+        ...opsSampleOpened,
+        backupChannels: [],
+        dashboardUrl: null,
+        resolvedAt: '2026-11-22T09:53:05.000Z',
+        durationMinutes: 2,
+        resolveEvidence: {
+          windowSeconds: 120,
+          attempts: 12,
+          bad: 0,
+          rate: 0,
+          lowerBound: 0,
+          upperBound: 0.557,
+          baseline: 0.03,
+          threshold: 0.11,
+          confidence: 0.9999,
+          meanLatencyMs: null,
+        },
+      },
+    },
+  }),
+} as const;
+
+export type TemplateKind = keyof typeof templateKinds;
+/** The data a kind's templates are rendered with, after validation. */
+export type TemplateData<K extends TemplateKind> = z.output<(typeof templateKinds)[K]['schema']>;
+/** The data a caller passes (before validation; the same as TemplateData for these schemas). */
+export type TemplateInput<K extends TemplateKind> = z.input<(typeof templateKinds)[K]['schema']>;
+export type ChannelOf<K extends TemplateKind> = (typeof templateKinds)[K]['channels'][number];
+
+export const templateKindNames = Object.keys(templateKinds) as TemplateKind[];
+
+export function isTemplateKind(name: string): name is TemplateKind {
+  return Object.hasOwn(templateKinds, name);
+}
