@@ -1,10 +1,12 @@
 // `npm run bench [name...]`: runs the benchmarks and prints their figures. Benchmarks measure;
-// they never fail a build. Names: backtest.
+// they never fail a build. Names: backtest, fanout.
 import { benchBacktest } from './backtest.ts';
+import { benchFanout } from './fanout.ts';
 import { print, type BenchResult } from './support.ts';
 
 const benches: Record<string, () => Promise<BenchResult>> = {
   backtest: benchBacktest,
+  fanout: benchFanout,
 };
 
 const wanted = process.argv.slice(2);

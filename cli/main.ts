@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { ForewarnError, UsageError } from '../lib/errors.ts';
 import { registerBacktest } from './commands/backtest.ts';
 import { registerConfig } from './commands/config.ts';
+import { registerDeliveries } from './commands/deliveries.ts';
 import { registerDemo } from './commands/demo.ts';
 import { registerIncidents } from './commands/incidents.ts';
 import { registerMigrate } from './commands/migrate.ts';
@@ -23,6 +24,7 @@ registerStart(program);
 registerRun(program);
 registerBacktest(program);
 registerIncidents(program);
+registerDeliveries(program);
 registerDemo(program);
 registerTemplates(program);
 

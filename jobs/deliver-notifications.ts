@@ -25,7 +25,13 @@ export const defaultOptions: JobsOptions = {
 
 export async function handle(data: z.infer<typeof payload>, ctx: AppContext) {
   const outcome = await deliverNotifications(
-    { db: ctx.db, config: ctx.config, logger: ctx.logger, templates: await ctx.templates(), email: ctx.email },
+    {
+      db: ctx.db,
+      config: ctx.config,
+      logger: ctx.logger,
+      templates: await ctx.templates(),
+      email: ctx.email,
+    },
     data.ids,
   );
   // Temporary failures come back when due; the sweeper is the safety net if this is lost.
@@ -36,14 +42,23 @@ export async function handle(data: z.infer<typeof payload>, ctx: AppContext) {
       { jobId: `retry@${retry.id}@${retry.retryAt}`, delay: Math.max(0, retry.retryAt - Date.now()) },
     );
   }
-  return { claimed: outcome.claimed, sent: outcome.sent, failed: outcome.failed, cancelled: outcome.cancelled, retries: outcome.retries.length };
+  return {
+    claimed: outcome.claimed,
+    sent: outcome.sent,
+    failed: outcome.failed,
+    cancelled: outcome.cancelled,
+    retries: outcome.retries.length,
+  };
 }
 
 /** Puts ids on the queue in jobs of at most MAX_IDS_PER_JOB, with ids derived from `key`. */
 export async function enqueueDeliveries(ctx: AppContext, ids: readonly string[], key: string): Promise<void> {
   const jobs = [];
   for (let i = 0; i < ids.length; i += MAX_IDS_PER_JOB) {
-    jobs.push({ payload: { ids: ids.slice(i, i + MAX_IDS_PER_JOB) }, jobId: `deliver@${key}@${i / MAX_IDS_PER_JOB}` });
+    jobs.push({
+      payload: { ids: ids.slice(i, i + MAX_IDS_PER_JOB) },
+      jobId: `deliver@${key}@${i / MAX_IDS_PER_JOB}`,
+    });
   }
   await ctx.queues.enqueueBulk(name, jobs);
 }

@@ -27,7 +27,18 @@ export function tickJobId(tickAt: number): string {
 }
 
 export async function handle(data: z.infer<typeof payload>, ctx: AppContext) {
-  const result = await runPaymentHealthTick(ctx, Date.parse(data.tickAt));
+  const result = await runTickAndDispatch(ctx, Date.parse(data.tickAt));
+  return { outcome: result.outcome, changes: result.changes.length, skippedRows: result.skippedRows };
+}
+
+/** One tick, then the fan-out of each event it recorded (also what `forewarn run` does). */
+export async function runTickAndDispatch(
+  ctx: AppContext,
+  tickAt: number,
+  options: { dryRun?: boolean } = {},
+) {
+  const result = await runPaymentHealthTick(ctx, tickAt, options);
+  if (options.dryRun) return result;
   // The events are committed; their fan-out is the notification pipeline's (and the sweeper's,
   // should this enqueue be lost).
   for (const recorded of result.recorded) {
@@ -37,5 +48,5 @@ export async function handle(data: z.infer<typeof payload>, ctx: AppContext) {
       { jobId: fanoutIncidentEvent.jobIdFor(recorded.eventId) },
     );
   }
-  return { outcome: result.outcome, changes: result.changes.length, skippedRows: result.skippedRows };
+  return result;
 }

@@ -23,5 +23,7 @@ export const defaultOptions: JobsOptions = {
 export const jobIdFor = (eventId: string) => `fanout@${eventId}`;
 
 export async function handle(data: z.infer<typeof payload>, ctx: AppContext) {
-  return fanOutIncidentEvent(ctx, data.eventId, (ids, batchKey) => enqueueDeliveries(ctx, ids, `fanout@${batchKey}`));
+  return fanOutIncidentEvent(ctx, data.eventId, (ids, batchKey) =>
+    enqueueDeliveries(ctx, ids, `fanout@${batchKey}`),
+  );
 }

@@ -30,7 +30,11 @@ export async function handle(data: z.infer<typeof payload>, ctx: AppContext) {
   const tick = Date.parse(data.tickAt);
   const events = await readStalledEvents(ctx.db, staleSeconds);
   for (const eventId of events) {
-    await ctx.queues.enqueue('fanout-incident-event', { eventId }, { jobId: `fanout@${eventId}@sweep@${tick}` });
+    await ctx.queues.enqueue(
+      'fanout-incident-event',
+      { eventId },
+      { jobId: `fanout@${eventId}@sweep@${tick}` },
+    );
   }
   const due = await readDueNotifications(ctx.db, staleSeconds, MAX_SWEPT);
   await enqueueDeliveries(ctx, due, `sweep@${tick}`);

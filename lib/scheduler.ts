@@ -63,7 +63,8 @@ export class Scheduler {
   /** (Re)schedules what changed: a schedule, the zone, or a detector switched on or off. */
   private apply(config: Config): void {
     const wanted = schedules(config);
-    const same = (a: Schedule, b: Schedule) => a.name === b.name && a.schedule === b.schedule && a.timezone === b.timezone;
+    const same = (a: Schedule, b: Schedule) =>
+      a.name === b.name && a.schedule === b.schedule && a.timezone === b.timezone;
     for (const { entry, task } of this.scheduled) {
       if (!wanted.some((w) => same(w, entry))) void task.destroy();
     }
@@ -88,7 +89,10 @@ export class Scheduler {
     try {
       await entry.enqueue(this.ctx, tickAt);
     } catch (error) {
-      this.ctx.logger.error({ component: 'scheduler', job: entry.name, err: error }, 'could not enqueue tick; it is skipped');
+      this.ctx.logger.error(
+        { component: 'scheduler', job: entry.name, err: error },
+        'could not enqueue tick; it is skipped',
+      );
     }
   }
 

@@ -3,7 +3,9 @@ import { Option, type Command } from 'commander';
 import { ConfigStore } from '../../lib/config/store.ts';
 import { createContext } from '../../lib/context.ts';
 import { checkServices } from '../../lib/daemon.ts';
-import { runPaymentHealthTick } from '../../lib/detection/payment-health-tick.ts';
+import { runTickAndDispatch } from '../../jobs/detect-payment-health.ts';
+import { draftBatches, opsDrafts } from '../../lib/notifications/fanout.ts';
+import type { NotificationDraft } from '../../lib/notifications/store.ts';
 import { parseChoice, parseTime } from '../args.ts';
 import { percent, table } from '../format.ts';
 import { commandEnv } from './shared.ts';
@@ -13,7 +15,9 @@ const DETECTORS = ['payment-health'] as const;
 export function registerRun(program: Command): void {
   program
     .command('run')
-    .description('run one detection pass now and print what changed')
+    .description(
+      'run one detection pass now and print what changed; with --dry-run --format json, the notifications it would send, one JSON object per line',
+    )
     .argument('<detector>', `detector to run: ${DETECTORS.join(', ')}`, parseChoice(DETECTORS))
     .option('--dry-run', 'compute everything, write nothing', false)
     .option('--at <time>', 'evaluate as of this ISO 8601 time instead of now', parseTime)
@@ -29,13 +33,24 @@ export function registerRun(program: Command): void {
         const ctx = createContext(env, store, logger);
         try {
           await checkServices(ctx);
-          const result = await runPaymentHealthTick(ctx, options.at ?? Date.now(), {
-            dryRun: options.dryRun,
-          });
+          const result = await runTickAndDispatch(ctx, options.at ?? Date.now(), { dryRun: options.dryRun });
+          if (options.format === 'json' && options.dryRun) {
+            // The notifications these changes would cause, one per line; nothing is recorded or sent.
+            const print = (d: NotificationDraft) =>
+              process.stdout.write(
+                `${JSON.stringify({ kind: d.kind, userId: d.userId, channel: d.channel, locale: d.locale, dedupeKey: d.dedupeKey })}\n`,
+              );
+            for (const recorded of result.recorded) {
+              const payload = { ...recorded.change, incidentId: recorded.incidentId };
+              (await opsDrafts(ctx, payload)).forEach(print);
+              for await (const batch of draftBatches(ctx, payload, null)) batch.drafts.forEach(print);
+            }
+            return;
+          }
           if (options.format === 'json') {
             for (const change of result.changes) {
               process.stdout.write(
-                `${JSON.stringify({ ...change, at: new Date(change.at).toISOString(), dryRun: options.dryRun })}\n`,
+                `${JSON.stringify({ ...change, at: new Date(change.at).toISOString() })}\n`,
               );
             }
             return;

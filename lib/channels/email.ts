@@ -131,7 +131,7 @@ export function messageIdFor(dedupeKey: string, domain: string): string {
  * spaces or control characters, no domain with a dot. It is no proof that the mailbox exists.
  */
 export function isPlausibleEmailAddress(address: string): boolean {
-  if (address.length > 254) return false;
+  if (typeof address !== 'string' || address.length > 254) return false; // also a stray null from the caller
   const match = /^([^\s\x00-\x1f\x7f@<>()[\]\\,;:"]+)@([^\s\x00-\x1f\x7f@<>()[\]\\,;:"]+)$/u.exec(address);
   if (!match) return false;
   const [, local = '', domain = ''] = match;
@@ -446,7 +446,8 @@ function composeMail(from: string, message: EmailMessage): SendMailOptions {
     to: message.to,
     subject: message.subject,
     text: message.text,
-    html: message.html,
+    // An empty alternative would show as a blank message in every HTML mail client.
+    ...(message.html === '' ? {} : { html: message.html }),
     messageId: message.messageId,
     headers,
     xMailer: false,

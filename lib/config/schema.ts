@@ -48,7 +48,9 @@ export const notificationsConfigSchema = z.strictObject({
   email: z.strictObject({
     from: z.string().min(3),
     /** Right-hand side of Message-IDs, e.g. "notify.example.com". */
-    messageIdDomain: z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a domain name such as "notify.example.com"'),
+    messageIdDomain: z
+      .string()
+      .regex(/^[A-Za-z0-9.-]+$/, 'expected a domain name such as "notify.example.com"'),
     maxConnections: positiveInt,
   }),
   ops: z.strictObject({

@@ -3,17 +3,17 @@
 // breaks one channel in one region for a while, and runs the real daemon (scheduler, queue,
 // workers, detector) until the incident has opened and resolved.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { parseDocument } from 'yaml';
 import { copyAttempts, seedPlatform } from '../../sim/load.ts';
 import { generateUsers, referencePlatform } from '../../sim/platform.ts';
 import { createPlatformSchema } from '../../sim/schema.ts';
 import { generateAttempts, type Scenario } from '../../sim/traffic.ts';
 import { startDaemon } from '../daemon.ts';
+import { writeConfigVariant } from '../config/variant.ts';
 import { migrate } from '../db/migrate.ts';
 import { redactUrl, type Env } from '../env.ts';
 import { ForewarnError } from '../errors.ts';
@@ -77,8 +77,13 @@ export async function runDemo(options: DemoOptions): Promise<void> {
         `for ${OUTAGE_FOR_MS / 1000} s (every payment there fails).`,
     );
 
-    const configPath = join(configDir, 'forewarn.yaml');
-    await writeFile(configPath, await demoConfig(options.env.configPath));
+    const configPath = await writeConfigVariant(
+      options.env.configPath,
+      Object.entries(DEMO_TIMING).map(
+        ([key, value]) => [['detectors', 'paymentHealth', key], value] as const,
+      ),
+      configDir,
+    );
     say(
       `Starting the daemon (scheduler + workers) with ${options.env.configPath}, ticks every 5 s, ` +
         `confirmation ${DEMO_TIMING.confirmSeconds} s, resolution after ${DEMO_TIMING.resolveSeconds} s of health.`,
@@ -114,7 +119,9 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     const recovered = await pollSent(client, opened.id, 'payment-recovered', deadline);
     say(describeSent('Recovery notices', recovered, options.env));
     const ops = await sentCounts(client, opened.id, 'ops-incident-%');
-    say(`Ops alerts (opened and resolved, with the numbers): ${ops.email} email(s) to the configured ops addresses.`);
+    say(
+      `Ops alerts (opened and resolved, with the numbers): ${ops.email} email(s) to the configured ops addresses.`,
+    );
     const others = (await listIncidents(client, { limit: 100 })).filter((r) => !matches(r));
     say(
       others.length === 0
@@ -124,7 +131,9 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     say(
       `Look for yourself: DATABASE_URL=${redactUrl(options.databaseUrl)} npx forewarn incidents; ` +
         `the tables forewarn.incidents, forewarn.notifications and forewarn.inbox (in-app messages); ` +
-        (options.env.smtpUrl ? `the mail at ${redactUrl(options.env.smtpUrl)}.` : `the emails as .eml files in ${resolve(options.env.outboxDir)}.`),
+        (options.env.smtpUrl
+          ? `the mail at ${redactUrl(options.env.smtpUrl)}.`
+          : `the emails as .eml files in ${resolve(options.env.outboxDir)}.`),
     );
   } finally {
     await daemon?.stop('demo finished');
@@ -223,13 +232,6 @@ function startLiveTraffic(
   };
 }
 
-async function demoConfig(shippedPath: string): Promise<string> {
-  const doc = parseDocument(await readFile(shippedPath, 'utf8'));
-  for (const [key, value] of Object.entries(DEMO_TIMING))
-    doc.setIn(['detectors', 'paymentHealth', key], value);
-  return doc.toString();
-}
-
 async function checkReachable(databaseUrl: string, redisUrl: string): Promise<void> {
   const admin = new URL(databaseUrl);
   admin.pathname = '/postgres';
@@ -298,7 +300,9 @@ async function sentCounts(client: pg.Client, incidentId: string, kind: string): 
     [incidentId, kind],
   );
   const count = (channel: string | null, status: string) =>
-    rows.filter((r) => (channel === null || r.channel === channel) && r.status === status).reduce((n, r) => n + r.n, 0);
+    rows
+      .filter((r) => (channel === null || r.channel === channel) && r.status === status)
+      .reduce((n, r) => n + r.n, 0);
   const sample = await client.query<{ user_id: string; channel: string; locale: string }>(
     `SELECT user_id, channel, locale FROM forewarn.notifications
       WHERE incident_id = $1 AND kind LIKE $2 AND status = 'sent' AND user_id IS NOT NULL ORDER BY id LIMIT 3`,
@@ -314,7 +318,12 @@ async function sentCounts(client: pg.Client, incidentId: string, kind: string): 
 }
 
 /** Waits until the fan-out has recorded some and every recorded one has gone out. */
-async function pollSent(client: pg.Client, incidentId: string, kind: string, deadline: number): Promise<SentCounts> {
+async function pollSent(
+  client: pg.Client,
+  incidentId: string,
+  kind: string,
+  deadline: number,
+): Promise<SentCounts> {
   let last = await sentCounts(client, incidentId, kind);
   while (Date.now() < deadline && (last.email + last.inapp === 0 || last.pending > 0)) {
     await new Promise((r) => setTimeout(r, 500));

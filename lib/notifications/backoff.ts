@@ -8,8 +8,13 @@ export interface BackoffPolicy {
 }
 
 /** Delay in ms before attempt `attempt + 1`, given `attempt` attempts so far (1 or more). */
-export function retryDelayMs(policy: BackoffPolicy, attempt: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(policy.maxDelaySeconds, policy.baseDelaySeconds * 2 ** Math.max(0, attempt - 1)) * 1000;
+export function retryDelayMs(
+  policy: BackoffPolicy,
+  attempt: number,
+  random: () => number = Math.random,
+): number {
+  const ceiling =
+    Math.min(policy.maxDelaySeconds, policy.baseDelaySeconds * 2 ** Math.max(0, attempt - 1)) * 1000;
   // Never less than a second: a retry in the same instant would meet the same failure.
   return Math.max(1_000, Math.round(random() * ceiling));
 }

@@ -36,7 +36,10 @@ export interface DeliveryOutcome {
   retries: Array<{ id: string; retryAt: number }>;
 }
 
-export async function deliverNotifications(ctx: DeliveryContext, ids: readonly string[]): Promise<DeliveryOutcome> {
+export async function deliverNotifications(
+  ctx: DeliveryContext,
+  ids: readonly string[],
+): Promise<DeliveryOutcome> {
   const config = ctx.config().notifications;
   const { claimed, cancelled } = await claimNotifications(ctx.db, ids, config.claimSeconds);
   const outcome: DeliveryOutcome = { claimed: claimed.length, sent: 0, failed: 0, cancelled, retries: [] };
@@ -73,7 +76,8 @@ export async function deliverNotifications(ctx: DeliveryContext, ids: readonly s
     await markFailed(ctx.db, failures);
     outcome.sent += entries.length;
     outcome.failed += failures.length;
-    for (const f of failures) log.error({ notificationId: f.id, reason: f.reason }, 'in-app notification failed');
+    for (const f of failures)
+      log.error({ notificationId: f.id, reason: f.reason }, 'in-app notification failed');
   }
 
   if (email.length > 0) {
@@ -94,7 +98,12 @@ async function sendEmail(
   n: ClaimedNotification,
 ): Promise<{ status: 'sent' } | { status: 'failed' } | { status: 'retry'; retryAt: number }> {
   const config = ctx.config().notifications;
-  const log = ctx.logger.child({ component: 'delivery', notificationId: n.id, kind: n.kind, to: n.address ?? '' });
+  const log = ctx.logger.child({
+    component: 'delivery',
+    notificationId: n.id,
+    kind: n.kind,
+    to: n.address ?? '',
+  });
   let message;
   try {
     message = render(ctx, n);
@@ -147,7 +156,11 @@ function reasonOf(error: unknown): string {
   return String(error);
 }
 
-async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
     while (next < items.length) {

@@ -125,7 +125,16 @@ export async function* draftBatches(
         for (const via of config.userChannels) {
           if (via === 'email' && !member.email) continue;
           drafts.push(
-            userDraft(ctx, payload, 'payment-degraded', via, member.id, member.email, member.locale, degradedData(ctx, payload, channels, member.id)),
+            userDraft(
+              ctx,
+              payload,
+              'payment-degraded',
+              via,
+              member.id,
+              member.email,
+              member.locale,
+              degradedData(ctx, payload, channels, member.id),
+            ),
           );
         }
       }
@@ -140,17 +149,33 @@ export async function* draftBatches(
     const warned = await readWarnedRecipients(ctx.db, payload.incidentId, cursor, config.batchSize);
     if (warned.length === 0) return;
     const drafts = warned.map((w) =>
-      userDraft(ctx, payload, 'payment-recovered', w.channel, w.userId, w.address, w.locale, recoveredData(ctx, payload, channels, w.userId)),
+      userDraft(
+        ctx,
+        payload,
+        'payment-recovered',
+        w.channel,
+        w.userId,
+        w.address,
+        w.locale,
+        recoveredData(ctx, payload, channels, w.userId),
+      ),
     );
     const last = warned[warned.length - 1]!;
     cursor = { userId: last.userId, channel: last.channel };
-    yield { drafts, cursor: `${last.userId}\t${last.channel}`, recipients: new Set(warned.map((w) => w.userId)).size };
+    yield {
+      drafts,
+      cursor: `${last.userId}\t${last.channel}`,
+      recipients: new Set(warned.map((w) => w.userId)).size,
+    };
     if (warned.length < config.batchSize) return;
   }
 }
 
 /** Ops alerts: one email per configured address, with the numbers. */
-export async function opsDrafts(ctx: FanoutContext, payload: IncidentEventPayload): Promise<NotificationDraft[]> {
+export async function opsDrafts(
+  ctx: FanoutContext,
+  payload: IncidentEventPayload,
+): Promise<NotificationDraft[]> {
   const config = ctx.config().notifications;
   const channels = await channelNames(ctx);
   const kind = payload.type === 'opened' ? 'ops-incident-opened' : 'ops-incident-resolved';
@@ -162,7 +187,8 @@ export async function opsDrafts(ctx: FanoutContext, payload: IncidentEventPayloa
     region: payload.subject.region,
     kind: payload.kind,
     backupChannels: payload.backupChannels,
-    dashboardUrl: config.links.dashboardUrl?.replace('{incidentId}', encodeURIComponent(payload.incidentId)) ?? null,
+    dashboardUrl:
+      config.links.dashboardUrl?.replace('{incidentId}', encodeURIComponent(payload.incidentId)) ?? null,
   };
   const data =
     payload.type === 'opened'
@@ -259,7 +285,11 @@ function payUrl(ctx: FanoutContext, channel: string | null): string {
 function preferencesUrl(ctx: FanoutContext, userId: string): string {
   const links = ctx.config().notifications.links;
   const expiresAt = Math.floor(Date.now() / 1000) + links.ttlDays * 86_400;
-  return signedUrl(links.preferencesUrl, { userId, purpose: 'notification-preferences', expiresAt }, ctx.linkSecret);
+  return signedUrl(
+    links.preferencesUrl,
+    { userId, purpose: 'notification-preferences', expiresAt },
+    ctx.linkSecret,
+  );
 }
 
 async function channelNames(ctx: FanoutContext): Promise<Map<string, string>> {

@@ -24,7 +24,10 @@ export interface ClaimedNotification extends NotificationDraft {
 }
 
 /** Records drafts; a dedupe key already recorded is skipped. Returns the ids of new rows. */
-export async function insertNotifications(db: Queryable, drafts: readonly NotificationDraft[]): Promise<string[]> {
+export async function insertNotifications(
+  db: Queryable,
+  drafts: readonly NotificationDraft[],
+): Promise<string[]> {
   if (drafts.length === 0) return [];
   const { rows } = await db.query<{ id: string }>(
     `INSERT INTO forewarn.notifications
@@ -134,7 +137,10 @@ export async function markRetry(db: Queryable, id: string, reason: string, retry
 }
 
 /** A permanent failure, or retries exhausted: recorded with the reason, never retried. */
-export async function markFailed(db: Queryable, failures: ReadonlyArray<{ id: string; reason: string }>): Promise<void> {
+export async function markFailed(
+  db: Queryable,
+  failures: ReadonlyArray<{ id: string; reason: string }>,
+): Promise<void> {
   if (failures.length === 0) return;
   await db.query(
     `UPDATE forewarn.notifications n
@@ -187,9 +193,13 @@ export async function readIncidentEvent(db: Queryable, eventId: string): Promise
     type: 'opened' | 'resolved';
     payload: Record<string, unknown>;
     dispatched_at: Date | null;
-  }>('SELECT id, incident_id, type, payload, dispatched_at FROM forewarn.incident_events WHERE id = $1', [eventId]);
+  }>('SELECT id, incident_id, type, payload, dispatched_at FROM forewarn.incident_events WHERE id = $1', [
+    eventId,
+  ]);
   const r = rows[0];
-  return r ? { id: r.id, incidentId: r.incident_id, type: r.type, payload: r.payload, dispatchedAt: r.dispatched_at } : null;
+  return r
+    ? { id: r.id, incidentId: r.incident_id, type: r.type, payload: r.payload, dispatchedAt: r.dispatched_at }
+    : null;
 }
 
 /** The fan-out's progress, created on first use. */
@@ -206,7 +216,12 @@ export async function startFanout(
   return rows[0]!;
 }
 
-export async function advanceFanout(db: Queryable, eventId: string, cursor: string, recipients: number): Promise<void> {
+export async function advanceFanout(
+  db: Queryable,
+  eventId: string,
+  cursor: string,
+  recipients: number,
+): Promise<void> {
   await db.query(
     `UPDATE forewarn.fanouts SET cursor = $2, recipients = recipients + $3, batches = batches + 1, updated_at = now()
       WHERE event_id = $1`,
@@ -215,10 +230,13 @@ export async function advanceFanout(db: Queryable, eventId: string, cursor: stri
 }
 
 export async function finishFanout(db: Queryable, eventId: string): Promise<void> {
-  await db.query('UPDATE forewarn.fanouts SET finished_at = now(), updated_at = now() WHERE event_id = $1', [eventId]);
-  await db.query('UPDATE forewarn.incident_events SET dispatched_at = now() WHERE id = $1 AND dispatched_at IS NULL', [
+  await db.query('UPDATE forewarn.fanouts SET finished_at = now(), updated_at = now() WHERE event_id = $1', [
     eventId,
   ]);
+  await db.query(
+    'UPDATE forewarn.incident_events SET dispatched_at = now() WHERE id = $1 AND dispatched_at IS NULL',
+    [eventId],
+  );
 }
 
 /** Users warned of an incident, per channel, after `after` (keyset on user id, then channel). */
@@ -228,7 +246,12 @@ export async function readWarnedRecipients(
   after: { userId: string; channel: DeliveryChannel } | null,
   limit: number,
 ): Promise<Array<{ userId: string; channel: DeliveryChannel; address: string | null; locale: string }>> {
-  const { rows } = await db.query<{ user_id: string; channel: DeliveryChannel; address: string | null; locale: string }>(
+  const { rows } = await db.query<{
+    user_id: string;
+    channel: DeliveryChannel;
+    address: string | null;
+    locale: string;
+  }>(
     `SELECT user_id, channel, address, locale FROM forewarn.notifications
       WHERE incident_id = $1 AND kind = 'payment-degraded' AND status IN ('sent', 'sending')
         AND ($2::text IS NULL OR (user_id, channel) > ($2::text, $3::text))
@@ -254,7 +277,11 @@ export async function readStalledEvents(db: Queryable, staleSeconds: number, lim
 }
 
 /** Deliveries due and not in a live claim: pending ones past their time, and expired claims. */
-export async function readDueNotifications(db: Queryable, staleSeconds: number, limit: number): Promise<string[]> {
+export async function readDueNotifications(
+  db: Queryable,
+  staleSeconds: number,
+  limit: number,
+): Promise<string[]> {
   const { rows } = await db.query<{ id: string }>(
     `SELECT id FROM forewarn.notifications
       WHERE ((status = 'pending' AND next_attempt_at <= now() - make_interval(secs => $1))

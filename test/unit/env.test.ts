@@ -54,6 +54,9 @@ describe('readEnv defaults', () => {
       FOREWARN_CONFIG: '/etc/forewarn/forewarn.yaml',
       FOREWARN_QUEUE_PREFIX: 'fw-staging',
       LOG_LEVEL: 'debug',
+      SMTP_URL: 'smtps://mailer:pw@smtp.internal:465',
+      FOREWARN_OUTBOX: '/var/spool/forewarn',
+      FOREWARN_LINK_SECRET: 'l'.repeat(40),
     });
     expect(env).toEqual({
       databaseUrl: 'postgres://a@h1/db1',
@@ -63,7 +66,21 @@ describe('readEnv defaults', () => {
       configPath: '/etc/forewarn/forewarn.yaml',
       queuePrefix: 'fw-staging',
       logLevel: 'debug',
+      smtpUrl: 'smtps://mailer:pw@smtp.internal:465',
+      outboxDir: '/var/spool/forewarn',
+      linkSecret: 'l'.repeat(40),
     });
+  });
+
+  it('refuses a link secret too short to be one, without echoing it', () => {
+    expect(() => readEnv({ FOREWARN_LINK_SECRET: 'short-secret' })).toThrow(
+      /FOREWARN_LINK_SECRET: expected at least 32 characters/,
+    );
+    try {
+      readEnv({ FOREWARN_LINK_SECRET: 'short-secret' });
+    } catch (error) {
+      expect((error as Error).message).not.toContain('short-secret');
+    }
   });
 
   it('reads process.env when given nothing', () => {
