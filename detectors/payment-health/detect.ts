@@ -99,6 +99,7 @@ export function detectPaymentHealth(
           openedAt: open.openedAt,
           at: now,
           evidence: evidenceOf(assessed[kind], thresholds)!,
+          openEvidence: open.evidence,
           backupChannels: open.backupChannels,
         });
       }

@@ -109,6 +109,8 @@ export type IncidentChange =
       kind: IncidentKind;
       openedAt: number;
       at: number;
+      /** The numbers that resolved it; `openEvidence` those that opened it. */
       evidence: Evidence;
+      openEvidence: Evidence;
       backupChannels: string[];
     };

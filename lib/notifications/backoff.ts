@@ -15,6 +15,6 @@ export function retryDelayMs(
 ): number {
   const ceiling =
     Math.min(policy.maxDelaySeconds, policy.baseDelaySeconds * 2 ** Math.max(0, attempt - 1)) * 1000;
-  // Never less than a second: a retry in the same instant would meet the same failure.
-  return Math.max(1_000, Math.round(random() * ceiling));
+  // Never less than a tenth of a second: a retry in the same instant would meet the same failure.
+  return Math.max(100, Math.round(random() * ceiling));
 }

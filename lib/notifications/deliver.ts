@@ -129,8 +129,9 @@ async function sendEmail(
     const reason = reasonOf(error);
     const attempt = n.attempts + 1;
     if (retryable && attempt < config.retry.maxAttempts) {
-      const retryAt = Date.now() + retryDelayMs(config.retry, attempt);
-      await markRetry(ctx.db, n.id, reason, new Date(retryAt));
+      const delayMs = retryDelayMs(config.retry, attempt);
+      await markRetry(ctx.db, n.id, reason, delayMs);
+      const retryAt = Date.now() + delayMs;
       log.warn({ attempt, retryAt: new Date(retryAt).toISOString(), reason }, 'email failed; will retry');
       return { status: 'retry', retryAt };
     }

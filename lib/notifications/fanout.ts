@@ -196,7 +196,7 @@ export async function opsDrafts(
       : {
           ...base,
           openedAt: iso(payload.openedAt),
-          evidence: payload.evidence,
+          evidence: payload.openEvidence,
           resolvedAt: iso(payload.at),
           durationMinutes: Math.round((payload.at - payload.openedAt) / 60_000),
           resolveEvidence: payload.evidence,

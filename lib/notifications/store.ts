@@ -126,14 +126,20 @@ export async function markSent(db: Queryable, ids: readonly string[]): Promise<v
   );
 }
 
-/** A temporary failure: back to pending, due again at `retryAt`. */
-export async function markRetry(db: Queryable, id: string, reason: string, retryAt: Date): Promise<void> {
-  await db.query(
+/**
+ * A temporary failure: back to pending, due again after `delayMs` by the database's clock (the
+ * clock that claims compare with). Returns when that is, in epoch ms.
+ */
+export async function markRetry(db: Queryable, id: string, reason: string, delayMs: number): Promise<number> {
+  const { rows } = await db.query<{ due: Date }>(
     `UPDATE forewarn.notifications
-        SET status = 'pending', attempts = attempts + 1, next_attempt_at = $3, claimed_until = NULL, last_error = $2
-      WHERE id = $1 AND status = 'sending'`,
-    [id, reason, retryAt],
+        SET status = 'pending', attempts = attempts + 1, claimed_until = NULL, last_error = $2,
+            next_attempt_at = now() + make_interval(secs => $3::float8 / 1000)
+      WHERE id = $1 AND status = 'sending'
+     RETURNING next_attempt_at AS due`,
+    [id, reason, delayMs],
   );
+  return rows[0]?.due.getTime() ?? Date.now() + delayMs;
 }
 
 /** A permanent failure, or retries exhausted: recorded with the reason, never retried. */

@@ -12,7 +12,7 @@
 import type { BucketRow, PaymentHealthSettings } from '../../detectors/payment-health/index.ts';
 import { BUCKET_MS } from '../../detectors/payment-health/index.ts';
 import pg from 'pg';
-import { escapeIdentifier, type Queryable } from '../db/pool.ts';
+import { escapeIdentifier, inTransaction, type Queryable } from '../db/pool.ts';
 
 export interface AttemptBucketQuery {
   schema: string;
@@ -148,20 +148,10 @@ export async function readAttemptBuckets(db: Queryable, q: AttemptBucketQuery): 
 async function withAnalyticsSettings<T>(db: Queryable, work: (client: Queryable) => Promise<T>): Promise<T> {
   // A caller's own client may be inside its transaction: leave its settings alone.
   if (!(db instanceof pg.Pool)) return work(db);
-  const client = await db.connect();
-  try {
-    await client.query(
-      "BEGIN READ ONLY; SET LOCAL jit = off; SET LOCAL work_mem = '256MB'; SET LOCAL enable_sort = off",
-    );
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  return inTransaction(db, async (client) => {
+    await client.query("SET LOCAL jit = off; SET LOCAL work_mem = '256MB'; SET LOCAL enable_sort = off");
+    return work(client);
+  });
 }
 
 /** Attempts created in the window that break the contract: how many, and the first `limit` of them. */

@@ -36,6 +36,10 @@ export class TemplateStore {
   readonly #engines: Engines;
   readonly #templates: ReadonlyMap<string, CompiledTemplate>;
   readonly #layout: CompiledLayout | null;
+  /** Per template, the top-level variables it reads: a render depends on nothing else. */
+  readonly #reads: ReadonlyMap<string, readonly string[]>;
+  /** Recent renders by template and the values it reads: a fan-out renders one message for many. */
+  readonly #rendered = new Map<string, RenderedMessage>();
 
   private constructor(
     dir: string,
@@ -47,6 +51,9 @@ export class TemplateStore {
     this.#engines = engines;
     this.#templates = new Map(templates.map((t) => [keyOf(t.kind, t.channel, t.locale), t]));
     this.#layout = layout;
+    this.#reads = new Map(
+      templates.map((t) => [keyOf(t.kind, t.channel, t.locale), variablesRead(engines, t)]),
+    );
   }
 
   /**
@@ -108,8 +115,28 @@ export class TemplateStore {
       );
     }
     const data = validateTemplateData(kind, request.data, `${kind} (${locale}, ${channel})`);
-    return renderCompiled(this.#engines, template, this.#layout, data);
+    const templateKey = keyOf(kind, channel as TemplateChannel, locale);
+    const values = this.#reads.get(templateKey)!.map((name) => (data as Record<string, unknown>)[name]);
+    const cacheKey = `${templateKey}\u0000${JSON.stringify(values)}`;
+    const cached = this.#rendered.get(cacheKey);
+    if (cached) return { ...cached };
+    const message = renderCompiled(this.#engines, template, this.#layout, data);
+    if (this.#rendered.size >= RENDER_CACHE_SIZE) this.#rendered.delete(this.#rendered.keys().next().value!);
+    this.#rendered.set(cacheKey, message);
+    return { ...message };
   }
+}
+
+const RENDER_CACHE_SIZE = 1_000;
+
+/** The top-level variables a template's header and body read (the layout reads only the result). */
+function variablesRead(engines: Engines, template: CompiledTemplate): string[] {
+  const names = new Set<string>();
+  for (const part of [template.header.template, template.body.text]) {
+    for (const name of Object.keys(engines.text.analyzeSync(part, { partials: false }).globals))
+      names.add(name);
+  }
+  return [...names].sort();
 }
 
 function keyOf(kind: TemplateKind, channel: TemplateChannel, locale: string): string {

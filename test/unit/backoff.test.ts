@@ -13,8 +13,9 @@ describe('retry backoff', () => {
     expect(retryDelayMs(policy, 20, top)).toBe(3_600_000);
   });
 
-  it('spreads retries over the whole interval, never below a second', () => {
+  it('spreads retries over the whole interval, never below a tenth of a second', () => {
     expect(retryDelayMs(policy, 3, () => 0.5)).toBe(60_000);
-    expect(retryDelayMs(policy, 3, () => 0)).toBe(1_000);
+    expect(retryDelayMs(policy, 3, () => 0)).toBe(100);
+    expect(retryDelayMs({ baseDelaySeconds: 0.2, maxDelaySeconds: 10 }, 2, () => 0.5)).toBe(200);
   });
 });
