@@ -215,7 +215,7 @@ export async function fanOut(options: { audience: number; channel: 'inapp' | 'em
 }
 
 /** `count` active users in CN-GD, each with a succeeded wechat_pay attempt an hour ago. */
-async function seedAudience(client: pg.Client, count: number): Promise<void> {
+export async function seedAudience(client: pg.Client, count: number): Promise<void> {
   await createPlatformSchema(client, 'platform', { reset: true });
   const users = generateUsers(count, 1, { now: Date.now() }).map((u) => ({
     ...u,

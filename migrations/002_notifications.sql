@@ -6,9 +6,11 @@ CREATE TABLE forewarn.notifications (
   -- cause:user-or-address:kind:channel[:subject]. Unique: a retried job, a second replica or a
   -- restarted fan-out can never make a second row for the same message.
   dedupe_key      text        NOT NULL UNIQUE,
-  -- What caused it, e.g. "incident:42"; incident_id when the cause is an incident.
+  -- What caused it, e.g. "incident:42"; incident_id when the cause is an incident. No foreign
+  -- key: rows are written in batches of thousands, incidents are never deleted, and the check
+  -- would cost a trigger call per row.
   cause           text        NOT NULL,
-  incident_id     bigint      REFERENCES forewarn.incidents (id),
+  incident_id     bigint,
   kind            text        NOT NULL,
   channel         text        NOT NULL CHECK (channel IN ('email', 'inapp')),
   audience        text        NOT NULL CHECK (audience IN ('user', 'ops')),
@@ -39,7 +41,8 @@ CREATE INDEX notifications_by_incident ON forewarn.notifications (incident_id, k
 -- In-app messages, for the platform's app and site to show. One row per in-app notification.
 CREATE TABLE forewarn.inbox (
   id              bigserial PRIMARY KEY,
-  notification_id bigint      NOT NULL UNIQUE REFERENCES forewarn.notifications (id),
+  -- The notification it delivers (written in the same statement; no per-row foreign key check).
+  notification_id bigint      NOT NULL UNIQUE,
   user_id         text        NOT NULL,
   kind            text        NOT NULL,
   title           text        NOT NULL,
@@ -49,8 +52,8 @@ CREATE TABLE forewarn.inbox (
   -- Set by the platform when the user has seen it.
   read_at         timestamptz
 );
+-- A user's messages, newest first (unread ones are found through it too).
 CREATE INDEX inbox_by_user ON forewarn.inbox (user_id, created_at DESC);
-CREATE INDEX inbox_unread ON forewarn.inbox (user_id) WHERE read_at IS NULL;
 
 -- Progress of each incident event's fan-out, so that a restarted fan-out resumes after the last
 -- batch it committed instead of starting over.

@@ -7,8 +7,8 @@ import type { Config } from '../config/schema.ts';
 import { inTransaction, type Pool } from '../db/pool.ts';
 import type { Logger } from '../logger.ts';
 import type { TemplateStore } from '../templates/store.ts';
-import type { TemplateKind } from '../../templates/kinds.ts';
 import { retryDelayMs } from './backoff.ts';
+import { reasonOf, renderNotification } from './render.ts';
 import {
   claimNotifications,
   insertInboxEntries,
@@ -53,7 +53,7 @@ export async function deliverNotifications(
     const failures: Array<{ id: string; reason: string }> = [];
     for (const n of inapp) {
       try {
-        const message = render(ctx, n);
+        const message = renderNotification(ctx.templates, n);
         entries.push({
           notificationId: n.id,
           userId: n.userId!,
@@ -82,7 +82,8 @@ export async function deliverNotifications(
 
   if (email.length > 0) {
     const sender = ctx.email();
-    await forEachLimited(email, Math.max(1, config.email.maxConnections * 2), async (n) => {
+    // Enough sends in flight to keep every pooled connection busy while others wait on replies.
+    await forEachLimited(email, Math.max(1, config.email.maxConnections * 10), async (n) => {
       const result = await sendEmail(ctx, sender, n);
       if (result.status === 'sent') outcome.sent++;
       else if (result.status === 'failed') outcome.failed++;
@@ -106,7 +107,7 @@ async function sendEmail(
   });
   let message;
   try {
-    message = render(ctx, n);
+    message = renderNotification(ctx.templates, n);
   } catch (error) {
     await markFailed(ctx.db, [{ id: n.id, reason: reasonOf(error) }]);
     log.error({ reason: reasonOf(error) }, 'email not sent: the template failed');
@@ -140,21 +141,6 @@ async function sendEmail(
     log.error({ attempt, reason: final }, 'email failed');
     return { status: 'failed' };
   }
-}
-
-function render(ctx: DeliveryContext, n: ClaimedNotification) {
-  return ctx.templates.render({
-    kind: n.kind as TemplateKind,
-    channel: n.channel as never,
-    locale: n.locale,
-    data: n.data as never,
-  });
-}
-
-function reasonOf(error: unknown): string {
-  if (error instanceof DeliveryError) return `${error.code}: ${error.reason}`;
-  if (error instanceof Error) return `${'code' in error ? `${String(error.code)}: ` : ''}${error.message}`;
-  return String(error);
 }
 
 async function forEachLimited<T>(

@@ -2,7 +2,7 @@
 // keyset-paginated batches; each batch's notifications and the cursor are committed together,
 // so a fan-out killed anywhere resumes after its last batch and never records anyone twice
 // (dedupe keys are unique as well). Delivery is the next step's job: this one only records.
-import type { Evidence, IncidentChange, IncidentKind } from '../../detectors/payment-health/index.ts';
+import type { IncidentChange, IncidentKind } from '../../detectors/payment-health/index.ts';
 import type { Config } from '../config/schema.ts';
 import { inTransaction, type Pool } from '../db/pool.ts';
 import { signedUrl } from '../links.ts';
@@ -13,12 +13,17 @@ import {
   advanceFanout,
   finishFanout,
   insertNotifications,
+  isIncidentResolved,
   readIncidentEvent,
+  recordInAppDeliveries,
   readWarnedRecipients,
   startFanout,
   type DeliveryChannel,
+  type InAppDelivery,
   type NotificationDraft,
 } from './store.ts';
+import type { TemplateStore } from '../templates/store.ts';
+import { renderNotification, reasonOf } from './render.ts';
 
 export interface FanoutContext {
   db: Pool;
@@ -27,6 +32,7 @@ export interface FanoutContext {
   config: () => Config;
   logger: Logger;
   linkSecret: string;
+  templates: () => Promise<TemplateStore>;
 }
 
 /** The change an incident event carries, as stored in incident_events.payload. */
@@ -78,16 +84,29 @@ export async function fanOutIncidentEvent(
     notifications += ids.length;
   }
 
+  // A warning for an incident that resolved before its fan-out ran would arrive stale: ops were
+  // told above, users are not.
+  const stale = payload.type === 'opened' && (await isIncidentResolved(ctx.db, payload.incidentId));
+  const templates = await ctx.templates();
   let cursor = progress.cursor === '' ? null : progress.cursor;
-  for await (const batch of draftBatches(ctx, payload, cursor)) {
+  for await (const batch of stale ? [] : draftBatches(ctx, payload, cursor)) {
+    // In-app messages are delivered here, in the batch's transaction; emails are recorded for
+    // the delivery jobs, which own the claims and retries an external send needs.
+    const inApp: InAppDelivery[] = [];
+    const toSend: NotificationDraft[] = [];
+    for (const draft of batch.drafts) {
+      if (draft.channel === 'inapp') inApp.push({ draft, message: renderInApp(templates, draft) });
+      else toSend.push(draft);
+    }
     const ids = await inTransaction(ctx.db, async (client) => {
-      const created = await insertNotifications(client, batch.drafts);
+      const created = await insertNotifications(client, toSend);
+      const inbox = await recordInAppDeliveries(client, inApp);
       await advanceFanout(client, eventId, batch.cursor ?? cursor ?? '', batch.recipients);
+      notifications += created.length + inbox.delivered + inbox.failed;
       return created;
     });
     batches++;
     recipients += batch.recipients;
-    notifications += ids.length;
     await deliver(ids, `${eventId}-${progress.batches + batches}`);
     cursor = batch.cursor;
   }
@@ -305,4 +324,15 @@ function parseWarnedCursor(cursor: string | null): { userId: string; channel: De
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-export type { Evidence };
+function renderInApp(templates: TemplateStore, draft: NotificationDraft): InAppDelivery['message'] {
+  try {
+    const message = renderNotification(templates, draft);
+    return {
+      title: message.title ?? '',
+      body: message.text,
+      link: typeof draft.data.payUrl === 'string' ? draft.data.payUrl : null,
+    };
+  } catch (error) {
+    return { error: reasonOf(error) };
+  }
+}

@@ -29,24 +29,30 @@ export async function insertNotifications(
   drafts: readonly NotificationDraft[],
 ): Promise<string[]> {
   if (drafts.length === 0) return [];
+  // One JSON document rather than ten arrays: node-pg would quote every array element, which
+  // costs more than the insert itself for a batch of thousands.
   const { rows } = await db.query<{ id: string }>(
     `INSERT INTO forewarn.notifications
        (dedupe_key, cause, incident_id, kind, channel, audience, user_id, address, locale, data)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
-                          $7::text[], $8::text[], $9::text[], $10::jsonb[])
+     SELECT d.k, d.c, d.i, d.t, d.ch, d.a, d.u, d.ad, d.l, d.d
+       FROM jsonb_to_recordset($1::jsonb) AS d(k text, c text, i bigint, t text, ch text, a text, u text, ad text, l text, d jsonb)
      ON CONFLICT (dedupe_key) DO NOTHING
      RETURNING id`,
     [
-      drafts.map((d) => d.dedupeKey),
-      drafts.map((d) => d.cause),
-      drafts.map((d) => d.incidentId),
-      drafts.map((d) => d.kind),
-      drafts.map((d) => d.channel),
-      drafts.map((d) => d.audience),
-      drafts.map((d) => d.userId),
-      drafts.map((d) => d.address),
-      drafts.map((d) => d.locale),
-      drafts.map((d) => JSON.stringify(d.data)),
+      JSON.stringify(
+        drafts.map((d) => ({
+          k: d.dedupeKey,
+          c: d.cause,
+          i: d.incidentId,
+          t: d.kind,
+          ch: d.channel,
+          a: d.audience,
+          u: d.userId,
+          ad: d.address,
+          l: d.locale,
+          d: d.data,
+        })),
+      ),
     ],
   );
   return rows.map((r) => r.id);
@@ -157,6 +163,65 @@ export async function markFailed(
   );
 }
 
+export interface InAppDelivery {
+  draft: NotificationDraft;
+  /** The rendered message, or why it could not be rendered (recorded as failed). */
+  message: { title: string; body: string; link: string | null } | { error: string };
+}
+
+/**
+ * Records in-app notifications as delivered, with their inbox rows, in one statement: an in-app
+ * delivery is a write to forewarn's own database, so recording it and delivering it are the same
+ * transaction and need no claim. A dedupe key already recorded is skipped, inbox row included.
+ * Returns how many were delivered and how many failed to render.
+ */
+export async function recordInAppDeliveries(
+  db: Queryable,
+  deliveries: readonly InAppDelivery[],
+): Promise<{ delivered: number; failed: number }> {
+  if (deliveries.length === 0) return { delivered: 0, failed: 0 };
+  const { rows } = await db.query<{ status: string; n: number }>(
+    `WITH d AS (
+       SELECT * FROM jsonb_to_recordset($1::jsonb)
+         AS d(k text, c text, i bigint, t text, u text, l text, d jsonb, title text, body text, link text, err text)
+     ), recorded AS (
+       INSERT INTO forewarn.notifications
+         (dedupe_key, cause, incident_id, kind, channel, audience, user_id, locale, data,
+          status, attempts, sent_at, finished_at, last_error)
+       SELECT d.k, d.c, d.i, d.t, 'inapp', 'user', d.u, d.l, d.d,
+              CASE WHEN d.err IS NULL THEN 'sent' ELSE 'failed' END, 1,
+              CASE WHEN d.err IS NULL THEN now() END, now(), d.err
+         FROM d
+       ON CONFLICT (dedupe_key) DO NOTHING
+       RETURNING id, dedupe_key, status
+     ), inboxed AS (
+       INSERT INTO forewarn.inbox (notification_id, user_id, kind, title, body, link)
+       SELECT r.id, d.u, d.t, d.title, d.body, d.link FROM recorded r JOIN d ON d.k = r.dedupe_key
+        WHERE r.status = 'sent'
+       RETURNING 1
+     )
+     SELECT status, count(*)::int AS n FROM recorded GROUP BY status`,
+    [
+      JSON.stringify(
+        deliveries.map(({ draft, message }) => ({
+          k: draft.dedupeKey,
+          c: draft.cause,
+          i: draft.incidentId,
+          t: draft.kind,
+          u: draft.userId,
+          l: draft.locale,
+          d: draft.data,
+          ...('error' in message
+            ? { err: message.error }
+            : { title: message.title, body: message.body, link: message.link }),
+        })),
+      ),
+    ],
+  );
+  const count = (status: string) => rows.find((r) => r.status === status)?.n ?? 0;
+  return { delivered: count('sent'), failed: count('failed') };
+}
+
 export interface InboxEntry {
   notificationId: string;
   userId: string;
@@ -206,6 +271,14 @@ export async function readIncidentEvent(db: Queryable, eventId: string): Promise
   return r
     ? { id: r.id, incidentId: r.incident_id, type: r.type, payload: r.payload, dispatchedAt: r.dispatched_at }
     : null;
+}
+
+export async function isIncidentResolved(db: Queryable, incidentId: string): Promise<boolean> {
+  const { rows } = await db.query<{ resolved: boolean }>(
+    'SELECT resolved_at IS NOT NULL AS resolved FROM forewarn.incidents WHERE id = $1',
+    [incidentId],
+  );
+  return rows[0]?.resolved ?? false;
 }
 
 /** The fan-out's progress, created on first use. */

@@ -25,17 +25,21 @@ export interface AudienceMember {
 export async function readDegradedAudience(db: Queryable, q: AudienceQuery): Promise<AudienceMember[]> {
   const s = escapeIdentifier(q.schema);
   const { rows } = await db.query<{ id: string; email: string | null; locale: string | null }>(
+    // The check is a correlated scalar subquery with LIMIT 1 on purpose: one probe of the
+    // (user_id, channel_id, created_at) index per user. Written as EXISTS ... OR EXISTS, PostgreSQL
+    // hashes the whole 30 days of the channel's attempts for every batch.
     `SELECT u.id, u.email, u.locale
        FROM ${s}.users u
       WHERE u.status = 'active'
         AND u.region = $2
         AND ($5::text IS NULL OR u.id > $5)
-        AND (EXISTS (SELECT 1 FROM ${s}.payment_attempts a
-                      WHERE a.user_id = u.id AND a.channel_id = $1 AND a.status IN ('pending', 'timeout')
-                        AND a.created_at >= $3::timestamptz - make_interval(mins => $4) AND a.created_at <= $3::timestamptz)
-          OR EXISTS (SELECT 1 FROM ${s}.payment_attempts a
-                      WHERE a.user_id = u.id AND a.channel_id = $1 AND a.status = 'succeeded'
-                        AND a.created_at >= $3::timestamptz - make_interval(days => $6) AND a.created_at <= $3::timestamptz))
+        AND (SELECT true FROM ${s}.payment_attempts a
+              WHERE a.user_id = u.id AND a.channel_id = $1
+                AND a.created_at >= $3::timestamptz - GREATEST(make_interval(days => $6), make_interval(mins => $4))
+                AND a.created_at <= $3::timestamptz
+                AND ((a.status = 'succeeded' AND a.created_at >= $3::timestamptz - make_interval(days => $6))
+                     OR (a.status IN ('pending', 'timeout') AND a.created_at >= $3::timestamptz - make_interval(mins => $4)))
+              LIMIT 1)
       ORDER BY u.id
       LIMIT $7`,
     [q.channel, q.region, q.at, q.stuckWithinMinutes, q.after, q.usedWithinDays, q.limit],
