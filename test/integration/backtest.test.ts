@@ -2,7 +2,7 @@
 // PostgreSQL: a 10-minute outage of wechat_pay in CN-GD is reported once, with the documented
 // shape; a 30-second blip of alipay there is not; JSON on stdout, progress and logs on stderr;
 // nothing is written to forewarn's tables.
-import { execFile } from 'node:child_process';
+import { runForewarn } from '../support/cli.ts';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateUsers, referencePlatform } from '../../sim/platform.ts';
@@ -17,7 +17,6 @@ import {
 } from '../support/platform.ts';
 import { createTestDatabase, type TestDatabase } from '../support/services.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SHIPPED = fileURLToPath(new URL('../../config/forewarn.yaml', import.meta.url));
 const SECOND = 1_000;
 const MINUTE = 60_000;
@@ -45,32 +44,9 @@ let bad: BadAttempt[];
 let countsBefore: ForewarnCounts;
 
 function forewarn(args: string[]): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['bin/forewarn.js', ...args],
-      {
-        cwd: ROOT,
-        timeout: 50_000,
-        maxBuffer: 16 * 1024 * 1024,
-        // A clean environment: nothing from the developer's shell changes what is tested.
-        env: {
-          PATH: process.env.PATH ?? '',
-          HOME: process.env.HOME ?? '',
-          DATABASE_URL: db.url,
-          FOREWARN_CONFIG: SHIPPED,
-          LOG_LEVEL: 'info',
-        },
-      },
-      (error, stdout, stderr) => {
-        resolve({
-          code: error ? (typeof error.code === 'number' ? error.code : null) : 0,
-          signal: error?.signal ?? null,
-          stdout,
-          stderr,
-        });
-      },
-    );
+  return runForewarn(args, {
+    env: { DATABASE_URL: db.url, FOREWARN_CONFIG: SHIPPED, LOG_LEVEL: 'info' },
+    timeoutMs: 50_000,
   });
 }
 

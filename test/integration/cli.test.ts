@@ -1,6 +1,6 @@
 // The `forewarn` command as an operator runs it: a real child process, real exit codes (0 ok,
 // 1 failure, 2 usage), messages on stderr, and `migrate` against real PostgreSQL databases.
-import { execFile } from 'node:child_process';
+import { runForewarn } from '../support/cli.ts';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -31,33 +31,8 @@ interface Result {
 }
 
 function forewarn(args: string[], env: Record<string, string> = {}): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['bin/forewarn.js', ...args],
-      {
-        cwd: ROOT,
-        timeout: 30_000,
-        // A clean environment: nothing from the developer's shell changes what is tested.
-        env: {
-          PATH: process.env.PATH ?? '',
-          HOME: process.env.HOME ?? '',
-          LOG_LEVEL: 'silent',
-          DATABASE_URL: UNUSED_DB,
-          REDIS_URL,
-          FOREWARN_CONFIG: SHIPPED,
-          ...env,
-        },
-      },
-      (error, stdout, stderr) => {
-        resolve({
-          code: error ? (typeof error.code === 'number' ? error.code : null) : 0,
-          signal: error?.signal ?? null,
-          stdout,
-          stderr,
-        });
-      },
-    );
+  return runForewarn(args, {
+    env: { LOG_LEVEL: 'silent', DATABASE_URL: UNUSED_DB, REDIS_URL, FOREWARN_CONFIG: SHIPPED, ...env },
   });
 }
 

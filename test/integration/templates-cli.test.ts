@@ -1,6 +1,6 @@
 // `forewarn templates lint` and `forewarn templates preview` as staff run them: a real child
 // process, real exit codes (0 ok, 1 problems, 2 usage), files written where it says.
-import { execFile } from 'node:child_process';
+import { runForewarn } from '../support/cli.ts';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,20 +17,7 @@ interface Result {
 }
 
 function forewarn(args: string[]): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['bin/forewarn.js', ...args],
-      {
-        cwd: ROOT,
-        timeout: 30_000,
-        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'silent' },
-      },
-      (error, stdout, stderr) => {
-        resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr });
-      },
-    );
-  });
+  return runForewarn(args, { env: { LOG_LEVEL: 'silent' } });
 }
 
 function expectExit(result: Result, code: number): void {

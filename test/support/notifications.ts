@@ -2,7 +2,7 @@
 // changed, an in-process pipeline (context, notifications worker, detector ticks), an
 // independent oracle of who must be warned, readers for forewarn's notification tables, the
 // `forewarn` command as a child process, and the BullMQ keys of one test prefix.
-import { execFile } from 'node:child_process';
+import { runForewarn } from './cli.ts';
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -17,7 +17,7 @@ import { copyAttempts } from '../../sim/load.ts';
 import type { SimUser } from '../../sim/platform.ts';
 import type { SimAttempt } from '../../sim/traffic.ts';
 import { startNotificationsWorker } from '../../workers/notifications.ts';
-import { ROOT, SHIPPED_CONFIG, type DaemonEnv } from './daemon.ts';
+import { SHIPPED_CONFIG, type DaemonEnv } from './daemon.ts';
 import { PLATFORM_SCHEMA } from './platform.ts';
 import { captureLogs, REDIS_URL, waitFor } from './services.ts';
 
@@ -344,32 +344,9 @@ export function forewarnCli(
   env: Record<string, string>,
   timeoutMs = 45_000,
 ): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['bin/forewarn.js', ...args],
-      {
-        cwd: ROOT,
-        timeout: timeoutMs,
-        maxBuffer: 64 * 1024 * 1024,
-        env: {
-          PATH: process.env.PATH ?? '',
-          HOME: process.env.HOME ?? '',
-          REDIS_URL,
-          LOG_LEVEL: 'warn',
-          FOREWARN_LINK_SECRET: LINK_SECRET,
-          ...env,
-        },
-      },
-      (error, stdout, stderr) => {
-        resolve({
-          code: error ? (typeof error.code === 'number' ? error.code : null) : 0,
-          signal: error?.signal ?? null,
-          stdout,
-          stderr,
-        });
-      },
-    );
+  return runForewarn(args, {
+    env: { REDIS_URL, LOG_LEVEL: 'warn', FOREWARN_LINK_SECRET: LINK_SECRET, ...env },
+    timeoutMs,
   });
 }
 
