@@ -13,7 +13,9 @@ interface Schedule {
   name: string;
   schedule: string;
   timezone: string;
-  enqueue: (ctx: AppContext, tickAt: number) => Promise<void>;
+  /** The job each tick becomes; both tick jobs take `{ tickAt }`. */
+  job: typeof detectPaymentHealth.name | typeof sweepNotifications.name;
+  jobId: (tickAt: number) => string;
 }
 
 /** What runs on a schedule, given the config: detectors that are enabled, and the sweeper. */
@@ -24,24 +26,16 @@ function schedules(config: Config): Schedule[] {
       name: 'payment-health',
       schedule: config.detectors.paymentHealth.schedule,
       timezone: config.timezone,
-      enqueue: (ctx, tickAt) =>
-        ctx.queues.enqueue(
-          detectPaymentHealth.name,
-          { tickAt: new Date(tickAt).toISOString() },
-          { jobId: detectPaymentHealth.tickJobId(tickAt) },
-        ),
+      job: detectPaymentHealth.name,
+      jobId: detectPaymentHealth.tickJobId,
     });
   }
   list.push({
     name: 'notification-sweeper',
     schedule: config.notifications.sweeper.schedule,
     timezone: config.timezone,
-    enqueue: (ctx, tickAt) =>
-      ctx.queues.enqueue(
-        sweepNotifications.name,
-        { tickAt: new Date(tickAt).toISOString() },
-        { jobId: sweepNotifications.jobIdFor(tickAt) },
-      ),
+    job: sweepNotifications.name,
+    jobId: sweepNotifications.jobIdFor,
   });
   return list;
 }
@@ -87,7 +81,11 @@ export class Scheduler {
     // node-cron reports the scheduled second; rounding absorbs sub-second jitter between replicas.
     const tickAt = Math.round(date.getTime() / 1000) * 1000;
     try {
-      await entry.enqueue(this.ctx, tickAt);
+      await this.ctx.queues.enqueue(
+        entry.job,
+        { tickAt: new Date(tickAt).toISOString() },
+        { jobId: entry.jobId(tickAt) },
+      );
     } catch (error) {
       this.ctx.logger.error(
         { component: 'scheduler', job: entry.name, err: error },
