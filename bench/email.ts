@@ -1,13 +1,11 @@
-// Email throughput against a local SMTP sink (smtp-server that accepts and discards): nodemailer's
-// pooled transport on its own, then the same through forewarn's EmailSender, so the cost of the
-// checks, classification and bookkeeping on top shows as the gap between the two figures.
+// Pieces of the email benchmarks: a local SMTP sink (smtp-server that accepts and discards), a
+// pump that keeps a fixed number of sends in flight, and nodemailer's pooled transport sending a
+// small fixed message (context for how much a real message's size and encoding cost).
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import nodemailer from 'nodemailer';
 import { SMTPServer } from 'smtp-server';
-import { createEmailSender, messageIdFor } from '../lib/channels/email.ts';
-import { createLogger } from '../lib/logger.ts';
-import { figure, type BenchResult } from './support.ts';
+import { messageIdFor } from '../lib/channels/email.ts';
 
 /** Messages in flight at once, as a worker with that much concurrency would keep. */
 const IN_FLIGHT = 50;
@@ -21,7 +19,7 @@ interface Sink {
 }
 
 /** Accepts every message and drops its bytes unread: the client is what is measured. */
-async function startSink(): Promise<Sink> {
+export async function startSink(): Promise<Sink> {
   let received = 0;
   const server = new SMTPServer({
     authOptional: true,
@@ -47,7 +45,11 @@ async function startSink(): Promise<Sink> {
 }
 
 /** Runs `send(i)` for i in 0..count-1 with at most `limit` running; returns messages per second. */
-async function pump(count: number, limit: number, send: (i: number) => Promise<unknown>): Promise<number> {
+export async function pump(
+  count: number,
+  limit: number,
+  send: (i: number) => Promise<unknown>,
+): Promise<number> {
   let next = 0;
   const started = performance.now();
   const lane = async () => {
@@ -86,52 +88,4 @@ export async function benchRawNodemailer(count = 5_000): Promise<{ messagesPerSe
     transport.close();
     await sink.close();
   }
-}
-
-export async function benchEmailSender(count = 5_000): Promise<{ messagesPerSecond: number }> {
-  const sink = await startSink();
-  const sender = createEmailSender({
-    smtpUrl: sink.url,
-    outboxDir: 'outbox',
-    from: FROM,
-    logger: createLogger({ level: 'silent' }),
-    pool: { maxConnections: MAX_CONNECTIONS, maxMessages: 100 },
-  });
-  try {
-    const messagesPerSecond = await pump(count, IN_FLIGHT, (i) =>
-      sender.send({
-        to: `user${i}@example.com`,
-        messageId: messageIdFor(`bench:sender:${i}`, 'forewarn.example.com'),
-        ...body(i),
-      }),
-    );
-    if (sink.received() !== count) throw new Error(`sink received ${sink.received()} of ${count} messages`);
-    return { messagesPerSecond };
-  } finally {
-    await sender.close();
-    await sink.close();
-  }
-}
-
-/** Both, in the shape bench/run.ts prints: the better of two alternating rounds each. */
-export async function benchEmail(count = 5_000): Promise<BenchResult> {
-  // A short warm-up, so that neither figure pays for JIT compilation alone.
-  await benchRawNodemailer(500);
-  await benchEmailSender(500);
-  let raw = 0;
-  let sender = 0;
-  for (let round = 0; round < 2; round++) {
-    raw = Math.max(raw, (await benchRawNodemailer(count)).messagesPerSecond);
-    sender = Math.max(sender, (await benchEmailSender(count)).messagesPerSecond);
-  }
-  return {
-    name: `email: ${count.toLocaleString('en-US')} small messages to a local SMTP sink`,
-    figures: [
-      figure('nodemailer pool, raw', Math.round(raw), 'msg/s'),
-      figure('EmailSender', Math.round(sender), 'msg/s'),
-    ],
-    notes: [
-      `${MAX_CONNECTIONS} pooled connections, ${IN_FLIGHT} in flight; the sink shares the process, best of 2 rounds`,
-    ],
-  };
 }

@@ -69,7 +69,12 @@ export interface EmailSenderOptions {
   /** "Forewarn <noreply@example.com>" or a bare address. */
   from: string;
   logger: Logger;
-  pool?: { maxConnections?: number; maxMessages?: number };
+  /**
+   * maxInFlight: messages handed to nodemailer at once (default 2 per connection); further sends
+   * wait here. nodemailer composes a message when it is handed over and holds it until a
+   * connection is free, so a long queue there costs memory and garbage collection, not speed.
+   */
+  pool?: { maxConnections?: number; maxMessages?: number; maxInFlight?: number };
   timeouts?: EmailTimeouts;
 }
 
@@ -146,13 +151,14 @@ export function isPlausibleEmailAddress(address: string): boolean {
 function createSmtpSender(
   smtpUrl: string,
   from: string,
-  pool: { maxConnections?: number; maxMessages?: number },
+  pool: { maxConnections?: number; maxMessages?: number; maxInFlight?: number },
   timeouts: Required<EmailTimeouts>,
   log: Logger,
 ): EmailSender {
   const server = checkSmtpUrl(smtpUrl);
   const maxConnections = positiveInteger('pool.maxConnections', pool.maxConnections ?? 5);
   const maxMessages = positiveInteger('pool.maxMessages', pool.maxMessages ?? 100);
+  const handOver = semaphore(positiveInteger('pool.maxInFlight', pool.maxInFlight ?? maxConnections * 2));
   const transporter = nodemailer.createTransport({
     pool: true,
     url: smtpUrl,
@@ -179,7 +185,10 @@ function createSmtpSender(
       controller.abort();
     };
     const timer = setTimeout(() => abort(`send timed out after ${timeouts.sendMs} ms`), timeouts.sendMs);
-    const attempt = transporter.sendMail({ ...mail, signal: controller.signal });
+    // The send's time limit and close() cover the wait for a turn as well as nodemailer's part.
+    const attempt = handOver.run(controller.signal, () =>
+      transporter.sendMail({ ...mail, signal: controller.signal }),
+    );
     const entry: InFlight = { done: attempt.catch(() => undefined), abort };
     inFlight.add(entry);
     try {
@@ -225,6 +234,42 @@ function createSmtpSender(
         log.info({ transport: 'smtp', server }, 'email sender closed');
       })();
       return closing;
+    },
+  };
+}
+
+/** At most `limit` tasks run at once; the others wait in order. A waiter whose signal aborts leaves the line. */
+function semaphore(limit: number) {
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  // A finishing task hands its place straight to the next waiter, so none can slip in between.
+  const release = () => {
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
+  };
+  return {
+    async run<T>(signal: AbortSignal, task: () => Promise<T>): Promise<T> {
+      if (running < limit) running++;
+      else {
+        await new Promise<void>((resolve, reject) => {
+          const turn = () => {
+            signal.removeEventListener('abort', onAbort);
+            resolve();
+          };
+          const onAbort = () => {
+            waiting.splice(waiting.indexOf(turn), 1);
+            reject(new Error('aborted while waiting for a connection'));
+          };
+          waiting.push(turn);
+          signal.addEventListener('abort', onAbort, { once: true });
+        });
+      }
+      try {
+        return await task();
+      } finally {
+        release();
+      }
     },
   };
 }
@@ -410,7 +455,7 @@ function checkedMail(log: Logger, from: string, message: EmailMessage): SendMail
 }
 
 /** Checks a message and turns it into nodemailer's form; a malformed one is a permanent failure. */
-function composeMail(from: string, message: EmailMessage): SendMailOptions {
+export function composeMail(from: string, message: EmailMessage): SendMailOptions {
   const refuse = (reason: string, detail: string) =>
     new DeliveryError(`email ${message.messageId}: ${reason} (permanent): ${detail}`, {
       retryable: false,

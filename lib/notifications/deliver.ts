@@ -2,11 +2,12 @@
 // In-app messages are written to the inbox in the same transaction that marks them sent, so they
 // exist exactly once. Emails are marked sent the moment the server accepts them and carry a
 // stable Message-ID, so the only window for a duplicate is a crash between those two steps.
-import { DeliveryError, messageIdFor, type EmailSender } from '../channels/email.ts';
+import { DeliveryError, messageIdFor, type EmailMessage, type EmailSender } from '../channels/email.ts';
 import type { Config } from '../config/schema.ts';
+import { groupCommit } from '../db/group-commit.ts';
 import { inTransaction, type Pool } from '../db/pool.ts';
 import type { Logger } from '../logger.ts';
-import type { TemplateStore } from '../templates/store.ts';
+import type { RenderedMessage, TemplateStore } from '../templates/store.ts';
 import { retryDelayMs } from './backoff.ts';
 import { reasonOf, renderNotification } from './render.ts';
 import {
@@ -17,6 +18,7 @@ import {
   markSent,
   type ClaimedNotification,
   type InboxEntry,
+  type NotificationDraft,
 } from './store.ts';
 
 export interface DeliveryContext {
@@ -26,6 +28,9 @@ export interface DeliveryContext {
   templates: TemplateStore;
   email: () => EmailSender;
 }
+
+/** Sent emails are recorded at most this many at a time, at most this long after the send. */
+const SENT_MARKS = { maxItems: 500, maxWaitMs: 50 };
 
 export interface DeliveryOutcome {
   claimed: number;
@@ -82,13 +87,24 @@ export async function deliverNotifications(
 
   if (email.length > 0) {
     const sender = ctx.email();
-    // Enough sends in flight to keep every pooled connection busy while others wait on replies.
-    await forEachLimited(email, Math.max(1, config.email.maxConnections * 10), async (n) => {
-      const result = await sendEmail(ctx, sender, n);
-      if (result.status === 'sent') outcome.sent++;
-      else if (result.status === 'failed') outcome.failed++;
-      else outcome.retries.push({ id: n.id, retryAt: result.retryAt });
-    });
+    // Accepted sends are marked in groups, not one statement each. A crash before a group is
+    // written leaves those rows claimed; once the claim runs out they are sent again with the same
+    // Message-ID, the window every email has between the server's "250" and our commit.
+    const sentMarks = groupCommit((ids: string[]) => markSent(ctx.db, ids), SENT_MARKS);
+    try {
+      // Enough sends in flight to keep every pooled connection busy while others wait on replies.
+      await forEachLimited(email, Math.max(1, config.email.maxConnections * 10), async (n) => {
+        const result = await sendEmail(ctx, sender, n);
+        if (result.status === 'sent') {
+          sentMarks.add(n.id);
+          outcome.sent++;
+        } else if (result.status === 'failed') outcome.failed++;
+        else outcome.retries.push({ id: n.id, retryAt: result.retryAt });
+      });
+    } finally {
+      // Even when a send threw: what was accepted is recorded before the job ends either way.
+      await sentMarks.flush();
+    }
   }
   return outcome;
 }
@@ -99,32 +115,19 @@ async function sendEmail(
   n: ClaimedNotification,
 ): Promise<{ status: 'sent' } | { status: 'failed' } | { status: 'retry'; retryAt: number }> {
   const config = ctx.config().notifications;
-  const log = ctx.logger.child({
-    component: 'delivery',
-    notificationId: n.id,
-    kind: n.kind,
-    to: n.address ?? '',
-  });
+  // Made only when something goes wrong: a child logger per sent email costs more than the send.
+  const log = () =>
+    ctx.logger.child({ component: 'delivery', notificationId: n.id, kind: n.kind, to: n.address ?? '' });
   let message;
   try {
     message = renderNotification(ctx.templates, n);
   } catch (error) {
     await markFailed(ctx.db, [{ id: n.id, reason: reasonOf(error) }]);
-    log.error({ reason: reasonOf(error) }, 'email not sent: the template failed');
+    log().error({ reason: reasonOf(error) }, 'email not sent: the template failed');
     return { status: 'failed' };
   }
-  const preferences = typeof n.data.preferencesUrl === 'string' ? n.data.preferencesUrl : null;
   try {
-    await sender.send({
-      to: n.address!,
-      subject: message.subject ?? '',
-      text: message.text,
-      html: message.html ?? '',
-      messageId: messageIdFor(n.dedupeKey, config.email.messageIdDomain),
-      ...(preferences ? { headers: { 'List-Unsubscribe': `<${preferences}>` } } : {}),
-    });
-    await markSent(ctx.db, [n.id]);
-    return { status: 'sent' };
+    await sender.send(emailMessageFor(n, message, config.email.messageIdDomain));
   } catch (error) {
     const retryable = !(error instanceof DeliveryError) || error.retryable;
     const reason = reasonOf(error);
@@ -133,14 +136,32 @@ async function sendEmail(
       const delayMs = retryDelayMs(config.retry, attempt);
       await markRetry(ctx.db, n.id, reason, delayMs);
       const retryAt = Date.now() + delayMs;
-      log.warn({ attempt, retryAt: new Date(retryAt).toISOString(), reason }, 'email failed; will retry');
+      log().warn({ attempt, retryAt: new Date(retryAt).toISOString(), reason }, 'email failed; will retry');
       return { status: 'retry', retryAt };
     }
     const final = retryable ? `gave up after ${attempt} attempts: ${reason}` : reason;
     await markFailed(ctx.db, [{ id: n.id, reason: final }]);
-    log.error({ attempt, reason: final }, 'email failed');
+    log().error({ attempt, reason: final }, 'email failed');
     return { status: 'failed' };
   }
+  return { status: 'sent' };
+}
+
+/** The email a rendered notification becomes: its Message-ID and unsubscribe link included. */
+export function emailMessageFor(
+  n: NotificationDraft,
+  message: RenderedMessage,
+  messageIdDomain: string,
+): EmailMessage {
+  const preferences = typeof n.data.preferencesUrl === 'string' ? n.data.preferencesUrl : null;
+  return {
+    to: n.address!,
+    subject: message.subject ?? '',
+    text: message.text,
+    html: message.html ?? '',
+    messageId: messageIdFor(n.dedupeKey, messageIdDomain),
+    ...(preferences ? { headers: { 'List-Unsubscribe': `<${preferences}>` } } : {}),
+  };
 }
 
 async function forEachLimited<T>(

@@ -31,8 +31,12 @@ export function stringifyValue(value: unknown): string {
 
 /** The HTML engine's `outputEscape`: every `{{ }}` output, escaped and marked as such. */
 export function markValue(value: unknown): string {
-  const text = stringifyValue(value).replace(MARKERS, '').replace(/\s+/g, ' ');
-  return `${OPEN}${escapeHtml(text)}${CLOSE}`;
+  return `${OPEN}${markedText(stringifyValue(value))}${CLOSE}`;
+}
+
+/** What `markValue` puts between its markers for a string: on one line, escaped, unmarked. */
+export function markedText(text: string): string {
+  return escapeHtml(text.replace(MARKERS, '').replace(/\s+/g, ' '));
 }
 
 const URL_LINE = /^https?:\/\/\S+$/;

@@ -6,6 +6,7 @@ import type { TemplateChannel, TemplateKind } from '../../templates/kinds.ts';
 import { liquidErrorAt } from './engine.ts';
 import { TemplateError } from './errors.ts';
 import { escapeHtml, normaliseText, oneLine, textToHtml } from './html.ts';
+import { renderSpliced } from './splice.ts';
 import type { CompiledLayout, CompiledTemplate, Engines } from './source.ts';
 
 export interface RenderedMessage {
@@ -27,18 +28,18 @@ export function renderCompiled(
   engines: Engines,
   template: CompiledTemplate,
   layout: CompiledLayout | null,
-  data: object,
+  data: Record<string, unknown>,
 ): RenderedMessage {
   const where = `${template.kind} (${template.locale}, ${template.channel})`;
   const run = (
     liquid: Engines['text'],
     parsed: Template[],
-    scope: object,
+    scope: Record<string, unknown>,
     file: string,
     firstLine: number,
   ) => {
     try {
-      return String(liquid.renderSync(parsed, scope));
+      return renderSpliced(liquid, parsed, scope);
     } catch (error) {
       const at = liquidErrorAt(error);
       const line = at ? firstLine + at.line - 1 : firstLine;

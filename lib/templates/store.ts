@@ -40,6 +40,10 @@ export class TemplateStore {
   readonly #reads: ReadonlyMap<string, readonly string[]>;
   /** Recent renders by template and the values it reads: a fan-out renders one message for many. */
   readonly #rendered = new Map<string, RenderedMessage>();
+  /** Per kind and channel, the locales that have a template. */
+  readonly #locales = new Map<string, Set<string>>();
+  /** Requested locale (per kind and channel) to the one served: canonicalising a tag is slow. */
+  readonly #resolved = new Map<string, string>();
 
   private constructor(
     dir: string,
@@ -51,6 +55,10 @@ export class TemplateStore {
     this.#engines = engines;
     this.#templates = new Map(templates.map((t) => [keyOf(t.kind, t.channel, t.locale), t]));
     this.#layout = layout;
+    for (const t of templates) {
+      const key = `${t.kind}/${t.channel}`;
+      this.#locales.set(key, (this.#locales.get(key) ?? new Set()).add(t.locale));
+    }
     this.#reads = new Map(
       templates.map((t) => [keyOf(t.kind, t.channel, t.locale), variablesRead(engines, t)]),
     );
@@ -74,15 +82,20 @@ export class TemplateStore {
 
   /** The locales that have a template for this kind and channel, sorted. */
   locales(kind: TemplateKind, channel: TemplateChannel): string[] {
-    return [...this.#templates.values()]
-      .filter((t) => t.kind === kind && t.channel === channel)
-      .map((t) => t.locale)
-      .sort();
+    return [...(this.#locales.get(`${kind}/${channel}`) ?? [])].sort();
   }
 
   /** The locale a user with `requested` gets: exact, then language only, then zh-CN. */
   resolveLocale(kind: TemplateKind, channel: TemplateChannel, requested: string | null | undefined): string {
-    return resolveLocale(new Set(this.locales(kind, channel)), requested);
+    const key = `${kind}/${channel}/${requested ?? ''}`;
+    let locale = this.#resolved.get(key);
+    if (locale === undefined) {
+      locale = resolveLocale(this.#locales.get(`${kind}/${channel}`) ?? new Set(), requested);
+      // Users' locales are few; a platform full of junk values must not grow this without end.
+      if (this.#resolved.size >= RESOLVED_LOCALES_SIZE) this.#resolved.clear();
+      this.#resolved.set(key, locale);
+    }
+    return locale;
   }
 
   /**
@@ -128,6 +141,7 @@ export class TemplateStore {
 }
 
 const RENDER_CACHE_SIZE = 1_000;
+const RESOLVED_LOCALES_SIZE = 1_000;
 
 /** The top-level variables a template's header and body read (the layout reads only the result). */
 function variablesRead(engines: Engines, template: CompiledTemplate): string[] {

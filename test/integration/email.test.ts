@@ -330,6 +330,60 @@ describe('email over SMTP', () => {
     }
   });
 
+  it('hands at most maxInFlight messages to nodemailer at once; the others wait and all arrive', async () => {
+    // nodemailer opens a new pooled connection whenever a message waits in its own queue, up to
+    // maxConnections: with one message handed over at a time, it never needs a second connection.
+    const limited = open({ pool: { maxConnections: 5, maxInFlight: 1 } });
+    await expect(
+      Promise.all(Array.from({ length: 30 }, () => limited.send(message()))),
+    ).resolves.toHaveLength(30);
+    expect(smtp.messages).toHaveLength(30);
+    expect(smtp.connectionsOpened).toBe(1);
+    await limited.close();
+    // The same burst with room for ten in flight uses every connection it may.
+    const opened = smtp.connectionsOpened;
+    const wide = open({ pool: { maxConnections: 5, maxInFlight: 10 } });
+    await Promise.all(Array.from({ length: 30 }, () => wide.send(message())));
+    expect(smtp.connectionsOpened - opened).toBe(5);
+  });
+
+  it('fails a send whose time runs out while it waits for its turn, as retryable', async () => {
+    const sockets = new Set<Socket>();
+    const silent: Server = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.resume();
+      socket.write('220 slow.example.com ESMTP\r\n'); // then never answers EHLO
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const slow = createEmailSender({
+      smtpUrl: `smtp://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+      outboxDir: '/x',
+      from: FROM,
+      logger: logs.logger,
+      pool: { maxConnections: 1, maxInFlight: 1 },
+      timeouts: { sendMs: 300, socketMs: 10_000 },
+    });
+    try {
+      const [first, waiting] = await Promise.all([
+        failure(slow.send(message())),
+        failure(slow.send(message())),
+      ]);
+      expect(first).toMatchObject({ retryable: true, reason: 'send timed out after 300 ms' });
+      expect(waiting).toMatchObject({ retryable: true, reason: 'send timed out after 300 ms' });
+    } finally {
+      await slow.close();
+      await waitUntil(() => sockets.size === 0);
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
+  it('refuses a maxInFlight that is not a positive integer', () => {
+    expect(() => open({ pool: { maxInFlight: 0 } })).toThrow(
+      /pool\.maxInFlight: expected a positive integer, got 0/,
+    );
+  });
+
   it('close() lets in-flight sends finish, refuses new ones and releases every connection', async () => {
     const email = open({ pool: { maxConnections: 3 } });
     const inFlight = Array.from({ length: 12 }, () => email.send(message()));
