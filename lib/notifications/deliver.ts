@@ -1,7 +1,7 @@
 // Delivery: claim recorded notifications atomically, render them, send them, record the outcome.
 // In-app messages are written to the inbox in the same transaction that marks them sent, so they
-// exist exactly once. Emails are marked sent the moment the server accepts them and carry a
-// stable Message-ID, so the only window for a duplicate is a crash between those two steps.
+// exist exactly once. Emails are marked sent in groups within 50 ms of the server accepting them
+// and carry a stable Message-ID, so the only window for a duplicate is a crash in between.
 import { DeliveryError, messageIdFor, type EmailMessage, type EmailSender } from '../channels/email.ts';
 import type { Config } from '../config/schema.ts';
 import { groupCommit } from '../db/group-commit.ts';

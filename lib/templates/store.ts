@@ -56,7 +56,7 @@ export class TemplateStore {
     this.#templates = new Map(templates.map((t) => [keyOf(t.kind, t.channel, t.locale), t]));
     this.#layout = layout;
     for (const t of templates) {
-      const key = `${t.kind}/${t.channel}`;
+      const key = keyOf(t.kind, t.channel);
       this.#locales.set(key, (this.#locales.get(key) ?? new Set()).add(t.locale));
     }
     this.#reads = new Map(
@@ -82,15 +82,15 @@ export class TemplateStore {
 
   /** The locales that have a template for this kind and channel, sorted. */
   locales(kind: TemplateKind, channel: TemplateChannel): string[] {
-    return [...(this.#locales.get(`${kind}/${channel}`) ?? [])].sort();
+    return [...(this.#locales.get(keyOf(kind, channel)) ?? [])].sort();
   }
 
   /** The locale a user with `requested` gets: exact, then language only, then zh-CN. */
   resolveLocale(kind: TemplateKind, channel: TemplateChannel, requested: string | null | undefined): string {
-    const key = `${kind}/${channel}/${requested ?? ''}`;
+    const key = keyOf(kind, channel, requested ?? '');
     let locale = this.#resolved.get(key);
     if (locale === undefined) {
-      locale = resolveLocale(this.#locales.get(`${kind}/${channel}`) ?? new Set(), requested);
+      locale = resolveLocale(this.#locales.get(keyOf(kind, channel)) ?? new Set(), requested);
       // Users' locales are few; a platform full of junk values must not grow this without end.
       if (this.#resolved.size >= RESOLVED_LOCALES_SIZE) this.#resolved.clear();
       this.#resolved.set(key, locale);
@@ -119,7 +119,8 @@ export class TemplateStore {
       );
     }
     const locale = this.resolveLocale(kind, channel as TemplateChannel, request.locale);
-    const template = this.#templates.get(keyOf(kind, channel as TemplateChannel, locale));
+    const templateKey = keyOf(kind, channel as TemplateChannel, locale);
+    const template = this.#templates.get(templateKey);
     if (!template) {
       // Cannot happen with a directory that passed the checks in load(); said plainly if it does.
       throw new TemplateError(
@@ -128,7 +129,6 @@ export class TemplateStore {
       );
     }
     const data = validateTemplateData(kind, request.data, `${kind} (${locale}, ${channel})`);
-    const templateKey = keyOf(kind, channel as TemplateChannel, locale);
     const values = this.#reads.get(templateKey)!.map((name) => (data as Record<string, unknown>)[name]);
     const cacheKey = `${templateKey}\u0000${JSON.stringify(values)}`;
     const cached = this.#rendered.get(cacheKey);
@@ -153,6 +153,7 @@ function variablesRead(engines: Engines, template: CompiledTemplate): string[] {
   return [...names].sort();
 }
 
-function keyOf(kind: TemplateKind, channel: TemplateChannel, locale: string): string {
-  return `${kind}/${channel}/${locale}`;
+/** `kind/channel/locale`, or `kind/channel` for what holds for every locale. */
+function keyOf(kind: TemplateKind, channel: TemplateChannel, locale?: string): string {
+  return locale === undefined ? `${kind}/${channel}` : `${kind}/${channel}/${locale}`;
 }
