@@ -1,13 +1,19 @@
 // Group commit: many small writes of the same kind coalesced into few statements. An item waits
 // at most `maxWaitMs` (or until `maxItems` are waiting) and then goes with the others in one
 // write, so a stream of 500 items a second costs a statement every few dozen items instead of
-// one each. Callers do not wait per item; they call `flush()` at the end, which writes what is
-// left and rejects if any write failed, so an error is never lost.
+// one each. One committer can serve many callers at once (e.g. every delivery job of a process):
+// each `add()` returns the promise of the write that will carry the item, so a caller waits for
+// its own items only, and an error reaches every caller whose items it concerned.
 
 export interface GroupCommit<T> {
-  /** Queues `item`; it is written within `maxWaitMs`. */
-  add(item: T): void;
-  /** Writes what is waiting and resolves once every write so far has succeeded. */
+  /**
+   * Queues `item`; it is written within `maxWaitMs`. The promise settles with the write that
+   * carries it, and is shared by the items of that write: a caller that keeps the distinct
+   * promises and awaits them all has waited for each of its items. A rejection not awaited is
+   * not reported as unhandled.
+   */
+  add(item: T): Promise<void>;
+  /** Writes what is waiting now, then resolves once every write so far has settled. */
   flush(): Promise<void>;
 }
 
@@ -22,37 +28,51 @@ export function groupCommit<T>(
   write: (items: T[]) => Promise<void>,
   options: GroupCommitOptions,
 ): GroupCommit<T> {
-  let waiting: T[] = [];
+  /** The write the next items join, created with its first item and started when it is full or due. */
+  let next: { items: T[]; promise: Promise<void>; settle: (written: Promise<void>) => void } | undefined;
   let timer: NodeJS.Timeout | undefined;
   const writes = new Set<Promise<void>>();
-  let failure: { error: unknown } | undefined;
 
   function writeWaiting(): void {
     clearTimeout(timer);
     timer = undefined;
-    if (waiting.length === 0) return;
-    const batch = waiting;
-    waiting = [];
-    const done = write(batch).then(
-      () => undefined,
-      (error: unknown) => {
-        failure ??= { error };
-      },
+    if (!next) return;
+    const { items, settle } = next;
+    next = undefined;
+    let written: Promise<void>;
+    try {
+      written = write(items);
+    } catch (error) {
+      written = Promise.reject(error);
+    }
+    settle(written);
+  }
+
+  function nextWrite(): NonNullable<typeof next> {
+    if (next) return next;
+    let settle!: (written: Promise<void>) => void;
+    const promise = new Promise<void>((resolve) => (settle = resolve));
+    writes.add(promise);
+    // Also the handler that keeps a failure nobody awaits from counting as an unhandled rejection.
+    void promise.then(
+      () => writes.delete(promise),
+      () => writes.delete(promise),
     );
-    writes.add(done);
-    void done.finally(() => writes.delete(done));
+    next = { items: [], promise, settle };
+    return next;
   }
 
   return {
     add(item) {
-      waiting.push(item);
-      if (waiting.length >= options.maxItems) writeWaiting();
+      const batch = nextWrite();
+      batch.items.push(item);
+      if (batch.items.length >= options.maxItems) writeWaiting();
       else timer ??= setTimeout(writeWaiting, options.maxWaitMs);
+      return batch.promise;
     },
     async flush() {
       writeWaiting();
-      await Promise.all(writes);
-      if (failure) throw failure.error;
+      await Promise.allSettled([...writes]);
     },
   };
 }

@@ -4,7 +4,7 @@
 // and carry a stable Message-ID, so the only window for a duplicate is a crash in between.
 import { DeliveryError, messageIdFor, type EmailMessage, type EmailSender } from '../channels/email.ts';
 import type { Config } from '../config/schema.ts';
-import { groupCommit } from '../db/group-commit.ts';
+import { groupCommit, type GroupCommit } from '../db/group-commit.ts';
 import { inTransaction, type Pool } from '../db/pool.ts';
 import type { Logger } from '../logger.ts';
 import type { RenderedMessage, TemplateStore } from '../templates/store.ts';
@@ -31,6 +31,22 @@ export interface DeliveryContext {
 
 /** Sent emails are recorded at most this many at a time, at most this long after the send. */
 const SENT_MARKS = { maxItems: 500, maxWaitMs: 50 };
+
+/**
+ * One committer of sent marks per database pool, shared by every delivery job of the process:
+ * jobs running side by side fill the same groups, so a statement carries dozens of ids, not a
+ * handful per job.
+ */
+const sentMarksByPool = new WeakMap<Pool, GroupCommit<string>>();
+
+function sentMarksFor(db: Pool): GroupCommit<string> {
+  let marks = sentMarksByPool.get(db);
+  if (!marks) {
+    marks = groupCommit((ids: string[]) => markSent(db, ids), SENT_MARKS);
+    sentMarksByPool.set(db, marks);
+  }
+  return marks;
+}
 
 export interface DeliveryOutcome {
   claimed: number;
@@ -90,20 +106,23 @@ export async function deliverNotifications(
     // Accepted sends are marked in groups, not one statement each. A crash before a group is
     // written leaves those rows claimed; once the claim runs out they are sent again with the same
     // Message-ID, the window every email has between the server's "250" and our commit.
-    const sentMarks = groupCommit((ids: string[]) => markSent(ctx.db, ids), SENT_MARKS);
+    const sentMarks = sentMarksFor(ctx.db);
+    const written = new Set<Promise<void>>();
     try {
-      // Enough sends in flight to keep every pooled connection busy while others wait on replies.
-      await forEachLimited(email, Math.max(1, config.email.maxConnections * 10), async (n) => {
+      // Two sends per pooled connection: one on the wire, one ready behind it. More would only
+      // wait, rendered, in the sender's queue (other jobs' sends share the same connections).
+      await forEachLimited(email, Math.max(1, config.email.maxConnections * 2), async (n) => {
         const result = await sendEmail(ctx, sender, n);
         if (result.status === 'sent') {
-          sentMarks.add(n.id);
+          written.add(sentMarks.add(n.id));
           outcome.sent++;
         } else if (result.status === 'failed') outcome.failed++;
         else outcome.retries.push({ id: n.id, retryAt: result.retryAt });
       });
     } finally {
-      // Even when a send threw: what was accepted is recorded before the job ends either way.
-      await sentMarks.flush();
+      // Even when a send threw: what was accepted is recorded before the job ends either way,
+      // and a failed write fails the job.
+      await Promise.all(written);
     }
   }
   return outcome;

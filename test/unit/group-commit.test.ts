@@ -1,5 +1,5 @@
 // Group commit (lib/db/group-commit.ts): items are written in batches bounded by count and by
-// time, nothing is lost, and a failed write surfaces at flush().
+// time, nothing is lost, and a failed write reaches exactly the callers whose items it carried.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { groupCommit } from '../../lib/db/group-commit.ts';
 
@@ -48,7 +48,7 @@ describe('groupCommit', () => {
     expect(written).toEqual(['a', 'b']);
   });
 
-  it('rejects flush() with the error of a failed write, and keeps writing later items', async () => {
+  it('rejects the promise of the items a failed write carried, and keeps writing later items', async () => {
     const written: number[] = [];
     const commits = groupCommit(
       async (items: number[]) => {
@@ -57,10 +57,67 @@ describe('groupCommit', () => {
       },
       { maxItems: 2, maxWaitMs: 5 },
     );
-    commits.add(1);
-    commits.add(2); // a full batch: written now, and fails
-    commits.add(3);
-    await expect(commits.flush()).rejects.toThrow('database is down');
+    const first = commits.add(1);
+    const second = commits.add(2); // a full batch: written now, and fails
+    const third = commits.add(3);
+    expect(second).toBe(first);
+    expect(third).not.toBe(first);
+    await expect(first).rejects.toThrow('database is down');
+    await vi.advanceTimersByTimeAsync(5);
+    await expect(third).resolves.toBeUndefined();
     expect(written).toEqual([3]);
+    // flush() waits for writes but reports nothing: errors belong to the items' callers.
+    await expect(commits.flush()).resolves.toBeUndefined();
+  });
+
+  it('lets several callers share groups while each waits for its own items only', async () => {
+    const writes: string[][] = [];
+    let failNext = false;
+    const commits = groupCommit(
+      async (items: string[]) => {
+        if (failNext) {
+          failNext = false;
+          throw new Error('deadlock detected');
+        }
+        writes.push(items);
+      },
+      { maxItems: 100, maxWaitMs: 50 },
+    );
+    const jobA = new Set([commits.add('a1'), commits.add('a2')]);
+    const jobB = new Set([commits.add('b1')]);
+    await vi.advanceTimersByTimeAsync(50);
+    expect(writes).toEqual([['a1', 'a2', 'b1']]);
+    await expect(Promise.all(jobA)).resolves.toBeDefined();
+    await expect(Promise.all(jobB)).resolves.toBeDefined();
+
+    failNext = true;
+    jobB.add(commits.add('b2'));
+    await vi.advanceTimersByTimeAsync(50);
+    const jobC = new Set([commits.add('c1')]);
+    await vi.advanceTimersByTimeAsync(50);
+    await expect(Promise.all(jobB)).rejects.toThrow('deadlock detected');
+    await expect(Promise.all(jobC)).resolves.toBeDefined();
+    expect(writes).toEqual([['a1', 'a2', 'b1'], ['c1']]);
+  });
+
+  it('does not report a failed write nobody awaited as an unhandled rejection', async () => {
+    vi.useRealTimers();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const commits = groupCommit(
+        async () => {
+          throw new Error('lost connection');
+        },
+        { maxItems: 1, maxWaitMs: 5 },
+      );
+      void commits.add(1);
+      await commits.flush();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
   });
 });
