@@ -120,15 +120,23 @@ export function createEmailSender(options: EmailSenderOptions): EmailSender {
 
 /** "<sha256(dedupeKey)@domain>": the same key always gives the same id, and it never shows the key. */
 export function messageIdFor(dedupeKey: string, domain: string): string {
-  if (
-    !/^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(domain)
-  ) {
+  if (domain !== lastCheckedDomain && !isHostName(domain)) {
     throw new ForewarnError(
       'FW_EMAIL_CONFIG_INVALID',
       `messageIdFor: domain: expected a host name such as "forewarn.example.com", got ${JSON.stringify(domain)}`,
     );
   }
+  lastCheckedDomain = domain;
   return `<${createHash('sha256').update(dedupeKey).digest('hex')}@${domain.toLowerCase()}>`;
+}
+
+/** The domain of the previous call: one per deployment, so it is checked once, not per email. */
+let lastCheckedDomain: string | undefined;
+
+function isHostName(domain: string): boolean {
+  return /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(
+    domain,
+  );
 }
 
 /**
@@ -179,16 +187,16 @@ function createSmtpSender(
 
   async function deliver(message: EmailMessage, mail: SendMailOptions): Promise<SendResult> {
     const controller = new AbortController();
+    const turn = handOver.turn();
     let abortedBecause: string | undefined;
     const abort = (reason: string) => {
-      abortedBecause = reason;
+      abortedBecause ??= reason;
+      turn.cancel(new Error('aborted while waiting for a connection'));
       controller.abort();
     };
     const timer = setTimeout(() => abort(`send timed out after ${timeouts.sendMs} ms`), timeouts.sendMs);
     // The send's time limit and close() cover the wait for a turn as well as nodemailer's part.
-    const attempt = handOver.run(controller.signal, () =>
-      transporter.sendMail({ ...mail, signal: controller.signal }),
-    );
+    const attempt = turn.run(() => transporter.sendMail({ ...mail, signal: controller.signal }));
     const entry: InFlight = { done: attempt.catch(() => undefined), abort };
     inFlight.add(entry);
     try {
@@ -238,38 +246,49 @@ function createSmtpSender(
   };
 }
 
-/** At most `limit` tasks run at once; the others wait in order. A waiter whose signal aborts leaves the line. */
+/**
+ * At most `limit` tasks run at once; the others wait in order. A turn taken with `turn()` runs
+ * its task once a place is free; cancelling it while it waits rejects `run()` and frees its place
+ * in the line (cancelling later does nothing: the task is the caller's to abort).
+ */
 function semaphore(limit: number) {
   let running = 0;
-  const waiting: Array<() => void> = [];
+  /** Waiting turns, oldest first; a cancelled one stays until it reaches the front. */
+  const line: Array<{ start: () => void; cancelled: boolean }> = [];
   // A finishing task hands its place straight to the next waiter, so none can slip in between.
   const release = () => {
-    const next = waiting.shift();
-    if (next) next();
-    else running--;
+    for (let next = line.shift(); next; next = line.shift()) {
+      if (!next.cancelled) return next.start();
+    }
+    running--;
   };
   return {
-    async run<T>(signal: AbortSignal, task: () => Promise<T>): Promise<T> {
-      if (running < limit) running++;
-      else {
-        await new Promise<void>((resolve, reject) => {
-          const turn = () => {
-            signal.removeEventListener('abort', onAbort);
-            resolve();
-          };
-          const onAbort = () => {
-            waiting.splice(waiting.indexOf(turn), 1);
-            reject(new Error('aborted while waiting for a connection'));
-          };
-          waiting.push(turn);
-          signal.addEventListener('abort', onAbort, { once: true });
-        });
-      }
-      try {
-        return await task();
-      } finally {
-        release();
-      }
+    turn() {
+      let waiter: { start: () => void; cancelled: boolean } | undefined;
+      let cancelWait: ((error: Error) => void) | undefined;
+      return {
+        async run<T>(task: () => Promise<T>): Promise<T> {
+          if (running < limit) running++;
+          else {
+            await new Promise<void>((resolve, reject) => {
+              waiter = { start: resolve, cancelled: false };
+              cancelWait = reject;
+              line.push(waiter);
+            });
+            waiter = undefined;
+          }
+          try {
+            return await task();
+          } finally {
+            release();
+          }
+        },
+        cancel(error: Error) {
+          if (!waiter || waiter.cancelled) return;
+          waiter.cancelled = true;
+          cancelWait!(error);
+        },
+      };
     },
   };
 }
