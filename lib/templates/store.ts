@@ -14,7 +14,8 @@ import { validateTemplateData } from './data.ts';
 import { formatProblem, TemplateError } from './errors.ts';
 import { inspectTemplates } from './lint.ts';
 import { resolveLocale } from './locale.ts';
-import { renderCompiled, type RenderedMessage } from './render.ts';
+import type { RenderedMessage } from './render.ts';
+import { MessageShapes } from './shapes.ts';
 import type { CompiledLayout, CompiledTemplate, Engines } from './source.ts';
 
 export type { RenderedMessage } from './render.ts';
@@ -33,13 +34,8 @@ export interface RenderRequest<K extends TemplateKind> {
 
 export class TemplateStore {
   readonly dir: string;
-  readonly #engines: Engines;
-  readonly #templates: ReadonlyMap<string, CompiledTemplate>;
-  readonly #layout: CompiledLayout | null;
-  /** Per template, the top-level variables it reads: a render depends on nothing else. */
-  readonly #reads: ReadonlyMap<string, readonly string[]>;
-  /** Recent renders by template and the values it reads: a fan-out renders one message for many. */
-  readonly #rendered = new Map<string, RenderedMessage>();
+  /** Per template, its renderer: once per shape of the data, not once per message (shapes.ts). */
+  readonly #shapes: ReadonlyMap<string, MessageShapes>;
   /** Per kind and channel, the locales that have a template. */
   readonly #locales = new Map<string, Set<string>>();
   /** Requested locale (per kind and channel) to the one served: canonicalising a tag is slow. */
@@ -52,15 +48,12 @@ export class TemplateStore {
     layout: CompiledLayout | null,
   ) {
     this.dir = dir;
-    this.#engines = engines;
-    this.#templates = new Map(templates.map((t) => [keyOf(t.kind, t.channel, t.locale), t]));
-    this.#layout = layout;
     for (const t of templates) {
       const key = keyOf(t.kind, t.channel);
       this.#locales.set(key, (this.#locales.get(key) ?? new Set()).add(t.locale));
     }
-    this.#reads = new Map(
-      templates.map((t) => [keyOf(t.kind, t.channel, t.locale), variablesRead(engines, t)]),
+    this.#shapes = new Map(
+      templates.map((t) => [keyOf(t.kind, t.channel, t.locale), new MessageShapes(engines, t, layout)]),
     );
   }
 
@@ -119,9 +112,8 @@ export class TemplateStore {
       );
     }
     const locale = this.resolveLocale(kind, channel as TemplateChannel, request.locale);
-    const templateKey = keyOf(kind, channel as TemplateChannel, locale);
-    const template = this.#templates.get(templateKey);
-    if (!template) {
+    const shapes = this.#shapes.get(keyOf(kind, channel as TemplateChannel, locale));
+    if (!shapes) {
       // Cannot happen with a directory that passed the checks in load(); said plainly if it does.
       throw new TemplateError(
         'FW_TEMPLATE_RENDER',
@@ -129,29 +121,11 @@ export class TemplateStore {
       );
     }
     const data = validateTemplateData(kind, request.data, `${kind} (${locale}, ${channel})`);
-    const values = this.#reads.get(templateKey)!.map((name) => (data as Record<string, unknown>)[name]);
-    const cacheKey = `${templateKey}\u0000${JSON.stringify(values)}`;
-    const cached = this.#rendered.get(cacheKey);
-    if (cached) return { ...cached };
-    const message = renderCompiled(this.#engines, template, this.#layout, data);
-    if (this.#rendered.size >= RENDER_CACHE_SIZE) this.#rendered.delete(this.#rendered.keys().next().value!);
-    this.#rendered.set(cacheKey, message);
-    return { ...message };
+    return shapes.render(data as Record<string, unknown>);
   }
 }
 
-const RENDER_CACHE_SIZE = 1_000;
 const RESOLVED_LOCALES_SIZE = 1_000;
-
-/** The top-level variables a template's header and body read (the layout reads only the result). */
-function variablesRead(engines: Engines, template: CompiledTemplate): string[] {
-  const names = new Set<string>();
-  for (const part of [template.header.template, template.body.text]) {
-    for (const name of Object.keys(engines.text.analyzeSync(part, { partials: false }).globals))
-      names.add(name);
-  }
-  return [...names].sort();
-}
 
 /** `kind/channel/locale`, or `kind/channel` for what holds for every locale. */
 function keyOf(kind: TemplateKind, channel: TemplateChannel, locale?: string): string {
