@@ -31,12 +31,8 @@ export function stringifyValue(value: unknown): string {
 
 /** The HTML engine's `outputEscape`: every `{{ }}` output, escaped and marked as such. */
 export function markValue(value: unknown): string {
-  return `${OPEN}${markedText(stringifyValue(value))}${CLOSE}`;
-}
-
-/** What `markValue` puts between its markers for a string: on one line, escaped, unmarked. */
-export function markedText(text: string): string {
-  return escapeHtml(text.replace(MARKERS, '').replace(/\s+/g, ' '));
+  // On one line, escaped, and without markers of its own.
+  return `${OPEN}${escapeHtml(stringifyValue(value).replace(MARKERS, '').replace(/\s+/g, ' '))}${CLOSE}`;
 }
 
 const URL_LINE = /^https?:\/\/\S+$/;

@@ -6,7 +6,6 @@ import type { TemplateChannel, TemplateKind } from '../../templates/kinds.ts';
 import { liquidErrorAt } from './engine.ts';
 import { TemplateError } from './errors.ts';
 import { escapeHtml, normaliseText, oneLine, textToHtml } from './html.ts';
-import { renderSpliced } from './splice.ts';
 import type { CompiledLayout, CompiledTemplate, Engines } from './source.ts';
 
 export interface RenderedMessage {
@@ -39,7 +38,7 @@ export function renderCompiled(
     firstLine: number,
   ) => {
     try {
-      return renderSpliced(liquid, parsed, scope);
+      return String(liquid.renderSync(parsed, scope));
     } catch (error) {
       const at = liquidErrorAt(error);
       const line = at ? firstLine + at.line - 1 : firstLine;

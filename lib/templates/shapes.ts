@@ -8,7 +8,7 @@
 // - every part of the template only prints it plainly or tests it bare (splice.ts decides);
 // - it is a non-empty string (truthy, as its placeholder is) with no white space, which the
 //   post-processing collapses or trims or splits lines and paragraphs on, and none of the
-//   private-use markers that html.ts and the splicers use;
+//   private-use markers that html.ts and this file use;
 // - it cannot change whether a line of the HTML part becomes a link. html.ts links a line that
 //   starts with "http://" or "https://", has more after it, and has no white space. Neither value
 //   nor placeholder has white space or is empty, so only the line's first 8 characters decide. A
@@ -28,11 +28,11 @@ import { spliceableVariables } from './splice.ts';
 const MAX_SHAPES = 256;
 
 const NONCE = randomBytes(9).toString('hex');
-const PLACEHOLDER = new RegExp(`\u{E004}${NONCE}(\\d+)\u{E005}`, 'gu');
-const placeholder = (slot: number) => `\u{E004}${NONCE}${slot}\u{E005}`;
+const PLACEHOLDER = new RegExp(`\u{E002}${NONCE}(\\d+)\u{E003}`, 'gu');
+const placeholder = (slot: number) => `\u{E002}${NONCE}${slot}\u{E003}`;
 
-/** White space, and the markers of html.ts (E000-E001), splice.ts (E002-E003) and this file. */
-const OPAQUE_BREAKERS = /[\s\u{E000}-\u{E005}]/u;
+/** White space, and the markers of html.ts (E000-E001) and of this file (E002-E003). */
+const OPAQUE_BREAKERS = /[\s\u{E000}-\u{E003}]/u;
 const URL_PREFIX_CHARS = new Set('https:/');
 const URL_PREFIX_LENGTH = 'https://'.length;
 

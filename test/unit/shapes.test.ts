@@ -31,7 +31,7 @@ const VALUES: Array<string | null> = [
   'full\u3000width',
   'nb\u00a0sp',
   '\u{E000}marked\u{E001}',
-  '\u{E004}000000000000000000\u{E005}',
+  '\u{E002}000000000000000000\u{E003}',
   '',
   null,
 ];
