@@ -7,6 +7,7 @@ import type { Config } from '../config/schema.ts';
 import { inTransaction, type Pool } from '../db/pool.ts';
 import { signedUrl } from '../links.ts';
 import type { Logger } from '../logger.ts';
+import { readAhead } from '../read-ahead.ts';
 import { readDegradedAudience } from '../platform/audience.ts';
 import { readPaymentChannels } from '../platform/payment-channels.ts';
 import {
@@ -89,15 +90,9 @@ export async function fanOutIncidentEvent(
   const stale = payload.type === 'opened' && (await isIncidentResolved(ctx.db, payload.incidentId));
   const templates = await ctx.templates();
   let cursor = progress.cursor === '' ? null : progress.cursor;
-  for await (const batch of stale ? [] : draftBatches(ctx, payload, cursor)) {
-    // In-app messages are delivered here, in the batch's transaction; emails are recorded for
-    // the delivery jobs, which own the claims and retries an external send needs.
-    const inApp: InAppDelivery[] = [];
-    const toSend: NotificationDraft[] = [];
-    for (const draft of batch.drafts) {
-      if (draft.channel === 'inapp') inApp.push({ draft, message: renderInApp(templates, draft) });
-      else toSend.push(draft);
-    }
+  // The next batch is read and rendered while this one is written.
+  const prepared = stale ? [] : readAhead(renderedBatches(templates, draftBatches(ctx, payload, cursor)));
+  for await (const { batch, inApp, toSend } of prepared) {
     const ids = await inTransaction(ctx.db, async (client) => {
       const created = await insertNotifications(client, toSend);
       const inbox = await recordInAppDeliveries(client, inApp);
@@ -113,6 +108,29 @@ export async function fanOutIncidentEvent(
   await finishFanout(ctx.db, eventId);
   log.info({ recipients, notifications, batches }, `fan-out of incident ${payload.type} event done`);
   return { eventId, recipients, notifications, batches, alreadyDone: false };
+}
+
+interface RenderedBatch {
+  batch: DraftBatch;
+  /** In-app messages, rendered: they are delivered in the batch's own transaction. */
+  inApp: InAppDelivery[];
+  /** Emails, recorded for the delivery jobs, which own the claims and retries a send needs. */
+  toSend: NotificationDraft[];
+}
+
+async function* renderedBatches(
+  templates: TemplateStore,
+  batches: AsyncIterable<DraftBatch>,
+): AsyncGenerator<RenderedBatch> {
+  for await (const batch of batches) {
+    const inApp: InAppDelivery[] = [];
+    const toSend: NotificationDraft[] = [];
+    for (const draft of batch.drafts) {
+      if (draft.channel === 'inapp') inApp.push({ draft, message: renderInApp(templates, draft) });
+      else toSend.push(draft);
+    }
+    yield { batch, inApp, toSend };
+  }
 }
 
 /** The users' notifications for an event, batch by batch, starting after `after`. */
