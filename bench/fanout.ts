@@ -2,9 +2,12 @@
 // job, BullMQ, notification workers, PostgreSQL), to the in-app inbox and to a local SMTP sink;
 // next to two baselines: BullMQ processing no-op jobs, and nodemailer's pooled transport sending
 // straight to the same sink.
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import nodemailer from 'nodemailer';
@@ -27,9 +30,18 @@ import { generateUsers, referencePlatform } from '../sim/platform.ts';
 import { createPlatformSchema } from '../sim/schema.ts';
 import { startNotificationsWorker } from '../workers/notifications.ts';
 import { benchRawNodemailer, pump, startSink } from './email.ts';
-import { benchDatabase, figure, timed, type BenchResult, type Figure } from './support.ts';
+import {
+  benchDatabase,
+  figure,
+  timed,
+  watchMemory,
+  type BenchResult,
+  type Figure,
+  type MemoryPeaks,
+} from './support.ts';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const execFileAsync = promisify(execFile);
 const EMAIL_ROUNDS = Number(process.env.BENCH_EMAIL_ROUNDS ?? 2);
 
 export async function benchFanout(): Promise<BenchResult> {
@@ -42,19 +54,14 @@ export async function benchFanout(): Promise<BenchResult> {
 
   const sizes = (process.env.BENCH_FANOUT_SIZES ?? '25000,50000,100000').split(',').map(Number);
   for (const audience of sizes) {
-    const run = await fanOut({ audience, channel: 'inapp' });
+    const run = await fanOutAlone({ audience, channel: 'inapp' });
+    const users = `in-app to ${audience.toLocaleString('en-US')} users`;
     figures.push(
-      figure(`in-app to ${audience.toLocaleString('en-US')} users: all recorded in`, run.seconds, 's'),
-    );
-    figures.push(
-      figure(
-        `in-app to ${audience.toLocaleString('en-US')} users: rate`,
-        audience / run.seconds,
-        'recipients/s',
-      ),
-    );
-    figures.push(
-      figure(`in-app to ${audience.toLocaleString('en-US')} users: peak RSS`, run.peakRssMb, 'MiB'),
+      figure(`${users}: all recorded in`, run.seconds, 's'),
+      figure(`${users}: rate`, audience / run.seconds, 'recipients/s'),
+      figure(`${users}: peak RSS`, run.peakRssMb, 'MiB'),
+      figure(`${users}: peak live heap`, run.peakLiveHeapMb, 'MiB'),
+      figure(`${users}: live heap after the run`, run.liveHeapAfterMb, 'MiB'),
     );
   }
 
@@ -63,23 +70,21 @@ export async function benchFanout(): Promise<BenchResult> {
   figures.push(
     figure('context: raw nodemailer, small fixed ASCII message', tiny.messagesPerSecond, 'msgs/s'),
   );
-  // Warm both paths up, then alternate, keeping each one's best round: this machine's speed
-  // drifts by 10-20% between runs of the same code.
-  await fanOut({ audience: 2_000, channel: 'email', mode: 'raw' });
-  await fanOut({ audience: 2_000, channel: 'email' });
+  // Alternate the two, keeping each one's best round: this machine's speed drifts by 10-20%
+  // between runs of the same code.
   let raw = 0;
   let pipeline = 0;
   let rawCpuMs = Infinity;
   let pipelineCpuMs = Infinity;
   let peakRssMb = 0;
+  let peakLiveHeapMb = 0;
   for (let round = 0; round < EMAIL_ROUNDS; round++) {
-    // The pipeline first: the process's RSS never shrinks, so later rounds would show the
-    // baseline's 20,000 composed messages, not the pipeline's memory.
-    const run = await fanOut({ audience: emailCount, channel: 'email' });
+    const run = await fanOutAlone({ audience: emailCount, channel: 'email' });
     pipeline = Math.max(pipeline, emailCount / run.seconds);
     pipelineCpuMs = Math.min(pipelineCpuMs, (1000 * run.cpuSeconds) / emailCount);
-    if (round === 0) peakRssMb = run.peakRssMb;
-    const baseline = await fanOut({ audience: emailCount, channel: 'email', mode: 'raw' });
+    peakRssMb = Math.max(peakRssMb, run.peakRssMb);
+    peakLiveHeapMb = Math.max(peakLiveHeapMb, run.peakLiveHeapMb);
+    const baseline = await fanOutAlone({ audience: emailCount, channel: 'email', mode: 'raw' });
     raw = Math.max(raw, emailCount / baseline.seconds);
     rawCpuMs = Math.min(rawCpuMs, (1000 * baseline.cpuSeconds) / emailCount);
   }
@@ -90,15 +95,34 @@ export async function benchFanout(): Promise<BenchResult> {
   // Both run in one process that the SMTP sink shares; its CPU time per email explains the rates.
   figures.push(figure('email: CPU per message, raw nodemailer (incl. sink)', rawCpuMs, 'ms'));
   figures.push(figure('email: CPU per message, pipeline (incl. sink)', pipelineCpuMs, 'ms'));
-  figures.push(figure('email: peak RSS', peakRssMb, 'MiB'));
+  figures.push(figure('email: peak RSS, pipeline', peakRssMb, 'MiB'));
+  figures.push(figure('email: peak live heap, pipeline', peakLiveHeapMb, 'MiB'));
   return {
     name: 'fan-out: one incident to many users',
     figures,
     notes: [
       'targets: 100,000 in-app notices in under 10 s; email at 80% or more of raw nodemailer; memory flat as the audience grows',
+      "each fan-out runs in a fresh process after a 2,000-user warm-up there; peak RSS is that process's",
       `email: best of ${EMAIL_ROUNDS} alternating rounds each; the baseline sends the very messages the pipeline sends (same recipients, locales, links, headers) with the same pool settings`,
     ],
   };
+}
+
+/**
+ * `fanOut` in a process of its own (fanout-process.ts), after a small warm-up run there: its peak
+ * RSS is then its own, not what earlier benchmarks left (a process's RSS never shrinks), and
+ * every run starts from the same state.
+ */
+async function fanOutAlone(options: FanoutOptions): Promise<FanoutRun> {
+  const script = fileURLToPath(new URL('./fanout-process.ts', import.meta.url));
+  const { stdout } = await execFileAsync(
+    process.execPath,
+    ['--expose-gc', '--import', 'tsx', script, JSON.stringify(options)],
+    {
+      maxBuffer: 1024 * 1024,
+    },
+  );
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as FanoutRun;
 }
 
 /** BullMQ's own ceiling on this machine: adding and processing jobs that do nothing. */
@@ -134,20 +158,21 @@ async function benchBullmqNoop(count: number): Promise<{ jobsPerSecond: number }
   return { jobsPerSecond: count / (ms / 1000) };
 }
 
-interface FanoutRun {
-  seconds: number;
-  /** This process's CPU time (all threads) while it was timed. */
-  cpuSeconds: number;
-  peakRssMb: number;
-}
-
-/** Seeds `audience` users who all qualify, opens an incident, and times its fan-out to the end. */
-export async function fanOut(options: {
+export interface FanoutOptions {
   audience: number;
   channel: 'inapp' | 'email';
   /** raw: the same emails, rendered beforehand, sent straight through nodemailer's pool. */
   mode?: 'pipeline' | 'raw';
-}): Promise<FanoutRun> {
+}
+
+export interface FanoutRun extends MemoryPeaks {
+  seconds: number;
+  /** This process's CPU time (all threads) while it was timed. */
+  cpuSeconds: number;
+}
+
+/** Seeds `audience` users who all qualify, opens an incident, and times its fan-out to the end. */
+export async function fanOut(options: FanoutOptions): Promise<FanoutRun> {
   const db = await benchDatabase(`forewarn_bench_fanout`);
   const dir = await mkdtemp(join(tmpdir(), 'forewarn-bench-'));
   const logger = createLogger({ level: 'error' });
@@ -202,14 +227,16 @@ export async function fanOut(options: {
       },
       backupChannels: ['alipay'],
     });
-    let peakRss = process.memoryUsage().rss;
-    const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
+    // Stopped before the run's objects are released (the worker and the context are closed
+    // after it), so that anything the run holds is counted.
+    const memory = watchMemory();
     let seconds: number;
     let cpuSeconds: number;
+    let worker: ReturnType<typeof startNotificationsWorker> | undefined;
     if (options.mode === 'raw') {
       ({ seconds, cpuSeconds } = await sendRaw(ctx, eventId, sink!.url));
     } else {
-      const worker = startNotificationsWorker(ctx);
+      worker = startNotificationsWorker(ctx);
       const started = performance.now();
       const cpu = process.cpuUsage();
       await ctx.queues.enqueue('fanout-incident-event', { eventId }, { jobId: `fanout@${eventId}` });
@@ -227,9 +254,9 @@ export async function fanOut(options: {
       }
       seconds = (performance.now() - started) / 1000;
       cpuSeconds = cpuSecondsSince(cpu);
-      await worker.close();
     }
-    clearInterval(sampler);
+    const peaks = memory.stop();
+    await worker?.close();
     if (sink && sink.received() !== options.audience) {
       throw new Error(`the sink received ${sink.received()} of ${options.audience} messages`);
     }
@@ -241,7 +268,7 @@ export async function fanOut(options: {
     );
     redis.disconnect();
     await ctx.close();
-    return { seconds, cpuSeconds, peakRssMb: peakRss / 1024 / 1024 };
+    return { seconds, cpuSeconds, ...peaks };
   } finally {
     await client.end();
     await sink?.close();

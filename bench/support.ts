@@ -1,4 +1,5 @@
-// Shared pieces of the benchmarks: a scratch database, timing, and how figures are printed.
+// Shared pieces of the benchmarks: a scratch database, timing, memory, and how figures are printed.
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import pg from 'pg';
 
 export interface Figure {
@@ -19,6 +20,52 @@ export async function timed<T>(work: () => Promise<T>): Promise<{ value: T; ms: 
   const started = performance.now();
   const value = await work();
   return { value, ms: performance.now() - started };
+}
+
+export interface MemoryPeaks {
+  /** Resident set, at its highest: includes whatever the process held before (RSS never shrinks). */
+  peakRssMb: number;
+  /**
+   * Live JavaScript heap, at its highest: heap in use as each full collection ends while watched
+   * (read just after it, so a little new garbage may count), and after one forced at the end.
+   * Garbage waiting for the collector is not counted, so this is what the work holds.
+   */
+  peakLiveHeapMb: number;
+  /** Live heap after a full collection when `stop()` is called (with --expose-gc): a leak shows here. */
+  liveHeapAfterMb: number;
+}
+
+/** Watches this process's memory until `stop()`. */
+export function watchMemory(): { stop(): MemoryPeaks } {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.(); // start from a collected heap: earlier garbage is not the watched work's
+  let peakRss = process.memoryUsage.rss();
+  let peakLiveHeap = process.memoryUsage().heapUsed;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 50);
+  const collections = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      if ((entry as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+        peakLiveHeap = Math.max(peakLiveHeap, process.memoryUsage().heapUsed);
+      }
+    }
+  });
+  collections.observe({ entryTypes: ['gc'] });
+  return {
+    stop() {
+      clearInterval(sampler);
+      collections.disconnect();
+      gc?.();
+      const liveHeapAfter = process.memoryUsage().heapUsed;
+      peakLiveHeap = Math.max(peakLiveHeap, liveHeapAfter);
+      peakRss = Math.max(peakRss, process.memoryUsage.rss());
+      const mib = (bytes: number) => bytes / 1024 / 1024;
+      return {
+        peakRssMb: mib(peakRss),
+        peakLiveHeapMb: mib(peakLiveHeap),
+        liveHeapAfterMb: mib(liveHeapAfter),
+      };
+    },
+  };
 }
 
 const ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
