@@ -26,13 +26,14 @@ import { recordIncidentChange } from '../lib/incidents/store.ts';
 import { createLogger } from '../lib/logger.ts';
 import { redisOptions } from '../lib/queue/redis.ts';
 import { seedPlatform } from '../sim/load.ts';
-import { generateUsers, referencePlatform } from '../sim/platform.ts';
+import { generateUsers, referencePlatform, userIdFor } from '../sim/platform.ts';
 import { createPlatformSchema } from '../sim/schema.ts';
 import { startNotificationsWorker } from '../workers/notifications.ts';
 import { benchRawNodemailer, pump, startSink } from './email.ts';
 import {
   benchDatabase,
   figure,
+  profileCpu,
   timed,
   watchMemory,
   type BenchResult,
@@ -42,7 +43,7 @@ import {
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const execFileAsync = promisify(execFile);
-const EMAIL_ROUNDS = Number(process.env.BENCH_EMAIL_ROUNDS ?? 2);
+const EMAIL_ROUNDS = Number(process.env.BENCH_EMAIL_ROUNDS ?? 3);
 
 export async function benchFanout(): Promise<BenchResult> {
   const figures: Figure[] = [];
@@ -230,6 +231,9 @@ export async function fanOut(options: FanoutOptions): Promise<FanoutRun> {
     // Stopped before the run's objects are released (the worker and the context are closed
     // after it), so that anything the run holds is counted.
     const memory = watchMemory();
+    const profile = await profileCpu(
+      `fanout-${options.channel}-${options.mode ?? 'pipeline'}-${options.audience}`,
+    );
     let seconds: number;
     let cpuSeconds: number;
     let worker: ReturnType<typeof startNotificationsWorker> | undefined;
@@ -256,6 +260,7 @@ export async function fanOut(options: FanoutOptions): Promise<FanoutRun> {
       cpuSeconds = cpuSecondsSince(cpu);
     }
     const peaks = memory.stop();
+    await profile.stop();
     await worker?.close();
     if (sink && sink.received() !== options.audience) {
       throw new Error(`the sink received ${sink.received()} of ${options.audience} messages`);
@@ -316,16 +321,23 @@ function cpuSecondsSince(start: NodeJS.CpuUsage): number {
   return (user + system) / 1e6;
 }
 
+const SEED_CHUNK = 10_000;
+
 /** `count` active users in CN-GD, each with a succeeded wechat_pay attempt an hour ago. */
 export async function seedAudience(client: pg.Client, count: number): Promise<void> {
   await createPlatformSchema(client, 'platform', { reset: true });
-  const users = generateUsers(count, 1, { now: Date.now() }).map((u) => ({
-    ...u,
-    region: 'CN-GD',
-    status: 'active' as const,
-    email: u.email ?? `${u.id}@example.com`,
-  }));
-  await seedPlatform(client, 'platform', referencePlatform(), users);
+  const platform = referencePlatform();
+  // In chunks, so that seeding does not leave the process's RSS grown with the audience.
+  for (let start = 0; start < count; start += SEED_CHUNK) {
+    const chunk = generateUsers(Math.min(SEED_CHUNK, count - start), 1 + start, { now: Date.now() }).map(
+      (u, i) => {
+        const id = userIdFor(start + i);
+        const domain = u.email?.split('@')[1] ?? 'example.com';
+        return { ...u, id, region: 'CN-GD', status: 'active' as const, email: `${id}@${domain}` };
+      },
+    );
+    await seedPlatform(client, 'platform', platform, chunk);
+  }
   await client.query(
     `INSERT INTO platform.payment_attempts (id, user_id, channel_id, region, status, latency_ms, created_at)
      SELECT row_number() OVER (), id, 'wechat_pay', 'CN-GD', 'succeeded', 1500, now() - interval '1 hour'

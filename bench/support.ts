@@ -1,4 +1,7 @@
 // Shared pieces of the benchmarks: a scratch database, timing, memory, and how figures are printed.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
 import pg from 'pg';
 
@@ -64,6 +67,27 @@ export function watchMemory(): { stop(): MemoryPeaks } {
         peakLiveHeapMb: mib(peakLiveHeap),
         liveHeapAfterMb: mib(liveHeapAfter),
       };
+    },
+  };
+}
+
+/**
+ * With BENCH_CPU_PROFILE=<folder>, records a CPU profile of this process from now until `stop()`
+ * into `<folder>/<label>-<pid>.cpuprofile` (open it in Chrome's DevTools); otherwise does nothing.
+ */
+export async function profileCpu(label: string): Promise<{ stop(): Promise<void> }> {
+  const folder = process.env.BENCH_CPU_PROFILE;
+  if (!folder) return { stop: async () => undefined };
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return {
+    async stop() {
+      const { profile } = await session.post('Profiler.stop');
+      session.disconnect();
+      await mkdir(folder, { recursive: true });
+      await writeFile(join(folder, `${label}-${process.pid}.cpuprofile`), JSON.stringify(profile));
     },
   };
 }
