@@ -33,6 +33,8 @@ import { benchRawNodemailer, pump, startSink } from './email.ts';
 import {
   benchDatabase,
   figure,
+  positiveIntFromEnv,
+  positiveIntsFromEnv,
   profileCpu,
   timed,
   watchMemory,
@@ -43,17 +45,17 @@ import {
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const execFileAsync = promisify(execFile);
-const EMAIL_ROUNDS = Number(process.env.BENCH_EMAIL_ROUNDS ?? 3);
+const EMAIL_ROUNDS = positiveIntFromEnv('BENCH_EMAIL_ROUNDS', 3);
 
 export async function benchFanout(): Promise<BenchResult> {
   const figures: Figure[] = [];
-  const noopCount = Number(process.env.BENCH_NOOP_COUNT ?? 100_000);
+  const noopCount = positiveIntFromEnv('BENCH_NOOP_COUNT', 100_000);
   const noop = await benchBullmqNoop(noopCount);
   figures.push(
     figure(`baseline: BullMQ, ${noopCount.toLocaleString('en-US')} no-op jobs`, noop.jobsPerSecond, 'jobs/s'),
   );
 
-  const sizes = (process.env.BENCH_FANOUT_SIZES ?? '25000,50000,100000').split(',').map(Number);
+  const sizes = positiveIntsFromEnv('BENCH_FANOUT_SIZES', [25_000, 50_000, 100_000]);
   for (const audience of sizes) {
     const run = await fanOutAlone({ audience, channel: 'inapp' });
     const users = `in-app to ${audience.toLocaleString('en-US')} users`;
@@ -66,7 +68,7 @@ export async function benchFanout(): Promise<BenchResult> {
     );
   }
 
-  const emailCount = Number(process.env.BENCH_EMAIL_COUNT ?? 20_000);
+  const emailCount = positiveIntFromEnv('BENCH_EMAIL_COUNT', 20_000);
   const tiny = await benchRawNodemailer(emailCount);
   figures.push(
     figure('context: raw nodemailer, small fixed ASCII message', tiny.messagesPerSecond, 'msgs/s'),

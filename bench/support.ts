@@ -72,6 +72,32 @@ export function watchMemory(): { stop(): MemoryPeaks } {
 }
 
 /**
+ * The positive integers in environment variable `name` (comma-separated), or `fallback` when it
+ * is unset; anything else stops the benchmark with what was expected.
+ */
+export function positiveIntsFromEnv(name: string, fallback: readonly number[]): number[] {
+  return intsFromEnv(name, fallback, false);
+}
+
+/** One positive integer from environment variable `name`, or `fallback` when it is unset. */
+export function positiveIntFromEnv(name: string, fallback: number): number {
+  return intsFromEnv(name, [fallback], true)[0]!;
+}
+
+function intsFromEnv(name: string, fallback: readonly number[], single: boolean): number[] {
+  const text = process.env[name];
+  if (text === undefined || text === '') return [...fallback];
+  const parts = text.split(',').map((part) => part.trim());
+  const expected = single ? 'one positive integer' : 'positive integers separated by commas';
+  if ((single && parts.length !== 1) || parts.some((part) => !/^[1-9]\d*$/.test(part))) {
+    throw new Error(
+      `${name}: expected ${expected}, such as "${fallback.join(',')}", got ${JSON.stringify(text)}`,
+    );
+  }
+  return parts.map(Number);
+}
+
+/**
  * With BENCH_CPU_PROFILE=<folder>, records a CPU profile of this process from now until `stop()`
  * into `<folder>/<label>-<pid>.cpuprofile` (open it in Chrome's DevTools); otherwise does nothing.
  */
