@@ -5,7 +5,8 @@
 // and text, escaped in the HTML part (subject and body alike).
 //
 // That is exact only for values the whole chain treats as opaque text. A value is spliced when:
-// - every part of the template only prints it plainly or tests it bare (splice.ts decides);
+// - every part of the template only prints it plainly or tests it bare (splice.ts decides), and
+//   so does the email layout with the subject and content it wraps;
 // - it is a non-empty string (truthy, as its placeholder is) with no white space, which the
 //   post-processing collapses or trims or splits lines and paragraphs on, and none of the
 //   private-use markers that html.ts and this file use;
@@ -79,7 +80,9 @@ export class MessageShapes {
       }
     }
     this.#reads = [...reads].sort();
-    this.#spliceable = new Set(this.#reads.filter((name) => !notSpliceable.has(name)));
+    this.#spliceable = layoutKeepsPlaceholders(engines, template, layout)
+      ? new Set(this.#reads.filter((name) => !notSpliceable.has(name)))
+      : new Set();
   }
 
   /** The variables whose values may be spliced in; for tests and tooling. */
@@ -126,6 +129,23 @@ export class MessageShapes {
     if (shape.html) message.html = fill(shape.html, tails.map(escapeHtml));
     return message;
   }
+}
+
+/**
+ * Whether the layout (which wraps an email's HTML part) passes the placeholders in `subject` and
+ * `content` through untouched: it prints them plainly or tests them bare, as a template's parts
+ * must. A filter (`upcase`, `truncate`) or a comparison there would change or cut them, so a
+ * template under such a layout splices nothing and every message is rendered in full.
+ */
+function layoutKeepsPlaceholders(
+  engines: Engines,
+  template: CompiledTemplate,
+  layout: CompiledLayout | null,
+): boolean {
+  if (!layout || !template.body.html) return true;
+  const plain = spliceableVariables(engines.text, layout.template);
+  const read = engines.text.analyzeSync(layout.template, { partials: false }).globals;
+  return ['subject', 'content'].every((name) => !(name in read) || plain.has(name));
 }
 
 /**

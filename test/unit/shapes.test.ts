@@ -100,6 +100,32 @@ describe('MessageShapes', () => {
     });
   }
 
+  it('splices nothing under a layout that transforms the subject or content, and still gives the full render', () => {
+    const layouts = [
+      '<h1>{{ subject | upcase }}</h1>{{ content }}',
+      '<title>{{ subject | truncate: 12 }}</title>{{ content }}',
+      '{% if content contains "x" %}x{% endif %}{{ content }}',
+      '{{ content | escape }}',
+    ];
+    for (const source of layouts) {
+      const transforming = { file: '_layout.html', template: parse(engines.text, source) };
+      const template = compiled('Hi {{ a }}', 'Pay with {{ a }}: {{ b }}');
+      const shapes = new MessageShapes(engines, template, transforming);
+      expect([...shapes.spliceable], source).toEqual([]);
+      for (const a of ['tom', 'steven-the-long', 'https://x.example.com/p?u=1']) {
+        const data = { a, b: `${a}-b` };
+        expect(
+          outcome(() => shapes.render(data)),
+          source,
+        ).toEqual(outcome(() => renderCompiled(engines, template, transforming, data)));
+      }
+    }
+    // The in-app channel has no HTML part, so the layout does not matter there.
+    const inapp = compiled('Hi {{ a }}', '{{ a }}', 'inapp');
+    const underLayout = { file: '_layout.html', template: parse(engines.text, layouts[0]!) };
+    expect([...new MessageShapes(engines, inapp, underLayout).spliceable]).toEqual(['a']);
+  });
+
   it('gives every shipped template’s full render, with hostile per-user values', async () => {
     const set = await readTemplateSet(defaultTemplatesDir, engines);
     expect(set.problems).toEqual([]);
