@@ -11,6 +11,7 @@ import addressparser from 'nodemailer/lib/addressparser';
 import { redactUrl } from '../env.ts';
 import { ForewarnError } from '../errors.ts';
 import { maskEmail, type Logger } from '../logger.ts';
+import { semaphore } from '../semaphore.ts';
 import { DeliveryError } from './delivery-error.ts';
 
 export { DeliveryError } from './delivery-error.ts';
@@ -242,53 +243,6 @@ function createSmtpSender(
         log.info({ transport: 'smtp', server }, 'email sender closed');
       })();
       return closing;
-    },
-  };
-}
-
-/**
- * At most `limit` tasks run at once; the others wait in order. A turn taken with `turn()` runs
- * its task once a place is free; cancelling it while it waits rejects `run()` and frees its place
- * in the line (cancelling later does nothing: the task is the caller's to abort).
- */
-function semaphore(limit: number) {
-  let running = 0;
-  /** Waiting turns, oldest first; a cancelled one stays until it reaches the front. */
-  const line: Array<{ start: () => void; cancelled: boolean }> = [];
-  // A finishing task hands its place straight to the next waiter, so none can slip in between.
-  const release = () => {
-    for (let next = line.shift(); next; next = line.shift()) {
-      if (!next.cancelled) return next.start();
-    }
-    running--;
-  };
-  return {
-    turn() {
-      let waiter: { start: () => void; cancelled: boolean } | undefined;
-      let cancelWait: ((error: Error) => void) | undefined;
-      return {
-        async run<T>(task: () => Promise<T>): Promise<T> {
-          if (running < limit) running++;
-          else {
-            await new Promise<void>((resolve, reject) => {
-              waiter = { start: resolve, cancelled: false };
-              cancelWait = reject;
-              line.push(waiter);
-            });
-            waiter = undefined;
-          }
-          try {
-            return await task();
-          } finally {
-            release();
-          }
-        },
-        cancel(error: Error) {
-          if (!waiter || waiter.cancelled) return;
-          waiter.cancelled = true;
-          cancelWait!(error);
-        },
-      };
     },
   };
 }
