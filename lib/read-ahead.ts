@@ -22,8 +22,9 @@ export async function* readAhead<T>(source: AsyncIterable<T>): AsyncGenerator<T,
       yield step.value;
     }
   } finally {
-    // The consumer stopped early, or the source failed: let the read in flight settle, and close
-    // the source so that it can release what it holds.
+    // The consumer stopped early (or failed), or the source failed: let the read in flight settle,
+    // and close the source so that it can release what it holds. So a consumer's error reaches
+    // its caller only once that read is over (one batch's query and rendering).
     if (!exhausted) {
       await ahead?.catch(() => undefined);
       await iterator.return?.();

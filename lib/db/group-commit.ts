@@ -13,7 +13,10 @@ export interface GroupCommit<T> {
    * not reported as unhandled.
    */
   add(item: T): Promise<void>;
-  /** Writes what is waiting now, then resolves once every write so far has settled. */
+  /**
+   * Writes what is waiting now, then resolves once every write so far has settled. It never
+   * rejects: a failed write is reported through the promises that `add()` returned for its items.
+   */
   flush(): Promise<void>;
 }
 

@@ -108,6 +108,7 @@ export async function deliverNotifications(
     // Message-ID, the window every email has between the server's "250" and our commit.
     const sentMarks = sentMarksFor(ctx.db);
     const written = new Set<Promise<void>>();
+    let sendsFailed = false;
     try {
       // Two sends per pooled connection: one on the wire, one ready behind it. More would only
       // wait, rendered, in the sender's queue (other jobs' sends share the same connections).
@@ -119,10 +120,15 @@ export async function deliverNotifications(
         } else if (result.status === 'failed') outcome.failed++;
         else outcome.retries.push({ id: n.id, retryAt: result.retryAt });
       });
+    } catch (error) {
+      sendsFailed = true;
+      throw error;
     } finally {
-      // Even when a send threw: what was accepted is recorded before the job ends either way,
-      // and a failed write fails the job.
-      await Promise.all(written);
+      // Even when a send threw: what was accepted is recorded before the job ends either way.
+      // A failed write fails the job, unless it is failing already (that error is the one to see).
+      const writes = await Promise.allSettled(written);
+      const failedWrite = writes.find((w): w is PromiseRejectedResult => w.status === 'rejected');
+      if (failedWrite && !sendsFailed) throw failedWrite.reason;
     }
   }
   return outcome;

@@ -124,14 +124,12 @@ export async function claimNotifications(
 
 export async function markSent(db: Queryable, ids: readonly string[]): Promise<void> {
   if (ids.length === 0) return;
-  await db.query({
-    // Named: prepared once per connection, as it runs every few dozen emails.
-    name: 'forewarn.mark-sent',
-    text: `UPDATE forewarn.notifications
-              SET status = 'sent', attempts = attempts + 1, sent_at = now(), finished_at = now(), claimed_until = NULL, last_error = NULL
-            WHERE id = ANY ($1::bigint[]) AND status = 'sending'`,
-    values: [ids],
-  });
+  await db.query(
+    `UPDATE forewarn.notifications
+        SET status = 'sent', attempts = attempts + 1, sent_at = now(), finished_at = now(), claimed_until = NULL, last_error = NULL
+      WHERE id = ANY ($1::bigint[]) AND status = 'sending'`,
+    [ids],
+  );
 }
 
 /**
