@@ -11,7 +11,7 @@ if (!options || typeof options.audience !== 'number' || !['inapp', 'email'].incl
   );
   process.exit(2);
 }
-await fanOut({ ...options, audience: 2_000 });
+await fanOut({ ...options, audience: 2_000, warmUp: true });
 process.stdout.write(`${JSON.stringify(await fanOut(options))}\n`);
 
 function parseOptions(text: string | undefined): FanoutOptions | null {

@@ -45,7 +45,6 @@ import {
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const execFileAsync = promisify(execFile);
-const EMAIL_ROUNDS = positiveIntFromEnv('BENCH_EMAIL_ROUNDS', 3);
 
 export async function benchFanout(): Promise<BenchResult> {
   const figures: Figure[] = [];
@@ -69,6 +68,7 @@ export async function benchFanout(): Promise<BenchResult> {
   }
 
   const emailCount = positiveIntFromEnv('BENCH_EMAIL_COUNT', 20_000);
+  const emailRounds = positiveIntFromEnv('BENCH_EMAIL_ROUNDS', 3);
   const tiny = await benchRawNodemailer(emailCount);
   figures.push(
     figure('context: raw nodemailer, small fixed ASCII message', tiny.messagesPerSecond, 'msgs/s'),
@@ -81,7 +81,7 @@ export async function benchFanout(): Promise<BenchResult> {
   let pipelineCpuMs = Infinity;
   let peakRssMb = 0;
   let peakLiveHeapMb = 0;
-  for (let round = 0; round < EMAIL_ROUNDS; round++) {
+  for (let round = 0; round < emailRounds; round++) {
     const run = await fanOutAlone({ audience: emailCount, channel: 'email' });
     pipeline = Math.max(pipeline, emailCount / run.seconds);
     pipelineCpuMs = Math.min(pipelineCpuMs, (1000 * run.cpuSeconds) / emailCount);
@@ -106,7 +106,7 @@ export async function benchFanout(): Promise<BenchResult> {
     notes: [
       'targets: 100,000 in-app notices in under 10 s; email at 80% or more of raw nodemailer; memory flat as the audience grows',
       "each fan-out runs in a fresh process after a 2,000-user warm-up there; peak RSS is that process's",
-      `email: best of ${EMAIL_ROUNDS} alternating rounds each; the baseline sends the very messages the pipeline sends (same recipients, locales, links, headers) with the same pool settings`,
+      `email: best of ${emailRounds} alternating rounds each; the baseline sends the very messages the pipeline sends (same recipients, locales, links, headers) with the same pool settings`,
     ],
   };
 }
@@ -122,7 +122,7 @@ async function fanOutAlone(options: FanoutOptions): Promise<FanoutRun> {
     process.execPath,
     ['--expose-gc', '--import', 'tsx', script, JSON.stringify(options)],
     {
-      maxBuffer: 1024 * 1024,
+      maxBuffer: 64 * 1024 * 1024, // stderr too: a run that logs errors should show them, not die
     },
   );
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as FanoutRun;
@@ -166,6 +166,8 @@ export interface FanoutOptions {
   channel: 'inapp' | 'email';
   /** raw: the same emails, rendered beforehand, sent straight through nodemailer's pool. */
   mode?: 'pipeline' | 'raw';
+  /** A warm-up run: never CPU-profiled (see profileCpu). */
+  warmUp?: boolean;
 }
 
 export interface FanoutRun extends MemoryPeaks {
@@ -233,9 +235,8 @@ export async function fanOut(options: FanoutOptions): Promise<FanoutRun> {
     // Stopped before the run's objects are released (the worker and the context are closed
     // after it), so that anything the run holds is counted.
     const memory = watchMemory();
-    const profile = await profileCpu(
-      `fanout-${options.channel}-${options.mode ?? 'pipeline'}-${options.audience}`,
-    );
+    const label = `fanout-${options.channel}-${options.mode ?? 'pipeline'}-${options.audience}`;
+    const profile = options.warmUp ? { stop: async () => undefined } : await profileCpu(label);
     let seconds: number;
     let cpuSeconds: number;
     let worker: ReturnType<typeof startNotificationsWorker> | undefined;
