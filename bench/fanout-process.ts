@@ -1,23 +1,36 @@
-// One fan-out run in a process of its own, for bench/fanout.ts: `node --import tsx
-// bench/fanout-process.ts '<FanoutOptions as JSON>'` runs a 2,000-user warm-up of the same kind
-// (so the measured run does not pay for JIT compilation), then the run, and prints its
-// FanoutRun as the last line of stdout.
-import { fanOut, type FanoutOptions } from './fanout.ts';
+// Fan-out runs in a process of their own, for bench/fanout.ts: `node --expose-gc --import tsx
+// bench/fanout-process.ts '<FanoutOptions[] as JSON>'` runs them in order (warm-ups included)
+// and prints their FanoutRun results, as one JSON array, on the last line of stdout.
+import { fanOut, type FanoutOptions, type FanoutRun } from './fanout.ts';
 
-const options = parseOptions(process.argv[2]);
-if (!options || typeof options.audience !== 'number' || !['inapp', 'email'].includes(options.channel)) {
+const runs = parseRuns(process.argv[2]);
+if (!runs) {
   process.stderr.write(
-    `fanout-process: expected one argument, JSON such as {"audience":1000,"channel":"inapp"}, got ${JSON.stringify(process.argv[2])}\n`,
+    `fanout-process: expected one argument, a JSON array such as [{"audience":1000,"channel":"inapp"}], got ${JSON.stringify(process.argv[2])}\n`,
   );
   process.exit(2);
 }
-await fanOut({ ...options, audience: 2_000, warmUp: true });
-process.stdout.write(`${JSON.stringify(await fanOut(options))}\n`);
+const results: FanoutRun[] = [];
+for (const options of runs) results.push(await fanOut(options));
+process.stdout.write(`${JSON.stringify(results)}\n`);
 
-function parseOptions(text: string | undefined): FanoutOptions | null {
+function parseRuns(text: string | undefined): FanoutOptions[] | null {
+  let value: unknown;
   try {
-    return JSON.parse(text ?? 'null') as FanoutOptions | null;
+    value = JSON.parse(text ?? 'null');
   } catch {
     return null;
   }
+  const valid = (run: unknown) => {
+    const r = run as Partial<FanoutOptions> | null;
+    return (
+      typeof r === 'object' &&
+      r !== null &&
+      Number.isInteger(r.audience) &&
+      r.audience! > 0 &&
+      (r.channel === 'inapp' || r.channel === 'email') &&
+      (r.mode === undefined || r.mode === 'pipeline' || r.mode === 'raw')
+    );
+  };
+  return Array.isArray(value) && value.length > 0 && value.every(valid) ? (value as FanoutOptions[]) : null;
 }
