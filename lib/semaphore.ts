@@ -8,6 +8,12 @@ export interface Turn {
   cancel(error: Error): void;
 }
 
+interface Waiter {
+  start: () => void;
+  leave: (error: Error) => void;
+  cancelled: boolean;
+}
+
 export interface Semaphore {
   turn(): Turn;
 }
@@ -20,7 +26,7 @@ export interface Semaphore {
 export function semaphore(limit: number): Semaphore {
   let running = 0;
   /** Waiting turns, oldest first; a cancelled one stays until it reaches the front. */
-  const line: Array<{ start: () => void; cancelled: boolean }> = [];
+  const line: Waiter[] = [];
   // A finishing task hands its place straight to the next waiter, so none can slip in between.
   const release = () => {
     for (let next = line.shift(); next; next = line.shift()) {
@@ -30,15 +36,13 @@ export function semaphore(limit: number): Semaphore {
   };
   return {
     turn() {
-      let waiter: { start: () => void; cancelled: boolean } | undefined;
-      let cancelWait: ((error: Error) => void) | undefined;
+      let waiter: Waiter | undefined;
       return {
         async run<T>(task: () => Promise<T>): Promise<T> {
           if (running < limit) running++;
           else {
             await new Promise<void>((resolve, reject) => {
-              waiter = { start: resolve, cancelled: false };
-              cancelWait = reject;
+              waiter = { start: resolve, leave: reject, cancelled: false };
               line.push(waiter);
             });
             waiter = undefined;
@@ -52,7 +56,7 @@ export function semaphore(limit: number): Semaphore {
         cancel(error: Error) {
           if (!waiter || waiter.cancelled) return;
           waiter.cancelled = true;
-          cancelWait!(error);
+          waiter.leave(error);
         },
       };
     },

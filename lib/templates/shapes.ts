@@ -23,7 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { escapeHtml } from './html.ts';
 import { renderCompiled, type RenderedMessage } from './render.ts';
 import type { CompiledLayout, CompiledTemplate, Engines } from './source.ts';
-import { spliceableVariables } from './splice.ts';
+import { analyseVariables } from './splice.ts';
 
 /** Distinct shapes kept per template; a fan-out needs one or two. */
 const MAX_SHAPES = 256;
@@ -73,10 +73,10 @@ export class MessageShapes {
     const reads = new Set<string>();
     const notSpliceable = new Set<string>();
     for (const [liquid, parsed] of parts) {
-      const spliceable = spliceableVariables(liquid, parsed);
-      for (const name of Object.keys(liquid.analyzeSync(parsed, { partials: false }).globals)) {
+      const uses = analyseVariables(liquid, parsed);
+      for (const name of uses.reads) {
         reads.add(name);
-        if (!spliceable.has(name)) notSpliceable.add(name);
+        if (!uses.spliceable.has(name)) notSpliceable.add(name);
       }
     }
     this.#reads = [...reads].sort();
@@ -143,9 +143,8 @@ function layoutKeepsPlaceholders(
   layout: CompiledLayout | null,
 ): boolean {
   if (!layout || !template.body.html) return true;
-  const plain = spliceableVariables(engines.text, layout.template);
-  const read = engines.text.analyzeSync(layout.template, { partials: false }).globals;
-  return ['subject', 'content'].every((name) => !(name in read) || plain.has(name));
+  const { reads, spliceable } = analyseVariables(engines.text, layout.template);
+  return ['subject', 'content'].every((name) => !reads.includes(name) || spliceable.has(name));
 }
 
 /**

@@ -7,22 +7,29 @@
 import { IfTag, Output, TypeGuards, UnlessTag, type Liquid, type Template, type Value } from 'liquidjs';
 import { markValue } from './html.ts';
 
-/** The top-level variables of `parsed` that are only printed plainly or tested bare. */
-export function spliceableVariables(liquid: Liquid, parsed: Template[]): ReadonlySet<string> {
+export interface VariableUses {
+  /** Every top-level variable that `parsed` reads. */
+  reads: readonly string[];
+  /** Those of them that it only prints plainly or tests bare. */
+  spliceable: ReadonlySet<string>;
+}
+
+/** What `parsed` reads, and which of it may be spliced. */
+export function analyseVariables(liquid: Liquid, parsed: Template[]): VariableUses {
+  const analysis = liquid.analyzeSync(parsed, { partials: false });
+  const reads = Object.keys(analysis.globals);
   // Splicing reproduces two output modes: values as they are, and html.ts' escaping.
   const escape = liquid.options.outputEscape;
-  if (escape !== undefined && escape !== markValue) return new Set();
-  const analysis = liquid.analyzeSync(parsed, { partials: false });
+  if (escape !== undefined && escape !== markValue) return { reads, spliceable: new Set() };
   const plainUses = countPlainUses(parsed, liquid);
-  return new Set(
-    Object.keys(analysis.globals).filter((name) => {
-      const uses = analysis.variables[name]?.length ?? 0;
-      // Every reference must be to the global (never shadowed by a loop or an assign) and plain.
-      return (
-        uses === analysis.globals[name]?.length && !(name in analysis.locals) && plainUses.get(name) === uses
-      );
-    }),
-  );
+  const spliceable = reads.filter((name) => {
+    const uses = analysis.variables[name]?.length ?? 0;
+    // Every reference must be to the global (never shadowed by a loop or an assign) and plain.
+    return (
+      uses === analysis.globals[name]?.length && !(name in analysis.locals) && plainUses.get(name) === uses
+    );
+  });
+  return { reads, spliceable: new Set(spliceable) };
 }
 
 function countPlainUses(templates: readonly Template[], liquid: Liquid): Map<string, number> {

@@ -5,11 +5,11 @@ import { describe, expect, it } from 'vitest';
 import { Liquid } from 'liquidjs';
 import { parse } from '../../lib/templates/engine.ts';
 import { createEngines } from '../../lib/templates/source.ts';
-import { spliceableVariables } from '../../lib/templates/splice.ts';
+import { analyseVariables } from '../../lib/templates/splice.ts';
 
 const engines = createEngines();
 
-describe('spliceableVariables', () => {
+describe('analyseVariables', () => {
   const cases: Array<{ source: string; spliceable: string[] }> = [
     { source: 'Hi {{ name }}, see {{ url }} and {{ url }}.', spliceable: ['name', 'url'] },
     {
@@ -31,13 +31,13 @@ describe('spliceableVariables', () => {
     it(`names exactly the variables used plainly: ${source}`, () => {
       for (const mode of ['text', 'html'] as const) {
         const parsed = parse(engines[mode], source);
-        expect([...spliceableVariables(engines[mode], parsed)].sort()).toEqual(spliceable);
+        expect([...analyseVariables(engines[mode], parsed).spliceable].sort()).toEqual(spliceable);
       }
     });
   }
 
   it('names none for an engine whose output escaping it cannot reproduce', () => {
     const liquid = new Liquid({ outputEscape: 'escape' });
-    expect([...spliceableVariables(liquid, liquid.parse('{{ name }}'))]).toEqual([]);
+    expect([...analyseVariables(liquid, liquid.parse('{{ name }}')).spliceable]).toEqual([]);
   });
 });
