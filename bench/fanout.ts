@@ -112,11 +112,11 @@ export async function benchFanout(): Promise<BenchResult> {
     figures,
     notes: [
       'targets: 100,000 in-app notices in under 10 s; email at 80% or more of raw nodemailer; memory flat as the audience grows',
-      "each in-app fan-out runs in a fresh process after a 2,000-user warm-up there; peak RSS is that process's",
+      `each in-app fan-out runs in a fresh process after a ${WARM_UP.toLocaleString('en-US')}-user warm-up there; peak RSS is that process's`,
       `email, each round's pipeline rate / raw rate: ${pipelineRuns
         .map((r, i) => `${Math.round((100 * rawRuns[i]!.seconds) / r.seconds)}%`)
         .join(', ')}`,
-      `email: both in one fresh process, warmed up with 2,000 each, then best of ${emailRounds} alternating rounds each; the baseline sends the very messages the pipeline sends (same recipients, locales, links, headers) with the same pool settings`,
+      `email: both in one fresh process, warmed up with ${WARM_UP.toLocaleString('en-US')} each, then best of ${emailRounds} alternating rounds each; the baseline sends the very messages the pipeline sends (same recipients, locales, links, headers) with the same pool settings`,
     ],
   };
 }
