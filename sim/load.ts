@@ -68,6 +68,9 @@ export async function seedPlatform(
  * Streams `attempts` into payment_attempts with COPY (text format) and returns how many rows
  * PostgreSQL stored. Attempts are consumed lazily, so a generator never materializes in memory.
  * On error the COPY is aborted and nothing from this call is stored.
+ *
+ * Rows are stored as given, final ones with their finished_at: this loads settled history. Live
+ * traffic, written as pending and updated in place, is sim/live.ts's job.
  */
 export async function copyAttempts(
   client: ClientBase,
@@ -77,7 +80,7 @@ export async function copyAttempts(
   const copy = client.query(
     copyStreams.from(
       `COPY ${escapeIdentifier(schema)}.payment_attempts
-         (id, user_id, channel_id, region, status, error_code, latency_ms, created_at) FROM STDIN`,
+         (id, user_id, channel_id, region, status, error_code, latency_ms, created_at, finished_at) FROM STDIN`,
     ),
   );
   await pipeline(Readable.from(chunksOf(attempts)), copy);
@@ -85,11 +88,13 @@ export async function copyAttempts(
 }
 
 function* chunksOf(attempts: Iterable<SimAttempt>): Generator<string, void, undefined> {
-  const timestamp = timestampFormatter();
+  // One formatter per column: each column's times ascend on their own, the two together do not.
+  const created = timestampFormatter();
+  const finished = timestampFormatter();
   let chunk = '';
   let rows = 0;
   for (const a of attempts) {
-    chunk += copyRow(a, timestamp);
+    chunk += copyRow(a, created, finished);
     if (++rows === ROWS_PER_CHUNK) {
       yield chunk;
       chunk = '';
@@ -101,12 +106,16 @@ function* chunksOf(attempts: Iterable<SimAttempt>): Generator<string, void, unde
 
 const NULL = '\\N';
 
-/** One line of COPY text format. */
-export function copyRow(a: SimAttempt, timestamp: (ms: number) => string = isoTimestamp): string {
+/** One line of COPY text format, in copyAttempts' column order (finished_at last). */
+export function copyRow(
+  a: SimAttempt,
+  createdTimestamp: (ms: number) => string = isoTimestamp,
+  finishedTimestamp: (ms: number) => string = createdTimestamp,
+): string {
   return (
     `${a.id}\t${copyText(a.userId)}\t${copyText(a.channelId)}\t${copyText(a.region)}\t${copyText(a.status)}\t` +
     `${a.errorCode === null ? NULL : copyText(a.errorCode)}\t${a.latencyMs === null ? NULL : a.latencyMs}\t` +
-    `${timestamp(a.createdAt)}\n`
+    `${createdTimestamp(a.createdAt)}\t${a.finishedAt === null ? NULL : finishedTimestamp(a.finishedAt)}\n`
   );
 }
 

@@ -52,9 +52,15 @@ export async function createPlatformSchema(
       status text NOT NULL,
       error_code text,
       latency_ms integer,
-      created_at timestamptz NOT NULL
+      created_at timestamptz NOT NULL,
+      -- Null while pending; set when the row is updated in place to its outcome.
+      finished_at timestamptz
     );
+    -- A schema made before finished_at existed gains it: CREATE TABLE IF NOT EXISTS kept the old table.
+    ALTER TABLE ${s}.payment_attempts ADD COLUMN IF NOT EXISTS finished_at timestamptz;
     CREATE INDEX IF NOT EXISTS payment_attempts_created_at_idx ON ${s}.payment_attempts (created_at);
+    -- What docs/platform-contract.md recommends for reading what finished in a window.
+    CREATE INDEX IF NOT EXISTS payment_attempts_finished_at_idx ON ${s}.payment_attempts (finished_at);
     -- What docs/platform-contract.md recommends for the audience queries (who used a channel).
     CREATE INDEX IF NOT EXISTS payment_attempts_user_channel_idx ON ${s}.payment_attempts (user_id, channel_id, created_at);
 

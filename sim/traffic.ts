@@ -18,6 +18,8 @@ export interface SimAttempt {
   /** Time to confirmation; set only for succeeded attempts. */
   latencyMs: number | null;
   createdAt: number;
+  /** When it reached its final status; null only for attempts that stay pending. */
+  finishedAt: number | null;
 }
 
 export type ScenarioEffect =
@@ -69,6 +71,11 @@ const NORMAL_TIMEOUT_CODE = 'PAY_CONFIRM_TIMEOUT';
 const INCIDENT_TIMEOUT_SHARE = 0.35;
 const INCIDENT_TIMEOUT_CODE = 'GATEWAY_TIMEOUT';
 const SLOW_JITTER = 0.25;
+// When the platform learns the outcome: a gateway declines or errors within a few seconds, and
+// the platform gives up on an unanswered attempt after a fixed wait.
+const FAILED_AFTER_MIN_MS = 1_000;
+const FAILED_AFTER_MAX_MS = 3_000;
+const TIMEOUT_AFTER_MS = 30_000;
 
 const MINUTE_MS = 60_000;
 
@@ -181,7 +188,8 @@ function advance(stream: PairStream, cycle: DailyCycle, to: number): void {
 function attemptOf(stream: PairStream, id: number, createdAt: number): SimAttempt {
   const { pair, channel } = stream;
   const r = stream.outcomes;
-  // Always the same nine draws, whatever the outcome: see generateAttempts.
+  // Always the same nine draws, whatever the outcome: see generateAttempts. A stuck (pending)
+  // attempt never finishes; the others finish when the platform learns their outcome.
   const uUser = r();
   const uIncident = r();
   const uStatus = r();
@@ -209,6 +217,7 @@ function attemptOf(stream: PairStream, id: number, createdAt: number): SimAttemp
   let status: AttemptStatus;
   let errorCode: string | null = null;
   let latencyMs: number | null = null;
+  let finishedAt: number | null = null;
   if (incidentFailure) {
     if (uCode < INCIDENT_TIMEOUT_SHARE) {
       status = 'timeout';
@@ -242,6 +251,13 @@ function attemptOf(stream: PairStream, id: number, createdAt: number): SimAttemp
       latency = Math.max(latency, effects.slowMs * (1 - SLOW_JITTER + 2 * SLOW_JITTER * uJitter));
     }
     latencyMs = Math.max(1, Math.round(latency));
+    finishedAt = createdAt + latencyMs;
+  }
+  if (status === 'timeout') finishedAt = createdAt + TIMEOUT_AFTER_MS;
+  if (status === 'failed') {
+    // uJitter only shapes successes, so failures reuse it and the number of draws stays the same.
+    finishedAt =
+      createdAt + FAILED_AFTER_MIN_MS + Math.round(uJitter * (FAILED_AFTER_MAX_MS - FAILED_AFTER_MIN_MS));
   }
   return {
     id,
@@ -252,7 +268,42 @@ function attemptOf(stream: PairStream, id: number, createdAt: number): SimAttemp
     errorCode,
     latencyMs,
     createdAt,
+    finishedAt,
   };
+}
+
+/**
+ * `a` as the platform's row read at `t`: null before it was created, final from `finishedAt` on,
+ * and before that `pending` with no error code, latency or finish time (rows are written as
+ * `pending` and updated in place when the outcome is known).
+ */
+export function attemptAsOf(a: SimAttempt, t: number): SimAttempt | null {
+  if (t < a.createdAt) return null;
+  const finishedAt = finishedAtOf(a);
+  if (finishedAt === null ? a.status === 'pending' : t >= finishedAt) return a;
+  return { ...a, status: 'pending', errorCode: null, latencyMs: null, finishedAt: null };
+}
+
+/**
+ * When `a` reached its final status, as the platform contract reads it: `finishedAt`, or for a
+ * final attempt without one (a platform that does not record it), `createdAt` plus `latencyMs`
+ * when it succeeded. Null while pending.
+ */
+export function finishedAtOf(a: SimAttempt): number | null {
+  if (a.finishedAt !== null) return a.finishedAt;
+  if (a.status === 'pending') return null;
+  return a.createdAt + (a.status === 'succeeded' ? (a.latencyMs ?? 0) : 0);
+}
+
+/** The rows of `attempts` as the platform had them at `t`: see attemptAsOf. */
+export function* attemptsAsOf(
+  attempts: Iterable<SimAttempt>,
+  t: number,
+): Generator<SimAttempt, void, undefined> {
+  for (const a of attempts) {
+    const row = attemptAsOf(a, t);
+    if (row !== null) yield row;
+  }
 }
 
 const NO_EFFECTS: Readonly<ActiveEffects> = Object.freeze({

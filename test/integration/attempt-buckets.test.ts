@@ -120,6 +120,7 @@ function edgeAttempts(firstId: number, rangeFrom: number, rangeTo: number): SimA
     errorCode: status === 'failed' || status === 'timeout' ? 'ACQ.SYSTEM_ERROR' : null,
     latencyMs,
     createdAt,
+    finishedAt: null,
   });
   const mid = Math.floor((rangeFrom + rangeTo) / 2 / 5_000) * 5_000;
   return [

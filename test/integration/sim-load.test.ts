@@ -1,13 +1,16 @@
 // Loading the simulated platform into a real PostgreSQL: the tables match the platform contract,
-// and channels, users and attempts survive the round trip unchanged.
+// channels, users and attempts survive the round trip unchanged, and live traffic is written as a
+// platform writes it (pending first, updated in place to the outcome).
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLiveWriter, type LiveWriterDb } from '../../sim/live.ts';
+import { loadPlatform } from '../support/platform.ts';
 import { copyAttempts, seedPlatform } from '../../sim/load.ts';
 import { generateUsers, referencePlatform } from '../../sim/platform.ts';
 import { createPlatformSchema } from '../../sim/schema.ts';
-import { generateAttempts } from '../../sim/traffic.ts';
-import type { SimAttempt } from '../../sim/traffic.ts';
+import { attemptsAsOf, generateAttempts } from '../../sim/traffic.ts';
+import type { Scenario, SimAttempt } from '../../sim/traffic.ts';
 
 const SERVER_URL = 'postgres://postgres@127.0.0.1:5432';
 const SCHEMA = 'platform';
@@ -43,6 +46,36 @@ function* take<T>(items: Iterable<T>, count: number): Generator<T> {
     yield item;
     if (++taken === count) return;
   }
+}
+
+interface AttemptRow {
+  id: string;
+  user_id: string;
+  channel_id: string;
+  region: string;
+  status: SimAttempt['status'];
+  error_code: string | null;
+  latency_ms: number | null;
+  created_ms: number;
+  finished_ms: number | null;
+}
+
+const ATTEMPT_COLUMNS = `id, user_id, channel_id, region, status, error_code, latency_ms,
+  (extract(epoch FROM created_at) * 1000)::float8 AS created_ms,
+  (extract(epoch FROM finished_at) * 1000)::float8 AS finished_ms`;
+
+function attemptOfRow(r: AttemptRow): SimAttempt {
+  return {
+    id: Number(r.id),
+    userId: r.user_id,
+    channelId: r.channel_id,
+    region: r.region,
+    status: r.status,
+    errorCode: r.error_code,
+    latencyMs: r.latency_ms,
+    createdAt: r.created_ms,
+    finishedAt: r.finished_ms,
+  };
 }
 
 describe('createPlatformSchema', () => {
@@ -83,6 +116,7 @@ describe('createPlatformSchema', () => {
       'payment_attempts.error_code': 'text null',
       'payment_attempts.latency_ms': 'integer null',
       'payment_attempts.created_at': 'timestamp with time zone',
+      'payment_attempts.finished_at': 'timestamp with time zone null',
       'payment_channels.id': 'text',
       'payment_channels.display_name': 'text',
       'payment_channels.regions': 'text[]',
@@ -105,11 +139,13 @@ describe('createPlatformSchema', () => {
       'users.last_active_at': 'timestamp with time zone null',
       'users.created_at': 'timestamp with time zone',
     });
-    const index = await client.query(
-      `SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'payment_attempts' AND indexdef LIKE '%(created_at)%'`,
-      [SCHEMA],
-    );
-    expect(index.rowCount).toBe(1);
+    for (const column of ['created_at', 'finished_at']) {
+      const index = await client.query(
+        `SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'payment_attempts' AND indexdef LIKE $2`,
+        [SCHEMA, `%(${column})%`],
+      );
+      expect(index.rowCount, column).toBe(1);
+    }
   });
 
   it('quotes the schema name, and reset drops what was there', async () => {
@@ -195,32 +231,12 @@ describe('copyAttempts', () => {
     for (const a of generated) expected.set(a.status, (expected.get(a.status) ?? 0) + 1);
     expect(new Map(counts.rows.map((r) => [r.status, r.n]))).toEqual(expected);
 
-    const { rows } = await client.query<{
-      id: string;
-      user_id: string;
-      channel_id: string;
-      region: string;
-      status: SimAttempt['status'];
-      error_code: string | null;
-      latency_ms: number | null;
-      created_ms: number;
-    }>(
-      `SELECT id, user_id, channel_id, region, status, error_code, latency_ms,
-              (extract(epoch FROM created_at) * 1000)::float8 AS created_ms
-         FROM ${SCHEMA}.payment_attempts ORDER BY id`,
+    const { rows } = await client.query<AttemptRow>(
+      `SELECT ${ATTEMPT_COLUMNS} FROM ${SCHEMA}.payment_attempts ORDER BY id`,
     );
-    const readBack: SimAttempt[] = rows.map((r) => ({
-      id: Number(r.id),
-      userId: r.user_id,
-      channelId: r.channel_id,
-      region: r.region,
-      status: r.status,
-      errorCode: r.error_code,
-      latencyMs: r.latency_ms,
-      createdAt: r.created_ms,
-    }));
-    expect(readBack).toEqual(generated);
-    expect(readBack.some((a) => a.status === 'failed' && a.errorCode !== null)).toBe(true);
+    expect(rows.map(attemptOfRow)).toEqual(generated);
+    expect(generated.some((a) => a.status === 'failed' && a.errorCode !== null)).toBe(true);
+    expect(generated.some((a) => a.status === 'pending' && a.finishedAt === null)).toBe(true);
   });
 
   it('round-trips text that needs escaping', async () => {
@@ -233,10 +249,11 @@ describe('copyAttempts', () => {
       errorCode: '\\N',
       latencyMs: null,
       createdAt: Date.UTC(2025, 5, 1, 0, 0, 0, 1),
+      finishedAt: Date.UTC(2025, 5, 1, 0, 0, 2, 1),
     };
     expect(await copyAttempts(client, SCHEMA, [odd])).toBe(1);
     const { rows } = await client.query(
-      `SELECT user_id, channel_id, error_code, created_at FROM ${SCHEMA}.payment_attempts WHERE id = $1`,
+      `SELECT user_id, channel_id, error_code, created_at, finished_at FROM ${SCHEMA}.payment_attempts WHERE id = $1`,
       [odd.id],
     );
     expect(rows).toEqual([
@@ -245,6 +262,7 @@ describe('copyAttempts', () => {
         channel_id: odd.channelId,
         error_code: '\\N',
         created_at: new Date(odd.createdAt),
+        finished_at: new Date(odd.finishedAt!),
       },
     ]);
   });
@@ -273,5 +291,157 @@ describe('copyAttempts', () => {
       `SELECT count(*)::int AS n FROM ${SCHEMA}.payment_attempts WHERE id BETWEEN 50000000 AND 50009999`,
     );
     expect(rows).toEqual([{ n: 0 }]);
+  });
+});
+
+describe('startLiveWriter', () => {
+  const warnings: string[] = [];
+  const logger = {
+    warn: (_bindings: Record<string, unknown>, message: string) => void warnings.push(message),
+  };
+
+  async function table(schema: string): Promise<SimAttempt[]> {
+    const { rows } = await client.query<AttemptRow>(
+      `SELECT ${ATTEMPT_COLUMNS} FROM ${pg.escapeIdentifier(schema)}.payment_attempts ORDER BY id`,
+    );
+    return rows.map(attemptOfRow);
+  }
+
+  it('writes 20 s of traffic as the platform had it at every flush: pending first, final at finishedAt', async () => {
+    const schema = 'live_clock';
+    await createPlatformSchema(client, schema, { reset: true });
+    // 20:00 in Beijing, the peak; an outage for timeouts and failures, a stuck share for pending rows.
+    const start = Date.UTC(2025, 5, 1, 12);
+    const end = start + 20_000;
+    const scenarios: Scenario[] = [
+      {
+        channel: 'wechat_pay',
+        region: 'CN-GD',
+        from: start + 5_000,
+        to: start + 15_000,
+        effect: { type: 'outage' },
+      },
+      {
+        channel: 'alipay',
+        region: 'CN-ZJ',
+        from: start,
+        to: end,
+        effect: { type: 'stuckPending', share: 0.2 },
+      },
+    ];
+    const traffic = () =>
+      generateAttempts({ platform, from: start, to: end, seed: 31, firstId: 70_000_000, scenarios, users });
+    const generated = [...traffic()];
+    expect(generated.length).toBeGreaterThan(400);
+    expect(new Set(generated.map((a) => a.status))).toEqual(
+      new Set(['succeeded', 'failed', 'timeout', 'pending']),
+    );
+
+    let flushStatements: string[] = [];
+    const perFlush: string[][] = [];
+    const db: LiveWriterDb = {
+      query(text, values) {
+        flushStatements.push(text.trim().split(/\s+/)[0]!);
+        return client.query(text, values);
+      },
+    };
+    let now = start - 1;
+    const writer = startLiveWriter({
+      db,
+      schema,
+      attempts: traffic(),
+      logger,
+      now: () => now,
+      flushEveryMs: null,
+    });
+
+    const seenPending = new Set<number>();
+    const seenFinal = new Set<number>();
+    // Every 250 ms while attempts are created, then every 5 s until the slowest has finished.
+    for (now = start; now <= end + 65_000; now += now < end ? 250 : 5_000) {
+      flushStatements = [];
+      await writer.flush();
+      perFlush.push(flushStatements);
+      const rows = await table(schema);
+      expect(rows, `at start + ${now - start} ms`).toEqual([...attemptsAsOf(generated, now)]);
+      for (const r of rows) (r.status === 'pending' ? seenPending : seenFinal).add(r.id);
+    }
+    const counts = await writer.stop();
+
+    const stuck = generated.filter((a) => a.finishedAt === null).length;
+    expect(counts).toEqual({
+      inserted: generated.length,
+      finished: generated.length - stuck,
+      pending: stuck,
+      dropped: 0,
+      errors: 0,
+    });
+    expect(await table(schema)).toEqual(generated);
+    // Most rows were read both ways: pending at one flush, final at a later one.
+    const both = [...seenFinal].filter((id) => seenPending.has(id)).length;
+    expect(both).toBeGreaterThan(0.9 * (generated.length - stuck));
+    expect(perFlush.every((st) => st.filter((v) => v === 'INSERT').length <= 1)).toBe(true);
+    expect(perFlush.every((st) => st.filter((v) => v === 'UPDATE').length <= 1)).toBe(true);
+    expect(perFlush.flat().every((v) => v === 'INSERT' || v === 'UPDATE')).toBe(true);
+    expect(warnings).toEqual([]);
+  });
+
+  it('keeps up with the wall clock on its own timer, as the demo runs it', async () => {
+    const schema = 'live_wall';
+    await createPlatformSchema(client, schema, { reset: true });
+    const start = Date.now();
+    // Ten times the reference rate, so that even the quietest hour gives a few hundred attempts.
+    const traffic = () =>
+      generateAttempts({ platform, from: start, to: start + 3_000, seed: 32, rateScale: 10, users });
+    const generated = [...traffic()];
+    let last = start;
+    const writer = startLiveWriter({
+      db: client,
+      schema,
+      attempts: traffic(),
+      logger,
+      now: () => (last = Date.now()),
+      flushEveryMs: 200,
+    });
+
+    const pendingThenFinal = new Set<number>();
+    const seenPending = new Set<number>();
+    while (Date.now() < start + 4_500) {
+      for (const r of await table(schema)) {
+        if (r.status === 'pending') seenPending.add(r.id);
+        else if (seenPending.has(r.id)) pendingThenFinal.add(r.id);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const counts = await writer.stop();
+
+    expect(counts.inserted).toBe(generated.length);
+    expect(counts).toMatchObject({ dropped: 0, errors: 0 });
+    expect(await table(schema)).toEqual([...attemptsAsOf(generated, last)]);
+    expect(pendingThenFinal.size).toBeGreaterThan(generated.length / 4);
+    expect(warnings).toEqual([]);
+  });
+});
+
+describe('loadPlatform with asOf', () => {
+  it('loads the attempts as the platform had them at that moment', async () => {
+    const schema = 'as_of';
+    const start = Date.UTC(2025, 5, 1, 12);
+    const generated = [...generateAttempts({ platform, from: start, to: start + 60_000, seed: 33, users })];
+    const asOf = start + 30_000;
+    const pool = new pg.Pool({ connectionString: `${SERVER_URL}/${database}`, max: 1 });
+    try {
+      const stored = await loadPlatform(pool, { platform, users, attempts: generated, schema, asOf });
+      const { rows } = await client.query<AttemptRow>(
+        `SELECT ${ATTEMPT_COLUMNS} FROM ${schema}.payment_attempts ORDER BY id`,
+      );
+      const expected = [...attemptsAsOf(generated, asOf)];
+      expect(stored).toBe(expected.length);
+      expect(rows.map(attemptOfRow)).toEqual(expected);
+      expect(expected.length).toBeLessThan(generated.length);
+      expect(expected.some((a) => a.status === 'pending' && a.finishedAt === null)).toBe(true);
+    } finally {
+      await pool.end();
+    }
   });
 });

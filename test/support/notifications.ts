@@ -205,6 +205,7 @@ export function attempt(
     errorCode: status === 'failed' ? 'SYSTEMERROR' : status === 'timeout' ? 'GATEWAY_TIMEOUT' : null,
     latencyMs: status === 'succeeded' ? 1_500 : null,
     createdAt,
+    finishedAt: null,
   };
 }
 

@@ -6,21 +6,32 @@ import type pg from 'pg';
 import { copyAttempts, seedPlatform } from '../../sim/load.ts';
 import type { Platform, SimUser } from '../../sim/platform.ts';
 import { createPlatformSchema } from '../../sim/schema.ts';
-import type { SimAttempt } from '../../sim/traffic.ts';
+import { attemptsAsOf, type SimAttempt } from '../../sim/traffic.ts';
 
 export const PLATFORM_SCHEMA = 'platform';
 
-/** Creates the platform's tables in `schema` and loads channels, users and attempts; returns the attempts stored. */
+/**
+ * Creates the platform's tables in `schema` and loads channels, users and attempts; returns the
+ * attempts stored. With `asOf`, the attempts are loaded as the platform had them then (see
+ * attemptAsOf): those created later are left out, those not finished yet are pending.
+ */
 export async function loadPlatform(
   pool: pg.Pool,
-  data: { platform: Platform; users: readonly SimUser[]; attempts: Iterable<SimAttempt>; schema?: string },
+  data: {
+    platform: Platform;
+    users: readonly SimUser[];
+    attempts: Iterable<SimAttempt>;
+    schema?: string;
+    asOf?: number;
+  },
 ): Promise<number> {
   const schema = data.schema ?? PLATFORM_SCHEMA;
   const client = await pool.connect();
   try {
     await createPlatformSchema(client, schema);
     await seedPlatform(client, schema, data.platform, data.users);
-    const stored = await copyAttempts(client, schema, data.attempts);
+    const attempts = data.asOf === undefined ? data.attempts : attemptsAsOf(data.attempts, data.asOf);
+    const stored = await copyAttempts(client, schema, attempts);
     // A live platform's tables have statistics; without them the planner guesses badly.
     await client.query(`ANALYZE ${escapeIdentifier(schema)}.payment_attempts`);
     return stored;
@@ -39,6 +50,8 @@ export interface RawAttempt {
   errorCode: string | null;
   latencyMs: number | null;
   createdAt: number;
+  /** Null when left out. */
+  finishedAt?: number | null;
 }
 
 /** A row that breaks the contract, and a pattern for the reason forewarn must give. */
@@ -100,9 +113,10 @@ export async function insertRawAttempts(
        ALTER COLUMN status DROP NOT NULL`,
   );
   await db.query(
-    `INSERT INTO ${s}.payment_attempts (id, user_id, channel_id, region, status, error_code, latency_ms, created_at)
+    `INSERT INTO ${s}.payment_attempts
+       (id, user_id, channel_id, region, status, error_code, latency_ms, created_at, finished_at)
      SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                          $7::int[], $8::timestamptz[])`,
+                          $7::int[], $8::timestamptz[], $9::timestamptz[])`,
     [
       rows.map((r) => r.id),
       rows.map((r) => r.userId),
@@ -112,6 +126,7 @@ export async function insertRawAttempts(
       rows.map((r) => r.errorCode),
       rows.map((r) => r.latencyMs),
       rows.map((r) => new Date(r.createdAt)),
+      rows.map((r) => (typeof r.finishedAt === 'number' ? new Date(r.finishedAt) : null)),
     ],
   );
 }

@@ -2,6 +2,7 @@
 // scripted, and the in-memory observation model the detector's signals are checked against.
 import { describe, expect, it } from 'vitest';
 import { BUCKET_MS } from '../../detectors/payment-health/series.ts';
+import { MAX_TRIES, startLiveWriter, type LiveWriterDb } from '../../sim/live.ts';
 import { copyRow, copyText } from '../../sim/load.ts';
 import { bucketRowsFromAttempts } from '../../sim/observe.ts';
 import {
@@ -11,7 +12,7 @@ import {
   referencePlatform,
   trafficFactor,
 } from '../../sim/platform.ts';
-import { generateAttempts } from '../../sim/traffic.ts';
+import { attemptAsOf, attemptsAsOf, finishedAtOf, generateAttempts } from '../../sim/traffic.ts';
 import type { Scenario, SimAttempt, TrafficOptions } from '../../sim/traffic.ts';
 
 const HOUR = 3_600_000;
@@ -237,6 +238,257 @@ describe('scenarios', () => {
   });
 });
 
+describe('finishedAt', () => {
+  const from = DAY_START + 20 * HOUR;
+  const to = from + 20 * MINUTE;
+  const scenarios: Scenario[] = [
+    { channel: 'alipay', region: 'CN-GD', from, to: from + 5 * MINUTE, effect: { type: 'outage' } },
+    { channel: 'unionpay', region: 'CN-GD', from, to, effect: { type: 'stuckPending', share: 0.5 } },
+  ];
+  const list = attempts({ from, to, scenarios });
+  const byStatus = (status: SimAttempt['status']) => list.filter((a) => a.status === status);
+
+  it('is when the outcome is known: 1-3 s for a failure, 30 s for a timeout, the latency for a success', () => {
+    const delays = byStatus('failed').map((a) => a.finishedAt! - a.createdAt);
+    expect(delays.length).toBeGreaterThan(1_000);
+    expect(Math.min(...delays)).toBeGreaterThanOrEqual(1_000);
+    expect(Math.max(...delays)).toBeLessThanOrEqual(3_000);
+    // Spread over the range, not stuck at one value.
+    expect(Math.min(...delays)).toBeLessThan(1_100);
+    expect(Math.max(...delays)).toBeGreaterThan(2_900);
+    expect(byStatus('timeout').length).toBeGreaterThan(100);
+    expect(byStatus('timeout').every((a) => a.finishedAt === a.createdAt + 30_000)).toBe(true);
+    expect(byStatus('succeeded').every((a) => a.finishedAt === a.createdAt + a.latencyMs!)).toBe(true);
+  });
+
+  it('is null only for attempts that stay pending', () => {
+    expect(byStatus('pending').length).toBeGreaterThan(100);
+    expect(list.every((a) => (a.finishedAt === null) === (a.status === 'pending'))).toBe(true);
+  });
+});
+
+describe('attemptAsOf', () => {
+  const created = Date.UTC(2025, 5, 1, 12);
+  const base: SimAttempt = {
+    id: 1,
+    userId: 'u1',
+    channelId: 'alipay',
+    region: 'CN-GD',
+    status: 'succeeded',
+    errorCode: null,
+    latencyMs: 2_500,
+    createdAt: created,
+    finishedAt: created + 2_500,
+  };
+  const pendingOf = (a: SimAttempt): SimAttempt => ({
+    ...a,
+    status: 'pending',
+    errorCode: null,
+    latencyMs: null,
+    finishedAt: null,
+  });
+
+  it('is absent before creation, pending until finishedAt and final from then on', () => {
+    const failed: SimAttempt = {
+      ...base,
+      status: 'failed',
+      errorCode: 'SYSTEMERROR',
+      latencyMs: null,
+      finishedAt: created + 1_200,
+    };
+    expect(attemptAsOf(base, created - 1)).toBeNull();
+    expect(attemptAsOf(base, created)).toEqual(pendingOf(base));
+    expect(attemptAsOf(base, created + 2_499)).toEqual(pendingOf(base));
+    expect(attemptAsOf(base, created + 2_500)).toBe(base);
+    expect(attemptAsOf(failed, created + 1_199)).toEqual(pendingOf(failed));
+    expect(attemptAsOf(failed, created + 1_200)).toBe(failed);
+  });
+
+  it('keeps a stuck attempt pending, and reads a final one without finishedAt as the contract does', () => {
+    const stuck = pendingOf(base);
+    expect(attemptAsOf(stuck, created + HOUR)).toBe(stuck);
+    expect(finishedAtOf(stuck)).toBeNull();
+    const unrecorded = { ...base, finishedAt: null };
+    expect(finishedAtOf(unrecorded)).toBe(created + 2_500);
+    expect(attemptAsOf(unrecorded, created + 2_499)).toEqual(pendingOf(unrecorded));
+    expect(attemptAsOf(unrecorded, created + 2_500)).toBe(unrecorded);
+    const timedOut = { ...unrecorded, status: 'timeout' as const, latencyMs: null };
+    expect(finishedAtOf(timedOut)).toBe(created);
+  });
+
+  it('attemptsAsOf gives the table at a moment: rows created by then, as they read then', () => {
+    const from = DAY_START + 20 * HOUR;
+    const list = attempts({ from, to: from + MINUTE });
+    const at = from + 30_000;
+    const rows = [...attemptsAsOf(list, at)];
+    expect(rows.map((r) => r.id)).toEqual(list.filter((a) => a.createdAt <= at).map((a) => a.id));
+    expect(rows.some((r) => r.status === 'pending' && r.finishedAt === null)).toBe(true);
+    expect(rows.every((r) => r.finishedAt === null || r.finishedAt <= at)).toBe(true);
+  });
+});
+
+describe('startLiveWriter', () => {
+  const T = Date.UTC(2025, 5, 1, 12);
+  const make = (id: number, status: SimAttempt['status'], createdAt: number, finishedAt: number | null) => ({
+    id,
+    userId: `u${id}`,
+    channelId: 'alipay',
+    region: 'CN-GD',
+    status,
+    errorCode: status === 'failed' ? 'SYSTEMERROR' : status === 'timeout' ? 'GATEWAY_TIMEOUT' : null,
+    latencyMs: status === 'succeeded' && finishedAt !== null ? finishedAt - createdAt : null,
+    createdAt,
+    finishedAt,
+  });
+  const list: SimAttempt[] = [
+    make(1, 'succeeded', T, T + 2_000),
+    make(2, 'failed', T + 500, T + 2_000),
+    make(3, 'pending', T + 1_000, null),
+    make(4, 'timeout', T + 1_500, T + 31_500),
+    make(5, 'succeeded', T + 5_000, T + 5_100),
+  ];
+
+  interface Statement {
+    verb: string;
+    values: unknown[];
+  }
+  function fakeDb(fail: (verb: string) => boolean = () => false) {
+    const statements: Statement[] = [];
+    const db: LiveWriterDb = {
+      query(text, values) {
+        const verb = text.trim().split(/\s+/)[0]!;
+        statements.push({ verb, values });
+        if (fail(verb)) return Promise.reject(new Error(`${verb} refused`));
+        return Promise.resolve({ rowCount: (values[0] as unknown[]).length });
+      },
+    };
+    return { db, statements };
+  }
+  function logs() {
+    const lines: Array<{ bindings: Record<string, unknown>; message: string }> = [];
+    return {
+      lines,
+      logger: {
+        warn: (bindings: Record<string, unknown>, message: string) => lines.push({ bindings, message }),
+      },
+    };
+  }
+
+  it('inserts each attempt as pending once created and updates it in place once finished, one statement of each per flush', async () => {
+    const { db, statements } = fakeDb();
+    let now = T - 1;
+    const writer = startLiveWriter({
+      db,
+      schema: 'platform',
+      attempts: list,
+      logger: logs().logger,
+      now: () => now,
+      flushEveryMs: null,
+    });
+    await writer.flush();
+    expect(statements).toEqual([]);
+
+    now = T + 1_000;
+    expect(await writer.flush()).toEqual({ inserted: 3, finished: 0, pending: 3, dropped: 0, errors: 0 });
+    expect(statements).toEqual([
+      {
+        verb: 'INSERT',
+        values: [
+          [1, 2, 3],
+          ['u1', 'u2', 'u3'],
+          ['alipay', 'alipay', 'alipay'],
+          ['CN-GD', 'CN-GD', 'CN-GD'],
+          [T, T + 500, T + 1_000].map((ms) => new Date(ms).toISOString()),
+        ],
+      },
+    ]);
+
+    statements.length = 0;
+    now = T + 2_000;
+    expect(await writer.flush()).toEqual({ inserted: 4, finished: 2, pending: 2, dropped: 0, errors: 0 });
+    expect(statements.map((st) => [st.verb, st.values[0]])).toEqual([
+      ['INSERT', [4]],
+      ['UPDATE', [1, 2]],
+    ]);
+    expect(statements[1]!.values).toEqual([
+      [1, 2],
+      ['succeeded', 'failed'],
+      [null, 'SYSTEMERROR'],
+      [2_000, null],
+      [new Date(T + 2_000).toISOString(), new Date(T + 2_000).toISOString()],
+    ]);
+
+    // Created and finished between two flushes: inserted and updated by the same one.
+    statements.length = 0;
+    now = T + 40_000;
+    expect(await writer.stop()).toEqual({ inserted: 5, finished: 4, pending: 1, dropped: 0, errors: 0 });
+    expect(statements.map((st) => [st.verb, st.values[0]])).toEqual([
+      ['INSERT', [5]],
+      ['UPDATE', [5, 4]],
+    ]);
+  });
+
+  it('logs a failed statement, retries it with the next flush and gives up after MAX_TRIES', async () => {
+    let insertsRefused = 1;
+    let updatesRefused = MAX_TRIES;
+    const { db, statements } = fakeDb((verb) =>
+      verb === 'INSERT' ? insertsRefused-- > 0 : updatesRefused-- > 0,
+    );
+    const { lines, logger } = logs();
+    let now = T + 1_000;
+    const writer = startLiveWriter({
+      db,
+      schema: 'platform',
+      attempts: list,
+      logger,
+      now: () => now,
+      flushEveryMs: null,
+    });
+
+    expect(await writer.flush()).toMatchObject({ inserted: 0, errors: 1 });
+    expect(lines).toEqual([
+      {
+        bindings: expect.objectContaining({ rows: 3, retried: 3, dropped: 0 }),
+        message: 'could not insert simulated payment attempts',
+      },
+    ]);
+    now = T + 2_000;
+    // The three are retried together with the one created since.
+    expect(await writer.flush()).toMatchObject({ inserted: 4, finished: 0, pending: 4, errors: 2 });
+    expect(statements.filter((st) => st.verb === 'INSERT').map((st) => st.values[0])).toEqual([
+      [1, 2, 3],
+      [1, 2, 3, 4],
+    ]);
+    await writer.flush();
+    expect(await writer.flush()).toEqual({ inserted: 4, finished: 0, pending: 2, dropped: 2, errors: 4 });
+    expect(lines.at(-1)!.bindings).toMatchObject({ rows: 2, retried: 0, dropped: 2 });
+
+    now = T + 40_000;
+    expect(await writer.stop()).toEqual({ inserted: 5, finished: 2, pending: 1, dropped: 2, errors: 4 });
+  });
+
+  it('flushes on its own timer until stopped', async () => {
+    const { db, statements } = fakeDb();
+    const writer = startLiveWriter({
+      db,
+      schema: 'platform',
+      attempts: list,
+      logger: logs().logger,
+      now: () => T + 3_000,
+      flushEveryMs: 10,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(statements.map((st) => st.verb)).toEqual(['INSERT', 'UPDATE']);
+    expect(await writer.stop()).toEqual({ inserted: 4, finished: 2, pending: 2, dropped: 0, errors: 0 });
+    const after = writer.counts();
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    expect(writer.counts()).toEqual(after);
+    expect(() =>
+      startLiveWriter({ db, schema: 'platform', attempts: [], logger: logs().logger, flushEveryMs: 0 }),
+    ).toThrow(/flushEveryMs: expected a positive number of milliseconds or null, got 0/);
+  });
+});
+
 describe('generateUsers', () => {
   const users = generateUsers(10_000, 11);
 
@@ -281,6 +533,7 @@ describe('bucketRowsFromAttempts', () => {
     errorCode: null,
     latencyMs: 1_000,
     createdAt: T,
+    finishedAt: null,
     ...overrides,
   });
   const slowAfterMs = (channel: string) => (channel === 'unionpay' ? 30_000 : 15_000);
@@ -407,7 +660,22 @@ describe('COPY text format', () => {
       errorCode: null,
       latencyMs: null,
       createdAt: Date.UTC(2025, 5, 1, 12, 0, 0, 7),
+      finishedAt: Date.UTC(2025, 5, 1, 12, 0, 2, 500),
     });
-    expect(row).toBe('42\tu\\t1\talipay\tCN-GD\tfailed\t\\N\t\\N\t2025-06-01T12:00:00.007Z\n');
+    expect(row).toBe(
+      '42\tu\\t1\talipay\tCN-GD\tfailed\t\\N\t\\N\t2025-06-01T12:00:00.007Z\t2025-06-01T12:00:02.500Z\n',
+    );
+    const pending = copyRow({
+      id: 43,
+      userId: 'u1',
+      channelId: 'alipay',
+      region: 'CN-GD',
+      status: 'pending',
+      errorCode: null,
+      latencyMs: null,
+      createdAt: Date.UTC(2025, 5, 1, 12),
+      finishedAt: null,
+    });
+    expect(pending).toBe('43\tu1\talipay\tCN-GD\tpending\t\\N\t\\N\t2025-06-01T12:00:00.000Z\t\\N\n');
   });
 });
