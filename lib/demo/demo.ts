@@ -1,6 +1,7 @@
 // `npm run demo`: forewarn end to end on a simulated platform, in about two minutes. It builds a
-// platform database with channels, users and an hour of history, keeps live traffic flowing,
-// breaks one channel in one region for a while, and runs the real daemon (scheduler, queue,
+// platform database with channels, users and an hour of history, keeps live traffic flowing
+// (each attempt inserted as pending and updated in place when it finishes, as a platform writes
+// them), breaks one channel in one region for a while, and runs the real daemon (scheduler, queue,
 // workers, detector) until the incident has opened and resolved.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -8,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { startLiveWriter, type LiveWriter } from '../../sim/live.ts';
 import { copyAttempts, seedPlatform } from '../../sim/load.ts';
 import { generateUsers, referencePlatform } from '../../sim/platform.ts';
 import { createPlatformSchema } from '../../sim/schema.ts';
@@ -49,7 +51,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   const client = new pg.Client({ connectionString: options.databaseUrl, application_name: 'forewarn-demo' });
   await client.connect();
   const configDir = await mkdtemp(join(tmpdir(), 'forewarn-demo-'));
-  const stopTraffic: { stop?: () => Promise<number> } = {};
+  let traffic: LiveWriter | undefined;
   let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
   try {
     await createPlatformSchema(client, 'platform', { reset: true });
@@ -71,7 +73,22 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       `Simulated platform: ${platform.channels.length} payment channels, ${platform.regions.length} regions, ` +
         `${users.length} users, ${history.toLocaleString('en-US')} attempts of history (last ${HISTORY_MS / 60_000} min).`,
     );
-    stopTraffic.stop = startLiveTraffic(client, platform, userRefs, started, history + 1, [outage], logger);
+    const deadline = started + (options.timeoutMs ?? 170_000);
+    traffic = startLiveWriter({
+      db: client,
+      schema: 'platform',
+      // One lazy stream for the whole run: the writer reads it only as far as the clock has come.
+      attempts: generateAttempts({
+        platform,
+        from: started,
+        to: deadline,
+        seed: 1_000,
+        firstId: history + 1,
+        scenarios: [outage],
+        users: userRefs,
+      }),
+      logger: logger.child({ component: 'demo' }),
+    });
     say(
       `Live traffic is flowing. In ${OUTAGE_AFTER_MS / 1000} s, ${BROKEN.channel} breaks in ${BROKEN.region} ` +
         `for ${OUTAGE_FOR_MS / 1000} s (every payment there fails).`,
@@ -101,7 +118,6 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       roles: ['scheduler', 'detection', 'notifications'],
     });
 
-    const deadline = started + (options.timeoutMs ?? 170_000);
     const opened = await poll(client, deadline, (rows) => rows.find((r) => matches(r)));
     if (!opened) throw new Error('no incident opened in time; see the logs above');
     say(describeOpened(opened, outage.from));
@@ -137,9 +153,13 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     );
   } finally {
     await daemon?.stop('demo finished');
-    const inserted = await stopTraffic.stop?.();
-    if (inserted !== undefined)
-      say(`Live traffic stopped after ${inserted.toLocaleString('en-US')} attempts.`);
+    const written = await traffic?.stop();
+    if (written !== undefined)
+      say(
+        `Live traffic stopped after ${written.inserted.toLocaleString('en-US')} attempts ` +
+          `(${written.finished.toLocaleString('en-US')} updated in place to their outcome, ` +
+          `${written.pending.toLocaleString('en-US')} still pending).`,
+      );
     await client.end();
     await rm(configDir, { recursive: true, force: true });
   }
@@ -184,52 +204,6 @@ async function poll(
     await new Promise((resolve) => setTimeout(resolve, 1_000));
   }
   return undefined;
-}
-
-/** Inserts each second's simulated attempts as they happen; returns a stop function. */
-function startLiveTraffic(
-  client: pg.Client,
-  platform: ReturnType<typeof referencePlatform>,
-  users: Array<{ id: string; region: string }>,
-  from: number,
-  firstId: number,
-  scenarios: Scenario[],
-  logger: Logger,
-): () => Promise<number> {
-  let cursor = from;
-  let nextId = firstId;
-  let inserted = 0;
-  let running: Promise<void> = Promise.resolve();
-  let second = 0;
-  const timer = setInterval(() => {
-    running = running.then(async () => {
-      const to = Date.now();
-      if (to <= cursor) return;
-      const batch = [
-        ...generateAttempts({
-          platform,
-          from: cursor,
-          to,
-          seed: 1_000 + second++,
-          firstId: nextId,
-          scenarios,
-          users,
-        }),
-      ];
-      cursor = to;
-      nextId += batch.length;
-      try {
-        inserted += await copyAttempts(client, 'platform', batch);
-      } catch (error) {
-        logger.warn({ component: 'demo', err: error }, 'could not insert simulated traffic');
-      }
-    });
-  }, 1_000);
-  return async () => {
-    clearInterval(timer);
-    await running;
-    return inserted;
-  };
 }
 
 async function checkReachable(databaseUrl: string, redisUrl: string): Promise<void> {
