@@ -139,13 +139,11 @@ describe('createPlatformSchema', () => {
       'users.last_active_at': 'timestamp with time zone null',
       'users.created_at': 'timestamp with time zone',
     });
-    for (const column of ['created_at', 'finished_at']) {
-      const index = await client.query(
-        `SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'payment_attempts' AND indexdef LIKE $2`,
-        [SCHEMA, `%(${column})%`],
-      );
-      expect(index.rowCount, column).toBe(1);
-    }
+    const index = await client.query(
+      `SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'payment_attempts' AND indexdef LIKE '%(created_at)%'`,
+      [SCHEMA],
+    );
+    expect(index.rowCount).toBe(1);
   });
 
   it('quotes the schema name, and reset drops what was there', async () => {
