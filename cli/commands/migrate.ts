@@ -15,7 +15,7 @@ export function registerMigrate(program: Command): void {
       const result = await migrate(env.databaseUrl, logger);
       const applied = result.applied.map((m) => `${m.version}_${m.name}`).join(', ');
       process.stdout.write(
-        `${redactUrl(env.databaseUrl)}: schema forewarn at version ${result.current}` +
+        `${redactUrl(env.databaseUrl)}: schema forewarn at version ${result.current}, deployment ${result.deploymentId}` +
           (applied ? ` (applied ${applied})\n` : ' (already up to date)\n'),
       );
     });

@@ -1,12 +1,14 @@
 // Numbered SQL migrations for forewarn's own schema (`forewarn`). Idempotent, each file in its own
 // transaction, and serialised across processes by a PostgreSQL advisory lock. A migration that
-// was applied and later edited is refused, so schemas cannot silently drift apart.
+// was applied and later edited is refused, so schemas cannot silently drift apart. The first run
+// also writes the deployment id (lib/db/deployment.ts); later runs keep it.
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { ForewarnError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { ensureDeploymentId } from './deployment.ts';
 
 export const MIGRATIONS_DIR = new URL('../../migrations/', import.meta.url).pathname;
 /** Arbitrary constant: the advisory lock key that serialises migrations. */
@@ -44,6 +46,8 @@ export async function readMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]>
 export interface MigrateResult {
   applied: Migration[];
   current: number;
+  /** This database's deployment id, written by the first migrate and kept since. */
+  deploymentId: string;
 }
 
 export async function migrate(
@@ -107,7 +111,10 @@ export async function migrate(
       }
     }
     const current = Math.max(0, ...migrations.map((m) => m.version));
-    return { applied: pending, current };
+    const deployment = await ensureDeploymentId(client);
+    if (deployment.created)
+      logger.info({ component: 'migrate', deploymentId: deployment.id }, 'deployment id written');
+    return { applied: pending, current, deploymentId: deployment.id };
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
     await client.end();
