@@ -15,6 +15,7 @@ import pg from 'pg';
 import { ConfigStore } from '../lib/config/store.ts';
 import { writeConfigVariant } from '../lib/config/variant.ts';
 import { composeMail } from '../lib/channels/email.ts';
+import { enqueueFanouts } from '../jobs/fanout-incident-event.ts';
 import { createContext, type AppContext } from '../lib/context.ts';
 import { emailMessageFor } from '../lib/notifications/deliver.ts';
 import { fanOutIncidentEvent } from '../lib/notifications/fanout.ts';
@@ -223,7 +224,7 @@ export async function fanOut(options: FanoutOptions): Promise<FanoutRun> {
       linkSecret: 'bench-secret-bench-secret-bench-secret-0123',
     };
     const store = await ConfigStore.open(configPath, logger);
-    const ctx = createContext(env, store, logger);
+    const ctx = await createContext(env, store, logger);
     await ctx.templates();
     const { eventId } = await recordIncidentChange(client, {
       type: 'opened',
@@ -259,7 +260,7 @@ export async function fanOut(options: FanoutOptions): Promise<FanoutRun> {
       worker = startNotificationsWorker(ctx);
       const started = performance.now();
       const cpu = process.cpuUsage();
-      await ctx.queues.enqueue('fanout-incident-event', { eventId }, { jobId: `fanout@${eventId}` });
+      await enqueueFanouts(ctx, [eventId]);
       // Done when the fan-out has finished and nothing is left to deliver. The check must not
       // load the database it measures (counting every row left, many times a second, costs
       // PostgreSQL more CPU than the deliveries do), so it stops at the first row left.

@@ -39,7 +39,11 @@ export async function handle(data: z.infer<typeof payload>, ctx: AppContext) {
     await ctx.queues.enqueue(
       name,
       { ids: [retry.id] },
-      { jobId: `retry@${retry.id}@${retry.retryAt}`, delay: Math.max(0, retry.retryAt - Date.now()) },
+      {
+        // The deployment id keeps a recreated database's notification ids apart from this one's.
+        jobId: `retry@${ctx.deploymentId}@${retry.id}@${retry.retryAt}`,
+        delay: Math.max(0, retry.retryAt - Date.now()),
+      },
     );
   }
   return {
@@ -51,7 +55,11 @@ export async function handle(data: z.infer<typeof payload>, ctx: AppContext) {
   };
 }
 
-/** Puts ids on the queue in jobs of at most MAX_IDS_PER_JOB, with ids derived from `key`. */
+/**
+ * Puts ids on the queue in jobs of at most MAX_IDS_PER_JOB, with job ids derived from `key`, which
+ * must not be made from database ids alone (a recreated database repeats them): the fan-out's keys
+ * hold the event's uid, the sweeper's the deployment id.
+ */
 export async function enqueueDeliveries(ctx: AppContext, ids: readonly string[], key: string): Promise<void> {
   const jobs = [];
   for (let i = 0; i < ids.length; i += MAX_IDS_PER_JOB) {

@@ -21,9 +21,12 @@ export const defaultOptions: JobsOptions = {
   removeOnFail: { age: 7 * 24 * 3_600 },
 };
 
-/** The job id of a tick: replicas that fire the same tick add the same job, which BullMQ keeps once. */
-export function tickJobId(tickAt: number): string {
-  return `payment-health@${new Date(tickAt).toISOString()}`;
+/**
+ * The job id of a tick: replicas that fire the same tick add the same job, which BullMQ keeps
+ * once; another deployment's tick at the same time is another job.
+ */
+export function tickJobId(deploymentId: string, tickAt: number): string {
+  return `payment-health@${deploymentId}@${new Date(tickAt).toISOString()}`;
 }
 
 export async function handle(data: z.infer<typeof payload>, ctx: AppContext) {
@@ -41,12 +44,9 @@ export async function runTickAndDispatch(
   if (options.dryRun) return result;
   // The events are committed; their fan-out is the notification pipeline's (and the sweeper's,
   // should this enqueue be lost).
-  for (const recorded of result.recorded) {
-    await ctx.queues.enqueue(
-      fanoutIncidentEvent.name,
-      { eventId: recorded.eventId },
-      { jobId: fanoutIncidentEvent.jobIdFor(recorded.eventId) },
-    );
-  }
+  await fanoutIncidentEvent.enqueueFanouts(
+    ctx,
+    result.recorded.map((recorded) => recorded.eventId),
+  );
   return result;
 }

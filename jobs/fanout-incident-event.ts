@@ -1,15 +1,20 @@
 // Job: fan an incident event out to the notifications it causes, then queue their delivery.
 import { z } from 'zod';
-import type { JobsOptions } from 'bullmq';
+import { UnrecoverableError, type JobsOptions } from 'bullmq';
 import type { AppContext } from '../lib/context.ts';
 import { fanOutIncidentEvent } from '../lib/notifications/fanout.ts';
+import { readIncidentEventId, readIncidentEventUids } from '../lib/notifications/store.ts';
 import { enqueueDeliveries } from './deliver-notifications.ts';
 
 export const name = 'fanout-incident-event';
 export const queue = 'notifications';
 
 export const payload = z.strictObject({
-  eventId: z.string().regex(/^\d+$/, 'expected an incident_events id'),
+  /**
+   * The event's uid (incident_events.uid), not its id: a recreated or restored database hands
+   * out the same ids again, and a job id built from one could name a job Redis still keeps.
+   */
+  eventUid: z.uuid({ message: 'expected an incident_events uid' }),
 });
 
 export const defaultOptions: JobsOptions = {
@@ -20,10 +25,39 @@ export const defaultOptions: JobsOptions = {
 };
 
 /** One fan-out per event however often it is asked for; the sweeper uses its own ids. */
-export const jobIdFor = (eventId: string) => `fanout@${eventId}`;
+export const jobIdFor = (eventUid: string) => `fanout@${eventUid}`;
 
 export async function handle(data: z.infer<typeof payload>, ctx: AppContext) {
-  return fanOutIncidentEvent(ctx, data.eventId, (ids, batchKey) =>
+  const eventId = await readIncidentEventId(ctx.db, data.eventUid);
+  if (eventId === null) {
+    // Events are committed before their fan-out is queued, so this one will never appear.
+    throw new UnrecoverableError(
+      `incident event ${data.eventUid} does not exist in this database; expected the uid of a row of forewarn.incident_events`,
+    );
+  }
+  return fanOutIncidentEvent(ctx, eventId, (ids, batchKey) =>
     enqueueDeliveries(ctx, ids, `fanout@${batchKey}`),
+  );
+}
+
+/**
+ * Queues the fan-out of committed events, given their ids, under ids made from their uids.
+ * `sweptAt` (the sweeper's tick) makes ids of their own, so that a re-queue is never taken for
+ * the original.
+ */
+export async function enqueueFanouts(
+  ctx: AppContext,
+  eventIds: readonly string[],
+  options: { sweptAt?: number } = {},
+): Promise<void> {
+  if (eventIds.length === 0) return;
+  const uids = await readIncidentEventUids(ctx.db, eventIds);
+  await ctx.queues.enqueueBulk(
+    name,
+    uids.map((eventUid) => ({
+      payload: { eventUid },
+      jobId:
+        options.sweptAt === undefined ? jobIdFor(eventUid) : `${jobIdFor(eventUid)}@sweep@${options.sweptAt}`,
+    })),
   );
 }

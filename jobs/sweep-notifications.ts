@@ -6,6 +6,7 @@ import type { JobsOptions } from 'bullmq';
 import type { AppContext } from '../lib/context.ts';
 import { readDueNotifications, readStalledEvents } from '../lib/notifications/store.ts';
 import { enqueueDeliveries } from './deliver-notifications.ts';
+import { enqueueFanouts } from './fanout-incident-event.ts';
 
 export const name = 'sweep-notifications';
 export const queue = 'notifications';
@@ -20,7 +21,8 @@ export const defaultOptions: JobsOptions = {
   removeOnFail: { age: 24 * 3_600 },
 };
 
-export const jobIdFor = (tickAt: number) => `sweep@${tickAt}`;
+/** One sweep per tick and deployment, however many schedulers fire it. */
+export const jobIdFor = (deploymentId: string, tickAt: number) => `sweep@${deploymentId}@${tickAt}`;
 
 /** How many due deliveries one sweep queues at most; the next sweep takes the rest. */
 const MAX_SWEPT = 50_000;
@@ -29,15 +31,11 @@ export async function handle(data: z.infer<typeof payload>, ctx: AppContext) {
   const { staleSeconds } = ctx.config().notifications.sweeper;
   const tick = Date.parse(data.tickAt);
   const events = await readStalledEvents(ctx.db, staleSeconds);
-  for (const eventId of events) {
-    await ctx.queues.enqueue(
-      'fanout-incident-event',
-      { eventId },
-      { jobId: `fanout@${eventId}@sweep@${tick}` },
-    );
-  }
+  // Ids of their own (the event's uid and this tick), never the original's, which may still be
+  // kept as completed or failed.
+  await enqueueFanouts(ctx, events, { sweptAt: tick });
   const due = await readDueNotifications(ctx.db, staleSeconds, MAX_SWEPT);
-  await enqueueDeliveries(ctx, due, `sweep@${tick}`);
+  await enqueueDeliveries(ctx, due, `sweep@${ctx.deploymentId}@${tick}`);
   if (events.length > 0 || due.length > 0) {
     ctx.logger.warn(
       { component: 'sweeper', events: events.length, deliveries: due.length },

@@ -1,14 +1,18 @@
-// What jobs and workers are given: connections, the live config, the logger. Built once per
-// process by lib/daemon.ts (or by a CLI command) and closed in reverse order.
+// What jobs and workers are given: connections, the live config, the logger, and the deployment
+// id read from forewarn's schema (which names the default queue prefix and is stamped on every
+// job). Built once per process by lib/daemon.ts (or by a CLI command) and closed in reverse order.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { ConfigStore } from './config/store.ts';
 import type { Config } from './config/schema.ts';
+import { readDeploymentId } from './db/deployment.ts';
 import { createPool, type Pool } from './db/pool.ts';
 import type { Env } from './env.ts';
+import { ForewarnError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { InvalidRowReporter } from './platform/invalid-rows.ts';
+import { defaultQueuePrefix } from './queue/identity.ts';
 import { createRedis } from './queue/redis.ts';
 import { Queues } from './queue/queues.ts';
 import { createEmailSender, type EmailSender } from './channels/email.ts';
@@ -23,6 +27,9 @@ export interface AppContext {
   configStore: ConfigStore;
   logger: Logger;
   redis: Redis;
+  /** This database's deployment (forewarn.deployment): jobs naming another one are not ours. */
+  deploymentId: string;
+  /** Prefixed with FOREWARN_QUEUE_PREFIX, or by default with one derived from the deployment id. */
   queues: Queues;
   workerId: string;
   invalidRows: InvalidRowReporter;
@@ -35,8 +42,15 @@ export interface AppContext {
   close(): Promise<void>;
 }
 
-export function createContext(env: Env, configStore: ConfigStore, logger: Logger): AppContext {
+export async function createContext(env: Env, configStore: ConfigStore, logger: Logger): Promise<AppContext> {
   const db = createPool(env.databaseUrl, { applicationName: 'forewarn' });
+  let deploymentId: string;
+  try {
+    deploymentId = await identify(db);
+  } catch (error) {
+    await db.end().catch(() => undefined);
+    throw error;
+  }
   const platformDb =
     env.platformDatabaseUrl === env.databaseUrl
       ? db
@@ -46,7 +60,7 @@ export function createContext(env: Env, configStore: ConfigStore, logger: Logger
   redis.on('error', (error) =>
     logger.warn({ component: 'redis', err: error }, 'Redis connection error; reconnecting'),
   );
-  const queues = new Queues(redis, env.queuePrefix);
+  const queues = new Queues(redis, env.queuePrefix ?? defaultQueuePrefix(deploymentId), deploymentId);
   for (const pool of new Set([db, platformDb])) {
     // An idle client losing its connection must not crash the daemon; the pool replaces it.
     pool.on('error', (error) =>
@@ -73,6 +87,7 @@ export function createContext(env: Env, configStore: ConfigStore, logger: Logger
     configStore,
     logger,
     redis,
+    deploymentId,
     queues,
     workerId: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
     invalidRows: new InvalidRowReporter(logger),
@@ -94,4 +109,32 @@ export function createContext(env: Env, configStore: ConfigStore, logger: Logger
       await Promise.all([...new Set([db, platformDb])].map((pool) => pool.end()));
     },
   };
+}
+
+/** The deployment id, with the fix in the message when it cannot be read. */
+async function identify(db: Pool): Promise<string> {
+  let id: string | null;
+  try {
+    id = await readDeploymentId(db);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    // undefined_table, invalid_schema_name: a schema from before migration 003, or none at all.
+    if (code === '42P01' || code === '3F000') id = null;
+    else if (code && /^[0-9A-Z]{5}$/.test(code) && !/^(08|28|3D|57P)/.test(code)) throw error;
+    else {
+      // A socket error, or PostgreSQL refusing the connection (no such database, credentials).
+      throw new ForewarnError(
+        'FW_SERVICE_UNREACHABLE',
+        `cannot reach PostgreSQL for DATABASE_URL: ${(error as Error).message}. Start it (e.g. \`docker compose up -d postgres\`) or set DATABASE_URL.`,
+        { cause: error },
+      );
+    }
+  }
+  if (id === null) {
+    throw new ForewarnError(
+      'FW_SCHEMA_OUTDATED',
+      "forewarn's schema in DATABASE_URL has no deployment id (forewarn.deployment, migration 003): run `npx forewarn migrate` first.",
+    );
+  }
+  return id;
 }

@@ -28,7 +28,7 @@ export async function startDaemon(options: {
 }): Promise<Daemon> {
   const { env, logger, roles } = options;
   const configStore = await ConfigStore.open(env.configPath, logger);
-  const ctx = createContext(env, configStore, logger);
+  const ctx = await createContext(env, configStore, logger);
   try {
     await checkServices(ctx);
     // Broken templates must stop a delivery worker at start, not at the first incident.
@@ -51,7 +51,16 @@ export async function startDaemon(options: {
   }
   const scheduler = roles.includes('scheduler') ? new Scheduler(ctx) : undefined;
   scheduler?.start();
-  logger.info({ component: 'daemon', roles, worker: ctx.workerId }, 'forewarn started');
+  logger.info(
+    {
+      component: 'daemon',
+      roles,
+      worker: ctx.workerId,
+      deploymentId: ctx.deploymentId,
+      queuePrefix: ctx.queues.prefix,
+    },
+    'forewarn started',
+  );
 
   let stopping: Promise<{ forced: boolean }> | undefined;
   const stop = (reason: string) => {

@@ -24,8 +24,11 @@ const envSchema = z.object({
     .default('platform'),
   REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
   FOREWARN_CONFIG: z.string().min(1).default('config/forewarn.yaml'),
-  /** Prefix of every BullMQ key, so that several forewarn deployments can share one Redis. */
-  FOREWARN_QUEUE_PREFIX: z.string().min(1).default('forewarn'),
+  /**
+   * Prefix of every BullMQ key. Unset, it is derived from the deployment id (lib/queue/identity.ts),
+   * so deployments sharing one Redis never meet; set, no other deployment may use the same value.
+   */
+  FOREWARN_QUEUE_PREFIX: z.string().min(1).optional(),
   /** Where mail goes; without it, messages are written as .eml files into FOREWARN_OUTBOX. */
   SMTP_URL: url(['smtp:', 'smtps:']).optional(),
   FOREWARN_OUTBOX: z.string().min(1).default('./outbox'),
@@ -40,7 +43,8 @@ export interface Env {
   platformSchema: string;
   redisUrl: string;
   configPath: string;
-  queuePrefix: string;
+  /** FOREWARN_QUEUE_PREFIX when set; otherwise the context derives one from the deployment id. */
+  queuePrefix: string | undefined;
   logLevel: string;
   smtpUrl: string | undefined;
   outboxDir: string;

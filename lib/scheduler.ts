@@ -1,7 +1,7 @@
 // Ticks: node-cron fires each scheduled job in every scheduler replica, and each fire becomes a
-// BullMQ job whose id is derived from the job and the fire time. Replicas firing the same tick add
-// the same id, BullMQ keeps one, and one worker runs it: exactly once per tick, however many
-// replicas run. (Detectors keep a watermark in PostgreSQL as a second guard: a tick not newer
+// BullMQ job whose id is derived from the job, the deployment and the fire time. Replicas firing
+// the same tick add the same id, BullMQ keeps one, and one worker runs it: exactly once per tick,
+// however many replicas run; another deployment's tick at the same time is another id. (Detectors keep a watermark in PostgreSQL as a second guard: a tick not newer
 // than their state is skipped.)
 import cron, { type ScheduledTask } from 'node-cron';
 import type { AppContext } from './context.ts';
@@ -15,7 +15,7 @@ interface Schedule {
   timezone: string;
   /** The job each tick becomes; both tick jobs take `{ tickAt }`. */
   job: typeof detectPaymentHealth.name | typeof sweepNotifications.name;
-  jobId: (tickAt: number) => string;
+  jobId: (deploymentId: string, tickAt: number) => string;
 }
 
 /** What runs on a schedule, given the config: detectors that are enabled, and the sweeper. */
@@ -84,7 +84,7 @@ export class Scheduler {
       await this.ctx.queues.enqueue(
         entry.job,
         { tickAt: new Date(tickAt).toISOString() },
-        { jobId: entry.jobId(tickAt) },
+        { jobId: entry.jobId(this.ctx.deploymentId, tickAt) },
       );
     } catch (error) {
       this.ctx.logger.error(

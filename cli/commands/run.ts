@@ -30,7 +30,7 @@ export function registerRun(program: Command): void {
       ) => {
         const { env, logger } = commandEnv();
         const store = await ConfigStore.open(options.config ?? env.configPath, logger);
-        const ctx = createContext(env, store, logger);
+        const ctx = await createContext(env, store, logger);
         try {
           await checkServices(ctx);
           const result = await runTickAndDispatch(ctx, options.at ?? Date.now(), { dryRun: options.dryRun });

@@ -57,7 +57,8 @@ export interface FanoutResult {
 /**
  * Fans out one incident event. `deliver` is called after each committed batch with the ids of
  * the notifications it created, to put them on the delivery queue (if that is lost, the
- * sweeper finds them).
+ * sweeper finds them), and a key for the batch made from the event's uid, never its id, so that
+ * no recreated or restored database can make the same key for another batch.
  */
 export async function fanOutIncidentEvent(
   ctx: FanoutContext,
@@ -81,7 +82,7 @@ export async function fanOutIncidentEvent(
       await advanceFanout(client, eventId, '', 0);
       return created;
     });
-    await deliver(ids, `${eventId}-ops`);
+    await deliver(ids, `${event.uid}-ops`);
     notifications += ids.length;
   }
 
@@ -102,7 +103,7 @@ export async function fanOutIncidentEvent(
     });
     batches++;
     recipients += batch.recipients;
-    await deliver(ids, `${eventId}-${progress.batches + batches}`);
+    await deliver(ids, `${event.uid}-${progress.batches + batches}`);
     cursor = batch.cursor;
   }
   await finishFanout(ctx.db, eventId);
@@ -180,7 +181,9 @@ export async function* draftBatches(
       if (members.length < config.batchSize) return;
     }
   }
-  // Resolved: the users who were warned, on the channels they were warned on.
+  // Resolved: the users who were warned, on the channels they were warned on; only when it
+  // recovered (a channel no longer observed, or whose level became its normal, has not).
+  if ((payload.reason ?? 'recovered') !== 'recovered') return;
   let cursor = parseWarnedCursor(after);
   for (;;) {
     const warned = await readWarnedRecipients(ctx.db, payload.incidentId, cursor, config.batchSize);
@@ -236,6 +239,7 @@ export async function opsDrafts(
           evidence: payload.openEvidence,
           resolvedAt: iso(payload.at),
           durationMinutes: Math.round((payload.at - payload.openedAt) / 60_000),
+          reason: payload.reason ?? 'recovered',
           resolveEvidence: payload.evidence,
         };
   return config.ops.emails.map((address) => ({

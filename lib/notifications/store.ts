@@ -251,6 +251,8 @@ export async function insertInboxEntries(db: Queryable, entries: readonly InboxE
 
 export interface IncidentEventRow {
   id: string;
+  /** Unique across databases, recreated or restored ones too: what job ids are made from. */
+  uid: string;
   incidentId: string;
   type: 'opened' | 'resolved';
   payload: Record<string, unknown>;
@@ -260,17 +262,43 @@ export interface IncidentEventRow {
 export async function readIncidentEvent(db: Queryable, eventId: string): Promise<IncidentEventRow | null> {
   const { rows } = await db.query<{
     id: string;
+    uid: string;
     incident_id: string;
     type: 'opened' | 'resolved';
     payload: Record<string, unknown>;
     dispatched_at: Date | null;
-  }>('SELECT id, incident_id, type, payload, dispatched_at FROM forewarn.incident_events WHERE id = $1', [
-    eventId,
-  ]);
+  }>(
+    'SELECT id, uid, incident_id, type, payload, dispatched_at FROM forewarn.incident_events WHERE id = $1',
+    [eventId],
+  );
   const r = rows[0];
   return r
-    ? { id: r.id, incidentId: r.incident_id, type: r.type, payload: r.payload, dispatchedAt: r.dispatched_at }
+    ? {
+        id: r.id,
+        uid: r.uid,
+        incidentId: r.incident_id,
+        type: r.type,
+        payload: r.payload,
+        dispatchedAt: r.dispatched_at,
+      }
     : null;
+}
+
+/** The id of the event with this uid, or null when this database has none. */
+export async function readIncidentEventId(db: Queryable, uid: string): Promise<string | null> {
+  const { rows } = await db.query<{ id: string }>('SELECT id FROM forewarn.incident_events WHERE uid = $1', [
+    uid,
+  ]);
+  return rows[0]?.id ?? null;
+}
+
+/** The uids of the given events, in the order of their ids; unknown ids are left out. */
+export async function readIncidentEventUids(db: Queryable, eventIds: readonly string[]): Promise<string[]> {
+  const { rows } = await db.query<{ uid: string }>(
+    'SELECT uid FROM forewarn.incident_events WHERE id = ANY ($1::bigint[]) ORDER BY id',
+    [eventIds],
+  );
+  return rows.map((r) => r.uid);
 }
 
 export async function isIncidentResolved(db: Queryable, incidentId: string): Promise<boolean> {

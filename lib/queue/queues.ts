@@ -1,8 +1,10 @@
 // The BullMQ queues and the typed way to put a job on them: the payload is validated against its
-// job's schema on the way in, as it is on the way out (jobs/registry.ts).
+// job's schema on the way in, as it is on the way out (jobs/registry.ts), and stamped with the
+// deployment id (lib/queue/identity.ts) so that a worker can tell whose job it holds.
 import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { jobRegistry, type JobName, type JobPayload } from '../../jobs/registry.ts';
+import { stamp } from './identity.ts';
 
 export const QUEUE_NAMES = ['detection', 'notifications'] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
@@ -11,10 +13,13 @@ export class Queues {
   private readonly queues = new Map<QueueName, Queue>();
   private readonly connection: Redis;
   readonly prefix: string;
+  /** Stamped on every job added here. */
+  readonly deploymentId: string;
 
-  constructor(connection: Redis, prefix: string) {
+  constructor(connection: Redis, prefix: string, deploymentId: string) {
     this.connection = connection;
     this.prefix = prefix;
+    this.deploymentId = deploymentId;
   }
 
   get(name: QueueName): Queue {
@@ -33,7 +38,7 @@ export class Queues {
     options: JobsOptions = {},
   ): Promise<void> {
     const definition = jobRegistry[name];
-    const data = definition.payload.parse(payload);
+    const data = stamp(definition.payload.parse(payload), this.deploymentId);
     await this.get(definition.queue).add(name, data, { ...definition.defaultOptions, ...options });
   }
 
@@ -47,7 +52,7 @@ export class Queues {
     await this.get(definition.queue).addBulk(
       jobs.map((job) => ({
         name,
-        data: definition.payload.parse(job.payload),
+        data: stamp(definition.payload.parse(job.payload), this.deploymentId),
         opts: { ...definition.defaultOptions, ...job.options, jobId: job.jobId },
       })),
     );

@@ -142,10 +142,10 @@ async function readJobs(
   }
 }
 
-/** The tick a job evaluates, checked against its id (`payment-health@<ISO tick>`). */
+/** The tick a job evaluates, checked against its id (`payment-health@<deployment>@<ISO tick>`). */
 function jobTick(job: Job): number {
-  const tickAt = (job.data as { tickAt: string }).tickAt;
-  expect(job.id).toBe(`payment-health@${tickAt}`);
+  const { tickAt, deploymentId } = job.data as { tickAt: string; deploymentId: string };
+  expect(job.id).toBe(`payment-health@${deploymentId}@${tickAt}`);
   return Date.parse(tickAt);
 }
 

@@ -132,7 +132,7 @@ beforeAll(async () => {
     FOREWARN_CONFIG: SHIPPED,
     LOG_LEVEL: 'info',
   });
-  ctx = createContext(env, await ConfigStore.open(SHIPPED, logs.logger), logs.logger);
+  ctx = await createContext(env, await ConfigStore.open(SHIPPED, logs.logger), logs.logger);
 
   for (let tickAt = FIRST_TICK; tickAt <= LAST_TICK; tickAt += STEP) {
     let dry: TickRecord['dry'];

@@ -99,7 +99,7 @@ export async function startInProcess(options: {
     FOREWARN_LINK_SECRET: LINK_SECRET,
     LOG_LEVEL: 'info',
   });
-  const ctx = createContext(env, await ConfigStore.open(options.configPath, logs.logger), logs.logger);
+  const ctx = await createContext(env, await ConfigStore.open(options.configPath, logs.logger), logs.logger);
   const worker = options.worker === false ? undefined : startNotificationsWorker(ctx);
   if (worker) await worker.waitUntilReady();
   return {

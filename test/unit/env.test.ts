@@ -28,7 +28,8 @@ describe('readEnv defaults', () => {
     expect(env.platformSchema).toBe('platform');
     expect(env.redisUrl).toBe('redis://127.0.0.1:6379');
     expect(env.configPath).toBe('config/forewarn.yaml');
-    expect(env.queuePrefix).toBe('forewarn');
+    // Unset: the context derives the prefix from the deployment id (lib/queue/identity.ts).
+    expect(env.queuePrefix).toBeUndefined();
     expect(env.logLevel).toBe('info');
   });
 
