@@ -10,6 +10,12 @@ import type { Config } from '../../lib/config/schema.ts';
 import { captureLogs, waitFor } from '../support/services.ts';
 
 const SHIPPED = fileURLToPath(new URL('../../config/forewarn.yaml', import.meta.url));
+/**
+ * fs.watch, the store's debounce and the reload take a fraction of a second, but how long on a
+ * loaded machine is not what these tests are about: the waits below poll for the log line that
+ * says the reload happened, and this deadline only turns a reload that never comes into a failure.
+ */
+const RELOAD_DEADLINE_MS = 30_000;
 
 let dir: string;
 let file: string;
@@ -40,6 +46,17 @@ function messages(lines: () => Array<Record<string, unknown>>): string[] {
   return lines().map((l) => String(l.msg));
 }
 
+/** Polls the captured log until a line whose message contains `text` appears; returns it. */
+function waitForLine(
+  lines: () => Array<Record<string, unknown>>,
+  text: string,
+): Promise<Record<string, unknown>> {
+  return waitFor(`the log line "${text}"`, async () => lines().find((l) => String(l.msg).includes(text)), {
+    timeoutMs: RELOAD_DEADLINE_MS,
+    intervalMs: 20,
+  });
+}
+
 describe('ConfigStore', () => {
   it('refuses an invalid file, keeps the last good config, then takes a valid change', async () => {
     const { logger, lines } = captureLogs();
@@ -54,11 +71,7 @@ describe('ConfigStore', () => {
     store.watch();
 
     await writeFile(file, withConfirmSeconds('-1'));
-    const refused = await waitFor(
-      'the refused reload to be logged',
-      async () => lines().find((l) => String(l.msg).includes('config reload refused')),
-      { timeoutMs: 5_000 },
-    );
+    const refused = await waitForLine(lines, 'config reload refused');
     expect(refused.level).toBe('error');
     expect(refused.component).toBe('config');
     expect(refused.file).toBe(file);
@@ -69,21 +82,25 @@ describe('ConfigStore', () => {
     expect(rejected.length).toBeGreaterThan(0);
 
     await writeFile(file, withConfirmSeconds(String(newConfirm)));
-    await waitFor(
-      'the valid change to be taken',
-      async () => store!.get().detectors.paymentHealth.confirmSeconds === newConfirm,
-      { timeoutMs: 5_000 },
-    );
+    await waitForLine(lines, 'config reloaded');
+    expect(store.get().detectors.paymentHealth.confirmSeconds).toBe(newConfirm);
     expect(changes).toHaveLength(1);
     const [next, previous] = changes[0]!;
+    expect(next).toBe(store.get());
     expect(next.detectors.paymentHealth.confirmSeconds).toBe(newConfirm);
     expect(previous).toBe(initial);
     expect(Object.isFrozen(store.get().detectors.paymentHealth)).toBe(true);
-    expect(messages(lines)).toContain('config reloaded');
+    // In the order the files were written: refused first, then the valid one taken, once.
+    const order = messages(lines).filter((m) => /config reload/.test(m));
+    expect(order.at(-1)).toBe('config reloaded');
+    expect(order.filter((m) => m === 'config reloaded')).toHaveLength(1);
+    expect(order.indexOf('config reloaded')).toBeGreaterThan(
+      order.findIndex((m) => m.startsWith('config reload refused')),
+    );
   });
 
   it('takes a file replaced by rename, as editors save', async () => {
-    const { logger } = captureLogs();
+    const { logger, lines } = captureLogs();
     store = await ConfigStore.open(file, logger);
     const oldConfirm = store.get().detectors.paymentHealth.confirmSeconds;
     const newConfirm = oldConfirm + 7;
@@ -91,11 +108,11 @@ describe('ConfigStore', () => {
     const temp = join(dir, '.forewarn.yaml.swp');
     await writeFile(temp, withConfirmSeconds(String(newConfirm)));
     await rename(temp, file);
-    await waitFor(
-      'the replaced file to be taken',
-      async () => store!.get().detectors.paymentHealth.confirmSeconds === newConfirm,
-      { timeoutMs: 5_000 },
-    );
+    const reloaded = await waitForLine(lines, 'config reloaded');
+    expect(reloaded.file).toBe(file);
+    expect(store.get().detectors.paymentHealth.confirmSeconds).toBe(newConfirm);
+    // The swap file's own events are not the config's: nothing was refused on the way.
+    expect(messages(lines).filter((m) => m.includes('config reload refused'))).toEqual([]);
   });
 
   it('reload() resolves false for a bad file and true for a good one', async () => {

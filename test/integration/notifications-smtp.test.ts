@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enqueueDeliveries } from '../../jobs/deliver-notifications.ts';
 import { messageIdFor } from '../../lib/channels/email.ts';
+import { retryDelayMs } from '../../lib/notifications/backoff.ts';
 import { insertNotifications, type NotificationDraft } from '../../lib/notifications/store.ts';
 import { templateKinds } from '../../templates/kinds.ts';
 import {
@@ -41,7 +42,24 @@ import {
 } from '../support/smtp.ts';
 
 const MESSAGE_ID_DOMAIN = 'notify.example.com';
-const BASE_DELAY_SECONDS = 0.2;
+const RETRY_POLICY = { baseDelaySeconds: 0.2, maxDelaySeconds: 2 };
+/**
+ * What lib/notifications/backoff.ts promises for every retry: full jitter draws the delay from
+ * [0, ceiling], and no delay is shorter than a tenth of a second.
+ */
+const RETRY_FLOOR_MS = 100;
+/** The longest delay the backoff may choose after `attempt` attempts: base * 2^(attempt-1), at most max. */
+const retryCeilingMs = (attempt: number): number =>
+  Math.max(
+    RETRY_FLOOR_MS,
+    Math.min(RETRY_POLICY.maxDelaySeconds, RETRY_POLICY.baseDelaySeconds * 2 ** (attempt - 1)) * 1000,
+  );
+/**
+ * PostgreSQL's now() and Date.now() read the same clock here, but one is kept to microseconds and
+ * turned into milliseconds by pg, the other floored to milliseconds: readings can be 1 ms apart.
+ * This slack is for that rounding, not for the machine's speed.
+ */
+const CLOCK_SLACK_MS = 2;
 
 const RETRY_4XX = 'retry-4xx@example.com';
 const FAIL_550 = 'fail-550@example.com';
@@ -91,12 +109,16 @@ let redis: Awaited<ReturnType<typeof createTestRedisPrefix>>;
 let smtp: TestSmtpServer;
 let pipeline: InProcessPipeline;
 const transactions: Transaction[] = [];
-/** Every distinct (status, attempts, next_attempt_at) the 4xx recipient's row went through. */
+/**
+ * Every distinct (status, attempts, next_attempt_at) the 4xx recipient's row went through, with
+ * when the watcher first saw it (Date.now() after the read, so not before the row was written).
+ */
 const retryHistory: Array<{
   status: string;
   attempts: number;
   nextAttemptAt: number;
   lastError: string | null;
+  seenAt: number;
 }> = [];
 
 const txOf = (to: string) => transactions.filter((t) => t.to === to);
@@ -141,7 +163,7 @@ beforeAll(async () => {
   smtp = await startSmtpServer();
   const configPath = await writeConfigWith(join(dir, 'forewarn.yaml'), {
     notifications: {
-      retry: { maxAttempts: 8, baseDelaySeconds: BASE_DELAY_SECONDS, maxDelaySeconds: 2 },
+      retry: { maxAttempts: 8, ...RETRY_POLICY },
       email: { messageIdDomain: MESSAGE_ID_DOMAIN, maxConnections: 3 },
     },
   });
@@ -199,6 +221,7 @@ describe('delivery through an SMTP server answering 4xx, 5xx and dropping connec
             attempts: row.attempts,
             nextAttemptAt: row.next_attempt_at.getTime(),
             lastError: row.last_error,
+            seenAt: Date.now(),
           });
         }
         await new Promise((resolve) => setTimeout(resolve, 10));
@@ -236,22 +259,35 @@ describe('delivery through an SMTP server answering 4xx, 5xx and dropping connec
     expect(txOf(RETRY_4XX).map((t) => t.code ?? t.behaviour)).toEqual([451, 452, 'accept']);
     expect(smtp.messages.filter((m) => m.envelope.to.includes(RETRY_4XX))).toHaveLength(1);
 
-    // Each failure moved next_attempt_at forward, and the retry waited for it.
+    // The bounds below are the ones backoff.ts itself promises, whatever the jitter draws.
+    for (const attempt of [1, 2]) {
+      expect(retryDelayMs(RETRY_POLICY, attempt, () => 0)).toBe(RETRY_FLOOR_MS);
+      expect(retryDelayMs(RETRY_POLICY, attempt, () => 1)).toBe(retryCeilingMs(attempt));
+    }
+
+    // Each failure set next_attempt_at at least the floor, at most the attempt's ceiling, after
+    // the failure, and the next try came after it. Every bound is an order between recorded
+    // events (the server's transaction, the row's state, the read that saw it), not a speed.
     const retries = retryHistory.filter((h) => h.status === 'pending' && h.attempts > 0);
     expect(retries.map((h) => h.attempts)).toEqual([1, 2]);
     expect(retries[0]!.lastError).toMatch(/451/);
     expect(retries[1]!.lastError).toMatch(/452/);
-    const [first, second] = retries as [(typeof retries)[0], (typeof retries)[0]];
-    expect(second.nextAttemptAt).toBeGreaterThan(first.nextAttemptAt);
     const tx = txOf(RETRY_4XX);
-    expect(first.nextAttemptAt).toBeGreaterThan(tx[0]!.at);
-    expect(tx[1]!.at).toBeGreaterThanOrEqual(first.nextAttemptAt - 50);
-    expect(tx[2]!.at).toBeGreaterThanOrEqual(second.nextAttemptAt - 50);
-    // Backoff, not a hot loop, and not the shipped 30 s base either.
-    for (let i = 1; i < tx.length; i++) {
-      expect(tx[i]!.at - tx[i - 1]!.at).toBeGreaterThanOrEqual(BASE_DELAY_SECONDS * 1000 - 50);
-      expect(tx[i]!.at - tx[i - 1]!.at).toBeLessThan(5_000);
-    }
+    retries.forEach((retry, i) => {
+      const attempt = retry.attempts;
+      const failedAt = tx[i]!.at;
+      const retriedAt = tx[i + 1]!.at;
+      const what = `retry after attempt ${attempt}`;
+      // The delay counts from after the failure, so due - failedAt >= delay >= floor.
+      expect(retry.nextAttemptAt - failedAt, what).toBeGreaterThanOrEqual(RETRY_FLOOR_MS - CLOCK_SLACK_MS);
+      // The row was written before it was seen, so due - seenAt <= delay <= ceiling (30 s would not do).
+      expect(retry.nextAttemptAt - retry.seenAt, what).toBeLessThanOrEqual(
+        retryCeilingMs(attempt) + CLOCK_SLACK_MS,
+      );
+      // A claim takes only what is due: the retry waited for its backoff.
+      expect(retriedAt, what).toBeGreaterThanOrEqual(retry.nextAttemptAt - CLOCK_SLACK_MS);
+      expect(retriedAt - failedAt, what).toBeGreaterThanOrEqual(RETRY_FLOOR_MS - CLOCK_SLACK_MS);
+    });
   });
 
   it('records a 5xx recipient as failed with the reason, after one try', () => {
