@@ -242,7 +242,10 @@ export async function fanOut(options: FanoutOptions): Promise<FanoutRun> {
         baseline: 0.03,
         threshold: 0.11,
         confidence: 0.9999,
-        meanLatencyMs: null,
+        medianLatencyMs: null,
+        baselineLatencyMs: null,
+        users: 0,
+        topErrorCodes: [],
       },
       backupChannels: ['alipay'],
     });

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { JobsOptions } from 'bullmq';
 import type { AppContext } from '../lib/context.ts';
 import { runPaymentHealthTick } from '../lib/detection/payment-health-tick.ts';
+import { enqueueDeliveries } from './deliver-notifications.ts';
 import * as fanoutIncidentEvent from './fanout-incident-event.ts';
 
 export const name = 'detect-payment-health';
@@ -48,5 +49,8 @@ export async function runTickAndDispatch(
     ctx,
     result.recorded.map((recorded) => recorded.eventId),
   );
+  // A data-feed alert the tick recorded itself (the sweeper sends it too, should this be lost).
+  if (result.opsNotificationIds.length > 0)
+    await enqueueDeliveries(ctx, result.opsNotificationIds, `feed@${ctx.deploymentId}@${result.tickAt}`);
   return result;
 }

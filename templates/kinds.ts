@@ -41,7 +41,8 @@ const issueKind = z.enum(['failures', 'slow']);
 
 const evidence = z
   .object({
-    windowSeconds: z.number().int().positive(),
+    /** 0 when the pair is no longer observed. */
+    windowSeconds: z.number().int().nonnegative(),
     attempts: z.number().int().nonnegative(),
     bad: z.number().int().nonnegative(),
     rate: z.number().min(0).max(1),
@@ -50,7 +51,15 @@ const evidence = z
     baseline: z.number().min(0).max(1),
     threshold: z.number().min(0).max(1),
     confidence: z.number().gt(0).lt(1),
-    meanLatencyMs: z.number().nonnegative().nullable(),
+    /** Distinct users behind the bad attempts (counted up to the largest minUsers). */
+    users: z.number().int().nonnegative(),
+    /** Median confirmation time in the window, and the pair's learned median; null when unknown. */
+    medianLatencyMs: z.number().nonnegative().nullable(),
+    baselineLatencyMs: z.number().nonnegative().nullable(),
+    /** Platform data: the most frequent error codes of the window's failures. */
+    topErrorCodes: z.array(
+      z.object({ code: z.string().min(1), count: z.number().int().positive() }).strict(),
+    ),
   })
   .strict();
 
@@ -90,7 +99,13 @@ const opsSampleOpened: z.input<typeof opsIncidentOpened> = {
     baseline: 0.03,
     threshold: 0.11,
     confidence: 0.9999,
-    meanLatencyMs: null,
+    users: 3,
+    medianLatencyMs: 1180,
+    baselineLatencyMs: 1050,
+    topErrorCodes: [
+      { code: 'GATEWAY_TIMEOUT', count: 71 },
+      { code: 'CHANNEL_UNAVAILABLE', count: 46 },
+    ],
   },
   backupChannels: ['alipay', 'qq_wallet', 'unionpay'],
   dashboardUrl: 'https://ops.example.com/forewarn/incidents/1842',
@@ -201,7 +216,8 @@ export const templateKinds = {
           upperBound: 0.5003,
           baseline: 0.01,
           threshold: 0.11,
-          meanLatencyMs: 23850,
+          medianLatencyMs: 23850,
+          baselineLatencyMs: 1200,
         },
         backupChannels: [],
         dashboardUrl: null,
@@ -217,6 +233,8 @@ export const templateKinds = {
       .extend({
         resolvedAt: isoTime,
         durationMinutes: z.number().nonnegative(),
+        /** recovered; unobserved: no attempts any more (silent, disabled); relearned: a lasting level taken as normal. */
+        reason: z.enum(['recovered', 'unobserved', 'relearned']),
         resolveEvidence: evidence,
       })
       .strict(),
@@ -224,6 +242,7 @@ export const templateKinds = {
       ...opsSampleOpened,
       resolvedAt: '2026-11-22T10:32:00.000Z',
       durationMinutes: 41,
+      reason: 'recovered',
       resolveEvidence: {
         windowSeconds: 30,
         attempts: 132,
@@ -234,7 +253,10 @@ export const templateKinds = {
         baseline: 0.03,
         threshold: 0.11,
         confidence: 0.9999,
-        meanLatencyMs: null,
+        users: 0,
+        medianLatencyMs: null,
+        baselineLatencyMs: null,
+        topErrorCodes: [],
       },
     },
     variants: {
@@ -244,6 +266,7 @@ export const templateKinds = {
         dashboardUrl: null,
         resolvedAt: '2026-11-22T09:53:05.000Z',
         durationMinutes: 2,
+        reason: 'unobserved',
         resolveEvidence: {
           windowSeconds: 120,
           attempts: 12,
@@ -254,8 +277,53 @@ export const templateKinds = {
           baseline: 0.03,
           threshold: 0.11,
           confidence: 0.9999,
-          meanLatencyMs: null,
+          users: 0,
+          medianLatencyMs: null,
+          baselineLatencyMs: null,
+          topErrorCodes: [],
         },
+      },
+    },
+  }),
+
+  'ops-feed-silent': defineKind({
+    audience: 'ops',
+    description:
+      'Most payment pairs went silent at once (the platform data feed looks stalled), or attempts arrive again.',
+    channels: ['email'],
+    schema: z
+      .object({
+        detector: z.string().min(1),
+        /** silent: the feed stopped; resumed: attempts arrive again. */
+        state: z.enum(['silent', 'resumed']),
+        silentSince: isoTime,
+        /** Set when state is resumed. */
+        resumedAt: isoTime.nullable(),
+        /** Pairs with no attempt for their silence time, of the pairs seen in the last day. */
+        silentPairs: z.number().int().nonnegative(),
+        seenPairs: z.number().int().nonnegative(),
+        /** Incidents held open meanwhile (not resolved as "no longer observed"). */
+        openIncidents: z.number().int().nonnegative(),
+      })
+      .strict(),
+    sample: {
+      detector: 'payment-health',
+      state: 'silent',
+      silentSince: '2026-11-22T09:51:05.000Z',
+      resumedAt: null,
+      silentPairs: 27,
+      seenPairs: 30,
+      openIncidents: 1,
+    },
+    variants: {
+      resumed: {
+        detector: 'payment-health',
+        state: 'resumed',
+        silentSince: '2026-11-22T09:51:05.000Z',
+        resumedAt: '2026-11-22T10:20:00.000Z',
+        silentPairs: 0,
+        seenPairs: 30,
+        openIncidents: 1,
       },
     },
   }),

@@ -3,6 +3,8 @@ import { Option, type Command } from 'commander';
 import { backtestPaymentHealth, type BacktestIncident } from '../../lib/backtest/payment-health.ts';
 import { createPool } from '../../lib/db/pool.ts';
 import { UsageError } from '../../lib/errors.ts';
+import type { Logger } from '../../lib/logger.ts';
+import type { PaymentHealthState } from '../../detectors/payment-health/index.ts';
 import { parseChoice, parseDuration, parseTime } from '../args.ts';
 import { percent, table } from '../format.ts';
 import { commandConfig, commandEnv } from './shared.ts';
@@ -43,6 +45,7 @@ export function registerBacktest(program: Command): void {
         const db = createPool(env.platformDatabaseUrl, { applicationName: 'forewarn-backtest', max: 3 });
         const progress = progressPrinter();
         try {
+          const storedState = await readStoredState(env.databaseUrl, logger);
           const report = await backtestPaymentHealth({
             platformDb: db,
             schema: env.platformSchema,
@@ -51,6 +54,7 @@ export function registerBacktest(program: Command): void {
             toMs: options.to,
             stepMs: options.step,
             warmupMs: config.backtest.warmupMinutes * 60_000,
+            storedState,
             onProgress: progress,
           });
           if (process.stderr.isTTY) process.stderr.write('\n');
@@ -71,10 +75,11 @@ export function registerBacktest(program: Command): void {
               component: 'backtest',
               detector: 'payment-health',
               ticks: report.ticks,
-              bucketRows: report.bucketRows,
+              attemptsRead: report.attemptsRead,
+              baselinesFrom: report.baselinesFrom,
+              warmupMinutes: Math.round(report.warmupMs / 60_000),
               skippedRows: report.skippedRows,
-              readMs: Math.round(report.readMs),
-              replayMs: Math.round(report.replayMs),
+              elapsedMs: Math.round(report.elapsedMs),
             },
             'backtest finished',
           );
@@ -88,6 +93,28 @@ export function registerBacktest(program: Command): void {
         }
       },
     );
+}
+
+/**
+ * The live daemon's detector state, if forewarn's database has one: the replay starts from its
+ * learned baselines. A missing database or schema just means there is none.
+ */
+async function readStoredState(databaseUrl: string, logger: Logger): Promise<PaymentHealthState | null> {
+  const db = createPool(databaseUrl, { applicationName: 'forewarn-backtest', max: 1 });
+  try {
+    const { rows } = await db.query<{ state: PaymentHealthState }>(
+      `SELECT state FROM forewarn.detector_state WHERE detector = 'payment-health'`,
+    );
+    return rows[0]?.state ?? null;
+  } catch (error) {
+    logger.debug(
+      { component: 'backtest', err: error },
+      'no stored detector state; baselines come from the warm-up',
+    );
+    return null;
+  } finally {
+    await db.end();
+  }
 }
 
 function summary(incidents: BacktestIncident[], ticks: number): string {

@@ -6,6 +6,7 @@ import { checkServices } from '../../lib/daemon.ts';
 import { runTickAndDispatch } from '../../jobs/detect-payment-health.ts';
 import { draftBatches, opsDrafts } from '../../lib/notifications/fanout.ts';
 import type { NotificationDraft } from '../../lib/notifications/store.ts';
+import { ForewarnError } from '../../lib/errors.ts';
 import { parseChoice, parseTime } from '../args.ts';
 import { percent, table } from '../format.ts';
 import { commandEnv } from './shared.ts';
@@ -34,6 +35,10 @@ export function registerRun(program: Command): void {
         try {
           await checkServices(ctx);
           const result = await runTickAndDispatch(ctx, options.at ?? Date.now(), { dryRun: options.dryRun });
+          if (result.outcome === 'refused') {
+            // A future --at, or this machine's clock running fast: nothing was evaluated.
+            throw new ForewarnError('FW_CLOCK_SKEW', `${result.detail ?? 'tick refused'}`);
+          }
           if (options.format === 'json' && options.dryRun) {
             // The notifications these changes would cause, one per line; nothing is recorded or sent.
             const print = (d: NotificationDraft) =>

@@ -1,20 +1,36 @@
-// The payment-health detector: a pure function from attempt counts, the previous state, the
+// The payment-health detector: a pure function from the tick's signals, the previous state, the
 // thresholds and `now` to the next state and the incidents that opened or resolved. No I/O and
 // no clock of its own, so the live worker and the backtest run exactly this code.
 //
 // Per (channel, region) and per kind (failure share, slow share) it:
-//  1. picks the shortest window holding enough attempts (busy channels are judged on seconds,
-//     quiet ones on minutes);
-//  2. compares the Wilson lower bound of the share with the pair's own learned baseline plus a
-//     margin, so a handful of failures at a quiet hour proves nothing;
-//  3. opens an incident only after the pair stayed degraded for `confirmSeconds` while the most
-//     recent attempts still look bad (a finished blip does not count), and resolves it only after
-//     `resolveSeconds` below half the margin (hysteresis, so a flapping channel does not flap
-//     incidents).
+//  1. walks its windows shortest first: the first with enough attempts is the current view; a
+//     window that looks healthy makes the longer ones' evidence stale (an ended outage still in
+//     the hour window proves nothing now); a window may prove the pair degraded when the Wilson
+//     lower bound of its share exceeds the learned baseline plus a margin, with bad attempts
+//     from enough distinct users and one of them recent;
+//  2. opens an incident after `confirmSeconds` of degraded ticks without a gap longer than
+//     `maxGapSeconds`, and resolves it after `resolveSeconds` of health, or when the pair has
+//     gone silent (no longer observed), or when its level lasted `relearnAfterMinutes` (a new
+//     normal);
+//  3. learns its baselines only from settled attempts created after the last tick at which it
+//     looked anything but clearly normal, so a slide below the threshold is never learned.
 import { rankBackupChannels } from './backups.ts';
-import type { Counts, PairSeries, SignalSeries } from './series.ts';
 import { normalQuantile, wilsonInterval } from './stats.ts';
-import { thresholdsFor, type PaymentHealthSettings, type PaymentHealthThresholds } from './thresholds.ts';
+import {
+  emptyTally,
+  LATENCY_BINS,
+  LATENCY_EDGES_MS,
+  windowOf,
+  type PairSignals,
+  type SignalSet,
+  type Tally,
+} from './signals.ts';
+import {
+  thresholdAt,
+  thresholdsFor,
+  type PaymentHealthSettings,
+  type PaymentHealthThresholds,
+} from './thresholds.ts';
 import type {
   Assessment,
   BaselineState,
@@ -22,16 +38,19 @@ import type {
   IncidentChange,
   IncidentKind,
   KindState,
+  LatencyView,
   PairState,
   PaymentChannel,
   PaymentHealthState,
+  ResolveReason,
+  ShareView,
 } from './types.ts';
 
 export const DETECTOR = 'payment-health';
 export const INCIDENT_KINDS: readonly IncidentKind[] = ['failures', 'slow'];
 
 export interface PaymentHealthSignals {
-  series: SignalSeries;
+  set: SignalSet;
   channels: readonly PaymentChannel[];
 }
 
@@ -40,92 +59,142 @@ export interface PaymentHealthFindings {
   changes: IncidentChange[];
   /** The current assessment of every pair, for `forewarn run` and for ops' eyes. */
   assessments: Map<string, Record<IncidentKind, Assessment>>;
+  /**
+   * Most pairs went silent at once: a data-feed fault. `started` and `ended` are set on the ticks
+   * it begins and ends, so it is reported once; meanwhile no incident resolves as unobserved.
+   */
+  feed: {
+    silent: boolean;
+    started: boolean;
+    ended: boolean;
+    /** Since when it has been (or was, on the tick it ended) silent. */
+    since: number | null;
+    /** Pairs with no attempt for their silence time, of the pairs seen in the last day. */
+    silentPairs: number;
+    seenPairs: number;
+  };
 }
 
 export function initialPaymentHealthState(): PaymentHealthState {
-  return { evaluatedAt: null, pairs: {} };
+  return { evaluatedAt: null, pairs: {}, feedSilentSince: null };
 }
+
+const DAY_MS = 86_400_000;
 
 export function detectPaymentHealth(
   signals: PaymentHealthSignals,
-  previous: PaymentHealthState,
+  previousState: PaymentHealthState,
   settings: PaymentHealthSettings,
   now: number,
 ): PaymentHealthFindings {
-  const keys = new Set<string>([...signals.series.keys(), ...Object.keys(previous.pairs)]);
-  const sortedKeys = [...keys].sort();
+  const previous = upgradeState(previousState);
+  const { set } = signals;
+  const sortedKeys = [...new Set<string>([...set.pairs.keys(), ...Object.keys(previous.pairs)])].sort();
+  const offered = offeredPairs(signals.channels);
   const assessments = new Map<string, Record<IncidentKind, Assessment>>();
   const nextPairs: Record<string, PairState> = {};
 
   for (const key of sortedKeys) {
+    const sig = set.pairs.get(key);
     const prior = previous.pairs[key];
-    const [channel, region] = prior ? [prior.channel, prior.region] : splitKey(key);
-    const thresholds = thresholdsFor(settings, channel, region);
-    const series = signals.series.get(key);
-    const pairState = prior ?? newPairState(channel, region);
+    const [channel, region] = prior ? [prior.channel, prior.region] : [sig!.channel, sig!.region];
+    // A pair neither seen for a day nor open is forgotten: state stays the size of live traffic.
+    if (!sig && prior && isIdle(prior) && (prior.lastSeenAt ?? 0) < now - DAY_MS) continue;
+    const t = thresholdsFor(settings, channel, region);
+    const pair = prior ?? newPairState(channel, region);
+    const lastSeenAt = maxOrNull(pair.lastSeenAt, sig?.lastCreatedAt ?? null);
     assessments.set(key, {
-      failures: assess(
-        series,
-        thresholds,
-        'failures',
-        baselineRate(pairState.baseline, thresholds, 'failures'),
-        now,
-      ),
-      slow: assess(series, thresholds, 'slow', baselineRate(pairState.baseline, thresholds, 'slow'), now),
+      failures: assessShare(set, sig, t, 'failures', baselineRate(pair.baseline, t, 'failures'), now),
+      slow: assessSlow(set, sig, t, pair.baseline, now),
     });
-    nextPairs[key] = pairState;
+    nextPairs[key] = { ...pair, lastSeenAt };
   }
 
+  const silent = silentPairs(nextPairs, settings, now);
+  const seenPairs = countRecentlySeen(nextPairs, now);
+  const silentSeen = [...silent].filter(
+    (key) => (nextPairs[key]!.lastSeenAt ?? -Infinity) >= now - DAY_MS,
+  ).length;
+  // Most pairs silent at once: one fault of the feed, not that many quiet channels.
+  const feedSilent = silentSeen >= 2 && silentSeen * 2 > seenPairs;
+  const feedSilentSince = feedSilent ? (previous.feedSilentSince ?? now) : null;
+
   const changes: IncidentChange[] = [];
-  const opening: Array<{ key: string; kind: IncidentKind; assessment: Assessment & { status: 'degraded' } }> =
-    [];
-  for (const key of sortedKeys) {
+  const opening: Array<{ key: string; kind: IncidentKind }> = [];
+  for (const key of assessments.keys()) {
     const pair = nextPairs[key]!;
-    const thresholds = thresholdsFor(settings, pair.channel, pair.region);
+    const t = thresholdsFor(settings, pair.channel, pair.region);
     const assessed = assessments.get(key)!;
+    const tickGap = previous.evaluatedAt !== null && now - previous.evaluatedAt > t.maxGapSeconds * 1000;
     const kinds = { ...pair.kinds };
+    let baseline = pair.baseline;
     for (const kind of INCIDENT_KINDS) {
-      const { next, transition } = step(kinds[kind], assessed[kind], thresholds, now);
-      kinds[kind] = next;
-      if (transition === 'open')
-        opening.push({ key, kind, assessment: assessed[kind] as Assessment & { status: 'degraded' } });
-      if (transition === 'resolve') {
-        const open = pair.kinds[kind].open!;
-        changes.push({
-          type: 'resolved',
-          detector: DETECTOR,
-          subject: { channel: pair.channel, region: pair.region },
-          kind,
-          openedAt: open.openedAt,
-          at: now,
-          evidence: evidenceOf(assessed[kind], thresholds)!,
-          openEvidence: open.evidence,
-          backupChannels: open.backupChannels,
-        });
+      const state = tickGap ? restartRuns(kinds[kind]) : kinds[kind];
+      const open = state.open;
+      const gone = !offered.has(key) || (!feedSilent && silent.has(key));
+      if (open && gone) {
+        kinds[kind] = idleKind();
+        changes.push(
+          resolution(pair, kind, open, 'unobserved', noEvidence(assessed[kind], t, open.evidence), now),
+        );
+        continue;
       }
+      if (open && relearnable(open, t, kind, now)) {
+        kinds[kind] = idleKind();
+        baseline = relearned(baseline, kind, open.during);
+        changes.push(
+          resolution(pair, kind, open, 'relearned', evidenceOf(assessed[kind], t) ?? open.evidence, now),
+        );
+        continue;
+      }
+      const { next, transition } = step(state, assessed[kind], t, now);
+      kinds[kind] = next;
+      if (transition === 'open') opening.push({ key, kind });
+      if (transition === 'resolve')
+        changes.push(resolution(pair, kind, open!, 'recovered', evidenceOf(assessed[kind], t)!, now));
     }
-    nextPairs[key] = { ...pair, kinds };
+    nextPairs[key] = { ...pair, baseline, kinds };
+  }
+
+  // One incident per pair at a time for users' sake: slowness is not opened while failures are
+  // open or confirming, and both confirming at once open as failures.
+  const toOpen = opening.filter(({ key, kind }) => {
+    if (kind === 'failures') return true;
+    const failures = nextPairs[key]!.kinds.failures;
+    return (
+      failures.open === null &&
+      failures.degradedSince === null &&
+      !opening.some((o) => o.key === key && o.kind === 'failures')
+    );
+  });
+  for (const { key, kind } of opening) {
+    if (toOpen.some((o) => o.key === key && o.kind === kind)) continue;
+    // Held back: its confirmation starts again each tick, so it opens only once failures are over.
+    const pair = nextPairs[key]!;
+    pair.kinds = { ...pair.kinds, [kind]: { ...pair.kinds[kind], degradedSince: now, lastDegradedAt: now } };
   }
 
   // Backups are ranked once every pair's state for this tick is known, so that two channels
   // failing together in a region never name each other.
-  for (const { key, kind, assessment } of opening) {
+  for (const { key, kind } of toOpen) {
     const pair = nextPairs[key]!;
-    const thresholds = thresholdsFor(settings, pair.channel, pair.region);
+    const t = thresholdsFor(settings, pair.channel, pair.region);
     const backupChannels = rankBackupChannels({
       failing: pair.channel,
       region: pair.region,
       channels: signals.channels,
       settings,
-      series: signals.series,
-      isHealthy: (candidateKey) => isHealthyNow(nextPairs[candidateKey], assessments.get(candidateKey)),
-      now,
+      set,
+      isHealthyNow: (candidate) => isHealthyNow(nextPairs[candidate], assessments.get(candidate)),
+      baselineOf: (candidate) => {
+        const p = nextPairs[candidate]!;
+        return baselineRate(p.baseline, thresholdsFor(settings, p.channel, p.region), 'failures');
+      },
     });
-    const evidence = evidenceOf(assessment, thresholds)!;
-    const openedAt = now;
-    nextPairs[key] = {
-      ...pair,
-      kinds: { ...pair.kinds, [kind]: { ...pair.kinds[kind], open: { openedAt, evidence, backupChannels } } },
+    const evidence = evidenceOf(assessments.get(key)![kind], t)!;
+    pair.kinds = {
+      ...pair.kinds,
+      [kind]: { ...idleKind(), open: { openedAt: now, evidence, backupChannels, during: noDuring() } },
     };
     changes.push({
       type: 'opened',
@@ -138,126 +207,217 @@ export function detectPaymentHealth(
     });
   }
 
-  const lastEvaluatedAt = previous.evaluatedAt;
-  for (const key of sortedKeys) {
+  for (const key of assessments.keys()) {
     const pair = nextPairs[key]!;
-    const thresholds = thresholdsFor(settings, pair.channel, pair.region);
-    const quiet = INCIDENT_KINDS.every(
-      (kind) => pair.kinds[kind].open === null && pair.kinds[kind].degradedSince === null,
-    );
-    const assessed = assessments.get(key)!;
-    // Learn only from traffic that looks normal now: a slide that is not proven yet must not
-    // become the new normal before it is caught. The gate is the lower bound, not the rate, so
-    // that a quiet pair's chance clusters of failures still count and its baseline is unbiased.
-    const normal = INCIDENT_KINDS.every((kind) => {
-      const a = assessed[kind];
-      return a.status === 'unknown' || (a.status !== 'degraded' && a.lower <= a.recoveredBelow);
+    const t = thresholdsFor(settings, pair.channel, pair.region);
+    const settled = set.pairs.get(key)?.settled;
+    const abnormal = INCIDENT_KINDS.some((kind) => {
+      const k = pair.kinds[kind];
+      const status = assessments.get(key)![kind].status;
+      return k.open !== null || k.degradedSince !== null || status === 'degraded' || status === 'uncertain';
     });
-    if (quiet && normal) {
-      nextPairs[key] = {
-        ...pair,
-        baseline: learn(pair.baseline, signals.series.get(key), thresholds, lastEvaluatedAt, now),
-      };
+    const lastAbnormalAt = abnormal ? now : pair.lastAbnormalAt;
+    let { baseline } = pair;
+    const kinds = { ...pair.kinds };
+    if (settled) {
+      if (lastAbnormalAt === null || lastAbnormalAt < set.settledFrom) {
+        baseline = learn(baseline, settled, t, previous.evaluatedAt, now);
+      }
+      for (const kind of INCIDENT_KINDS) {
+        const open = kinds[kind].open;
+        if (open)
+          kinds[kind] = { ...kinds[kind], open: { ...open, during: addDuring(open.during, settled) } };
+      }
     }
+    nextPairs[key] = { ...pair, baseline, kinds, lastAbnormalAt };
   }
 
   changes.sort((a, b) => (a.type === b.type ? 0 : a.type === 'resolved' ? -1 : 1));
-  return { state: { evaluatedAt: now, pairs: nextPairs }, changes, assessments };
+  return {
+    state: { evaluatedAt: now, pairs: nextPairs, feedSilentSince },
+    changes,
+    assessments,
+    feed: {
+      silent: feedSilent,
+      started: feedSilent && previous.feedSilentSince === null,
+      ended: !feedSilent && previous.feedSilentSince !== null,
+      since: feedSilentSince ?? previous.feedSilentSince,
+      silentPairs: silentSeen,
+      seenPairs,
+    },
+  };
 }
 
 /**
- * Judges one kind of one pair. The shortest window holding enough attempts is the current view:
- * it decides whether the pair is healthy. The pair is degraded when some window holding enough
- * attempts (the longer ones have more power at low rates) proves the share above the threshold,
- * while the current view and the most recent attempts do not look healthy, so that a finished
- * blip still inside a long window does not count.
+ * Judges one share of one pair (see the module comment). Exported for unit tests and for the
+ * backups' proof.
  */
-export function assess(
-  series: PairSeries | undefined,
-  thresholds: PaymentHealthThresholds,
+export function assessShare(
+  set: SignalSet,
+  sig: PairSignals | undefined,
+  t: PaymentHealthThresholds,
   kind: IncidentKind,
   baseline: number,
   now: number,
 ): Assessment {
-  if (!series) return { status: 'unknown', baseline };
-  const limits = thresholds[kind];
-  const z = normalQuantile(thresholds.confidence);
-  const margin = Math.max(limits.minIncrease, baseline * limits.relativeIncrease);
-  const threshold = Math.min(1, baseline + margin);
-  const recoveredBelow = baseline + margin / 2;
-  let current: Extract<Assessment, { counts: Counts }> | undefined;
-  let proof: Extract<Assessment, { counts: Counts }> | undefined;
-  for (const window of thresholds.windows) {
-    const counts = series.between(now - window.seconds * 1000, now);
-    if (counts.attempts < window.minAttempts) continue;
-    const bad = badOf(counts, kind);
-    const { lower, upper } = wilsonInterval(bad, counts.attempts, z);
-    const rate = bad / counts.attempts;
-    const view = {
-      status: 'uncertain' as const,
-      currentHealthy: false,
-      baseline,
-      windowSeconds: window.seconds,
-      counts,
-      bad,
-      rate,
-      lower,
-      upper,
-      threshold,
-      recoveredBelow,
-    };
+  if (!sig) return { status: 'unknown', baseline };
+  const limits = t[kind];
+  const z = normalQuantile(t.confidence);
+  const threshold = Math.min(1, thresholdAt(baseline, limits));
+  const recoveredBelow = baseline + (threshold - baseline) / 2;
+  const badTimes = sig.badUsers[kind];
+  let current: ShareView | undefined;
+  let proof: ShareView | undefined;
+  for (const window of t.windows) {
+    const tally = windowOf(set, sig, window.seconds);
+    const { attempts, bad } = shareOf(tally, kind);
+    if (attempts < window.minAttempts) continue;
+    const { lower, upper } = wilsonInterval(bad, attempts, z);
+    const rate = bad / attempts;
+    const users = countSince(badTimes, now - window.seconds * 1000);
+    const view: ShareView = { windowSeconds: window.seconds, attempts, bad, rate, lower, upper, users };
     current ??= view;
-    if (bad >= limits.minCount && lower > threshold) {
+    // A window that looks healthy is fresher than any longer one: what they still hold is over.
+    if (rate <= recoveredBelow) break;
+    if (bad >= limits.minCount && users >= limits.minUsers && lower > threshold) {
       proof = view;
       break;
     }
   }
   if (!current) return { status: 'unknown', baseline };
   const currentHealthy = current.rate <= recoveredBelow;
-  if (!proof) return { ...current, currentHealthy, status: currentHealthy ? 'healthy' : 'uncertain' };
-  const recent = series.between(now - thresholds.recentSeconds * 1000, now);
-  // The most recent attempts must still look as bad as the threshold (when there are enough of
-  // them to tell): a finished blip, or the quiet half of flapping, is proven but not happening.
-  const stillHappening =
-    recent.attempts < thresholds.recentMinAttempts || badOf(recent, kind) / recent.attempts > threshold;
-  if (currentHealthy || !stillHappening) return { ...current, currentHealthy, status: 'uncertain' };
-  return { ...proof, currentHealthy, status: 'degraded' };
+  const fresh = badTimes.length > 0 && badTimes[0]! >= now - t.freshSeconds * 1000;
+  // The most recent attempts (the shortest window from recentSeconds on holding recentMinAttempts
+  // of them) must still look as bad as the threshold: a finished blip, or the quiet half of
+  // flapping, is proven but not happening. A pair too quiet for that relies on freshness.
+  const recent = recentShare(set, sig, t, kind);
+  const stillHappening = recent === null || recent.bad / recent.attempts > threshold;
+  const degraded = proof !== undefined && fresh && stillHappening && !currentHealthy;
+  return {
+    status: degraded ? 'degraded' : currentHealthy ? 'healthy' : 'uncertain',
+    currentHealthy,
+    baseline,
+    threshold,
+    recoveredBelow,
+    view: degraded ? proof! : current,
+    latency: null,
+  };
+}
+
+/** The slow share, and the latency of confirmations against the pair's own learned median. */
+function assessSlow(
+  set: SignalSet,
+  sig: PairSignals | undefined,
+  t: PaymentHealthThresholds,
+  baseline: BaselineState,
+  now: number,
+): Assessment {
+  const share = assessShare(set, sig, t, 'slow', baselineRate(baseline, t, 'slow'), now);
+  const latency = sig ? assessLatency(set, sig, t, baseline) : null;
+  if (!latency) return share;
+  // Degraded when, at the configured confidence, more than half of confirmations are that slow;
+  // healthy again once at most a quarter are (hysteresis).
+  const latencyDegraded = latency.lower > 0.5;
+  const latencyHealthy = latency.above <= latency.confirmed / 4;
+  if (share.status === 'unknown') {
+    return {
+      status: latencyDegraded ? 'degraded' : latencyHealthy ? 'healthy' : 'uncertain',
+      currentHealthy: latencyHealthy,
+      baseline: share.baseline,
+      threshold: Math.min(1, thresholdAt(share.baseline, t.slow)),
+      recoveredBelow: share.baseline,
+      view: null,
+      latency,
+    };
+  }
+  const currentHealthy = share.currentHealthy && latencyHealthy;
+  const degraded = share.status === 'degraded' || (latencyDegraded && !currentHealthy);
+  return {
+    ...share,
+    status: degraded ? 'degraded' : currentHealthy ? 'healthy' : 'uncertain',
+    currentHealthy,
+    latency,
+  };
+}
+
+/** The shortest short window with enough confirmations, judged against the learned median. */
+function assessLatency(
+  set: SignalSet,
+  sig: PairSignals,
+  t: PaymentHealthThresholds,
+  baseline: BaselineState,
+): LatencyView | null {
+  const limits = t.latency;
+  const learned = sum(baseline.latency);
+  if (learned < limits.minBaseline) return null;
+  const baselineMs = quantileOfBins(baseline.latency, 0.5);
+  const limitMs = Math.max(baselineMs * limits.factor, baselineMs + limits.minIncreaseMs);
+  // Only bins entirely at or above the limit count, so the test never overstates.
+  let firstBin = 0;
+  while (firstBin < LATENCY_BINS && binLowerEdge(firstBin) < limitMs) firstBin++;
+  const z = normalQuantile(t.confidence);
+  for (const window of t.windows) {
+    if (window.seconds > limits.maxWindowSeconds) break;
+    const tally = windowOf(set, sig, window.seconds);
+    if (tally.confirmed < limits.minConfirmed) continue;
+    let above = 0;
+    for (let i = firstBin; i < LATENCY_BINS; i++) above += tally.latency[i]!;
+    const { lower } = wilsonInterval(above, tally.confirmed, z);
+    return {
+      windowSeconds: window.seconds,
+      confirmed: tally.confirmed,
+      above,
+      lower,
+      medianMs: Math.round(quantileOfBins(tally.latency, 0.5)),
+      baselineMs: Math.round(baselineMs),
+      limitMs: Math.round(limitMs),
+    };
+  }
+  return null;
 }
 
 type Transition = 'open' | 'resolve' | null;
 
 /**
- * One kind's state machine. Opening: a run of degraded ticks lasting `confirmSeconds`; healthy
- * ticks end the run, uncertain ones (a longer window still proves trouble that the current view
- * no longer shows, as between the flaps of a flapping channel) neither extend nor end it.
- * Resolving: the current view healthy for `resolveSeconds` without a break.
+ * One kind's state machine. Opening: degraded ticks lasting `confirmSeconds`, none more than
+ * `maxGapSeconds` after the last; healthy ticks end the run, uncertain ones (a longer window
+ * still proves trouble that the current view no longer shows, as between the flaps of a
+ * flapping channel) neither extend nor end it. Resolving: the current view healthy for
+ * `resolveSeconds` without a break.
  */
 function step(
   state: KindState,
   assessment: Assessment,
-  thresholds: PaymentHealthThresholds,
+  t: PaymentHealthThresholds,
   now: number,
 ): { next: KindState; transition: Transition } {
   if (assessment.status === 'unknown') return { next: state, transition: null };
   if (state.open === null) {
-    if (assessment.status === 'healthy') return { next: { ...state, degradedSince: null }, transition: null };
+    if (assessment.status === 'healthy')
+      return { next: { ...state, degradedSince: null, lastDegradedAt: null }, transition: null };
     if (assessment.status === 'uncertain') return { next: state, transition: null };
-    const degradedSince = state.degradedSince ?? now;
-    if (now - degradedSince >= thresholds.confirmSeconds * 1000) {
+    const continues =
+      state.degradedSince !== null &&
+      state.lastDegradedAt !== null &&
+      now - state.lastDegradedAt <= t.maxGapSeconds * 1000;
+    const degradedSince = continues ? state.degradedSince! : now;
+    if (now - degradedSince >= t.confirmSeconds * 1000) {
       // `open` is filled in by the caller once backups are ranked.
-      return { next: { degradedSince: null, healthySince: null, open: null }, transition: 'open' };
+      return { next: idleKind(), transition: 'open' };
     }
-    return { next: { ...state, degradedSince }, transition: null };
+    return { next: { ...state, degradedSince, lastDegradedAt: now }, transition: null };
   }
   if (!assessment.currentHealthy) return { next: { ...state, healthySince: null }, transition: null };
   const healthySince = state.healthySince ?? now;
-  if (now - healthySince >= thresholds.resolveSeconds * 1000) {
-    return { next: { degradedSince: null, healthySince: null, open: null }, transition: 'resolve' };
-  }
+  if (now - healthySince >= t.resolveSeconds * 1000) return { next: idleKind(), transition: 'resolve' };
   return { next: { ...state, healthySince }, transition: null };
 }
 
-/** Healthy enough to suggest: nothing open, nothing confirming, not degraded this tick. */
+function restartRuns(state: KindState): KindState {
+  return { ...state, degradedSince: null, lastDegradedAt: null, healthySince: null };
+}
+
+/** Healthy enough to suggest: nothing open or confirming, and both kinds healthy this tick. */
 function isHealthyNow(
   pair: PairState | undefined,
   assessed: Record<IncidentKind, Assessment> | undefined,
@@ -267,76 +427,317 @@ function isHealthyNow(
     (kind) =>
       pair.kinds[kind].open === null &&
       pair.kinds[kind].degradedSince === null &&
-      assessed[kind].status !== 'degraded',
+      assessed[kind].status === 'healthy',
   );
 }
 
-/** Decayed counts of healthy traffic, so the baseline follows slow change but not an outage. */
+/** Decayed settled counts, so the baseline follows slow change but never an episode. */
 function learn(
   baseline: BaselineState,
-  series: PairSeries | undefined,
-  thresholds: PaymentHealthThresholds,
+  settled: Tally,
+  t: PaymentHealthThresholds,
   lastEvaluatedAt: number | null,
   now: number,
 ): BaselineState {
-  const longestMs = thresholds.windows[thresholds.windows.length - 1]!.seconds * 1000;
-  const elapsed = Math.min(Math.max(now - (lastEvaluatedAt ?? now - longestMs), 0), longestMs);
-  if (elapsed === 0) return baseline;
-  const decay = Math.pow(0.5, elapsed / (thresholds.baseline.halfLifeMinutes * 60_000));
-  const counts = series ? series.between(now - elapsed, now) : undefined;
-  const attempts = counts?.attempts ?? 0;
+  const elapsed = lastEvaluatedAt === null ? 0 : Math.max(now - lastEvaluatedAt, 0);
+  const decay = Math.pow(0.5, elapsed / (t.baseline.halfLifeMinutes * 60_000));
   return {
-    attempts: baseline.attempts * decay + attempts,
-    failures: baseline.failures * decay + (counts?.failures ?? 0),
-    slow: baseline.slow * decay + (counts?.slow ?? 0),
+    finished: baseline.finished * decay + settled.finished,
+    failures: baseline.failures * decay + settled.failures,
+    timed: baseline.timed * decay + settled.timed,
+    slow: baseline.slow * decay + settled.slow,
+    latency: baseline.latency.map((v, i) => v * decay + (settled.latency[i] ?? 0)),
   };
 }
 
 export function baselineRate(
   baseline: BaselineState,
-  thresholds: PaymentHealthThresholds,
+  t: PaymentHealthThresholds,
   kind: IncidentKind,
 ): number {
-  const prior = thresholds.baseline.priorWeight;
-  const bad = kind === 'failures' ? baseline.failures : baseline.slow;
-  const rate = (bad + prior * thresholds[kind].expectedRate) / (baseline.attempts + prior);
-  return Math.min(rate, thresholds.baseline.maxRate);
+  const prior = t.baseline.priorWeight;
+  const [bad, n] =
+    kind === 'failures' ? [baseline.failures, baseline.finished] : [baseline.slow, baseline.timed];
+  const rate = (bad + prior * t[kind].expectedRate) / (n + prior);
+  return Math.min(rate, t.baseline.maxRate);
 }
 
-function evidenceOf(assessment: Assessment, thresholds: PaymentHealthThresholds): Evidence | null {
-  if (assessment.status === 'unknown') return null;
-  const { counts } = assessment;
+/** A lasting level that is not an outage (at most baseline.maxRate) becomes the pair's normal. */
+function relearnable(
+  open: { openedAt: number; during: { finished: number; failures: number; timed: number; slow: number } },
+  t: PaymentHealthThresholds,
+  kind: IncidentKind,
+  now: number,
+): boolean {
+  if (now - open.openedAt < t.relearnAfterMinutes * 60_000) return false;
+  const [bad, n] =
+    kind === 'failures'
+      ? [open.during.failures, open.during.finished]
+      : [open.during.slow, open.during.timed];
+  return n >= t.windows[0]!.minAttempts && bad / n <= t.baseline.maxRate;
+}
+
+function relearned(
+  baseline: BaselineState,
+  kind: IncidentKind,
+  during: { finished: number; failures: number; timed: number; slow: number },
+): BaselineState {
+  return kind === 'failures'
+    ? { ...baseline, finished: during.finished, failures: during.failures }
+    : { ...baseline, timed: during.timed, slow: during.slow };
+}
+
+function resolution(
+  pair: PairState,
+  kind: IncidentKind,
+  open: NonNullable<KindState['open']>,
+  reason: ResolveReason,
+  evidence: Evidence,
+  now: number,
+): IncidentChange {
   return {
-    windowSeconds: assessment.windowSeconds,
-    attempts: counts.attempts,
-    bad: assessment.bad,
-    rate: round(assessment.rate),
-    lowerBound: round(assessment.lower),
-    upperBound: round(assessment.upper),
-    baseline: round(assessment.baseline),
-    threshold: round(assessment.threshold),
-    confidence: thresholds.confidence,
-    meanLatencyMs: counts.latencyCount > 0 ? Math.round(counts.latencySumMs / counts.latencyCount) : null,
+    type: 'resolved',
+    detector: DETECTOR,
+    subject: { channel: pair.channel, region: pair.region },
+    kind,
+    openedAt: open.openedAt,
+    at: now,
+    reason,
+    evidence,
+    openEvidence: open.evidence,
+    backupChannels: open.backupChannels,
   };
 }
 
-function badOf(counts: Counts, kind: IncidentKind): number {
-  return kind === 'failures' ? counts.failures : counts.slow;
+function evidenceOf(assessment: Assessment, t: PaymentHealthThresholds): Evidence | null {
+  if (assessment.status === 'unknown') return null;
+  const { view, latency } = assessment;
+  if (!view && !latency) return null;
+  const byLatency = !view || (assessment.status === 'degraded' && view.lower <= assessment.threshold);
+  const share: ShareView =
+    byLatency && latency
+      ? {
+          windowSeconds: latency.windowSeconds,
+          attempts: latency.confirmed,
+          bad: latency.above,
+          rate: latency.above / latency.confirmed,
+          lower: latency.lower,
+          upper: 1,
+          users: 0,
+        }
+      : view!;
+  return {
+    windowSeconds: share.windowSeconds,
+    attempts: share.attempts,
+    bad: share.bad,
+    rate: round(share.rate),
+    lowerBound: round(share.lower),
+    upperBound: round(share.upper),
+    baseline: round(assessment.baseline),
+    threshold: round(assessment.threshold),
+    confidence: t.confidence,
+    users: share.users,
+    medianLatencyMs: latency?.medianMs ?? null,
+    baselineLatencyMs: latency?.baselineMs ?? null,
+    topErrorCodes: [],
+  };
+}
+
+/** Evidence of a pair that is no longer observed: what is left of it, or nothing. */
+function noEvidence(assessment: Assessment, t: PaymentHealthThresholds, opened: Evidence): Evidence {
+  return (
+    evidenceOf(assessment, t) ?? {
+      ...opened,
+      windowSeconds: 0,
+      attempts: 0,
+      bad: 0,
+      rate: 0,
+      lowerBound: 0,
+      upperBound: 1,
+      users: 0,
+      medianLatencyMs: null,
+      topErrorCodes: [],
+    }
+  );
+}
+
+function recentShare(
+  set: SignalSet,
+  sig: PairSignals,
+  t: PaymentHealthThresholds,
+  kind: IncidentKind,
+): { attempts: number; bad: number } | null {
+  for (const seconds of recentLengths(t)) {
+    const share = shareOf(windowOf(set, sig, seconds), kind);
+    if (share.attempts >= t.recentMinAttempts) return share;
+  }
+  return null;
+}
+
+const recentLengthsCache = new WeakMap<PaymentHealthThresholds, number[]>();
+
+function recentLengths(t: PaymentHealthThresholds): number[] {
+  let lengths = recentLengthsCache.get(t);
+  if (!lengths) {
+    lengths = [...new Set([t.recentSeconds, ...t.windows.map((w) => w.seconds)])]
+      .filter((s) => s >= t.recentSeconds)
+      .sort((a, b) => a - b);
+    recentLengthsCache.set(t, lengths);
+  }
+  return lengths;
+}
+
+function shareOf(tally: Tally, kind: IncidentKind): { attempts: number; bad: number } {
+  return kind === 'failures'
+    ? { attempts: tally.finished, bad: tally.failures }
+    : { attempts: tally.timed, bad: tally.slow };
+}
+
+function countSince(newestFirst: readonly number[], since: number): number {
+  let n = 0;
+  while (n < newestFirst.length && newestFirst[n]! >= since) n++;
+  return n;
+}
+
+/** Pairs whose incidents may resolve as unobserved: no attempt for their silence time. */
+function silentPairs(
+  pairs: Record<string, PairState>,
+  settings: PaymentHealthSettings,
+  now: number,
+): Set<string> {
+  const silent = new Set<string>();
+  for (const [key, pair] of Object.entries(pairs)) {
+    const t = thresholdsFor(settings, pair.channel, pair.region);
+    if (pair.lastSeenAt === null || now - pair.lastSeenAt >= t.silenceMinutes * 60_000) silent.add(key);
+  }
+  return silent;
+}
+
+function countRecentlySeen(pairs: Record<string, PairState>, now: number): number {
+  return Object.values(pairs).filter((p) => p.lastSeenAt !== null && p.lastSeenAt >= now - DAY_MS).length;
+}
+
+function offeredPairs(channels: readonly PaymentChannel[]): { has(key: string): boolean } {
+  const byId = new Map(channels.map((c) => [c.id, c]));
+  return {
+    has(key: string) {
+      const at = key.indexOf(':');
+      const channel = byId.get(key.slice(0, at));
+      const region = key.slice(at + 1);
+      return (
+        channel !== undefined &&
+        channel.enabled &&
+        (channel.regions.includes('*') || channel.regions.includes(region))
+      );
+    },
+  };
+}
+
+/** Median (or any quantile) of binned latencies, interpolated geometrically within a bin. */
+export function quantileOfBins(bins: readonly number[], q: number): number {
+  const total = sum(bins);
+  if (total <= 0) return 0;
+  let target = q * total;
+  for (let i = 0; i < bins.length; i++) {
+    const count = bins[i]!;
+    if (count > 0 && target <= count) {
+      const lo = Math.max(binLowerEdge(i), 125);
+      const hi = i < LATENCY_EDGES_MS.length ? LATENCY_EDGES_MS[i]! : lo * Math.SQRT2;
+      return lo * Math.pow(hi / lo, target / count);
+    }
+    target -= count;
+  }
+  return LATENCY_EDGES_MS[LATENCY_EDGES_MS.length - 1]!;
+}
+
+function binLowerEdge(bin: number): number {
+  return bin === 0 ? 0 : LATENCY_EDGES_MS[bin - 1]!;
+}
+
+function sum(values: readonly number[]): number {
+  let s = 0;
+  for (const v of values) s += v;
+  return s;
+}
+
+function addDuring(d: { finished: number; failures: number; timed: number; slow: number }, t: Tally) {
+  return {
+    finished: d.finished + t.finished,
+    failures: d.failures + t.failures,
+    timed: d.timed + t.timed,
+    slow: d.slow + t.slow,
+  };
+}
+
+function noDuring() {
+  return { finished: 0, failures: 0, timed: 0, slow: 0 };
+}
+
+function idleKind(): KindState {
+  return { degradedSince: null, lastDegradedAt: null, healthySince: null, open: null };
+}
+
+function isIdle(pair: PairState): boolean {
+  return INCIDENT_KINDS.every((kind) => pair.kinds[kind].open === null);
 }
 
 function newPairState(channel: string, region: string): PairState {
-  const idle: KindState = { degradedSince: null, healthySince: null, open: null };
   return {
     channel,
     region,
-    baseline: { attempts: 0, failures: 0, slow: 0 },
-    kinds: { failures: idle, slow: idle },
+    baseline: { finished: 0, failures: 0, timed: 0, slow: 0, latency: emptyTally().latency },
+    kinds: { failures: idleKind(), slow: idleKind() },
+    lastSeenAt: null,
+    lastAbnormalAt: null,
   };
 }
 
-function splitKey(key: string): [string, string] {
-  const at = key.indexOf(':');
-  return [key.slice(0, at), key.slice(at + 1)];
+function maxOrNull(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return Math.max(a, b);
+}
+
+/**
+ * State stored by an earlier release (baselines of {attempts, failures, slow}, kinds without
+ * lastDegradedAt, open incidents without their settled counts) read as this release's shape, so
+ * an upgrade in place keeps open incidents and learned baselines.
+ */
+export function upgradeState(raw: PaymentHealthState): PaymentHealthState {
+  const pairs: Record<string, PairState> = {};
+  for (const [key, p] of Object.entries(raw.pairs ?? {})) {
+    const old = p.baseline as unknown as Partial<BaselineState> & { attempts?: number };
+    const baseline: BaselineState = {
+      finished: old.finished ?? old.attempts ?? 0,
+      failures: old.failures ?? 0,
+      timed: old.timed ?? old.attempts ?? 0,
+      slow: old.slow ?? 0,
+      latency:
+        Array.isArray(old.latency) && old.latency.length === LATENCY_BINS
+          ? old.latency
+          : emptyTally().latency,
+    };
+    const kinds = {} as Record<IncidentKind, KindState>;
+    for (const kind of INCIDENT_KINDS) {
+      const k = (p.kinds?.[kind] ?? idleKind()) as Partial<KindState>;
+      const open = k.open ? { ...k.open, during: k.open.during ?? noDuring() } : null;
+      kinds[kind] = {
+        degradedSince: k.degradedSince ?? null,
+        lastDegradedAt: k.lastDegradedAt ?? k.degradedSince ?? null,
+        healthySince: k.healthySince ?? null,
+        open,
+      };
+    }
+    pairs[key] = {
+      channel: p.channel,
+      region: p.region,
+      baseline,
+      kinds,
+      lastSeenAt: p.lastSeenAt ?? raw.evaluatedAt ?? null,
+      lastAbnormalAt: p.lastAbnormalAt ?? null,
+    };
+  }
+  return { evaluatedAt: raw.evaluatedAt ?? null, pairs, feedSilentSince: raw.feedSilentSince ?? null };
 }
 
 function round(value: number): number {

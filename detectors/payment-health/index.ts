@@ -2,21 +2,36 @@
 export {
   detectPaymentHealth,
   initialPaymentHealthState,
-  assess,
+  assessShare,
   baselineRate,
+  quantileOfBins,
+  upgradeState,
   DETECTOR,
   INCIDENT_KINDS,
 } from './detect.ts';
 export type { PaymentHealthFindings, PaymentHealthSignals } from './detect.ts';
-export { buildSeries, pairKey, PairSeries, BUCKET_MS, zeroCounts } from './series.ts';
-export type { BucketRow, Counts, SignalSeries } from './series.ts';
+export {
+  BUCKET_MS,
+  LATENCY_BINS,
+  LATENCY_EDGES_MS,
+  emptyTally,
+  latencyBin,
+  pairKey,
+  settledFromFor,
+  windowOf,
+} from './signals.ts';
+export type { PairSignals, SignalSet, Tally } from './signals.ts';
+export { effectiveFinish, outcomeOf, rankCodes, SignalBuilder } from './observe.ts';
+export type { AttemptStatus, ObservedAttempt, Outcome, SignalBuilderOptions } from './observe.ts';
 export {
   thresholdsFor,
   lookback,
+  windowLengths,
+  settingsProblems,
   paymentHealthThresholdsSchema,
   paymentHealthOverridesSchema,
 } from './thresholds.ts';
 export type { PaymentHealthSettings, PaymentHealthThresholds } from './thresholds.ts';
 export type * from './types.ts';
-export { replayPaymentHealth } from './replay.ts';
-export type { ReplayedIncident, ReplayOptions } from './replay.ts';
+export { Replay, replayPaymentHealth } from './replay.ts';
+export type { ReplayedIncident, ReplayOptions, ReplayResult } from './replay.ts';

@@ -1,9 +1,18 @@
-// Runs the detector tick by tick over a series: the core of `forewarn backtest`, and how unit
-// tests drive the detector through a whole synthetic day.
+// Runs the detector tick by tick over attempts streamed in creation order: the core of
+// `forewarn backtest`, and how unit tests drive the detector through a whole synthetic day.
+// Memory is bounded by the longest window, whatever the length of the history.
 import { DETECTOR, detectPaymentHealth, initialPaymentHealthState } from './detect.ts';
-import type { SignalSeries } from './series.ts';
-import type { PaymentHealthSettings } from './thresholds.ts';
-import type { Evidence, IncidentKind, PaymentChannel, PaymentHealthState, PaymentSubject } from './types.ts';
+import { SignalBuilder, type ObservedAttempt } from './observe.ts';
+import { BUCKET_MS, settledFromFor } from './signals.ts';
+import { lookback, thresholdsFor, windowLengths, type PaymentHealthSettings } from './thresholds.ts';
+import type {
+  Evidence,
+  IncidentKind,
+  PaymentChannel,
+  PaymentHealthState,
+  PaymentSubject,
+  ResolveReason,
+} from './types.ts';
 
 export interface ReplayedIncident {
   detector: typeof DETECTOR;
@@ -12,59 +21,162 @@ export interface ReplayedIncident {
   /** Epoch ms; resolvedAt is null while still open at the last tick. */
   openedAt: number;
   resolvedAt: number | null;
+  resolveReason: ResolveReason | null;
   evidence: Evidence;
   backupChannels: string[];
 }
 
 export interface ReplayOptions {
-  series: SignalSeries;
   channels: readonly PaymentChannel[];
   settings: PaymentHealthSettings;
-  /** Ticks at firstTick, firstTick + stepMs, ... up to and including lastTick. */
+  /** Ticks at firstTick, firstTick + stepMs, ... up to and including lastTick (multiples of 5 s). */
   firstTick: number;
   lastTick: number;
   stepMs: number;
+  /** State to start from, e.g. the live daemon's; its baselines are kept, its open incidents too. */
   initialState?: PaymentHealthState;
   onProgress?: (progress: { ticksDone: number; ticksTotal: number }) => void;
 }
 
-export function replayPaymentHealth(options: ReplayOptions): {
+export interface ReplayResult {
   incidents: ReplayedIncident[];
+  /** Ticks at which most pairs went silent at once, and at which data came back. */
+  feed: Array<{ at: number; silent: boolean }>;
   ticks: number;
   state: PaymentHealthState;
-} {
-  const { series, channels, settings, firstTick, lastTick, stepMs } = options;
-  const ticksTotal = Math.max(0, Math.floor((lastTick - firstTick) / stepMs) + 1);
-  const open = new Map<string, ReplayedIncident>();
-  const incidents: ReplayedIncident[] = [];
-  let state = options.initialState ?? initialPaymentHealthState();
-  let ticksDone = 0;
-  for (let now = firstTick; now <= lastTick; now += stepMs) {
-    const findings = detectPaymentHealth({ series, channels }, state, settings, now);
-    state = findings.state;
+}
+
+/** A replay fed attempt by attempt; `finish()` runs the remaining ticks. */
+export class Replay {
+  private readonly options: ReplayOptions;
+  private readonly builder: SignalBuilder;
+  private readonly windowMs: number;
+  private readonly settleMs: number;
+  private readonly open = new Map<string, ReplayedIncident>();
+  private readonly incidents: ReplayedIncident[] = [];
+  private readonly feed: Array<{ at: number; silent: boolean }> = [];
+  private state: PaymentHealthState;
+  private nextTick: number;
+  private ticksDone = 0;
+  private readonly ticksTotal: number;
+
+  constructor(options: ReplayOptions) {
+    const { settings, firstTick, lastTick, stepMs } = options;
+    if (stepMs <= 0 || stepMs % BUCKET_MS !== 0 || firstTick % BUCKET_MS !== 0) {
+      throw new RangeError(
+        `replay: expected a step and first tick on whole multiples of ${BUCKET_MS / 1000}s, got step ${stepMs} ms, first tick ${firstTick}`,
+      );
+    }
+    this.options = options;
+    const look = lookback(settings);
+    this.windowMs = look.windowMs;
+    this.settleMs = look.settleMs;
+    this.builder = new SignalBuilder({
+      lengths: windowLengths(settings),
+      settleMs: look.settleMs,
+      maxUsers: look.maxUsers,
+      slowAfterMs: (channel, region) => thresholdsFor(settings, channel, region).slow.slowAfterMs,
+    });
+    this.state = options.initialState ?? initialPaymentHealthState();
+    this.nextTick = firstTick;
+    this.ticksTotal = Math.max(0, Math.floor((lastTick - firstTick) / stepMs) + 1);
+    for (const [key, pair] of Object.entries(this.state.pairs)) {
+      for (const kind of ['failures', 'slow'] as const) {
+        const o = pair.kinds[kind]?.open;
+        if (o)
+          this.remember(
+            `${key}:${kind}`,
+            { channel: pair.channel, region: pair.region },
+            kind,
+            o.openedAt,
+            o.evidence,
+            o.backupChannels,
+          );
+      }
+    }
+  }
+
+  /** Adds one attempt; attempts must come in creation order. Ticks up to its creation run first. */
+  add(attempt: ObservedAttempt): void {
+    while (this.nextTick <= this.options.lastTick && this.nextTick <= attempt.createdAt) this.tick();
+    if (attempt.createdAt <= this.options.lastTick) this.builder.add(attempt);
+  }
+
+  finish(): ReplayResult {
+    while (this.nextTick <= this.options.lastTick) this.tick();
+    this.options.onProgress?.({ ticksDone: this.ticksDone, ticksTotal: this.ticksTotal });
+    return { incidents: this.incidents, feed: this.feed, ticks: this.ticksDone, state: this.state };
+  }
+
+  private tick(): void {
+    const now = this.nextTick;
+    const settledFrom = settledFromFor(this.state.evaluatedAt, now, this.settleMs, this.windowMs);
+    const set = this.builder.at(now, settledFrom);
+    const findings = detectPaymentHealth(
+      { set, channels: this.options.channels },
+      this.state,
+      this.options.settings,
+      now,
+    );
+    this.state = findings.state;
+    if (findings.feed.started || findings.feed.ended)
+      this.feed.push({ at: now, silent: findings.feed.started });
     for (const change of findings.changes) {
       const key = `${change.subject.channel}:${change.subject.region}:${change.kind}`;
       if (change.type === 'opened') {
-        const incident: ReplayedIncident = {
-          detector: DETECTOR,
-          subject: change.subject,
-          kind: change.kind,
-          openedAt: change.at,
-          resolvedAt: null,
-          evidence: change.evidence,
-          backupChannels: change.backupChannels,
+        const evidence = {
+          ...change.evidence,
+          topErrorCodes: this.builder.topErrorCodes(
+            change.subject.channel,
+            change.subject.region,
+            now - change.evidence.windowSeconds * 1000,
+          ),
         };
-        open.set(key, incident);
-        incidents.push(incident);
+        this.remember(key, change.subject, change.kind, change.at, evidence, change.backupChannels);
       } else {
-        const incident = open.get(key);
-        if (incident) incident.resolvedAt = change.at;
-        open.delete(key);
+        const incident = this.open.get(key);
+        if (incident) {
+          incident.resolvedAt = change.at;
+          incident.resolveReason = change.reason;
+        }
+        this.open.delete(key);
       }
     }
-    ticksDone++;
-    if (options.onProgress && ticksDone % 100 === 0) options.onProgress({ ticksDone, ticksTotal });
+    this.ticksDone++;
+    this.nextTick += this.options.stepMs;
+    if (this.options.onProgress && this.ticksDone % 1000 === 0)
+      this.options.onProgress({ ticksDone: this.ticksDone, ticksTotal: this.ticksTotal });
   }
-  options.onProgress?.({ ticksDone, ticksTotal });
-  return { incidents, ticks: ticksDone, state };
+
+  private remember(
+    key: string,
+    subject: PaymentSubject,
+    kind: IncidentKind,
+    openedAt: number,
+    evidence: Evidence,
+    backupChannels: string[],
+  ): void {
+    const incident: ReplayedIncident = {
+      detector: DETECTOR,
+      subject,
+      kind,
+      openedAt,
+      resolvedAt: null,
+      resolveReason: null,
+      evidence,
+      backupChannels,
+    };
+    this.open.set(key, incident);
+    this.incidents.push(incident);
+  }
+}
+
+/** Replays attempts given in creation order (any iterable, e.g. a generator). */
+export function replayPaymentHealth(
+  attempts: Iterable<ObservedAttempt>,
+  options: ReplayOptions,
+): ReplayResult {
+  const replay = new Replay(options);
+  for (const a of attempts) replay.add(a);
+  return replay.finish();
 }

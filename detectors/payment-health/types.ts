@@ -1,6 +1,5 @@
 // The payment-health detector's data: its signals' companions, its persisted state (plain JSON,
 // stored by the worker between ticks) and the incident changes it emits.
-import type { Counts } from './series.ts';
 
 /** A row of the platform's payment_channels table. */
 export interface PaymentChannel {
@@ -15,26 +14,52 @@ export interface PaymentChannel {
 
 export type IncidentKind = 'failures' | 'slow';
 
+/** What one window says about one share of a pair. */
+export interface ShareView {
+  windowSeconds: number;
+  attempts: number;
+  bad: number;
+  rate: number;
+  lower: number;
+  upper: number;
+  /** Distinct users behind the bad attempts (counted up to the largest minUsers). */
+  users: number;
+}
+
+/** Confirmation latency of a window against the pair's learned median. */
+export interface LatencyView {
+  windowSeconds: number;
+  confirmed: number;
+  /** Confirmations at or above `limitMs`, and the Wilson bounds of their share. */
+  above: number;
+  lower: number;
+  medianMs: number;
+  baselineMs: number;
+  limitMs: number;
+}
+
 export type Assessment =
   | { status: 'unknown'; baseline: number }
   | {
       /**
-       * degraded: proven above the threshold and still happening; healthy: the current view is
-       * back near the baseline and nothing proves otherwise; uncertain: anything in between.
+       * degraded: proven above the threshold on fresh evidence and still happening; healthy: the
+       * current view is back near the baseline; uncertain: anything in between.
        */
       status: 'degraded' | 'healthy' | 'uncertain';
       /** The shortest window with enough attempts is back near the baseline. */
       currentHealthy: boolean;
       baseline: number;
-      windowSeconds: number;
-      counts: Counts;
-      bad: number;
-      rate: number;
-      lower: number;
-      upper: number;
       threshold: number;
       recoveredBelow: number;
+      /** The proving window when degraded by the share, else the current view. */
+      view: ShareView | null;
+      latency: LatencyView | null;
     };
+
+export interface ErrorCodeCount {
+  code: string;
+  count: number;
+}
 
 /** The numbers that justified opening or resolving an incident. */
 export interface Evidence {
@@ -50,28 +75,48 @@ export interface Evidence {
   baseline: number;
   threshold: number;
   confidence: number;
-  meanLatencyMs: number | null;
+  /** Distinct users behind the bad attempts (counted up to the largest minUsers). */
+  users: number;
+  /** Median confirmation latency in the window and the pair's learned median, when known. */
+  medianLatencyMs: number | null;
+  baselineLatencyMs: number | null;
+  /** The most frequent error codes of the window's failures, filled in by the reader. */
+  topErrorCodes: ErrorCodeCount[];
+}
+
+/** Settled counts of an open incident's time: its level, should it last and become the new normal. */
+export interface DuringCounts {
+  finished: number;
+  failures: number;
+  timed: number;
+  slow: number;
 }
 
 export interface OpenIncident {
   openedAt: number;
   evidence: Evidence;
   backupChannels: string[];
+  during: DuringCounts;
 }
 
 export interface KindState {
   /** Start of the current run of degraded ticks, while not yet confirmed. */
   degradedSince: number | null;
+  /** The last degraded tick: a longer gap since starts confirmation again. */
+  lastDegradedAt: number | null;
   /** Start of the current run of healthy ticks, while an incident is open. */
   healthySince: number | null;
   open: OpenIncident | null;
 }
 
-/** Exponentially decayed counts of healthy traffic. */
+/** Exponentially decayed settled counts of normal traffic. */
 export interface BaselineState {
-  attempts: number;
+  finished: number;
   failures: number;
+  timed: number;
   slow: number;
+  /** Decayed counts of confirmations per latency bin. */
+  latency: number[];
 }
 
 export interface PairState {
@@ -79,18 +124,30 @@ export interface PairState {
   region: string;
   baseline: BaselineState;
   kinds: Record<IncidentKind, KindState>;
+  /** Creation time of the newest attempt seen. */
+  lastSeenAt: number | null;
+  /** The last tick at which the pair did not look clearly normal: only later traffic is learned. */
+  lastAbnormalAt: number | null;
 }
 
 export interface PaymentHealthState {
   /** The `now` of the last evaluation, in epoch milliseconds. */
   evaluatedAt: number | null;
   pairs: Record<string, PairState>;
+  /** Since when most pairs have been silent at once (a data-feed fault), or null. */
+  feedSilentSince: number | null;
 }
 
 export interface PaymentSubject {
   channel: string;
   region: string;
 }
+
+/**
+ * Why an incident resolved: the pair recovered; it is no longer observed (silent, disabled, or
+ * no longer offered: users get no recovery notice); or its level lasted and became its new normal.
+ */
+export type ResolveReason = 'recovered' | 'unobserved' | 'relearned';
 
 export type IncidentChange =
   | {
@@ -109,7 +166,8 @@ export type IncidentChange =
       kind: IncidentKind;
       openedAt: number;
       at: number;
-      /** The numbers that resolved it; `openEvidence` those that opened it. */
+      reason: ResolveReason;
+      /** The numbers that resolved it (no attempts when it is no longer observed); `openEvidence` those that opened it. */
       evidence: Evidence;
       openEvidence: Evidence;
       backupChannels: string[];

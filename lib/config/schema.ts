@@ -5,6 +5,7 @@ import { z } from 'zod';
 import {
   paymentHealthOverridesSchema,
   paymentHealthThresholdsSchema,
+  settingsProblems,
 } from '../../detectors/payment-health/thresholds.ts';
 
 const cronExpression = z.string().refine((value) => cron.validate(value), {
@@ -13,11 +14,24 @@ const cronExpression = z.string().refine((value) => cron.validate(value), {
 
 const positiveInt = z.number().int().positive();
 
-export const paymentHealthConfigSchema = paymentHealthThresholdsSchema.extend({
-  enabled: z.boolean(),
-  schedule: cronExpression,
-  overrides: paymentHealthOverridesSchema,
-});
+export const paymentHealthConfigSchema = paymentHealthThresholdsSchema
+  .extend({
+    enabled: z.boolean(),
+    schedule: cronExpression,
+    /** A tick further ahead of the platform database's clock than this is refused. */
+    maxClockSkewSeconds: positiveInt,
+    overrides: paymentHealthOverridesSchema,
+  })
+  .superRefine((settings, ctx) => {
+    // Combinations a single key's check cannot see: a pair that could never alert, and the like.
+    for (const problem of settingsProblems(settings))
+      ctx.addIssue({
+        code: 'custom',
+        path: problem.path,
+        message: `expected ${problem.expected}`,
+        input: problem.found,
+      });
+  });
 export type PaymentHealthConfig = z.infer<typeof paymentHealthConfigSchema>;
 
 const httpUrl = z.url({ protocol: /^https?$/, message: 'expected an http(s) URL' });

@@ -1,19 +1,21 @@
-// One live payment-health pass: read the platform's recent attempts, run the pure detector
+// One live payment-health pass: read the tick's signals from the platform, run the pure detector
 // against the stored state, and write incidents, outbox events and the new state in one
 // transaction. The detector job and `forewarn run payment-health` both call this.
 import {
   BUCKET_MS,
-  buildSeries,
   DETECTOR,
   detectPaymentHealth,
   initialPaymentHealthState,
   lookback,
+  pairKey,
+  settledFromFor,
+  upgradeState,
   type IncidentChange,
   type PaymentHealthFindings,
   type PaymentHealthState,
 } from '../../detectors/payment-health/index.ts';
 import type { Config } from '../config/schema.ts';
-import { inTransaction, type Pool, type PoolClient } from '../db/pool.ts';
+import { inTransaction, type Pool, type PoolClient, type Queryable } from '../db/pool.ts';
 import {
   readDetectorState,
   recordDetectorRun,
@@ -22,9 +24,16 @@ import {
   type RecordedChange,
 } from '../incidents/store.ts';
 import type { Logger } from '../logger.ts';
-import { readAttemptBuckets, readInvalidAttempts, slowAfterRules } from '../platform/payment-attempts.ts';
+import {
+  readInvalidAttempts,
+  readPairSignals,
+  readTopErrorCodes,
+  signalQueryFor,
+} from '../platform/payment-attempts.ts';
 import { readPaymentChannels } from '../platform/payment-channels.ts';
 import type { InvalidRowReporter } from '../platform/invalid-rows.ts';
+import { feedAlertDrafts } from '../notifications/feed-alerts.ts';
+import { insertNotifications } from '../notifications/store.ts';
 
 export interface DetectionContext {
   db: Pool;
@@ -38,16 +47,32 @@ export interface DetectionContext {
 
 export interface TickResult {
   tickAt: number;
-  outcome: 'evaluated' | 'stale';
+  outcome: 'evaluated' | 'stale' | 'refused';
+  /** Why a tick was refused. */
+  detail?: string;
   changes: IncidentChange[];
   recorded: RecordedChange[];
   findings: PaymentHealthFindings | null;
   skippedRows: number;
+  /** Pairs whose change could not be recorded; they are tried again next tick. */
+  failedPairs: string[];
+  /** Ops notifications the tick recorded itself (a data-feed fault), for the delivery queue. */
+  opsNotificationIds: string[];
+}
+
+/** The platform database's clock: every tick is judged against it, never the process's own. */
+export async function platformNow(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ now: number }>(
+    `SELECT floor(date_part('epoch', now()) * 1000)::float8 AS now`,
+  );
+  return Number(rows[0]!.now);
 }
 
 /**
  * Evaluates the tick at `tickAt` (rounded down to a bucket). A tick not newer than the stored
- * state is recorded as stale and changes nothing, so a duplicate or late job is harmless.
+ * state is recorded as stale and changes nothing, so a duplicate or late job is harmless. A tick
+ * ahead of the platform database's clock by more than `maxClockSkewSeconds` is refused (unless a
+ * dry run), so a replica whose clock runs fast cannot push the state into the future.
  * With `dryRun`, everything is computed and nothing is written.
  */
 export async function runPaymentHealthTick(
@@ -57,24 +82,48 @@ export async function runPaymentHealthTick(
 ): Promise<TickResult> {
   const startedAt = Date.now();
   const now = Math.floor(tickAt / BUCKET_MS) * BUCKET_MS;
-  const settings = ctx.config().detectors.paymentHealth;
-  const { windowMs } = lookback(settings);
-  const query = {
-    schema: ctx.platformSchema,
-    fromMs: now - windowMs,
-    toMs: now,
-    slowAfter: slowAfterRules(settings),
-  };
-  const [rows, channelsRead, invalid] = await Promise.all([
-    readAttemptBuckets(ctx.platformDb, query),
+  const config = ctx.config().detectors.paymentHealth;
+  const settings = config;
+  const log = ctx.logger.child({ component: 'detector', detector: DETECTOR });
+  const empty = { changes: [], recorded: [], findings: null, failedPairs: [], opsNotificationIds: [] };
+
+  const dbNow = await platformNow(ctx.platformDb);
+  const aheadMs = now - dbNow;
+  if (!options.dryRun && aheadMs > config.maxClockSkewSeconds * 1000) {
+    const detail = `tick ${new Date(now).toISOString()} is ${Math.round(aheadMs / 1000)} s ahead of the platform database's clock (${new Date(dbNow).toISOString()}); at most ${config.maxClockSkewSeconds} s expected (detectors.paymentHealth.maxClockSkewSeconds). Check this replica's clock; a future time needs --dry-run.`;
+    log.error(
+      {
+        tickAt: new Date(now).toISOString(),
+        databaseNow: new Date(dbNow).toISOString(),
+        code: 'FW_CLOCK_SKEW',
+      },
+      detail,
+    );
+    await recordDetectorRun(ctx.db, {
+      detector: DETECTOR,
+      tickAt,
+      outcome: 'refused',
+      startedAt,
+      worker: ctx.workerId,
+      changes: 0,
+      skippedRows: 0,
+      detail,
+    });
+    return { tickAt: now, outcome: 'refused', detail, skippedRows: 0, ...empty };
+  }
+
+  const look = lookback(settings);
+  const [channelsRead, invalid] = await Promise.all([
     readPaymentChannels(ctx.platformDb, ctx.platformSchema),
-    readInvalidAttempts(ctx.platformDb, query),
+    readInvalidAttempts(ctx.platformDb, {
+      schema: ctx.platformSchema,
+      fromMs: now - look.windowMs,
+      toMs: now,
+    }),
   ]);
   ctx.invalidRows.report('payment_attempts', invalid.sample, invalid.count);
   ctx.invalidRows.report('payment_channels', channelsRead.invalid, channelsRead.invalid.length);
   const skippedRows = invalid.count + channelsRead.invalid.length;
-  const series = buildSeries(rows, query.fromMs, query.toMs);
-  const log = ctx.logger.child({ component: 'detector', detector: DETECTOR });
 
   const work = async (client: PoolClient): Promise<TickResult> => {
     const stored = await readDetectorState<PaymentHealthState>(
@@ -99,27 +148,87 @@ export async function runPaymentHealthTick(
         { tickAt: new Date(now).toISOString(), evaluatedAt: new Date(stored.evaluatedAt).toISOString() },
         'tick is not newer than the stored state; skipped',
       );
-      return { tickAt: now, outcome: 'stale', changes: [], recorded: [], findings: null, skippedRows };
+      return { tickAt: now, outcome: 'stale', skippedRows, ...empty };
     }
-    const findings = detectPaymentHealth(
-      { series, channels: channelsRead.channels },
-      stored.state,
+    const previous = upgradeState(stored.state);
+    const query = signalQueryFor(
       settings,
+      ctx.platformSchema,
       now,
+      settledFromFor(stored.evaluatedAt, now, look.settleMs, look.windowMs),
     );
+    const set = await readPairSignals(ctx.platformDb, query);
+    const findings = detectPaymentHealth({ set, channels: channelsRead.channels }, previous, settings, now);
+    if (findings.feed.started)
+      log.error(
+        { code: 'FW_FEED_SILENT' },
+        'most payment pairs went silent at once: the platform data feed looks stalled; per-pair silence is not resolved meanwhile',
+      );
+    if (findings.feed.ended) log.info('payment attempts are arriving again after a data-feed silence');
+    const openIncidents = Object.values(findings.state.pairs).reduce(
+      (n, p) => n + (p.kinds.failures.open ? 1 : 0) + (p.kinds.slow.open ? 1 : 0),
+      0,
+    );
+    const opsNotificationIds = await insertNotifications(
+      client,
+      feedAlertDrafts(ctx.config().notifications, DETECTOR, findings.feed, now, openIncidents),
+    );
+
     const recorded: RecordedChange[] = [];
-    for (const change of findings.changes) recorded.push(await recordIncidentChange(client, change));
-    await saveDetectorState(client, DETECTOR, findings.state, now);
+    const failedPairs: string[] = [];
+    for (const change of findings.changes) {
+      const key = pairKey(change.subject.channel, change.subject.region);
+      if (failedPairs.includes(key)) continue;
+      try {
+        if (change.type === 'opened') {
+          change.evidence.topErrorCodes = await readTopErrorCodes(
+            ctx.platformDb,
+            query,
+            change.subject,
+            now - change.evidence.windowSeconds * 1000,
+          );
+        }
+        // A savepoint per change: one pair that cannot be recorded leaves the others recorded.
+        await client.query('SAVEPOINT pair_change');
+        recorded.push(await recordIncidentChange(client, change));
+        await client.query('RELEASE SAVEPOINT pair_change');
+      } catch (error) {
+        await client.query('ROLLBACK TO SAVEPOINT pair_change').catch(() => undefined);
+        failedPairs.push(key);
+        log.error(
+          {
+            err: error,
+            channel: change.subject.channel,
+            region: change.subject.region,
+            change: change.type,
+            kind: change.kind,
+          },
+          'could not record an incident change; the pair keeps its previous state and is tried again next tick',
+        );
+      }
+    }
+    const state = keepPrevious(findings.state, previous, failedPairs);
+    const kept = recorded.map((r) => r.change);
+    await saveDetectorState(client, DETECTOR, state, now);
     await recordDetectorRun(client, {
       detector: DETECTOR,
       tickAt,
       outcome: 'evaluated',
       startedAt,
       worker: ctx.workerId,
-      changes: findings.changes.length,
+      changes: kept.length,
       skippedRows,
     });
-    return { tickAt: now, outcome: 'evaluated', changes: findings.changes, recorded, findings, skippedRows };
+    return {
+      tickAt: now,
+      outcome: 'evaluated',
+      changes: options.dryRun ? findings.changes : kept,
+      recorded,
+      findings: { ...findings, state },
+      skippedRows,
+      failedPairs,
+      opsNotificationIds,
+    };
   };
 
   const result = options.dryRun ? await inDryRun(ctx.db, work) : await inTransaction(ctx.db, work);
@@ -132,6 +241,7 @@ export async function runPaymentHealthTick(
           kind: r.change.kind,
           channel: r.change.subject.channel,
           region: r.change.subject.region,
+          ...(r.change.type === 'resolved' ? { reason: r.change.reason } : {}),
           evidence: r.change.evidence,
           backupChannels: r.change.backupChannels,
         },
@@ -140,6 +250,22 @@ export async function runPaymentHealthTick(
     }
   }
   return result;
+}
+
+/** The new state, except that pairs whose change failed keep their previous state. */
+function keepPrevious(
+  next: PaymentHealthState,
+  previous: PaymentHealthState,
+  keys: string[],
+): PaymentHealthState {
+  if (keys.length === 0) return next;
+  const pairs = { ...next.pairs };
+  for (const key of keys) {
+    const before = previous.pairs[key];
+    if (before) pairs[key] = before;
+    else delete pairs[key];
+  }
+  return { ...next, pairs };
 }
 
 /** Runs the work in a transaction that is always rolled back. */

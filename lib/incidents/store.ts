@@ -94,16 +94,18 @@ export async function recordDetectorRun(
   run: {
     detector: string;
     tickAt: number;
-    outcome: 'evaluated' | 'stale';
+    outcome: 'evaluated' | 'stale' | 'refused';
     startedAt: number;
     worker: string;
     changes: number;
     skippedRows: number;
+    /** Why a tick was refused. */
+    detail?: string;
   },
 ): Promise<void> {
   await db.query(
-    `INSERT INTO forewarn.detector_runs (detector, tick_at, outcome, started_at, worker, changes, skipped_rows)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+    `INSERT INTO forewarn.detector_runs (detector, tick_at, outcome, started_at, worker, changes, skipped_rows, detail)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
     [
       run.detector,
       new Date(run.tickAt),
@@ -112,6 +114,7 @@ export async function recordDetectorRun(
       run.worker,
       run.changes,
       run.skippedRows,
+      run.detail ?? null,
     ],
   );
 }

@@ -181,7 +181,9 @@ export async function* draftBatches(
       if (members.length < config.batchSize) return;
     }
   }
-  // Resolved: the users who were warned, on the channels they were warned on.
+  // Resolved: the users who were warned, on the channels they were warned on; only when it
+  // recovered (a channel no longer observed, or whose level became its normal, has not).
+  if ((payload.reason ?? 'recovered') !== 'recovered') return;
   let cursor = parseWarnedCursor(after);
   for (;;) {
     const warned = await readWarnedRecipients(ctx.db, payload.incidentId, cursor, config.batchSize);
@@ -237,6 +239,7 @@ export async function opsDrafts(
           evidence: payload.openEvidence,
           resolvedAt: iso(payload.at),
           durationMinutes: Math.round((payload.at - payload.openedAt) / 60_000),
+          reason: payload.reason ?? 'recovered',
           resolveEvidence: payload.evidence,
         };
   return config.ops.emails.map((address) => ({

@@ -90,8 +90,18 @@ const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 function expectDocumentedShape(incident: Record<string, unknown>): void {
   expect(Object.keys(incident).sort()).toEqual(
-    ['backupChannels', 'detector', 'evidence', 'kind', 'openedAt', 'resolvedAt', 'subject'].sort(),
+    [
+      'backupChannels',
+      'detector',
+      'evidence',
+      'kind',
+      'openedAt',
+      'resolvedAt',
+      'resolveReason',
+      'subject',
+    ].sort(),
   );
+  expect(incident.resolveReason).toBe(incident.resolvedAt === null ? null : 'recovered');
   expect(incident.detector).toBe('payment-health');
   expect(incident.kind).toBe('failures');
   expect(incident.subject).toEqual({ channel: 'wechat_pay', region: REGION });
@@ -108,9 +118,14 @@ function expectDocumentedShape(incident: Record<string, unknown>): void {
     'baseline',
     'threshold',
     'confidence',
+    'users',
   ]) {
     expect(typeof evidence[key], `evidence.${key}`).toBe('number');
   }
+  // The failures' codes, most frequent first.
+  const codes = evidence.topErrorCodes as Array<{ code: string; count: number }>;
+  expect(codes.length).toBeGreaterThan(0);
+  expect(codes.map((c) => c.count)).toEqual([...codes.map((c) => c.count)].sort((a, b) => b - a));
   expect(evidence.bad as number).toBeGreaterThan(0);
   expect(evidence.lowerBound as number).toBeGreaterThan(evidence.threshold as number);
   const backups = incident.backupChannels as string[];
@@ -207,8 +222,11 @@ describe('forewarn backtest --detector payment-health', () => {
       detector: 'payment-health',
       skippedRows: bad.length,
     });
-    // Three hours of 15-second ticks, warm-up included.
-    expect(finished[0]!.ticks).toBe((TRAFFIC_TO - TRAFFIC_FROM) / (15 * SECOND) + 1);
+    // Without a live daemon's stored baselines, the warm-up stretches to a baseline half-life
+    // (6 h) so that baselines are learned; ticks cover it and the asked range.
+    expect(finished[0]).toMatchObject({ baselinesFrom: 'warm-up', warmupMinutes: 360 });
+    const firstTick = Date.parse(FROM) - 360 * MINUTE;
+    expect(finished[0]!.ticks).toBe((TRAFFIC_TO - firstTick) / (15 * SECOND) + 1);
   });
 
   it('--to inside the outage: the incident is still open', async () => {

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readMigrations } from '../../lib/db/migrate.ts';
+import { createPlatformSchema } from '../../sim/schema.ts';
 import {
   createTestDatabase,
   databaseUrl,
@@ -294,5 +295,27 @@ describe('run', () => {
     expect(result.stderr).toContain('FW_SCHEMA_OUTDATED');
     expect(result.stderr).toContain('forewarn migrate');
     expect(result.stdout).toBe('');
+  });
+
+  it('a future --at is refused with FW_CLOCK_SKEW unless --dry-run is given', async () => {
+    const db = await createTestDatabase();
+    databases.push(db);
+    const client = await db.pool.connect();
+    try {
+      await createPlatformSchema(client, 'platform');
+    } finally {
+      client.release();
+    }
+    const at = new Date(Date.now() + 10 * 60_000).toISOString();
+    const refused = await forewarn(['run', 'payment-health', '--at', at], { DATABASE_URL: db.url });
+    expectExit(refused, 1);
+    expect(refused.stderr).toContain('FW_CLOCK_SKEW');
+    expect(refused.stderr).toContain('--dry-run');
+    const { rows } = await db.pool.query<{ outcome: string }>('SELECT outcome FROM forewarn.detector_runs');
+    expect(rows).toEqual([{ outcome: 'refused' }]);
+
+    const dry = await forewarn(['run', 'payment-health', '--at', at, '--dry-run'], { DATABASE_URL: db.url });
+    expectExit(dry, 0);
+    expect(dry.stdout).toContain('dry run: nothing written');
   });
 });

@@ -355,3 +355,179 @@ describe('ticks that are not newer than the state', () => {
     expect(await snapshot()).toEqual(before);
   });
 });
+
+describe('the clock of a tick', () => {
+  it('a tick ahead of the platform database’s clock beyond maxClockSkewSeconds is refused, recorded and changes nothing', async () => {
+    const before = await snapshot();
+    const ahead = Date.now() + 5 * MINUTE;
+    const result = await runPaymentHealthTick(ctx, ahead);
+    expect(result.outcome).toBe('refused');
+    expect(result.detail).toMatch(/ahead of the platform database's clock/);
+    expect(result.detail).toMatch(/maxClockSkewSeconds/);
+    const after = await snapshot();
+    expect(after.state).toEqual(before.state);
+    expect(after.counts).toEqual({ ...before.counts, detector_runs: before.counts.detector_runs + 1 });
+    const { rows } = await db.pool.query<{ outcome: string; detail: string }>(
+      'SELECT outcome, detail FROM forewarn.detector_runs ORDER BY id DESC LIMIT 1',
+    );
+    expect(rows[0]).toEqual({ outcome: 'refused', detail: result.detail });
+    expect(logs.lines().some((l) => l.code === 'FW_CLOCK_SKEW')).toBe(true);
+  });
+
+  it('a dry run may look at a future time, and writes nothing', async () => {
+    const before = await snapshot();
+    const result = await runPaymentHealthTick(ctx, Date.now() + 5 * MINUTE, { dryRun: true });
+    expect(result.outcome).toBe('evaluated');
+    expect(await snapshot()).toEqual(before);
+  });
+});
+
+describe('one pair that cannot be recorded', () => {
+  let pairDb: TestDatabase;
+  let pairCtx: AppContext;
+  let pairLogs: ReturnType<typeof captureLogs>;
+  let pairRedis: Awaited<ReturnType<typeof createTestRedisPrefix>>;
+  const results: TickResult[] = [];
+
+  beforeAll(async () => {
+    const platform = referencePlatform();
+    const local = { ...platform, pairs: platform.pairs.filter((p) => p.region === REGION) };
+    const users = generateUsers(2_000, 11, { platform });
+    pairDb = await createTestDatabase();
+    await loadPlatform(pairDb.pool, {
+      platform: local,
+      users,
+      attempts: generateAttempts({
+        platform: local,
+        from: OUTAGE_START - 20 * MINUTE,
+        to: OUTAGE_START + 3 * MINUTE,
+        seed: 7,
+        users,
+        scenarios: ['alipay', 'wechat_pay'].map((channel) => ({
+          channel,
+          region: REGION,
+          from: OUTAGE_START,
+          to: OUTAGE_START + 3 * MINUTE,
+          effect: { type: 'outage' as const },
+        })),
+      }),
+    });
+    // An open wechat_pay incident that the detector does not know of: opening another breaks
+    // the one-open-incident rule, so recording wechat_pay's change fails.
+    await pairDb.pool.query(
+      `INSERT INTO forewarn.incidents (detector, subject_key, subject, kind, opened_at, open_evidence)
+       VALUES ('payment-health', 'wechat_pay:CN-GD', '{"channel":"wechat_pay","region":"CN-GD"}', 'failures', $1, '{}')`,
+      [new Date(OUTAGE_START - 10 * MINUTE)],
+    );
+    pairRedis = await createTestRedisPrefix();
+    pairLogs = captureLogs('info');
+    const env = readEnv({
+      DATABASE_URL: pairDb.url,
+      REDIS_URL,
+      FOREWARN_QUEUE_PREFIX: pairRedis.prefix,
+      FOREWARN_CONFIG: SHIPPED,
+      LOG_LEVEL: 'info',
+    });
+    pairCtx = await createContext(env, await ConfigStore.open(SHIPPED, pairLogs.logger), pairLogs.logger);
+    for (let tickAt = OUTAGE_START - 30 * SECOND; tickAt <= OUTAGE_START + 2 * MINUTE; tickAt += STEP)
+      results.push(await runPaymentHealthTick(pairCtx, tickAt));
+  }, 120_000);
+
+  afterAll(async () => {
+    await pairCtx?.close();
+    await pairRedis?.cleanup();
+    await pairDb?.drop();
+  });
+
+  it('is logged with its subject, keeps its previous state, and the other pairs are recorded', async () => {
+    expect(results.every((r) => r.outcome === 'evaluated')).toBe(true);
+    const { rows } = await pairDb.pool.query<{ subject_key: string; resolved_at: Date | null }>(
+      `SELECT subject_key, resolved_at FROM forewarn.incidents ORDER BY id`,
+    );
+    expect(rows.map((r) => r.subject_key)).toEqual(['wechat_pay:CN-GD', 'alipay:CN-GD']);
+    const failed = results.filter((r) => r.failedPairs.length > 0);
+    expect(failed.length).toBeGreaterThan(0);
+    for (const r of failed) expect(r.failedPairs).toEqual(['wechat_pay:CN-GD']);
+    const errors = pairLogs
+      .lines()
+      .filter((l) => l.msg?.toString().startsWith('could not record an incident change'));
+    expect(errors.length).toBe(failed.length);
+    expect(errors[0]).toMatchObject({
+      channel: 'wechat_pay',
+      region: REGION,
+      change: 'opened',
+      level: 'error',
+    });
+    // Tried again at every later tick: the pair's state was kept, so it is still opening.
+    const last = results[results.length - 1]!;
+    expect(last.failedPairs).toEqual(['wechat_pay:CN-GD']);
+    const state = await pairDb.pool.query<{
+      state: { pairs: Record<string, { kinds: { failures: { open: unknown } } }> };
+    }>(`SELECT state FROM forewarn.detector_state`);
+    expect(state.rows[0]!.state.pairs['wechat_pay:CN-GD']!.kinds.failures.open).toBeNull();
+    expect(state.rows[0]!.state.pairs['alipay:CN-GD']!.kinds.failures.open).not.toBeNull();
+  });
+});
+
+describe('a data feed that stalls', () => {
+  const silentAt = LAST_TICK + 40 * MINUTE;
+
+  async function feedNotifications() {
+    const { rows } = await db.pool.query<{
+      kind: string;
+      audience: string;
+      address: string;
+      data: Record<string, unknown>;
+    }>(
+      `SELECT kind, audience, address, data FROM forewarn.notifications WHERE kind = 'ops-feed-silent' ORDER BY id`,
+    );
+    return rows;
+  }
+
+  it('when every pair goes silent at once: one ops alert per address, in the tick’s transaction, and no per-pair resolutions', async () => {
+    const result = await runPaymentHealthTick(ctx, silentAt);
+    expect(result.outcome).toBe('evaluated');
+    expect(result.findings!.feed).toMatchObject({
+      silent: true,
+      started: true,
+      seenPairs: 6,
+      silentPairs: 6,
+    });
+    expect(result.changes).toEqual([]);
+    const alerts = await feedNotifications();
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]).toMatchObject({ audience: 'ops', address: 'ops@example.com' });
+    expect(alerts[0]!.data).toMatchObject({ state: 'silent', silentPairs: 6, seenPairs: 6, resumedAt: null });
+    expect(result.opsNotificationIds).toHaveLength(1);
+    expect(logs.lines().filter((l) => l.code === 'FW_FEED_SILENT')).toHaveLength(1);
+
+    // Still silent a tick later: nothing more.
+    const again = await runPaymentHealthTick(ctx, silentAt + STEP);
+    expect(again.findings!.feed).toMatchObject({ silent: true, started: false });
+    expect(await feedNotifications()).toHaveLength(1);
+  });
+
+  it('when attempts arrive again: one "resumed" alert', async () => {
+    const at = silentAt + 2 * MINUTE;
+    const channels = ['alipay', 'wechat_pay', 'unionpay', 'bank_card', 'jd_pay', 'qq_wallet'];
+    const rows = channels.flatMap((channel, c) =>
+      Array.from({ length: 3 }, (_, i) => ({
+        id: 950_000_000 + c * 10 + i,
+        userId: `u-feed-${i}`,
+        channelId: channel,
+        region: REGION,
+        status: 'succeeded',
+        errorCode: null,
+        latencyMs: 800,
+        createdAt: at - 20_000 + i * 1_000,
+        finishedAt: at - 20_000 + i * 1_000 + 800,
+      })),
+    );
+    await insertRawAttempts(db.pool, rows);
+    const result = await runPaymentHealthTick(ctx, at);
+    expect(result.findings!.feed).toMatchObject({ silent: false, ended: true });
+    const alerts = await feedNotifications();
+    expect(alerts.map((a) => a.data.state)).toEqual(['silent', 'resumed']);
+    expect(alerts[1]!.data.resumedAt).toBe(new Date(at).toISOString());
+  });
+});

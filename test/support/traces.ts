@@ -1,17 +1,17 @@
-// Synthetic payment traces for detector unit tests: simulated attempts turned into the detector's
-// signals in memory, with the shipped thresholds, and replayed tick by tick on a fixed clock.
+// Synthetic payment traces for detector unit tests: simulated attempts (written pending and
+// finished in place, as a platform does) replayed through the detector tick by tick on a fixed
+// clock, with the shipped thresholds.
 import { readFileSync } from 'node:fs';
 import {
-  buildSeries,
   lookback,
   replayPaymentHealth,
-  thresholdsFor,
+  type ObservedAttempt,
   type PaymentHealthSettings,
+  type ReplayResult,
   type ReplayedIncident,
-  type SignalSeries,
 } from '../../detectors/payment-health/index.ts';
 import { parseConfigText } from '../../lib/config/load.ts';
-import { bucketRowsFromAttempts } from '../../sim/observe.ts';
+import { observeAll } from '../../sim/observe.ts';
 import { referencePlatform, type Platform } from '../../sim/platform.ts';
 import { generateAttempts, type Scenario, type SimAttempt } from '../../sim/traffic.ts';
 
@@ -28,65 +28,74 @@ export const shippedSettings: PaymentHealthSettings = parseConfigText(
 ).detectors.paymentHealth;
 
 export interface TraceOptions {
+  /** Ticks run from `from` (the detector's first tick) to `to`. */
   from: number;
   to: number;
   scenarios?: Scenario[];
   seed?: number;
   platform?: Platform;
   settings?: PaymentHealthSettings;
+  rateScale?: number;
   /** Keep only these attempts (e.g. one region) to make a test faster. */
   filter?: (attempt: SimAttempt) => boolean;
+  /** Extra attempts merged in creation order (e.g. one user retrying). */
+  extra?: readonly SimAttempt[];
 }
 
 export interface Trace {
-  series: SignalSeries;
+  attempts: () => Iterable<ObservedAttempt>;
   platform: Platform;
   settings: PaymentHealthSettings;
   from: number;
   to: number;
 }
 
-/** Signals for attempts created in [from - lookback, to). */
+/** Attempts created from one longest window before `from` up to `to`. */
 export function trace(options: TraceOptions): Trace {
   const platform = options.platform ?? referencePlatform();
   const settings = options.settings ?? shippedSettings;
-  const { windowMs, slowAfterMs } = lookback(settings);
-  const fromMs = options.from - windowMs;
-  const attempts = generateAttempts({
-    platform,
-    from: fromMs - slowAfterMs,
-    to: options.to,
-    seed: options.seed ?? 7,
-    scenarios: options.scenarios ?? [],
-  });
-  const filter = options.filter;
-  const kept = filter ? filterIterable(attempts, filter) : attempts;
-  const rows = bucketRowsFromAttempts(kept, {
-    slowAfterMs: (channel, region) => thresholdsFor(settings, channel, region).slow.slowAfterMs,
-    fromMs,
-    toMs: options.to + 1,
-  });
-  return {
-    series: buildSeries(rows, fromMs, options.to + 1),
-    platform,
-    settings,
-    from: options.from,
-    to: options.to,
+  const { windowMs, settleMs } = lookback(settings);
+  const attempts = () => {
+    const generated = generateAttempts({
+      platform,
+      from: options.from - windowMs - settleMs,
+      to: options.to,
+      seed: options.seed ?? 7,
+      scenarios: options.scenarios ?? [],
+      ...(options.rateScale === undefined ? {} : { rateScale: options.rateScale }),
+    });
+    const kept = options.filter ? filterIterable(generated, options.filter) : generated;
+    return observeAll(options.extra ? mergeByCreation(kept, options.extra) : kept);
   };
+  return { attempts, platform, settings, from: options.from, to: options.to };
 }
 
-/** Replays the detector every 15 s over the trace and returns the incidents. */
-export function replay(t: Trace, stepMs = 15_000): ReplayedIncident[] {
-  return replayPaymentHealth({
-    series: t.series,
+/** Replays the detector every `stepMs` over the trace. */
+export function replayTrace(t: Trace, stepMs = 15_000): ReplayResult {
+  return replayPaymentHealth(t.attempts(), {
     channels: t.platform.channels,
     settings: t.settings,
     firstTick: Math.ceil(t.from / stepMs) * stepMs,
     lastTick: t.to,
     stepMs,
-  }).incidents;
+  });
+}
+
+/** The incidents of a replay every 15 s. */
+export function replay(t: Trace, stepMs = 15_000): ReplayedIncident[] {
+  return replayTrace(t, stepMs).incidents;
 }
 
 function* filterIterable<T>(items: Iterable<T>, keep: (item: T) => boolean): Generator<T> {
   for (const item of items) if (keep(item)) yield item;
+}
+
+function* mergeByCreation(a: Iterable<SimAttempt>, extra: readonly SimAttempt[]): Generator<SimAttempt> {
+  const sorted = [...extra].sort((x, y) => x.createdAt - y.createdAt);
+  let i = 0;
+  for (const item of a) {
+    while (i < sorted.length && sorted[i]!.createdAt <= item.createdAt) yield sorted[i++]!;
+    yield item;
+  }
+  while (i < sorted.length) yield sorted[i++]!;
 }

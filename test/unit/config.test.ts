@@ -249,6 +249,29 @@ describe('config mistakes', () => {
     expect([windowsLine, windowsLine + 1]).toContain(lineOfProblem(p));
   });
 
+  it('a baseline cap and margins under which a pair could never alert are refused, per override', () => {
+    const text = withEdits([
+      [['detectors', 'paymentHealth', 'overrides', 'channels', 'bank_card', 'baseline'], { maxRate: 0.5 }],
+    ]);
+    const p = problemAt(configError(text), `${PH}.overrides.channels.bank_card.failures`);
+    expect(p.expected).toContain('below 0.95');
+    expect(p.expected).toContain('overrides.channels.bank_card');
+    expect(p.found).toBe('"0.5 + 0.5 = 1"');
+    // It points at bank_card's own `failures` key.
+    const line = lineOfProblem(p)!;
+    expect(line).toBeGreaterThan(lineMatching(text, /^\s*bank_card:/));
+    expect(text.split('\n')[line - 1]).toMatch(/^\s*failures:/);
+  });
+
+  it('a settle horizon shorter than the slow threshold is refused', () => {
+    const p = problemAt(
+      configError(setScalar(shippedText, 'settleSeconds', '10').text),
+      `${PH}.settleSeconds`,
+    );
+    expect(p.expected).toContain('slow.slowAfterMs');
+    expect(p.found).toBe('"10 s"');
+  });
+
   it('a window that is not a multiple of 5 seconds says so', () => {
     const doc = parseDocument(shippedText);
     const windows = doc.toJS().detectors.paymentHealth.windows as Array<{ seconds: number }>;
@@ -394,18 +417,8 @@ describe('thresholdsFor', () => {
 
   it('without overrides returns the defaults', () => {
     const t = thresholdsFor(settings({}), 'alipay', 'CN-GD');
-    expect(t).toEqual({
-      windows: base.windows,
-      confidence: base.confidence,
-      confirmSeconds: base.confirmSeconds,
-      resolveSeconds: base.resolveSeconds,
-      recentSeconds: base.recentSeconds,
-      recentMinAttempts: base.recentMinAttempts,
-      failures: base.failures,
-      slow: base.slow,
-      baseline: base.baseline,
-      backup: base.backup,
-    });
+    const { enabled: _e, schedule: _s, maxClockSkewSeconds: _m, overrides: _o, ...defaults } = base;
+    expect(t).toEqual(defaults);
     expect(t).not.toHaveProperty('overrides');
     expect(t).not.toHaveProperty('schedule');
   });
@@ -484,7 +497,10 @@ describe('lookback', () => {
 
   it('without overrides covers the longest window and the slow threshold', () => {
     const s: PaymentHealthSettings = { ...base, overrides: { regions: {}, channels: {}, pairs: {} } };
-    expect(lookback(s)).toEqual({ windowMs: longestDefault() * 1000, slowAfterMs: base.slow.slowAfterMs });
+    expect(lookback(s)).toMatchObject({
+      windowMs: longestDefault() * 1000,
+      slowAfterMs: base.slow.slowAfterMs,
+    });
   });
 
   it('grows with any override’s longer window, recentSeconds or slowAfterMs', () => {
@@ -497,7 +513,7 @@ describe('lookback', () => {
         pairs: { 'alipay:CN-GD': { windows: [{ seconds: longer, minAttempts: 5 }] } },
       },
     };
-    expect(lookback(s)).toEqual({
+    expect(lookback(s)).toMatchObject({
       windowMs: (longer + 600) * 1000,
       slowAfterMs: base.slow.slowAfterMs + 5_000,
     });
@@ -521,6 +537,9 @@ describe('lookback', () => {
         pairs: {},
       },
     };
-    expect(lookback(s)).toEqual({ windowMs: longestDefault() * 1000, slowAfterMs: base.slow.slowAfterMs });
+    expect(lookback(s)).toMatchObject({
+      windowMs: longestDefault() * 1000,
+      slowAfterMs: base.slow.slowAfterMs,
+    });
   });
 });

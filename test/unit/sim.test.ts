@@ -1,10 +1,9 @@
 // The simulator: a deterministic, realistic platform whose incidents show up where they are
 // scripted, and the in-memory observation model the detector's signals are checked against.
 import { describe, expect, it } from 'vitest';
-import { BUCKET_MS } from '../../detectors/payment-health/series.ts';
 import { MAX_TRIES, startLiveWriter, type LiveWriterDb } from '../../sim/live.ts';
 import { copyRow, copyText } from '../../sim/load.ts';
-import { bucketRowsFromAttempts } from '../../sim/observe.ts';
+import { observeAll, observed } from '../../sim/observe.ts';
 import {
   USERS_REFERENCE_NOW,
   expectedAttempts,
@@ -521,129 +520,59 @@ describe('generateUsers', () => {
   });
 });
 
-describe('bucketRowsFromAttempts', () => {
-  const T = 1_000 * BUCKET_MS; // bucket 1000 starts here
-  let nextId = 1;
-  const attempt = (overrides: Partial<SimAttempt>): SimAttempt => ({
-    id: nextId++,
+describe('observed', () => {
+  const row: SimAttempt = {
+    id: 7,
     userId: 'u1',
     channelId: 'alipay',
     region: 'CN-GD',
-    status: 'succeeded',
-    errorCode: null,
-    latencyMs: 1_000,
-    createdAt: T,
-    finishedAt: null,
-    ...overrides,
-  });
-  const slowAfterMs = (channel: string) => (channel === 'unionpay' ? 30_000 : 15_000);
-  const row = {
-    channel: 'alipay',
-    region: 'CN-GD',
-    bucket: 0,
-    attempts: 0,
-    failures: 0,
-    slow: 0,
-    latencySumMs: 0,
-    latencyCount: 0,
+    status: 'timeout',
+    errorCode: 'GATEWAY_TIMEOUT',
+    latencyMs: null,
+    createdAt: DAY_START + 20 * HOUR,
+    finishedAt: DAY_START + 20 * HOUR + 30_000,
   };
-  const observe = (list: SimAttempt[], fromMs = 0, toMs = T + 3_600_000, bucketMs?: number) =>
-    bucketRowsFromAttempts(list, { slowAfterMs, fromMs, toMs, bucketMs });
 
-  it('counts failures at creation and successes at confirmation', () => {
-    const rows = observe([
-      attempt({ status: 'failed', errorCode: 'X', latencyMs: null }),
-      attempt({ status: 'timeout', errorCode: 'GATEWAY_TIMEOUT', latencyMs: null, createdAt: T + 4_999 }),
-      attempt({ latencyMs: 2_000 }),
-      attempt({ latencyMs: 6_000 }),
-    ]);
-    expect(rows).toEqual([
-      { ...row, bucket: 1000, attempts: 3, failures: 2, latencySumMs: 2_000, latencyCount: 1 },
-      { ...row, bucket: 1001, attempts: 1, latencySumMs: 6_000, latencyCount: 1 },
-    ]);
-  });
-
-  it('counts a late success as slow when the threshold passes, with its full latency', () => {
-    const rows = observe([attempt({ latencyMs: 20_000 })]);
-    expect(rows).toEqual([
-      { ...row, bucket: 1003, attempts: 1, slow: 1, latencySumMs: 20_000, latencyCount: 1 },
-    ]);
-  });
-
-  it('counts a pending attempt as slow at createdAt + slowAfterMs of its pair', () => {
-    const rows = observe([
-      attempt({ status: 'pending', latencyMs: null }),
-      attempt({ status: 'pending', latencyMs: null, channelId: 'unionpay' }),
-    ]);
-    expect(rows.map((r) => [r.channel, r.bucket, r.attempts, r.slow])).toEqual([
-      ['alipay', 1003, 1, 1],
-      ['unionpay', 1006, 1, 1],
-    ]);
-  });
-
-  it('leaves out attempts observed outside [fromMs, toMs): young pending ones are not counted yet', () => {
-    const now = T + 10_000;
-    const rows = observe(
-      [
-        attempt({ status: 'pending', latencyMs: null }), // observable at T + 15 s: too young
-        attempt({ latencyMs: 12_000 }), // confirmed at T + 12 s: not yet
-        attempt({ latencyMs: 9_999 }), // confirmed just before now
-        attempt({ status: 'failed', errorCode: 'X', latencyMs: null, createdAt: T - 1 }), // before fromMs
-      ],
-      T,
-      now,
-    );
-    expect(rows).toEqual([{ ...row, bucket: 1001, attempts: 1, latencySumMs: 9_999, latencyCount: 1 }]);
-  });
-
-  it('sorts rows by channel, region and bucket, and honours bucketMs', () => {
-    const rows = observe(
-      [
-        attempt({ channelId: 'wechat_pay', createdAt: T }),
-        attempt({ region: 'CN-BJ', createdAt: T + 61_000 }),
-        attempt({ region: 'CN-BJ', createdAt: T }),
-      ],
-      0,
-      T + HOUR,
-      MINUTE,
-    );
-    expect(rows.map((r) => [r.channel, r.region, r.bucket])).toEqual([
-      ['alipay', 'CN-BJ', Math.floor((T + 1_000) / MINUTE)],
-      ['alipay', 'CN-BJ', Math.floor((T + 62_000) / MINUTE)],
-      ['wechat_pay', 'CN-GD', Math.floor((T + 1_000) / MINUTE)],
-    ]);
-  });
-
-  it('accounts for every simulated attempt observed in the window', () => {
-    const from = DAY_START + 20 * HOUR;
-    const list = attempts({
-      from,
-      to: from + 10 * MINUTE,
-      scenarios: [
-        {
-          channel: 'unionpay',
-          region: 'CN-GD',
-          from,
-          to: from + 10 * MINUTE,
-          effect: { type: 'stuckPending', share: 0.5 },
-        },
-      ],
+  it('reads a simulated row as the detector reads a platform row', () => {
+    expect(observed(row)).toEqual({
+      channel: 'alipay',
+      region: 'CN-GD',
+      userId: 'u1',
+      status: 'timeout',
+      createdAt: row.createdAt,
+      finishedAt: row.finishedAt,
+      latencyMs: null,
+      errorCode: 'GATEWAY_TIMEOUT',
     });
-    const rows = observe(list, from, from + 10 * MINUTE);
-    const sum = (key: 'attempts' | 'failures' | 'slow') => rows.reduce((s, r) => s + r[key], 0);
-    const observedAt = (a: SimAttempt) => {
-      const limit = slowAfterMs(a.channelId);
-      if (isFailure(a)) return a.createdAt;
-      if (a.status === 'pending') return a.createdAt + limit;
-      return a.createdAt + Math.min(a.latencyMs!, limit);
-    };
-    const counted = list.filter((a) => observedAt(a) < from + 10 * MINUTE);
-    expect(sum('attempts')).toBe(counted.length);
-    expect(sum('failures')).toBe(counted.filter(isFailure).length);
-    expect(sum('slow')).toBe(
-      counted.filter((a) => a.status === 'pending' || (a.latencyMs ?? 0) > slowAfterMs(a.channelId)).length,
-    );
-    expect(sum('slow')).toBeGreaterThan(0);
+    const success = { ...row, status: 'succeeded' as const, errorCode: null, latencyMs: 1_234 };
+    expect(observed(success)).toMatchObject({ status: 'succeeded', latencyMs: 1_234, errorCode: null });
+  });
+
+  it('reads a row as of a time before its finish as pending, without outcome', () => {
+    expect(observed(attemptAsOf(row, row.createdAt + 29_999)!)).toEqual({
+      ...observed(row),
+      status: 'pending',
+      errorCode: null,
+      finishedAt: null,
+    });
+    expect(observed(attemptAsOf(row, row.finishedAt!)!)).toEqual(observed(row));
+  });
+
+  it('observeAll maps lazily, in order, as far as it is read', () => {
+    let taken = 0;
+    function* source(): Generator<SimAttempt> {
+      for (let i = 0; i < 1_000; i++) {
+        taken++;
+        yield { ...row, id: i, createdAt: row.createdAt + i };
+      }
+    }
+    const seen: number[] = [];
+    for (const a of observeAll(source())) {
+      seen.push(a.createdAt - row.createdAt);
+      if (seen.length === 3) break;
+    }
+    expect(seen).toEqual([0, 1, 2]);
+    expect(taken).toBe(3);
   });
 });
 

@@ -1,0 +1,39 @@
+// The ops alert for a stalled data feed: most payment pairs went silent at once, or attempts
+// arrive again. One email per ops address per change, recorded in the tick's own transaction
+// (so a crash cannot lose it or send it twice) and delivered like any other notification.
+import type { PaymentHealthFindings } from '../../detectors/payment-health/index.ts';
+import type { Config } from '../config/schema.ts';
+import type { NotificationDraft } from './store.ts';
+
+export function feedAlertDrafts(
+  config: Config['notifications'],
+  detector: string,
+  feed: PaymentHealthFindings['feed'],
+  now: number,
+  openIncidents: number,
+): NotificationDraft[] {
+  if ((!feed.started && !feed.ended) || feed.since === null) return [];
+  const state = feed.started ? 'silent' : 'resumed';
+  const silentSince = new Date(feed.since).toISOString();
+  const data = {
+    detector,
+    state,
+    silentSince,
+    resumedAt: state === 'resumed' ? new Date(now).toISOString() : null,
+    silentPairs: feed.silentPairs,
+    seenPairs: feed.seenPairs,
+    openIncidents,
+  };
+  return config.ops.emails.map((address) => ({
+    dedupeKey: `feed:${detector}:${silentSince}:ops-feed-silent-${state}:email:${address.toLowerCase()}`,
+    cause: `feed:${detector}:${silentSince}`,
+    incidentId: null,
+    kind: 'ops-feed-silent',
+    channel: 'email' as const,
+    audience: 'ops' as const,
+    userId: null,
+    address,
+    locale: config.ops.locale,
+    data,
+  }));
+}
