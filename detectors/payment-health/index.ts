@@ -21,7 +21,7 @@ export {
   windowOf,
 } from './signals.ts';
 export type { PairSignals, SignalSet, Tally } from './signals.ts';
-export { effectiveFinish, outcomeOf, rankCodes, SignalBuilder } from './observe.ts';
+export { effectiveFinish, noteBadUser, outcomeOf, rankCodes, SignalBuilder } from './observe.ts';
 export type { AttemptStatus, ObservedAttempt, Outcome, SignalBuilderOptions } from './observe.ts';
 export {
   thresholdsFor,

@@ -333,7 +333,7 @@ export function rankCodes(
 }
 
 /** Keeps the latest bad creation time of up to `max` distinct users, newest first. */
-function noteBadUser(list: Array<[string, number]>, userId: string, at: number, max: number): void {
+export function noteBadUser(list: Array<[string, number]>, userId: string, at: number, max: number): void {
   const i = list.findIndex(([u]) => u === userId);
   if (i >= 0) {
     if (list[i]![1] >= at) return;

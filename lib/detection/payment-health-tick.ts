@@ -18,17 +18,20 @@ import type { Config } from '../config/schema.ts';
 import { inTransaction, type Pool, type PoolClient, type Queryable } from '../db/pool.ts';
 import {
   readDetectorState,
+  readWindowCache,
   recordDetectorRun,
   recordIncidentChange,
   saveDetectorState,
+  saveWindowCache,
   type RecordedChange,
 } from '../incidents/store.ts';
 import type { Logger } from '../logger.ts';
 import {
   readInvalidAttempts,
-  readPairSignals,
+  readPairSignalsIncremental,
   readTopErrorCodes,
   signalQueryFor,
+  type WindowCache,
 } from '../platform/payment-attempts.ts';
 import { readPaymentChannels } from '../platform/payment-channels.ts';
 import type { InvalidRowReporter } from '../platform/invalid-rows.ts';
@@ -157,7 +160,12 @@ export async function runPaymentHealthTick(
       now,
       settledFromFor(stored.evaluatedAt, now, look.settleMs, look.windowMs),
     );
-    const set = await readPairSignals(ctx.platformDb, query);
+    // A cache left by an older tick is only usable when it matches the stored state's tick.
+    const evaluatedAt = stored.evaluatedAt;
+    const cached = evaluatedAt === null ? null : await readWindowCache<WindowCache>(client, DETECTOR);
+    const usable =
+      cached && evaluatedAt !== null && cached.settledTo === evaluatedAt - look.settleMs ? cached : null;
+    const { set, cache } = await readPairSignalsIncremental(ctx.platformDb, query, usable);
     const findings = detectPaymentHealth({ set, channels: channelsRead.channels }, previous, settings, now);
     if (findings.feed.started)
       log.error(
@@ -210,6 +218,7 @@ export async function runPaymentHealthTick(
     const state = keepPrevious(findings.state, previous, failedPairs);
     const kept = recorded.map((r) => r.change);
     await saveDetectorState(client, DETECTOR, state, now);
+    await saveWindowCache(client, DETECTOR, cache);
     await recordDetectorRun(client, {
       detector: DETECTOR,
       tickAt,

@@ -46,6 +46,22 @@ export async function saveDetectorState<S>(
   );
 }
 
+/** The live tick's window cache (see WindowCache); null when there is none yet. */
+export async function readWindowCache<C>(db: Queryable, detector: string): Promise<C | null> {
+  const { rows } = await db.query<{ window_cache: C | null }>(
+    'SELECT window_cache FROM forewarn.detector_state WHERE detector = $1',
+    [detector],
+  );
+  return rows[0]?.window_cache ?? null;
+}
+
+export async function saveWindowCache<C>(db: Queryable, detector: string, cache: C): Promise<void> {
+  await db.query('UPDATE forewarn.detector_state SET window_cache = $2 WHERE detector = $1', [
+    detector,
+    JSON.stringify(cache),
+  ]);
+}
+
 export interface RecordedChange {
   incidentId: string;
   eventId: string;

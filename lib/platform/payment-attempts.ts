@@ -13,6 +13,7 @@ import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import {
   emptyTally,
+  noteBadUser,
   LATENCY_BINS,
   LATENCY_EDGES_MS,
   lookback,
@@ -87,11 +88,20 @@ function slowAfterCase(rules: SlowAfterRules, p: Params): string {
   return arms.length > 0 ? `CASE ${arms.join(' ')} ELSE ${fallback} END` : fallback;
 }
 
-/** The rows that keep the contract, in [from, to) of creation time (see readInvalidAttempts). */
-function validRows(schema: string, p: Params, fromMs: number, toMs: number): string {
+/** A span of creation time, [from, to) in epoch ms. */
+export type Span = readonly [from: number, to: number];
+
+/** The rows that keep the contract, created in any of the spans (see readInvalidAttempts). */
+function validRows(schema: string, p: Params, spans: readonly Span[]): string {
   const s = escapeIdentifier(schema);
+  const inSpans = spans
+    .filter(([from, to]) => to > from)
+    .map(
+      ([from, to]) =>
+        `(a.created_at >= ${p.bind(new Date(from))} AND a.created_at < ${p.bind(new Date(to))})`,
+    );
   return `${s}.payment_attempts a
-     WHERE a.created_at >= ${p.bind(new Date(fromMs))} AND a.created_at < ${p.bind(new Date(toMs))}
+     WHERE (${inSpans.length > 0 ? inSpans.join(' OR ') : 'false'})
        AND a.user_id IS NOT NULL AND a.region IS NOT NULL AND a.region <> ''
        AND a.status IN (${STATUS_LIST})
        AND (a.latency_ms IS NULL OR a.latency_ms >= 0)
@@ -105,7 +115,7 @@ function validRows(schema: string, p: Params, fromMs: number, toMs: number): str
  * Each level ends in OFFSET 0 so that the planner computes its columns once per row instead of
  * inlining them into every aggregate's filter (a dozen evaluations of the same expression).
  */
-function observedRows(schema: string, p: Params, q: SignalQuery, fromMs: number): string {
+function observedRows(schema: string, p: Params, q: SignalQuery, spans: readonly Span[]): string {
   const slowMs = slowAfterCase(q.slowAfter, p);
   const settle = p.bind(q.settleMs);
   return `
@@ -131,7 +141,7 @@ function observedRows(schema: string, p: Params, q: SignalQuery, fromMs: number)
                        ${slowMs} AS slow_ms,
                        floor(date_part('epoch', a.created_at) * 1000)::float8 AS c_ms,
                        floor(date_part('epoch', a.finished_at) * 1000)::float8 AS finished_ms
-                  FROM ${validRows(schema, p, fromMs, q.now)}
+                  FROM ${validRows(schema, p, spans)}
                 OFFSET 0
               ) rows
             OFFSET 0
@@ -170,40 +180,227 @@ export function signalQueryFor(
   };
 }
 
-/** The tick's signals for every pair with attempts in the longest window or the settled slice. */
+/**
+ * The tick's signals for every pair with attempts in the longest window or the settled slice,
+ * read in full: every row of the longest window. `readPairSignalsIncremental` gives the same
+ * signals from a fraction of the rows; this one is its reference and its first tick.
+ */
 export async function readPairSignals(db: Queryable, q: SignalQuery): Promise<SignalSet> {
-  const [groups, bad] = await Promise.all([readWindowGroups(db, q), readBadUsers(db, q)]);
   const longestMs = Math.max(...q.lengths) * 1000;
-  const pairs = new Map<string, PairSignals & { windows: Tally[] }>();
-  const pairOf = (channel: string, region: string) => {
-    const key = pairKey(channel, region);
-    let pair = pairs.get(key);
-    if (!pair) {
-      pair = {
-        channel,
-        region,
-        windows: q.lengths.map(() => emptyTally()),
-        settled: emptyTally(),
-        badUsers: { failures: [], slow: [] },
-        lastCreatedAt: null,
-      };
-      pairs.set(key, pair);
-    }
-    return pair;
-  };
+  const from = Math.min(q.now - longestMs, q.settledFrom);
+  const [groups, bad] = await Promise.all([
+    readWindowGroups(db, q, from),
+    readBadUsers(db, q, [[q.now - longestMs, q.now]]),
+  ]);
+  const pairs = new PairsBuilder(q);
   for (const g of groups) {
-    const pair = pairOf(g.channel, g.region);
+    const pair = pairs.get(g.channel, g.region);
     if (g.settled) addInto(pair.settled, g.tally);
     // A group of class i is inside window i and every longer one.
     for (let i = g.cls; i < q.lengths.length; i++) addInto(pair.windows[i]!, g.tally);
-    if (g.cls < q.lengths.length && g.lastMs >= q.now - longestMs)
-      pair.lastCreatedAt = Math.max(pair.lastCreatedAt ?? g.lastMs, g.lastMs);
+    if (g.cls < q.lengths.length) pair.noteCreated(g.lastMs);
   }
-  for (const b of bad) {
-    const pair = pairOf(b.channel, b.region);
-    pair.badUsers = { ...pair.badUsers, [b.kind]: b.times };
+  for (const b of bad) pairs.get(b.channel, b.region).badUsers[b.kind] = b.users.map((u) => u.at);
+  return pairs.set();
+}
+
+/**
+ * What a live tick keeps between ticks to read only new rows: per pair, each window longer than
+ * the settle horizon summed over its settled part, and the newest bad users and attempt seen.
+ * Rows older than the horizon never change what they say, so the sums move by what settled and
+ * what left each window since the last tick: two slices of a tick's length, not the hour.
+ */
+export interface WindowCache {
+  /** The settled part ends here: the last tick's now minus the settle horizon. */
+  settledTo: number;
+  settleMs: number;
+  /** Window lengths (seconds) longer than the settle horizon, as `sums` holds them. */
+  lengths: number[];
+  pairs: Record<
+    string,
+    {
+      channel: string;
+      region: string;
+      sums: Tally[];
+      bad: { failures: Array<[string, number]>; slow: Array<[string, number]> };
+      last: number | null;
+    }
+  >;
+}
+
+/**
+ * The same signals as `readPairSignals`, reading the last settle horizon in full and, of the
+ * older rows, only those that settled or left a window since the cached tick. Without a usable
+ * cache (first tick, changed windows, a gap longer than the longest window) the settled sums
+ * are read once from the whole range.
+ */
+export async function readPairSignalsIncremental(
+  db: Queryable,
+  q: SignalQuery,
+  cache: WindowCache | null,
+): Promise<{ set: SignalSet; cache: WindowCache; rowsRead: 'incremental' | 'full' }> {
+  const longestMs = Math.max(...q.lengths) * 1000;
+  const settledTo = q.now - q.settleMs;
+  const longLengths = q.lengths.filter((l) => l * 1000 > q.settleMs);
+  const usable =
+    cache !== null &&
+    cache.settleMs === q.settleMs &&
+    cache.lengths.length === longLengths.length &&
+    cache.lengths.every((l, i) => l === longLengths[i]) &&
+    cache.settledTo <= settledTo &&
+    settledTo - cache.settledTo <= longestMs;
+
+  // The slices to read besides the recent part: what settled since the cached tick, what left
+  // each long window, and the slice baselines learn from.
+  const entering: Span = usable ? [cache.settledTo, settledTo] : [settledTo, settledTo];
+  const spans: Span[] = [entering];
+  longLengths.forEach((l) => {
+    const ms = l * 1000;
+    spans.push(usable ? [cache.settledTo + q.settleMs - ms, q.now - ms] : [q.now - ms, settledTo]);
+  });
+  const learning: Span = [q.settledFrom, settledTo];
+  spans.push(learning);
+
+  const [recent, slices, recentBad, settledBad] = await Promise.all([
+    readWindowGroups(db, q, settledTo),
+    readSliceTallies(db, q, spans),
+    readBadUsers(db, q, [[settledTo, q.now]]),
+    readBadUsers(db, q, usable ? [entering] : [[q.now - longestMs, settledTo]]),
+  ]);
+
+  const next: WindowCache = { settledTo, settleMs: q.settleMs, lengths: longLengths, pairs: {} };
+  for (const [key, old] of Object.entries(usable ? cache.pairs : {})) {
+    next.pairs[key] = {
+      ...old,
+      sums: old.sums.map((t) => copyTally(t)),
+      bad: { failures: [...old.bad.failures], slow: [...old.bad.slow] },
+    };
   }
-  return { now: q.now, lengths: q.lengths, settledFrom: q.settledFrom, pairs };
+  const cached = (channel: string, region: string) => {
+    const key = pairKey(channel, region);
+    let entry = next.pairs[key];
+    if (!entry) {
+      entry = {
+        channel,
+        region,
+        sums: longLengths.map(() => emptyTally()),
+        bad: { failures: [], slow: [] },
+        last: null,
+      };
+      next.pairs[key] = entry;
+    }
+    return entry;
+  };
+  for (const s of slices) {
+    const entry = cached(s.channel, s.region);
+    if (s.slice === 0) entry.last = Math.max(entry.last ?? s.lastMs, s.lastMs);
+    if (s.slice >= 1 && s.slice <= longLengths.length) {
+      const i = s.slice - 1;
+      // Usable cache: the slice left the window. Otherwise: the slice is the window's settled part.
+      if (usable) subtractFrom(entry.sums[i]!, s.tally);
+      else addInto(entry.sums[i]!, s.tally);
+    }
+  }
+  if (usable) {
+    // What settled since the cached tick joins every long window.
+    for (const s of slices)
+      if (s.slice === 0) for (const sum of cached(s.channel, s.region).sums) addInto(sum, s.tally);
+  } else {
+    for (const s of slices)
+      if (s.slice >= 1 && s.slice <= longLengths.length) {
+        const entry = cached(s.channel, s.region);
+        entry.last = Math.max(entry.last ?? s.lastMs, s.lastMs);
+      }
+  }
+  for (const b of settledBad) {
+    const entry = cached(b.channel, b.region);
+    for (const u of b.users) noteBadUser(entry.bad[b.kind], u.user, u.at, q.maxUsers);
+  }
+
+  const pairs = new PairsBuilder(q);
+  for (const entry of Object.values(next.pairs)) {
+    const pair = pairs.get(entry.channel, entry.region);
+    longLengths.forEach((l, i) => addInto(pair.windows[q.lengths.indexOf(l)]!, entry.sums[i]!));
+    if (entry.last !== null) pair.noteCreated(entry.last);
+  }
+  for (const g of recent) {
+    const pair = pairs.get(g.channel, g.region);
+    for (let i = g.cls; i < q.lengths.length; i++)
+      if (q.lengths[i]! * 1000 <= q.settleMs) addInto(pair.windows[i]!, g.tally);
+    // The recent part lies inside every long window.
+    for (const l of longLengths) addInto(pair.windows[q.lengths.indexOf(l)]!, g.tally);
+    pair.noteCreated(g.lastMs);
+  }
+  for (const s of slices)
+    if (s.slice === spans.length - 1) addInto(pairs.get(s.channel, s.region).settled, s.tally);
+  const recentBadByPair = new Map(
+    recentBad.map((b) => [`${pairKey(b.channel, b.region)}:${b.kind}`, b.users]),
+  );
+  for (const key of new Set([
+    ...Object.keys(next.pairs),
+    ...recentBad.map((b) => pairKey(b.channel, b.region)),
+  ])) {
+    const [channel, region] = splitKey(key);
+    for (const kind of ['failures', 'slow'] as const) {
+      const list: Array<[string, number]> = [...(next.pairs[key]?.bad[kind] ?? [])];
+      for (const u of recentBadByPair.get(`${key}:${kind}`) ?? [])
+        noteBadUser(list, u.user, u.at, q.maxUsers);
+      const times = list.map(([, at]) => at).filter((at) => at >= q.now - longestMs);
+      if (times.length > 0) pairs.get(channel, region).badUsers[kind] = times;
+    }
+  }
+  // A pair that has left every window is dropped from the cache.
+  for (const [key, entry] of Object.entries(next.pairs)) {
+    if ((entry.last ?? -Infinity) < q.now - longestMs && entry.sums.every((t) => t.created === 0))
+      delete next.pairs[key];
+  }
+  return { set: pairs.set(), cache: next, rowsRead: usable ? 'incremental' : 'full' };
+}
+
+/** The signals of each pair, filled in by the readers above. */
+class PairsBuilder {
+  private readonly q: SignalQuery;
+  private readonly pairs = new Map<
+    string,
+    PairSignals & {
+      windows: Tally[];
+      badUsers: { failures: number[]; slow: number[] };
+      noteCreated(ms: number): void;
+    }
+  >();
+
+  constructor(q: SignalQuery) {
+    this.q = q;
+  }
+
+  get(channel: string, region: string) {
+    const key = pairKey(channel, region);
+    let pair = this.pairs.get(key);
+    if (!pair) {
+      const longestMs = Math.max(...this.q.lengths) * 1000;
+      const now = this.q.now;
+      const created = {
+        channel,
+        region,
+        windows: this.q.lengths.map(() => emptyTally()),
+        settled: emptyTally(),
+        badUsers: { failures: [] as number[], slow: [] as number[] },
+        lastCreatedAt: null as number | null,
+        noteCreated(ms: number) {
+          if (ms >= now - longestMs) created.lastCreatedAt = Math.max(created.lastCreatedAt ?? ms, ms);
+        },
+      };
+      pair = created;
+      this.pairs.set(key, pair);
+    }
+    return pair;
+  }
+
+  set(): SignalSet {
+    const pairs = new Map<string, PairSignals>();
+    for (const [key, { noteCreated: _n, ...pair }] of this.pairs) pairs.set(key, pair);
+    return { now: this.q.now, lengths: this.q.lengths, settledFrom: this.q.settledFrom, pairs };
+  }
 }
 
 interface WindowGroup {
@@ -216,69 +413,106 @@ interface WindowGroup {
   lastMs: number;
 }
 
-async function readWindowGroups(db: Queryable, q: SignalQuery): Promise<WindowGroup[]> {
+/** Tallies as known at `now` of the rows created in [fromMs, now), by pair and window class. */
+async function readWindowGroups(db: Queryable, q: SignalQuery, fromMs: number): Promise<WindowGroup[]> {
   const p = new Params();
-  const longestMs = Math.max(...q.lengths) * 1000;
-  const fromMs = Math.min(q.now - longestMs, q.settledFrom);
-  const observed = observedRows(q.schema, p, q, fromMs);
-  const now = p.bind(q.now);
+  const observed = observedRows(q.schema, p, q, [[fromMs, q.now]]);
   const cls = `CASE ${q.lengths
     .map((seconds, i) => `WHEN c_ms >= ${p.bind(q.now - seconds * 1000)}::float8 THEN ${i}`)
     .join(' ')} ELSE ${q.lengths.length} END`;
   const settled = `(c_ms >= ${p.bind(q.settledFrom)}::float8 AND c_ms < ${p.bind(q.now - q.settleMs)}::float8)`;
+  const sql = `
+    SELECT channel, region, ${cls} AS cls, ${settled} AS settled, ${tallyColumns(p, q.now)}
+      FROM (${observed}) x
+     GROUP BY 1, 2, 3, 4`;
+  const { rows } = await withAnalyticsSettings(db, (client) =>
+    client.query<Record<string, number | string | boolean>>(sql, p.values),
+  );
+  return rows.map((r) => ({
+    channel: r.channel as string,
+    region: r.region as string,
+    cls: r.cls as number,
+    settled: r.settled as boolean,
+    tally: tallyOf(r),
+    lastMs: Number(r.last_ms),
+  }));
+}
+
+/** Tallies of settled rows in each span (spans may overlap), by pair and span index. */
+async function readSliceTallies(
+  db: Queryable,
+  q: SignalQuery,
+  spans: readonly Span[],
+): Promise<Array<{ channel: string; region: string; slice: number; tally: Tally; lastMs: number }>> {
+  const p = new Params();
+  const observed = observedRows(q.schema, p, q, spans);
+  const sql = `
+    SELECT channel, region, s.i - 1 AS slice, ${tallyColumns(p, q.now)}
+      FROM (${observed}) x
+      JOIN unnest(${p.bind(spans.map((s) => s[0]))}::float8[], ${p.bind(spans.map((s) => s[1]))}::float8[])
+           WITH ORDINALITY s(f, t, i) ON x.c_ms >= s.f AND x.c_ms < s.t
+     GROUP BY 1, 2, 3`;
+  const { rows } = await withAnalyticsSettings(db, (client) =>
+    client.query<Record<string, number | string | boolean>>(sql, p.values),
+  );
+  return rows.map((r) => ({
+    channel: r.channel as string,
+    region: r.region as string,
+    slice: Number(r.slice),
+    tally: tallyOf(r),
+    lastMs: Number(r.last_ms),
+  }));
+}
+
+function tallyColumns(p: Params, nowMs: number): string {
+  const now = p.bind(nowMs);
   const bins = Array.from(
     { length: LATENCY_BINS },
     (_, i) => `count(*) FILTER (WHERE lk_ms <= ${now}::float8 AND bin = ${i})::int AS b${i}`,
   ).join(',\n           ');
-  const sql = `
-    SELECT channel, region, ${cls} AS cls, ${settled} AS settled,
-           count(*)::int AS created,
+  return `count(*)::int AS created,
            count(*) FILTER (WHERE fk_ms <= ${now}::float8)::int AS finished,
            count(*) FILTER (WHERE fk_ms <= ${now}::float8 AND failed)::int AS failures,
            count(*) FILTER (WHERE sp_ms <= ${now}::float8)::int AS timed,
            count(*) FILTER (WHERE sp_ms <= ${now}::float8 AND slow)::int AS slow,
            count(*) FILTER (WHERE lk_ms <= ${now}::float8 AND bin IS NOT NULL)::int AS confirmed,
            ${bins},
-           max(c_ms) AS last_ms
-      FROM (${observed}) x
-     GROUP BY 1, 2, 3, 4`;
-  const { rows } = await withAnalyticsSettings(db, (client) =>
-    client.query<Record<string, number | string | boolean>>(sql, p.values),
-  );
-  return rows.map((r) => {
-    const tally = emptyTally();
-    tally.created = r.created as number;
-    tally.finished = r.finished as number;
-    tally.failures = r.failures as number;
-    tally.timed = r.timed as number;
-    tally.slow = r.slow as number;
-    tally.confirmed = r.confirmed as number;
-    for (let i = 0; i < LATENCY_BINS; i++) tally.latency[i] = r[`b${i}`] as number;
-    return {
-      channel: r.channel as string,
-      region: r.region as string,
-      cls: r.cls as number,
-      settled: r.settled as boolean,
-      tally,
-      lastMs: Number(r.last_ms),
-    };
-  });
+           max(c_ms) AS last_ms`;
 }
 
-/** Per pair and kind, the newest bad creation time of up to maxUsers distinct users in the longest window. */
+function tallyOf(r: Record<string, number | string | boolean>): Tally {
+  const tally = emptyTally();
+  tally.created = r.created as number;
+  tally.finished = r.finished as number;
+  tally.failures = r.failures as number;
+  tally.timed = r.timed as number;
+  tally.slow = r.slow as number;
+  tally.confirmed = r.confirmed as number;
+  for (let i = 0; i < LATENCY_BINS; i++) tally.latency[i] = r[`b${i}`] as number;
+  return tally;
+}
+
+/** Per pair and kind, the newest bad creation time of up to maxUsers distinct users in the spans. */
 async function readBadUsers(
   db: Queryable,
   q: SignalQuery,
-): Promise<Array<{ channel: string; region: string; kind: 'failures' | 'slow'; times: number[] }>> {
+  spans: readonly Span[],
+): Promise<
+  Array<{
+    channel: string;
+    region: string;
+    kind: 'failures' | 'slow';
+    users: Array<{ user: string; at: number }>;
+  }>
+> {
   const p = new Params();
-  const longestMs = Math.max(...q.lengths) * 1000;
-  const observed = observedRows(q.schema, p, q, q.now - longestMs);
+  const observed = observedRows(q.schema, p, q, spans);
   const now = p.bind(q.now);
   const sql = `
-    SELECT channel, region, kind, array_agg(at ORDER BY at DESC) AS times
+    SELECT channel, region, kind, array_agg(user_id ORDER BY at DESC, user_id) AS users, array_agg(at ORDER BY at DESC, user_id) AS times
       FROM (
-        SELECT channel, region, kind, at,
-               row_number() OVER (PARTITION BY channel, region, kind ORDER BY at DESC) AS rank
+        SELECT channel, region, kind, user_id, at,
+               row_number() OVER (PARTITION BY channel, region, kind ORDER BY at DESC, user_id) AS rank
           FROM (
             SELECT channel, region, kind, user_id, max(c_ms) AS at
               FROM (${observed}) x
@@ -291,12 +525,39 @@ async function readBadUsers(
      WHERE rank <= ${p.bind(q.maxUsers)}
      GROUP BY 1, 2, 3`;
   const { rows } = await withAnalyticsSettings(db, (client) =>
-    client.query<{ channel: string; region: string; kind: 'failures' | 'slow'; times: number[] }>(
-      sql,
-      p.values,
-    ),
+    client.query<{
+      channel: string;
+      region: string;
+      kind: 'failures' | 'slow';
+      users: string[];
+      times: number[];
+    }>(sql, p.values),
   );
-  return rows.map((r) => ({ ...r, times: r.times.map(Number) }));
+  return rows.map((r) => ({
+    channel: r.channel,
+    region: r.region,
+    kind: r.kind,
+    users: r.users.map((user, i) => ({ user, at: Number(r.times[i]) })),
+  }));
+}
+
+function subtractFrom(into: Tally, t: Tally): void {
+  into.created -= t.created;
+  into.finished -= t.finished;
+  into.failures -= t.failures;
+  into.timed -= t.timed;
+  into.slow -= t.slow;
+  into.confirmed -= t.confirmed;
+  for (let i = 0; i < LATENCY_BINS; i++) into.latency[i]! -= t.latency[i]!;
+}
+
+function copyTally(t: Tally): Tally {
+  return { ...t, latency: [...t.latency] };
+}
+
+function splitKey(key: string): [string, string] {
+  const at = key.indexOf(':');
+  return [key.slice(0, at), key.slice(at + 1)];
 }
 
 function addInto(into: Tally, t: Tally): void {
@@ -318,7 +579,7 @@ export async function readTopErrorCodes(
   limit = 3,
 ): Promise<Array<{ code: string; count: number }>> {
   const p = new Params();
-  const observed = observedRows(q.schema, p, q, fromMs);
+  const observed = observedRows(q.schema, p, q, [[fromMs, q.now]]);
   const sql = `
     SELECT error_code AS code, count(*)::int AS count
       FROM (${observed}) x
@@ -356,7 +617,7 @@ export async function* streamAttempts(
   toMs: number,
 ): AsyncGenerator<ObservedAttempt> {
   const p = new Params();
-  const where = validRows(schema, p, fromMs, toMs);
+  const where = validRows(schema, p, [[fromMs, toMs]]);
   // COPY takes no parameters: the bound values are inlined as literals.
   const literal = (v: unknown) =>
     v instanceof Date ? `'${v.toISOString()}'::timestamptz` : pg.escapeLiteral(String(v));
