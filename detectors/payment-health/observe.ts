@@ -159,9 +159,12 @@ export class SignalBuilder {
     if (!tally) pair.buckets.set(bucket, (tally = emptyTally()));
     tally.created++;
     for (const sum of pair.sums) sum.created++;
-    if (outcome.finishKnownAt !== null) schedule(this.finishes, outcome.finishKnownAt, pending);
-    schedule(this.speeds, outcome.speedKnownAt, pending);
-    if (outcome.latencyKnownAt !== null) schedule(this.latencies, outcome.latencyKnownAt, pending);
+    // Known by the next tick at the latest: never in a slot that has been drained already (a
+    // final row without finished_at is known at its creation, which may be the last tick).
+    const next = this.processedSlot + 1;
+    if (outcome.finishKnownAt !== null) schedule(this.finishes, outcome.finishKnownAt, next, pending);
+    schedule(this.speeds, outcome.speedKnownAt, next, pending);
+    if (outcome.latencyKnownAt !== null) schedule(this.latencies, outcome.latencyKnownAt, next, pending);
   }
 
   /** The signal set at `now` (a multiple of 5 s), with the settled slice from `settledFrom`. */
@@ -170,8 +173,18 @@ export class SignalBuilder {
     const { lengths, settleMs } = this.options;
     const prev = this.now;
     const nowBucket = Math.floor(now / BUCKET_MS);
-    // Buckets that left a window take out what the window had of them.
-    if (prev !== -Infinity) {
+    const longest = Math.max(...lengths) * 1000;
+    // Buckets that left a window take out what the window had of them. On the first tick the
+    // windows are summed afresh: creations were counted into every window as they came.
+    if (prev === -Infinity) {
+      for (const pair of this.pairs.values()) {
+        lengths.forEach((seconds, i) => {
+          const sum = emptyTally();
+          for (const [b, t] of pair.buckets) if (b >= nowBucket - seconds / 5 && b < nowBucket) add(sum, t);
+          pair.sums[i] = sum;
+        });
+      }
+    } else {
       const prevBucket = Math.floor(prev / BUCKET_MS);
       for (const pair of this.pairs.values()) {
         lengths.forEach((seconds, i) => {
@@ -211,9 +224,19 @@ export class SignalBuilder {
 
     const settledTo = Math.floor((now - settleMs) / BUCKET_MS);
     const settledFromBucket = Math.floor(settledFrom / BUCKET_MS);
-    const longest = Math.max(...lengths) * 1000;
     const pairs = new Map<string, PairSignals>();
+    // A pair is in the set while it has attempts in the longest window or the settled slice, as
+    // the SQL reader sees it; bad users older than the longest window are not reported.
+    const fromBucket = Math.min(nowBucket - longest / BUCKET_MS, settledFromBucket);
     for (const [key, pair] of this.pairs) {
+      let present = false;
+      for (const b of pair.buckets.keys()) {
+        if (b >= fromBucket && b < nowBucket) {
+          present = true;
+          break;
+        }
+      }
+      if (!present) continue;
       const settled = emptyTally();
       for (let b = settledFromBucket; b < settledTo; b++) {
         const t = pair.buckets.get(b);
@@ -227,8 +250,8 @@ export class SignalBuilder {
         windows: pair.sums.map(copyTally),
         settled,
         badUsers: {
-          failures: pair.badUsers.failures.map(([, at]) => at),
-          slow: pair.badUsers.slow.map(([, at]) => at),
+          failures: pair.badUsers.failures.map(([, at]) => at).filter((at) => at >= now - longest),
+          slow: pair.badUsers.slow.map(([, at]) => at).filter((at) => at >= now - longest),
         },
         lastCreatedAt: last,
       });
@@ -248,6 +271,9 @@ export class SignalBuilder {
       }
     }
     this.evictedBelow = oldest;
+    // A pair with nothing left to count or to learn is forgotten.
+    for (const [key, pair] of this.pairs)
+      if (pair.buckets.size === 0 && !pairs.has(key)) this.pairs.delete(key);
     return { now, lengths, settledFrom, pairs };
   }
 
@@ -314,8 +340,8 @@ export class SignalBuilder {
   }
 }
 
-function schedule(slots: Map<number, Pending[]>, at: number, p: Pending): void {
-  const slot = Math.ceil(at / BUCKET_MS);
+function schedule(slots: Map<number, Pending[]>, at: number, earliest: number, p: Pending): void {
+  const slot = Math.max(Math.ceil(at / BUCKET_MS), earliest);
   const list = slots.get(slot);
   if (list) list.push(p);
   else slots.set(slot, [p]);

@@ -4,6 +4,7 @@
 import type { PoolClient } from 'pg';
 import {
   BUCKET_MS,
+  lookback,
   Replay,
   upgradeState,
   type DETECTOR,
@@ -89,10 +90,12 @@ export async function backtestPaymentHealth(options: BacktestOptions): Promise<B
   let attemptsRead = 0;
   const client: PoolClient = await options.platformDb.connect();
   try {
+    // The first tick, without state, reads a whole window and a settled slice before it.
+    const { windowMs, settleMs } = lookback(settings);
     for await (const attempt of streamAttempts(
       client,
       options.schema,
-      firstTick - settings.settleSeconds * 1000,
+      firstTick - settleMs - windowMs,
       lastTick,
     )) {
       replay.add(attempt);

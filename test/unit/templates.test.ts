@@ -74,7 +74,9 @@ describe('shipped templates', () => {
         expect(message).toMatchObject({ kind, channel, locale });
         expect(message.text.length).toBeGreaterThan(20);
         expect(message.text).not.toMatch(/\n\n\n/);
-        expect(message.text).toContain(data.channelName);
+        // The message names what it is about: the channel, or (a data-feed alert) the detector.
+        const subject = 'channelName' in data ? data.channelName : data.detector;
+        expect(message.text).toContain(subject);
         if (channel === 'email') {
           expect(message.subject).toMatch(/\S/);
           expect(message.subject).not.toMatch(/\n/);
@@ -82,7 +84,7 @@ describe('shipped templates', () => {
           expect(message.html).toMatch(/^<!doctype html>/);
           expect(message.html).toContain(`<html lang="${locale}">`);
           expect(message.html).toContain('<p style=');
-          expect(message.html).toContain(escapeHtml(data.channelName));
+          expect(message.html).toContain(escapeHtml(subject));
         } else {
           expect(message.title).toMatch(/\S/);
           expect(message.subject).toBeUndefined();
