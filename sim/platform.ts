@@ -240,6 +240,42 @@ export function referencePlatform(): Platform {
   };
 }
 
+// [channel, peak attempts per minute, normal failure share] of the wide region: two busy
+// channels, three medium ones and a quiet one of about one attempt a minute.
+const WIDE_REGION = { code: 'CN-HB', name: '湖北', timezone: 'Asia/Shanghai' } as const;
+const WIDE_TRAFFIC: readonly (readonly [string, number, number])[] = [
+  ['alipay', 350, 0.02],
+  ['wechat_pay', 280, 0.028],
+  ['unionpay', 25, 0.05],
+  ['bank_card', 20, 0.1],
+  ['jd_pay', 8, 0.045],
+  ['qq_wallet', 1.5, 0.06],
+];
+
+/**
+ * The reference platform plus one region, Hubei, served by six channels of mixed volume, for
+ * scenarios where a whole region goes down. Douyin Pay is offered there without traffic, so
+ * there is a backup that is offered but unproven. The reference pairs keep their order, so their
+ * traffic is the reference platform's for the same seed.
+ */
+export function wideRegionPlatform(): Platform {
+  const base = referencePlatform();
+  const withRegion = ['bank_card', 'jd_pay', 'qq_wallet', 'douyin_pay'];
+  const channels = base.channels.map((c) =>
+    withRegion.includes(c.id) ? { ...c, regions: [...c.regions, WIDE_REGION.code] } : c,
+  );
+  const wide = WIDE_TRAFFIC.map(([channel, peakPerMinute, failureRate]): TrafficPair => {
+    const like = base.pairs.find((p) => p.channel === channel)!;
+    return { ...like, region: WIDE_REGION.code, peakPerMinute, failureRate, latency: { ...like.latency } };
+  });
+  return {
+    channels,
+    regions: [...base.regions, { ...WIDE_REGION }],
+    pairs: [...base.pairs, ...wide],
+    dailyCycle: base.dailyCycle,
+  };
+}
+
 /** Traffic at `ms` relative to the peak, in (0, 1]. */
 export function trafficFactor(cycle: DailyCycle, ms: number): number {
   const local = ms + cycle.utcOffsetMinutes * MINUTE_MS;

@@ -23,10 +23,19 @@ export interface SimAttempt {
 }
 
 export type ScenarioEffect =
-  /** Every attempt fails, some as timeouts. */
-  | { type: 'outage' }
+  /**
+   * Every attempt fails, 35% of them as timeouts; with `share`, that share of attempts fails
+   * (normal failures included) and the rest behave normally; `timeoutShare` is the share of the
+   * outage's failures that time out (30 s later) rather than fail at once.
+   */
+  | { type: 'outage'; share?: number; timeoutShare?: number }
   /** The pair's failure share rises to `rate` (normal failures included). */
   | { type: 'failureRate'; rate: number }
+  /**
+   * The pair's failure share moves linearly from `fromRate` at the scenario's `from` to `toRate`
+   * at its `to` (normal failures included): a slow slide rather than a step.
+   */
+  | { type: 'slide'; fromRate: number; toRate: number }
   /** Succeeded attempts take about `latencyMs` (±25%) to confirm, or longer. */
   | { type: 'slow'; latencyMs: number }
   /** This share of attempts is never confirmed and stays pending. */
@@ -81,7 +90,9 @@ const MINUTE_MS = 60_000;
 
 /** The incident effects active on one pair at one moment, combined. */
 interface ActiveEffects {
-  outage: boolean;
+  /** Share of attempts an outage fails (0 when none is active), and how many of those time out. */
+  outageShare: number;
+  outageTimeoutShare: number;
   failureRate: number;
   stuckShare: number;
   slowMs: number;
@@ -202,29 +213,29 @@ function attemptOf(stream: PairStream, id: number, createdAt: number): SimAttemp
 
   const userId = stream.users[Math.floor(uUser * stream.users.length)] ?? userIdFor(0);
   const effects = activeEffects(stream.scenarios, createdAt);
-  let incidentFailure = effects.outage;
+  // Extra failures on top of the normal ones, sized so that the total share is the scenario's
+  // rate; a full outage fails every attempt.
+  const outageExtra = effects.outageShare >= 1 ? 1 : extraFailures(pair, effects.outageShare);
+  const extra = Math.max(outageExtra, extraFailures(pair, effects.failureRate));
+  let incidentFailure = false;
   let stuck = false;
-  if (!incidentFailure) {
-    // Extra failures on top of the normal ones, sized so that the total share is the scenario's rate.
-    const extra =
-      effects.failureRate > pair.failureRate
-        ? (effects.failureRate - pair.failureRate) / (1 - pair.failureRate)
-        : 0;
-    if (uIncident < extra) incidentFailure = true;
-    else if (uIncident < extra + (1 - extra) * effects.stuckShare) stuck = true;
-  }
+  let timeoutShare = INCIDENT_TIMEOUT_SHARE;
+  if (uIncident < extra) {
+    incidentFailure = true;
+    if (uIncident < outageExtra) timeoutShare = effects.outageTimeoutShare;
+  } else if (uIncident < extra + (1 - extra) * effects.stuckShare) stuck = true;
 
   let status: AttemptStatus;
   let errorCode: string | null = null;
   let latencyMs: number | null = null;
   let finishedAt: number | null = null;
   if (incidentFailure) {
-    if (uCode < INCIDENT_TIMEOUT_SHARE) {
+    if (uCode < timeoutShare) {
       status = 'timeout';
       errorCode = INCIDENT_TIMEOUT_CODE;
     } else {
       status = 'failed';
-      errorCode = pick(channel.systemCodes, (uCode - INCIDENT_TIMEOUT_SHARE) / (1 - INCIDENT_TIMEOUT_SHARE));
+      errorCode = pick(channel.systemCodes, (uCode - timeoutShare) / (1 - timeoutShare));
     }
   } else if (stuck || uStatus < pair.pendingRate) {
     status = 'pending';
@@ -306,8 +317,14 @@ export function* attemptsAsOf(
   }
 }
 
+/** Extra failures that bring the pair's failure share up to `rate`, as a share of the other attempts. */
+function extraFailures(pair: TrafficPair, rate: number): number {
+  return rate > pair.failureRate ? (rate - pair.failureRate) / (1 - pair.failureRate) : 0;
+}
+
 const NO_EFFECTS: Readonly<ActiveEffects> = Object.freeze({
-  outage: false,
+  outageShare: 0,
+  outageTimeoutShare: INCIDENT_TIMEOUT_SHARE,
   failureRate: 0,
   stuckShare: 0,
   slowMs: 0,
@@ -322,12 +339,27 @@ function activeEffects(scenarios: readonly Scenario[], at: number): Readonly<Act
     effects ??= { ...NO_EFFECTS };
     const e = s.effect;
     switch (e.type) {
-      case 'outage':
-        effects.outage = true;
+      case 'outage': {
+        // The outage failing most attempts wins, with its own timeout share.
+        const share = e.share ?? 1;
+        const timeoutShare = e.timeoutShare ?? INCIDENT_TIMEOUT_SHARE;
+        if (
+          share > effects.outageShare ||
+          (share === effects.outageShare && timeoutShare > effects.outageTimeoutShare)
+        ) {
+          effects.outageShare = share;
+          effects.outageTimeoutShare = timeoutShare;
+        }
         break;
+      }
       case 'failureRate':
         effects.failureRate = Math.max(effects.failureRate, e.rate);
         break;
+      case 'slide': {
+        const progress = (at - s.from) / (s.to - s.from);
+        effects.failureRate = Math.max(effects.failureRate, e.fromRate + (e.toRate - e.fromRate) * progress);
+        break;
+      }
       case 'stuckPending':
         effects.stuckShare = Math.max(effects.stuckShare, e.share);
         break;
@@ -424,6 +456,19 @@ export function validateScenario(platform: Platform, scenario: Scenario, index =
   const e = scenario.effect;
   if (e.type === 'failureRate' && !(e.rate >= 0 && e.rate <= 1)) {
     throw new RangeError(`${where}: effect.rate: expected a share in [0, 1], got ${e.rate}`);
+  }
+  if (e.type === 'outage' && e.share !== undefined && !(e.share > 0 && e.share <= 1)) {
+    throw new RangeError(`${where}: effect.share: expected a share in (0, 1], got ${e.share}`);
+  }
+  if (e.type === 'outage' && e.timeoutShare !== undefined && !(e.timeoutShare >= 0 && e.timeoutShare <= 1)) {
+    throw new RangeError(`${where}: effect.timeoutShare: expected a share in [0, 1], got ${e.timeoutShare}`);
+  }
+  if (e.type === 'slide') {
+    for (const key of ['fromRate', 'toRate'] as const) {
+      if (!(e[key] >= 0 && e[key] <= 1)) {
+        throw new RangeError(`${where}: effect.${key}: expected a share in [0, 1], got ${e[key]}`);
+      }
+    }
   }
   if (e.type === 'stuckPending' && !(e.share >= 0 && e.share <= 1)) {
     throw new RangeError(`${where}: effect.share: expected a share in [0, 1], got ${e.share}`);
