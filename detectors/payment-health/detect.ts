@@ -104,8 +104,16 @@ export function detectPaymentHealth(
     const pair = prior ?? newPairState(channel, region);
     const lastSeenAt = maxOrNull(pair.lastSeenAt, sig?.lastCreatedAt ?? null);
     assessments.set(key, {
-      failures: assessShare(set, sig, t, 'failures', baselineRate(pair.baseline, t, 'failures'), now),
-      slow: assessSlow(set, sig, t, pair.baseline, now),
+      failures: assessShare(
+        set,
+        sig,
+        t,
+        'failures',
+        baselineRate(pair.baseline, t, 'failures'),
+        now,
+        pair.kinds.failures.resolvedAt,
+      ),
+      slow: assessSlow(set, sig, t, pair.baseline, now, pair.kinds.slow.resolvedAt),
     });
     nextPairs[key] = { ...pair, lastSeenAt };
   }
@@ -133,14 +141,14 @@ export function detectPaymentHealth(
       const open = state.open;
       const gone = !offered.has(key) || (!feedSilent && silent.has(key));
       if (open && gone) {
-        kinds[kind] = idleKind();
+        kinds[kind] = { ...idleKind(), resolvedAt: now };
         changes.push(
           resolution(pair, kind, open, 'unobserved', noEvidence(assessed[kind], t, open.evidence), now),
         );
         continue;
       }
       if (open && relearnable(open, t, kind, now)) {
-        kinds[kind] = idleKind();
+        kinds[kind] = { ...idleKind(), resolvedAt: now };
         baseline = relearned(baseline, kind, open.during);
         changes.push(
           resolution(pair, kind, open, 'relearned', evidenceOf(assessed[kind], t) ?? open.evidence, now),
@@ -148,7 +156,7 @@ export function detectPaymentHealth(
         continue;
       }
       const { next, transition } = step(state, assessed[kind], t, now);
-      kinds[kind] = next;
+      kinds[kind] = transition === 'resolve' ? { ...next, resolvedAt: now } : next;
       if (transition === 'open') opening.push({ key, kind });
       if (transition === 'resolve')
         changes.push(resolution(pair, kind, open!, 'recovered', evidenceOf(assessed[kind], t)!, now));
@@ -194,7 +202,11 @@ export function detectPaymentHealth(
     const evidence = evidenceOf(assessments.get(key)![kind], t)!;
     pair.kinds = {
       ...pair.kinds,
-      [kind]: { ...idleKind(), open: { openedAt: now, evidence, backupChannels, during: noDuring() } },
+      [kind]: {
+        ...idleKind(),
+        resolvedAt: pair.kinds[kind].resolvedAt,
+        open: { openedAt: now, evidence, backupChannels, during: noDuring() },
+      },
     };
     changes.push({
       type: 'opened',
@@ -211,10 +223,12 @@ export function detectPaymentHealth(
     const pair = nextPairs[key]!;
     const t = thresholdsFor(settings, pair.channel, pair.region);
     const settled = set.pairs.get(key)?.settled;
+    const sig = set.pairs.get(key);
     const abnormal = INCIDENT_KINDS.some((kind) => {
       const k = pair.kinds[kind];
-      const status = assessments.get(key)![kind].status;
-      return k.open !== null || k.degradedSince !== null || status === 'degraded' || status === 'uncertain';
+      const a = assessments.get(key)![kind];
+      if (k.open !== null || k.degradedSince !== null || a.status === 'degraded') return true;
+      return a.status !== 'unknown' && sig !== undefined && clearlyAbove(set, sig, t, kind, a.recoveredBelow);
     });
     const lastAbnormalAt = abnormal ? now : pair.lastAbnormalAt;
     let { baseline } = pair;
@@ -259,6 +273,8 @@ export function assessShare(
   kind: IncidentKind,
   baseline: number,
   now: number,
+  /** The last resolution: a window reaching back before it cannot prove (it holds the ended incident). */
+  notBefore: number | null = null,
 ): Assessment {
   if (!sig) return { status: 'unknown', baseline };
   const limits = t[kind];
@@ -279,7 +295,8 @@ export function assessShare(
     current ??= view;
     // A window that looks healthy is fresher than any longer one: what they still hold is over.
     if (rate <= recoveredBelow) break;
-    if (bad >= limits.minCount && users >= limits.minUsers && lower > threshold) {
+    const afterResolution = notBefore === null || now - window.seconds * 1000 >= notBefore;
+    if (bad >= limits.minCount && users >= limits.minUsers && lower > threshold && afterResolution) {
       proof = view;
       break;
     }
@@ -311,8 +328,9 @@ function assessSlow(
   t: PaymentHealthThresholds,
   baseline: BaselineState,
   now: number,
+  notBefore: number | null,
 ): Assessment {
-  const share = assessShare(set, sig, t, 'slow', baselineRate(baseline, t, 'slow'), now);
+  const share = assessShare(set, sig, t, 'slow', baselineRate(baseline, t, 'slow'), now, notBefore);
   const latency = sig ? assessLatency(set, sig, t, baseline) : null;
   if (!latency) return share;
   // Degraded when, at the configured confidence, more than half of confirmations are that slow;
@@ -403,7 +421,7 @@ function step(
     const degradedSince = continues ? state.degradedSince! : now;
     if (now - degradedSince >= t.confirmSeconds * 1000) {
       // `open` is filled in by the caller once backups are ranked.
-      return { next: idleKind(), transition: 'open' };
+      return { next: { ...idleKind(), resolvedAt: state.resolvedAt }, transition: 'open' };
     }
     return { next: { ...state, degradedSince, lastDegradedAt: now }, transition: null };
   }
@@ -561,6 +579,29 @@ function noEvidence(assessment: Assessment, t: PaymentHealthThresholds, opened: 
   );
 }
 
+/**
+ * Whether some window shows the share, at 95% confidence, above halfway to the threshold: then
+ * the pair is not clearly normal and nothing is learned. The tightest window decides, so a slide
+ * on a busy pair is caught early, while a quiet pair's chance failures (a wide interval) are
+ * learned like its successes and its baseline stays unbiased.
+ */
+function clearlyAbove(
+  set: SignalSet,
+  sig: PairSignals,
+  t: PaymentHealthThresholds,
+  kind: IncidentKind,
+  recoveredBelow: number,
+): boolean {
+  for (const window of t.windows) {
+    const { attempts, bad } = shareOf(windowOf(set, sig, window.seconds), kind);
+    if (attempts < window.minAttempts) continue;
+    if (wilsonInterval(bad, attempts, NORMAL_GATE_Z).lower > recoveredBelow) return true;
+  }
+  return false;
+}
+
+const NORMAL_GATE_Z = normalQuantile(0.975);
+
 function recentShare(
   set: SignalSet,
   sig: PairSignals,
@@ -674,7 +715,7 @@ function noDuring() {
 }
 
 function idleKind(): KindState {
-  return { degradedSince: null, lastDegradedAt: null, healthySince: null, open: null };
+  return { degradedSince: null, lastDegradedAt: null, healthySince: null, open: null, resolvedAt: null };
 }
 
 function isIdle(pair: PairState): boolean {
@@ -726,6 +767,7 @@ export function upgradeState(raw: PaymentHealthState): PaymentHealthState {
         lastDegradedAt: k.lastDegradedAt ?? k.degradedSince ?? null,
         healthySince: k.healthySince ?? null,
         open,
+        resolvedAt: k.resolvedAt ?? null,
       };
     }
     pairs[key] = {

@@ -107,6 +107,8 @@ export interface KindState {
   /** Start of the current run of healthy ticks, while an incident is open. */
   healthySince: number | null;
   open: OpenIncident | null;
+  /** When the last incident resolved: no window reaching back before it may prove a new one. */
+  resolvedAt: number | null;
 }
 
 /** Exponentially decayed settled counts of normal traffic. */

@@ -140,7 +140,13 @@ function baselinesOnly(state: PaymentHealthState): PaymentHealthState {
   const upgraded = upgradeState(state);
   const pairs: PaymentHealthState['pairs'] = {};
   for (const [key, pair] of Object.entries(upgraded.pairs)) {
-    const idle = { degradedSince: null, lastDegradedAt: null, healthySince: null, open: null };
+    const idle = {
+      degradedSince: null,
+      lastDegradedAt: null,
+      healthySince: null,
+      open: null,
+      resolvedAt: null,
+    };
     pairs[key] = { ...pair, kinds: { failures: idle, slow: idle }, lastSeenAt: null, lastAbnormalAt: null };
   }
   return { evaluatedAt: null, pairs, feedSilentSince: null };

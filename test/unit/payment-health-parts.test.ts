@@ -340,6 +340,32 @@ describe('detector rules', () => {
     expect(after.changes.map((c) => [c.type, c.at - start - 13 * MINUTE])).toEqual([['resolved', 120_000]]);
   });
 
+  it('never re-opens on evidence from before the last resolution', () => {
+    // A busy pair's outage opens and resolves; then the pair turns quiet, and only its hour
+    // window, which still holds the outage, would prove anything.
+    const start = NOW;
+    const outage = run(start - 10 * MINUTE, start + 8 * MINUTE, (now) => ({
+      'alipay:CN-GD': busy(now, start, 0.6, start + 3 * MINUTE),
+    }));
+    expect(outage.changes.map((c) => c.type)).toEqual(['opened', 'resolved']);
+    const quietNow = (now: number): PairSpec => ({
+      windows: {
+        900: { created: 12, finished: 12, failures: 2, timed: 12 },
+        3600: { created: 200, finished: 200, failures: 60, timed: 200 },
+      },
+      badUsers: { failures: [now - 10_000, now - 20_000, now - 30_000] },
+    });
+    const after = run(
+      start + 8 * MINUTE + 15_000,
+      start + 40 * MINUTE,
+      (now) => ({ 'alipay:CN-GD': quietNow(now) }),
+      {
+        state: outage.state,
+      },
+    );
+    expect(after.changes).toEqual([]);
+  });
+
   it('needs bad attempts from minUsers distinct users', () => {
     const spec = (users: number[]): PairSpec => ({
       windows: {
