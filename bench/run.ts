@@ -1,12 +1,16 @@
 // `npm run bench [name...]`: runs the benchmarks and prints their figures. Benchmarks measure;
-// they never fail a build. Names: backtest, fanout.
+// they never fail a build. Names: backtest, detection, fanout, scenarios.
 import { benchBacktest } from './backtest.ts';
+import { benchDetection } from './detection.ts';
 import { benchFanout } from './fanout.ts';
+import { benchScenarios } from './scenarios.ts';
 import { print, type BenchResult } from './support.ts';
 
 const benches: Record<string, () => Promise<BenchResult>> = {
   backtest: benchBacktest,
+  detection: benchDetection,
   fanout: benchFanout,
+  scenarios: benchScenarios,
 };
 
 const wanted = process.argv.slice(2);
