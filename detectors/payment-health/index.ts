@@ -14,6 +14,8 @@ export {
   BUCKET_MS,
   LATENCY_BINS,
   LATENCY_EDGES_MS,
+  addTally,
+  copyTally,
   emptyTally,
   latencyBin,
   pairKey,

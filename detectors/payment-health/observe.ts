@@ -3,9 +3,10 @@
 // lib/platform/payment-attempts.ts computes the very same numbers in SQL for live ticks; a test
 // checks the two agree. Backtests and unit tests use this one, so they need no database.
 import {
+  addTally,
   BUCKET_MS,
+  copyTally,
   emptyTally,
-  LATENCY_BINS,
   latencyBin,
   pairKey,
   type PairSignals,
@@ -180,7 +181,8 @@ export class SignalBuilder {
       for (const pair of this.pairs.values()) {
         lengths.forEach((seconds, i) => {
           const sum = emptyTally();
-          for (const [b, t] of pair.buckets) if (b >= nowBucket - seconds / 5 && b < nowBucket) add(sum, t);
+          for (const [b, t] of pair.buckets)
+            if (b >= nowBucket - seconds / 5 && b < nowBucket) addTally(sum, t);
           pair.sums[i] = sum;
         });
       }
@@ -191,11 +193,11 @@ export class SignalBuilder {
           const from = prevBucket - seconds / 5;
           const to = nowBucket - seconds / 5;
           if (to - from > pair.buckets.size) {
-            for (const [b, t] of pair.buckets) if (b >= from && b < to) subtract(pair.sums[i]!, t);
+            for (const [b, t] of pair.buckets) if (b >= from && b < to) addTally(pair.sums[i]!, t, -1);
           } else {
             for (let b = from; b < to; b++) {
               const t = pair.buckets.get(b);
-              if (t) subtract(pair.sums[i]!, t);
+              if (t) addTally(pair.sums[i]!, t, -1);
             }
           }
         });
@@ -240,7 +242,7 @@ export class SignalBuilder {
       const settled = emptyTally();
       for (let b = settledFromBucket; b < settledTo; b++) {
         const t = pair.buckets.get(b);
-        if (t) add(settled, t);
+        if (t) addTally(settled, t);
       }
       const last =
         pair.lastCreatedAt !== null && pair.lastCreatedAt >= now - longest ? pair.lastCreatedAt : null;
@@ -370,28 +372,4 @@ export function noteBadUser(list: Array<[string, number]>, userId: string, at: n
   if (j >= max) return;
   list.splice(j, 0, [userId, at]);
   if (list.length > max) list.length = max;
-}
-
-function add(into: Tally, d: Tally): void {
-  into.created += d.created;
-  into.finished += d.finished;
-  into.failures += d.failures;
-  into.timed += d.timed;
-  into.slow += d.slow;
-  into.confirmed += d.confirmed;
-  if (d.confirmed) for (let i = 0; i < LATENCY_BINS; i++) into.latency[i]! += d.latency[i]!;
-}
-
-function subtract(into: Tally, d: Tally): void {
-  into.created -= d.created;
-  into.finished -= d.finished;
-  into.failures -= d.failures;
-  into.timed -= d.timed;
-  into.slow -= d.slow;
-  into.confirmed -= d.confirmed;
-  for (let i = 0; i < LATENCY_BINS; i++) into.latency[i]! -= d.latency[i]!;
-}
-
-function copyTally(t: Tally): Tally {
-  return { ...t, latency: [...t.latency] };
 }

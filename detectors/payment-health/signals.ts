@@ -68,6 +68,10 @@ export function addTally(into: Tally, other: Tally, sign = 1): void {
   for (let i = 0; i < LATENCY_BINS; i++) into.latency[i]! += sign * (other.latency[i] ?? 0);
 }
 
+export function copyTally(t: Tally): Tally {
+  return { ...t, latency: [...t.latency] };
+}
+
 export interface PairSignals {
   channel: string;
   region: string;

@@ -12,13 +12,14 @@ import type { ClientBase } from 'pg';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import {
+  addTally,
+  copyTally,
   emptyTally,
   noteBadUser,
   LATENCY_BINS,
   LATENCY_EDGES_MS,
   lookback,
   pairKey,
-  thresholdsFor,
   windowLengths,
   type ObservedAttempt,
   type PairSignals,
@@ -195,9 +196,9 @@ export async function readPairSignals(db: Queryable, q: SignalQuery): Promise<Si
   const pairs = new PairsBuilder(q);
   for (const g of groups) {
     const pair = pairs.get(g.channel, g.region);
-    if (g.settled) addInto(pair.settled, g.tally);
+    if (g.settled) addTally(pair.settled, g.tally);
     // A group of class i is inside window i and every longer one.
-    for (let i = g.cls; i < q.lengths.length; i++) addInto(pair.windows[i]!, g.tally);
+    for (let i = g.cls; i < q.lengths.length; i++) addTally(pair.windows[i]!, g.tally);
     if (g.cls < q.lengths.length) pair.noteCreated(g.lastMs);
   }
   for (const b of bad) pairs.get(b.channel, b.region).badUsers[b.kind] = b.users.map((u) => u.at);
@@ -297,14 +298,14 @@ export async function readPairSignalsIncremental(
     if (s.slice >= 1 && s.slice <= longLengths.length) {
       const i = s.slice - 1;
       // Usable cache: the slice left the window. Otherwise: the slice is the window's settled part.
-      if (usable) subtractFrom(entry.sums[i]!, s.tally);
-      else addInto(entry.sums[i]!, s.tally);
+      if (usable) addTally(entry.sums[i]!, s.tally, -1);
+      else addTally(entry.sums[i]!, s.tally);
     }
   }
   if (usable) {
     // What settled since the cached tick joins every long window.
     for (const s of slices)
-      if (s.slice === 0) for (const sum of cached(s.channel, s.region).sums) addInto(sum, s.tally);
+      if (s.slice === 0) for (const sum of cached(s.channel, s.region).sums) addTally(sum, s.tally);
   } else {
     for (const s of slices)
       if (s.slice >= 1 && s.slice <= longLengths.length) {
@@ -320,19 +321,19 @@ export async function readPairSignalsIncremental(
   const pairs = new PairsBuilder(q);
   for (const entry of Object.values(next.pairs)) {
     const pair = pairs.get(entry.channel, entry.region);
-    longLengths.forEach((l, i) => addInto(pair.windows[q.lengths.indexOf(l)]!, entry.sums[i]!));
+    longLengths.forEach((l, i) => addTally(pair.windows[q.lengths.indexOf(l)]!, entry.sums[i]!));
     if (entry.last !== null) pair.noteCreated(entry.last);
   }
   for (const g of recent) {
     const pair = pairs.get(g.channel, g.region);
     for (let i = g.cls; i < q.lengths.length; i++)
-      if (q.lengths[i]! * 1000 <= q.settleMs) addInto(pair.windows[i]!, g.tally);
+      if (q.lengths[i]! * 1000 <= q.settleMs) addTally(pair.windows[i]!, g.tally);
     // The recent part lies inside every long window.
-    for (const l of longLengths) addInto(pair.windows[q.lengths.indexOf(l)]!, g.tally);
+    for (const l of longLengths) addTally(pair.windows[q.lengths.indexOf(l)]!, g.tally);
     pair.noteCreated(g.lastMs);
   }
   for (const s of slices)
-    if (s.slice === spans.length - 1) addInto(pairs.get(s.channel, s.region).settled, s.tally);
+    if (s.slice === spans.length - 1) addTally(pairs.get(s.channel, s.region).settled, s.tally);
   const recentBadByPair = new Map(
     recentBad.map((b) => [`${pairKey(b.channel, b.region)}:${b.kind}`, b.users]),
   );
@@ -541,33 +542,9 @@ async function readBadUsers(
   }));
 }
 
-function subtractFrom(into: Tally, t: Tally): void {
-  into.created -= t.created;
-  into.finished -= t.finished;
-  into.failures -= t.failures;
-  into.timed -= t.timed;
-  into.slow -= t.slow;
-  into.confirmed -= t.confirmed;
-  for (let i = 0; i < LATENCY_BINS; i++) into.latency[i]! -= t.latency[i]!;
-}
-
-function copyTally(t: Tally): Tally {
-  return { ...t, latency: [...t.latency] };
-}
-
 function splitKey(key: string): [string, string] {
   const at = key.indexOf(':');
   return [key.slice(0, at), key.slice(at + 1)];
-}
-
-function addInto(into: Tally, t: Tally): void {
-  into.created += t.created;
-  into.finished += t.finished;
-  into.failures += t.failures;
-  into.timed += t.timed;
-  into.slow += t.slow;
-  into.confirmed += t.confirmed;
-  for (let i = 0; i < LATENCY_BINS; i++) into.latency[i]! += t.latency[i]!;
 }
 
 /** The most frequent error codes of a pair's failures known at `now` among attempts created in [fromMs, now). */
@@ -706,9 +683,4 @@ export async function readInvalidAttempts(
     new Date(q.toMs),
   ]);
   return { count: rows[0]?.total ?? 0, sample: rows.map((r) => ({ id: r.id, reason: r.problem })) };
-}
-
-/** The slow threshold of a pair, as the SQL above applies it (for the in-memory builder). */
-export function slowAfterFor(settings: PaymentHealthSettings) {
-  return (channel: string, region: string) => thresholdsFor(settings, channel, region).slow.slowAfterMs;
 }
