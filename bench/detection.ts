@@ -7,6 +7,13 @@
 // Ticks and the backtest run in a child process of their own (this file, run with `child`): its
 // peak RSS is then theirs, not the loader's (a process's RSS never shrinks). The parent loads the
 // history with COPY and plays the platform between ticks (inserts pending, updates in place).
+//
+// Sizes (validated; defaults are the full run, 30-60 minutes): BENCH_DETECTION_PAIRS (30,500,5000),
+// BENCH_DETECTION_TICKS (6 ticks after the first), BENCH_DETECTION_LONG_HISTORY_HOURS (3, for the
+// largest pair count), BENCH_BACKTEST_DAYS (30), BENCH_DETECTION_SECTIONS (ticks,backtest). A quick
+// run: BENCH_DETECTION_PAIRS=30,500 BENCH_DETECTION_TICKS=3 BENCH_DETECTION_LONG_HISTORY_HOURS=2
+// BENCH_BACKTEST_DAYS=1. BENCH_EXPLAIN=<folder> writes EXPLAIN ANALYZE of the first and last
+// tick's scans and every tick's figures there; BENCH_CPU_PROFILE=<folder> profiles the backtest.
 import { execFile, fork, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
@@ -259,6 +266,12 @@ async function benchTicks(options: {
       results.push(tick);
     }
     if (options.explainDir) {
+      // Every tick's own figures too, for a closer look than medians give.
+      await mkdir(options.explainDir, { recursive: true });
+      await writeFile(
+        join(options.explainDir, `detection-${pairs}pairs-${historyHours}h-ticks.json`),
+        `${JSON.stringify(results, null, 2)}\n`,
+      );
       await child.call({
         type: 'explain',
         url: db.url,
@@ -333,26 +346,14 @@ function tickFigures(run: TickRun): Figure[] {
       s(med((t) => t.tickMs - t.sqlWallMs)),
       's',
     ),
-    figure(
-      `${p}: tick: rows its scans read (median)`,
-      med((t) => t.rowsRead),
-      'rows',
-    ),
-    figure(
-      `${p}: tick: rows in the longest window (1 h)`,
-      med((t) => t.rowsInWindow),
-      'rows',
-    ),
+    figure(`${p}: tick: rows its scans read (median)`, Math.round(med((t) => t.rowsRead)), 'rows'),
+    figure(`${p}: tick: rows in the longest window (1 h)`, Math.round(med((t) => t.rowsInWindow)), 'rows'),
     figure(
       `${p}: full read for reference (readPairSignals, last tick's query)`,
       s(rest.at(-1)!.fullSignalsMs ?? NaN),
       's',
     ),
-    figure(
-      `${p}: tick: pairs with signals`,
-      med((t) => t.signalPairs),
-      'pairs',
-    ),
+    figure(`${p}: tick: pairs with signals`, Math.round(med((t) => t.signalPairs)), 'pairs'),
     figure(
       `${p}: tick: peak RSS (highest of ${n}; RSS before: ${med((t) => t.rssBeforeMb).toFixed(0)} MiB)`,
       max((t) => t.peakRssMb),
@@ -378,7 +379,7 @@ function historyFigures(short: TickRun, long: TickRun): Figure[] {
     figures.push(
       figure(`${h}: rows in the table`, run.historyRows + run.liveRows.inserted, 'rows'),
       figure(`${h}: tick, median`, median(run.rest.map((t) => t.tickMs)) / 1000, 's'),
-      figure(`${h}: tick, rows its scans read`, median(run.rest.map((t) => t.rowsRead)), 'rows'),
+      figure(`${h}: tick, rows its scans read`, Math.round(median(run.rest.map((t) => t.rowsRead))), 'rows'),
       figure(`${h}: tick, peak RSS`, Math.max(...run.rest.map((t) => t.peakRssMb)), 'MiB'),
       figure(`${h}: tick, peak live heap`, Math.max(...run.rest.map((t) => t.peakLiveHeapMb)), 'MiB'),
       figure(`${h}: first tick, peak RSS`, run.first.peakRssMb, 'MiB'),
