@@ -368,11 +368,15 @@ describe('a job of another deployment on a shared prefix (FOREWARN_QUEUE_PREFIX 
     expect(String(warning.msg)).toContain(owner.ctx.deploymentId);
     expect(String(warning.msg)).toContain(worker.ctx.deploymentId);
 
-    // Handed back as it came: delayed, no attempt counted, its data as queued.
-    const left = await withQueue(redis.prefix, 'notifications', async (queue) => {
-      const job = await queue.getJob(jobId);
-      return { state: await job?.getState(), attemptsMade: job?.attemptsMade, data: job?.data };
-    });
+    // Handed back as it came: delayed, no attempt counted, its data as queued. The warning is
+    // logged before the move back to delayed completes, so wait for the move.
+    const left = await waitFor('the foreign job to be back in the delayed set', () =>
+      withQueue(redis.prefix, 'notifications', async (queue) => {
+        const job = await queue.getJob(jobId);
+        const state = await job?.getState();
+        return state === 'delayed' ? { state, attemptsMade: job?.attemptsMade, data: job?.data } : undefined;
+      }),
+    );
     expect(left).toEqual({
       state: 'delayed',
       attemptsMade: 0,
