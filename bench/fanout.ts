@@ -2,6 +2,7 @@
 // job, BullMQ, notification workers, PostgreSQL), to the in-app inbox and to a local SMTP sink;
 // next to two baselines: BullMQ processing no-op jobs, and nodemailer's pooled transport sending
 // straight to the same sink.
+import { randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -314,7 +315,12 @@ async function sendRaw(
 ): Promise<{ seconds: number; cpuSeconds: number }> {
   const ids: string[] = [];
   await fanOutIncidentEvent(ctx, eventId, async (created) => void ids.push(...created));
-  const { claimed } = await claimNotifications(ctx.db, ids, 3_600);
+  const { claimed } = await claimNotifications(ctx.db, ids, {
+    token: randomUUID(),
+    worker: ctx.workerId,
+    claimSeconds: 3_600,
+    maxAttempts: ctx.config().notifications.retry.maxAttempts,
+  });
   const templates = await ctx.templates();
   const config = ctx.config().notifications.email;
   const mails = claimed.map((n) =>

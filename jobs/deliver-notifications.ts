@@ -31,6 +31,7 @@ export async function handle(data: z.infer<typeof payload>, ctx: AppContext) {
       logger: ctx.logger,
       templates: await ctx.templates(),
       email: ctx.email,
+      workerId: ctx.workerId,
     },
     data.ids,
   );
@@ -51,6 +52,7 @@ export async function handle(data: z.infer<typeof payload>, ctx: AppContext) {
     sent: outcome.sent,
     failed: outcome.failed,
     cancelled: outcome.cancelled,
+    lost: outcome.lost,
     retries: outcome.retries.length,
   };
 }

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { JobsOptions } from 'bullmq';
 import type { AppContext } from '../lib/context.ts';
 import { readDueNotifications, readStalledEvents } from '../lib/notifications/store.ts';
-import { enqueueDeliveries } from './deliver-notifications.ts';
+import { enqueueDeliveries, name as deliverName } from './deliver-notifications.ts';
 import { enqueueFanouts } from './fanout-incident-event.ts';
 
 export const name = 'sweep-notifications';
@@ -35,7 +35,22 @@ export async function handle(data: z.infer<typeof payload>, ctx: AppContext) {
   // kept as completed or failed.
   await enqueueFanouts(ctx, events, { sweptAt: tick });
   const due = await readDueNotifications(ctx.db, staleSeconds, MAX_SWEPT);
-  await enqueueDeliveries(ctx, due, `sweep@${ctx.deploymentId}@${tick}`);
+  await enqueueDeliveries(
+    ctx,
+    due.filter((n) => !n.claimExpired).map((n) => n.id),
+    `sweep@${ctx.deploymentId}@${tick}`,
+  );
+  // A claim that ran out is taken over only by a claim of that row alone (claimNotifications):
+  // one job each, so that a message that crashed its worker is retried without others.
+  await ctx.queues.enqueueBulk(
+    deliverName,
+    due
+      .filter((n) => n.claimExpired)
+      .map((n) => ({
+        payload: { ids: [n.id] },
+        jobId: `deliver@sweep@${ctx.deploymentId}@${tick}@claim-${n.id}`,
+      })),
+  );
   if (events.length > 0 || due.length > 0) {
     ctx.logger.warn(
       { component: 'sweeper', events: events.length, deliveries: due.length },

@@ -23,6 +23,8 @@ export const errorCodes = {
   FW_CLOCK_SKEW:
     "A detector tick lies ahead of the platform database's clock by more than the configured skew and was refused.",
   FW_FEED_SILENT: 'Most payment pairs went silent at once: the platform data feed looks stalled.',
+  FW_DELIVERY_CLAIM_LOST:
+    'A delivery job found that its claim on a notification had run out and been taken over by another worker; it left the notification to that worker.',
   FW_JOB_FOREIGN:
     'A worker took a job queued by another deployment (another database) and left it in the queue for its owner.',
 } as const;

@@ -20,7 +20,10 @@ export interface NotificationDraft {
 
 export interface ClaimedNotification extends NotificationDraft {
   id: string;
+  /** Attempts so far, this claim included. */
   attempts: number;
+  /** The claim's token, which its outcome is written under. */
+  token: string;
 }
 
 /** Records drafts; a dedupe key already recorded is skipped. Returns the ids of new rows. */
@@ -58,17 +61,50 @@ export async function insertNotifications(
   return rows.map((r) => r.id);
 }
 
+/** What a claim does with a row it may take: $5 is retry.maxAttempts. */
+const CLAIM_OUTCOME = `(CASE WHEN n.id IN (SELECT id FROM stale) THEN 'cancelled'
+                             WHEN n.attempts >= $5 THEN 'failed' ELSE 'sending' END)`;
+
+/** What the attempt before this claim left: a claim that ran out means it never finished. */
+const PREVIOUS_ATTEMPT = `(CASE WHEN n.status = 'sending'
+  THEN 'attempt ' || n.attempts || ' never finished (its claim ran out: the worker crashed or hung while delivering it)'
+  ELSE n.last_error END)`;
+
+/** Who claims, under which token, for how long, and how many attempts a delivery gets. */
+export interface ClaimOptions {
+  /** A UUID of the claimer's own: every outcome is written under it (see markSent). */
+  token: string;
+  /** The worker's id (host:pid:random), recorded as claimed_by. */
+  worker: string;
+  claimSeconds: number;
+  /** retry.maxAttempts: a delivery that has used them all is failed instead of claimed. */
+  maxAttempts: number;
+}
+
+export interface ClaimResult {
+  claimed: ClaimedNotification[];
+  /** Warnings whose incident resolved first. */
+  cancelled: number;
+  /** Deliveries that had used every attempt, recorded as failed with the reason. */
+  exhausted: Array<{ id: string; reason: string }>;
+}
+
 /**
- * Claims the given notifications that are due, atomically: only rows still pending (or whose
- * claim expired) are taken, so two workers never hold the same row. A warning whose incident
- * resolved before its turn is cancelled instead: a stale warning helps nobody.
+ * Claims the given notifications that are due, atomically, under `options.token`: only rows
+ * still pending are taken, so two workers never hold the same row. Each claim is an attempt
+ * (`attempts` counts claims), so a message that crashes or hangs every worker that takes it runs
+ * out of attempts like any other failure. A claim that ran out without an outcome (its worker
+ * died or hung) is taken over only by a claim of that one row: the sweeper queues such rows one
+ * per job, so that a message that kills its worker takes no chunk of others with it next time.
+ * A warning whose incident resolved before its turn is cancelled instead: a stale warning helps
+ * nobody.
  */
 export async function claimNotifications(
   db: Queryable,
   ids: readonly string[],
-  claimSeconds: number,
-): Promise<{ claimed: ClaimedNotification[]; cancelled: number }> {
-  if (ids.length === 0) return { claimed: [], cancelled: 0 };
+  options: ClaimOptions,
+): Promise<ClaimResult> {
+  if (ids.length === 0) return { claimed: [], cancelled: 0, exhausted: [] };
   const { rows } = await db.query<{
     id: string;
     status: string;
@@ -83,25 +119,32 @@ export async function claimNotifications(
     locale: string;
     data: Record<string, unknown>;
     attempts: number;
+    last_error: string | null;
   }>(
     `WITH stale AS (
        SELECT n.id FROM forewarn.notifications n JOIN forewarn.incidents i ON i.id = n.incident_id
         WHERE n.id = ANY ($1::bigint[]) AND n.kind = 'payment-degraded' AND i.resolved_at IS NOT NULL
      )
      UPDATE forewarn.notifications n
-        SET status = CASE WHEN n.id IN (SELECT id FROM stale) THEN 'cancelled' ELSE 'sending' END,
-            claimed_until = now() + make_interval(secs => $2),
-            last_error = CASE WHEN n.id IN (SELECT id FROM stale)
-                              THEN 'cancelled: the incident resolved before the warning went out' ELSE n.last_error END,
-            finished_at = CASE WHEN n.id IN (SELECT id FROM stale) THEN now() ELSE NULL END
+        SET status = ${CLAIM_OUTCOME},
+            attempts = n.attempts + CASE WHEN ${CLAIM_OUTCOME} = 'sending' THEN 1 ELSE 0 END,
+            claimed_until = CASE WHEN ${CLAIM_OUTCOME} = 'sending' THEN now() + make_interval(secs => $2) END,
+            claim_token = CASE WHEN ${CLAIM_OUTCOME} = 'sending' THEN $3::uuid END,
+            claimed_by = CASE WHEN ${CLAIM_OUTCOME} = 'sending' THEN $4 ELSE n.claimed_by END,
+            last_error = CASE ${CLAIM_OUTCOME}
+                           WHEN 'cancelled' THEN 'cancelled: the incident resolved before the warning went out'
+                           WHEN 'failed' THEN 'gave up after ' || n.attempts || ' attempts: ' || coalesce(${PREVIOUS_ATTEMPT}, 'no reason recorded')
+                           ELSE ${PREVIOUS_ATTEMPT} END,
+            finished_at = CASE WHEN ${CLAIM_OUTCOME} = 'sending' THEN NULL ELSE now() END
       -- Conditions on the target row itself, so that a concurrent claim re-checks them on the
       -- row's newest version and two workers never both take it.
       WHERE n.id = ANY ($1::bigint[])
         AND n.next_attempt_at <= now()
-        AND (n.status = 'pending' OR (n.status = 'sending' AND n.claimed_until < now()))
+        AND (n.status = 'pending'
+             OR (cardinality($1::bigint[]) = 1 AND n.status = 'sending' AND n.claimed_until < now()))
      RETURNING n.id, n.status, n.dedupe_key, n.cause, n.incident_id, n.kind, n.channel, n.audience,
-               n.user_id, n.address, n.locale, n.data, n.attempts`,
-    [ids, claimSeconds],
+               n.user_id, n.address, n.locale, n.data, n.attempts, n.last_error`,
+    [ids, options.claimSeconds, options.token, options.worker, options.maxAttempts],
   );
   const claimed = rows
     .filter((r) => r.status === 'sending')
@@ -118,49 +161,94 @@ export async function claimNotifications(
       locale: r.locale,
       data: r.data,
       attempts: r.attempts,
+      token: options.token,
     }));
-  return { claimed, cancelled: rows.length - claimed.length };
+  return {
+    claimed,
+    cancelled: rows.filter((r) => r.status === 'cancelled').length,
+    exhausted: rows
+      .filter((r) => r.status === 'failed')
+      .map((r) => ({ id: r.id, reason: r.last_error ?? '' })),
+  };
 }
 
-export async function markSent(db: Queryable, ids: readonly string[]): Promise<void> {
-  if (ids.length === 0) return;
-  await db.query(
-    `UPDATE forewarn.notifications
-        SET status = 'sent', attempts = attempts + 1, sent_at = now(), finished_at = now(), claimed_until = NULL, last_error = NULL
-      WHERE id = ANY ($1::bigint[]) AND status = 'sending'`,
-    [ids],
+/**
+ * Extends the claims held under `token` by `claimSeconds` from now, while their holder is still
+ * at work; returns the ids still held (a row taken over by another claim is not).
+ */
+export async function renewClaims(db: Queryable, token: string, claimSeconds: number): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>(
+    `UPDATE forewarn.notifications SET claimed_until = now() + make_interval(secs => $2)
+      WHERE claim_token = $1 AND status = 'sending'
+     RETURNING id`,
+    [token, claimSeconds],
   );
+  return rows.map((r) => r.id);
+}
+
+/** A claimed row and the token it was claimed under: what every outcome write is fenced by. */
+export interface ClaimRef {
+  id: string;
+  token: string;
+}
+
+/**
+ * Marks claimed rows sent; returns the ids it marked. A row whose claim was taken over is left
+ * to its new holder (and is not among them).
+ */
+export async function markSent(db: Queryable, refs: readonly ClaimRef[]): Promise<string[]> {
+  if (refs.length === 0) return [];
+  const { rows } = await db.query<{ id: string }>(
+    `UPDATE forewarn.notifications n
+        SET status = 'sent', sent_at = now(), finished_at = now(), claimed_until = NULL, last_error = NULL
+       FROM unnest($1::bigint[], $2::uuid[]) AS c(id, token)
+      WHERE n.id = c.id AND n.claim_token = c.token AND n.status = 'sending'
+     RETURNING n.id`,
+    [refs.map((r) => r.id), refs.map((r) => r.token)],
+  );
+  return rows.map((r) => r.id);
 }
 
 /**
  * A temporary failure: back to pending, due again after `delayMs` by the database's clock (the
- * clock that claims compare with). Returns when that is, in epoch ms.
+ * clock that claims compare with). Returns when that is, in epoch ms, or null when the claim was
+ * taken over (nothing written).
  */
-export async function markRetry(db: Queryable, id: string, reason: string, delayMs: number): Promise<number> {
+export async function markRetry(
+  db: Queryable,
+  ref: ClaimRef,
+  reason: string,
+  delayMs: number,
+): Promise<number | null> {
   const { rows } = await db.query<{ due: Date }>(
     `UPDATE forewarn.notifications
-        SET status = 'pending', attempts = attempts + 1, claimed_until = NULL, last_error = $2,
-            next_attempt_at = now() + make_interval(secs => $3::float8 / 1000)
-      WHERE id = $1 AND status = 'sending'
+        SET status = 'pending', claimed_until = NULL, last_error = $3,
+            next_attempt_at = now() + make_interval(secs => $4::float8 / 1000)
+      WHERE id = $1 AND claim_token = $2 AND status = 'sending'
      RETURNING next_attempt_at AS due`,
-    [id, reason, delayMs],
+    [ref.id, ref.token, reason, delayMs],
   );
-  return rows[0]?.due.getTime() ?? Date.now() + delayMs;
+  return rows[0]?.due.getTime() ?? null;
 }
 
-/** A permanent failure, or retries exhausted: recorded with the reason, never retried. */
+/**
+ * A permanent failure, or retries exhausted: recorded with the reason, never retried. Returns
+ * the ids it marked (not those whose claim was taken over).
+ */
 export async function markFailed(
   db: Queryable,
-  failures: ReadonlyArray<{ id: string; reason: string }>,
-): Promise<void> {
-  if (failures.length === 0) return;
-  await db.query(
+  failures: ReadonlyArray<ClaimRef & { reason: string }>,
+): Promise<string[]> {
+  if (failures.length === 0) return [];
+  const { rows } = await db.query<{ id: string }>(
     `UPDATE forewarn.notifications n
-        SET status = 'failed', attempts = n.attempts + 1, last_error = f.reason, finished_at = now(), claimed_until = NULL
-       FROM unnest($1::bigint[], $2::text[]) AS f(id, reason)
-      WHERE n.id = f.id AND n.status = 'sending'`,
-    [failures.map((f) => f.id), failures.map((f) => f.reason)],
+        SET status = 'failed', last_error = f.reason, finished_at = now(), claimed_until = NULL
+       FROM unnest($1::bigint[], $2::uuid[], $3::text[]) AS f(id, token, reason)
+      WHERE n.id = f.id AND n.claim_token = f.token AND n.status = 'sending'
+     RETURNING n.id`,
+    [failures.map((f) => f.id), failures.map((f) => f.token), failures.map((f) => f.reason)],
   );
+  return rows.map((r) => r.id);
 }
 
 export interface InAppDelivery {
@@ -383,20 +471,48 @@ export async function readStalledEvents(db: Queryable, staleSeconds: number, lim
   return rows.map((r) => r.id);
 }
 
+export interface DueNotification {
+  id: string;
+  audience: 'user' | 'ops';
+  /** Claimed, and the claim ran out with no outcome: its worker crashed or hung. */
+  claimExpired: boolean;
+  attempts: number;
+}
+
 /** Deliveries due and not in a live claim: pending ones past their time, and expired claims. */
 export async function readDueNotifications(
   db: Queryable,
   staleSeconds: number,
   limit: number,
-): Promise<string[]> {
-  const { rows } = await db.query<{ id: string }>(
-    `SELECT id FROM forewarn.notifications
+): Promise<DueNotification[]> {
+  const { rows } = await db.query<{
+    id: string;
+    audience: 'user' | 'ops';
+    claim_expired: boolean;
+    attempts: number;
+  }>(
+    `SELECT id, audience, status = 'sending' AS claim_expired, attempts FROM forewarn.notifications
       WHERE ((status = 'pending' AND next_attempt_at <= now() - make_interval(secs => $1))
           OR (status = 'sending' AND claimed_until < now()))
       ORDER BY id LIMIT $2`,
     [staleSeconds, limit],
   );
-  return rows.map((r) => r.id);
+  return rows.map((r) => ({
+    id: r.id,
+    audience: r.audience,
+    claimExpired: r.claim_expired,
+    attempts: r.attempts,
+  }));
+}
+
+/** Which of the given notifications are ops alerts (they have a queue of their own). */
+export async function readOpsNotificationIds(db: Queryable, ids: readonly string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const { rows } = await db.query<{ id: string }>(
+    "SELECT id FROM forewarn.notifications WHERE id = ANY ($1::bigint[]) AND audience = 'ops'",
+    [ids],
+  );
+  return new Set(rows.map((r) => r.id));
 }
 
 export interface FailedDelivery {

@@ -1,12 +1,14 @@
 // A real SMTP server for tests: smtp-server on 127.0.0.1 at a random port, plain text (no
 // STARTTLS), any or no login accepted. It records every message it accepts, parsed just enough
 // to assert on (Message-ID, To, Subject, the text and HTML parts), and can be told to misbehave
-// per message: reply 4xx/5xx at RCPT TO or DATA, or drop the connection.
+// per message: reply 4xx/5xx at RCPT TO or DATA, drop the connection, answer slowly or only
+// when told to, or never answer at all (a relay that hangs).
 //
 //   const smtp = await startSmtpServer();
 //   const sender = createEmailSender({ smtpUrl: smtp.url, ... });
 //   smtp.queue(reject(451), drop('data'));   // the next two messages fail, the rest are accepted
 //   smtp.behave(({ to }) => (to.startsWith('bad') ? reject(550) : accept())); // standing rule
+//   smtp.behave(accept({ delayMs: 1_000 }));    // a slow relay: every 250 comes a second late
 //   await smtp.waitForMessages(3);
 //   await smtp.close();
 import { once } from 'node:events';
@@ -15,19 +17,29 @@ import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 
 /** What the server does with one message (one MAIL FROM ... DATA transaction). */
 export type SmtpBehaviour =
-  | { kind: 'accept' }
+  /**
+   * Accept; the 250 after DATA comes `delayMs` later and not before `until` settles, if given.
+   * A message whose client hangs up while it waits is not accepted.
+   */
+  | { kind: 'accept'; delayMs?: number; until?: Promise<unknown> }
   /** Reply `code` (e.g. 421, 450, 451, 452, 550, 553, 554) to RCPT TO or to the end of DATA. */
   | { kind: 'reject'; code: number; at: 'rcpt' | 'data'; message?: string }
   /**
    * Destroy the socket: at 'connect' before the greeting, at 'rcpt' instead of replying to
    * RCPT TO, at 'data' once the message has arrived but before the 250.
    */
-  | { kind: 'drop'; at: 'connect' | 'rcpt' | 'data' };
+  | { kind: 'drop'; at: 'connect' | 'rcpt' | 'data' }
+  /** Never reply to RCPT TO: the session hangs until the client gives up or dies. */
+  | { kind: 'hang'; at: 'rcpt' };
 
-export const accept = (): SmtpBehaviour => ({ kind: 'accept' });
+export const accept = (wait: { delayMs?: number; until?: Promise<unknown> } = {}): SmtpBehaviour => ({
+  kind: 'accept',
+  ...wait,
+});
 export const reject = (code: number, at: 'rcpt' | 'data' = 'rcpt', message?: string): SmtpBehaviour =>
   message === undefined ? { kind: 'reject', code, at } : { kind: 'reject', code, at, message };
 export const drop = (at: 'connect' | 'rcpt' | 'data'): SmtpBehaviour => ({ kind: 'drop', at });
+export const hang = (): SmtpBehaviour => ({ kind: 'hang', at: 'rcpt' });
 
 /** What a behaviour rule sees about the message it decides on. */
 export interface SmtpTransaction {
@@ -140,6 +152,7 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
         decided.set(session.id, behaviour);
       }
       if (behaviour.kind === 'drop' && behaviour.at === 'rcpt') return dropSession(session);
+      if (behaviour.kind === 'hang') return;
       if (behaviour.kind === 'reject' && behaviour.at === 'rcpt') {
         return callback(smtpError(behaviour.code, behaviour.message));
       }
@@ -158,16 +171,20 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
         }
         const raw = Buffer.concat(chunks).toString('utf8');
         const mailFrom = session.envelope.mailFrom;
-        messages.push({
-          ...parseMessage(raw),
-          raw,
-          envelope: {
-            from: mailFrom ? mailFrom.address : '',
-            to: session.envelope.rcptTo.map((r) => r.address),
-          },
-          sessionId: session.id,
-        });
-        callback();
+        const envelope = {
+          from: mailFrom ? mailFrom.address : '',
+          to: session.envelope.rcptTo.map((r) => r.address),
+        };
+        void (async () => {
+          if (behaviour.kind === 'accept') {
+            if (behaviour.delayMs) await new Promise((resolve) => setTimeout(resolve, behaviour.delayMs));
+            await behaviour.until?.catch(() => undefined);
+            // The client gave up (or died) while the server made it wait: nothing was accepted.
+            if (!sockets.has(session.remotePort)) return;
+          }
+          messages.push({ ...parseMessage(raw), raw, envelope, sessionId: session.id });
+          callback();
+        })();
       });
     },
   });
