@@ -13,7 +13,8 @@
 // largest pair count), BENCH_BACKTEST_DAYS (30), BENCH_DETECTION_SECTIONS (ticks,backtest). A quick
 // run: BENCH_DETECTION_PAIRS=30,500 BENCH_DETECTION_TICKS=3 BENCH_DETECTION_LONG_HISTORY_HOURS=2
 // BENCH_BACKTEST_DAYS=1. BENCH_EXPLAIN=<folder> writes EXPLAIN ANALYZE of the first and last
-// tick's scans and every tick's figures there; BENCH_CPU_PROFILE=<folder> profiles the backtest.
+// tick's scans and every tick's figures there; BENCH_CPU_PROFILE=<folder> profiles the backtest and
+// each tick (which slows the ticks).
 import { execFile, fork, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
@@ -922,6 +923,7 @@ async function measureTick(
   const rssBefore = process.memoryUsage.rss();
   const statements: Statement[] = [];
   recording = statements;
+  const profile = await profileCpu(`detection-tick-${new Date(tickAt).toISOString().replaceAll(':', '')}`);
   const started = performance.now();
   let result: Awaited<ReturnType<typeof runPaymentHealthTick>>;
   try {
@@ -930,6 +932,7 @@ async function measureTick(
     recording = null;
   }
   const ended = performance.now();
+  await profile.stop();
   const peaks = memory.stop();
   const rowsRead = (await tuplesRead(db)) - readBefore;
 

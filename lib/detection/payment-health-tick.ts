@@ -18,12 +18,11 @@ import type { Config } from '../config/schema.ts';
 import { inTransaction, type Pool, type PoolClient, type Queryable } from '../db/pool.ts';
 import {
   readDetectorState,
-  readWindowCache,
   recordDetectorRun,
   recordIncidentChange,
   saveDetectorState,
-  saveWindowCache,
   type RecordedChange,
+  type StoredState,
 } from '../incidents/store.ts';
 import type { Logger } from '../logger.ts';
 import {
@@ -37,6 +36,13 @@ import { readPaymentChannels } from '../platform/payment-channels.ts';
 import type { InvalidRowReporter } from '../platform/invalid-rows.ts';
 import { feedAlertDrafts } from '../notifications/feed-alerts.ts';
 import { insertNotifications } from '../notifications/store.ts';
+
+/**
+ * What each process's last committed tick saved, by the pool it saved through: the next tick on
+ * the same pool reuses it while the stored row still has its version, instead of reading and
+ * parsing megabytes of state and cache back (another replica's tick changes the version).
+ */
+const rememberedTicks = new WeakMap<Pool, StoredState<PaymentHealthState, WindowCache>>();
 
 export interface DetectionContext {
   db: Pool;
@@ -116,26 +122,18 @@ export async function runPaymentHealthTick(
   }
 
   const look = lookback(settings);
-  const [channelsRead, invalid] = await Promise.all([
-    readPaymentChannels(ctx.platformDb, ctx.platformSchema),
-    readInvalidAttempts(ctx.platformDb, {
-      schema: ctx.platformSchema,
-      fromMs: now - look.windowMs,
-      toMs: now,
-    }),
-  ]);
-  ctx.invalidRows.report('payment_attempts', invalid.sample, invalid.count);
+  const channelsRead = await readPaymentChannels(ctx.platformDb, ctx.platformSchema);
   ctx.invalidRows.report('payment_channels', channelsRead.invalid, channelsRead.invalid.length);
-  const skippedRows = invalid.count + channelsRead.invalid.length;
+  const memory = options.dryRun ? undefined : rememberedTicks.get(ctx.db);
 
-  const work = async (client: PoolClient): Promise<TickResult> => {
-    const stored = await readDetectorState<PaymentHealthState>(
+  const work = async (
+    client: PoolClient,
+  ): Promise<TickResult & { saved?: StoredState<PaymentHealthState, WindowCache> }> => {
+    const stored = await readDetectorState<PaymentHealthState, WindowCache>(
       client,
       DETECTOR,
       initialPaymentHealthState(),
-      {
-        lock: !options.dryRun,
-      },
+      { lock: !options.dryRun, remembered: memory },
     );
     if (stored.evaluatedAt !== null && stored.evaluatedAt >= now) {
       await recordDetectorRun(client, {
@@ -145,13 +143,13 @@ export async function runPaymentHealthTick(
         startedAt,
         worker: ctx.workerId,
         changes: 0,
-        skippedRows,
+        skippedRows: channelsRead.invalid.length,
       });
       log.warn(
         { tickAt: new Date(now).toISOString(), evaluatedAt: new Date(stored.evaluatedAt).toISOString() },
         'tick is not newer than the stored state; skipped',
       );
-      return { tickAt: now, outcome: 'stale', skippedRows, ...empty };
+      return { tickAt: now, outcome: 'stale', skippedRows: channelsRead.invalid.length, ...empty };
     }
     const previous = upgradeState(stored.state);
     const query = signalQueryFor(
@@ -162,10 +160,22 @@ export async function runPaymentHealthTick(
     );
     // A cache left by an older tick is only usable when it matches the stored state's tick.
     const evaluatedAt = stored.evaluatedAt;
-    const cached = evaluatedAt === null ? null : await readWindowCache<WindowCache>(client, DETECTOR);
+    const cached = stored.cache;
     const usable =
       cached && evaluatedAt !== null && cached.settledTo === evaluatedAt - look.settleMs ? cached : null;
-    const { set, cache } = await readPairSignalsIncremental(ctx.platformDb, query, usable);
+    // The contract check covers the rows this tick reads as they are now: everything created
+    // since the last tick's settled part began (older rows were checked by earlier ticks and no
+    // longer change what the detector sees), or the whole lookback without a cache.
+    const [{ set, cache }, invalid] = await Promise.all([
+      readPairSignalsIncremental(ctx.platformDb, query, usable),
+      readInvalidAttempts(ctx.platformDb, {
+        schema: ctx.platformSchema,
+        fromMs: usable ? usable.settledTo : now - look.windowMs,
+        toMs: now,
+      }),
+    ]);
+    ctx.invalidRows.report('payment_attempts', invalid.sample, invalid.count);
+    const skippedRows = invalid.count + channelsRead.invalid.length;
     const findings = detectPaymentHealth({ set, channels: channelsRead.channels }, previous, settings, now);
     if (findings.feed.started)
       log.error(
@@ -217,8 +227,7 @@ export async function runPaymentHealthTick(
     }
     const state = keepPrevious(findings.state, previous, failedPairs);
     const kept = recorded.map((r) => r.change);
-    await saveDetectorState(client, DETECTOR, state, now);
-    await saveWindowCache(client, DETECTOR, cache);
+    const saved = await saveDetectorState(client, DETECTOR, { state, cache, evaluatedAt: now });
     await recordDetectorRun(client, {
       detector: DETECTOR,
       tickAt,
@@ -237,10 +246,15 @@ export async function runPaymentHealthTick(
       skippedRows,
       failedPairs,
       opsNotificationIds,
+      saved,
     };
   };
 
-  const result = options.dryRun ? await inDryRun(ctx.db, work) : await inTransaction(ctx.db, work);
+  const { saved, ...result } = options.dryRun
+    ? await inDryRun(ctx.db, work)
+    : await inTransaction(ctx.db, work);
+  // Only once committed: a rolled-back tick must leave nothing remembered.
+  if (saved && !options.dryRun) rememberedTicks.set(ctx.db, saved);
   if (!options.dryRun) {
     for (const r of result.recorded) {
       log.info(

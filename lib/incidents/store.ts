@@ -1,65 +1,76 @@
 // forewarn's incident records: opening and resolving incidents with their outbox events, and the
 // detectors' state between ticks. One small function per query; callers hold the transaction.
+import { randomUUID } from 'node:crypto';
 import type { IncidentChange } from '../../detectors/payment-health/index.ts';
 import type { Queryable } from '../db/pool.ts';
 
-export interface StoredState<S> {
+export interface StoredState<S, C = unknown> {
   state: S;
   evaluatedAt: number | null;
+  /** Derived data the detector keeps beside its state (payment health: its window cache). */
+  cache: C | null;
+  /** A random id of the save that wrote this row; null before the first save. */
+  version: string | null;
 }
 
 /**
  * Reads a detector's state. With `lock`, creates the row if needed and locks it for the rest of
  * the transaction, so that concurrent runs apply one after the other; without, it only reads
- * (a dry run must not make a live tick wait).
+ * (a dry run must not make a live tick wait). When the row's version is that of `remembered`
+ * (what this process saved last), the state is not read back: it is megabytes at scale.
  */
-export async function readDetectorState<S>(
+export async function readDetectorState<S, C = unknown>(
   db: Queryable,
   detector: string,
   initial: S,
-  options: { lock: boolean },
-): Promise<StoredState<S>> {
+  options: { lock: boolean; remembered?: StoredState<S, C> | null },
+): Promise<StoredState<S, C>> {
   if (options.lock) {
     await db.query(
       `INSERT INTO forewarn.detector_state (detector, state) VALUES ($1, $2) ON CONFLICT (detector) DO NOTHING`,
       [detector, JSON.stringify(initial)],
     );
   }
-  const { rows } = await db.query<{ state: S; evaluated_at: Date | null }>(
-    `SELECT state, evaluated_at FROM forewarn.detector_state WHERE detector = $1${options.lock ? ' FOR UPDATE' : ''}`,
+  const head = await db.query<{ evaluated_at: Date | null; version: string | null }>(
+    `SELECT evaluated_at, version FROM forewarn.detector_state WHERE detector = $1${options.lock ? ' FOR UPDATE' : ''}`,
     [detector],
   );
-  const row = rows[0];
-  if (!row) return { state: initial, evaluatedAt: null };
-  return { state: row.state, evaluatedAt: row.evaluated_at ? row.evaluated_at.getTime() : null };
+  const row = head.rows[0];
+  if (!row) return { state: initial, evaluatedAt: null, cache: null, version: null };
+  const remembered = options.remembered;
+  if (remembered && row.version !== null && remembered.version === row.version) return remembered;
+  const { rows } = await db.query<{ state: S; window_cache: C | null }>(
+    'SELECT state, window_cache FROM forewarn.detector_state WHERE detector = $1',
+    [detector],
+  );
+  return {
+    state: rows[0]?.state ?? initial,
+    evaluatedAt: row.evaluated_at ? row.evaluated_at.getTime() : null,
+    cache: rows[0]?.window_cache ?? null,
+    version: row.version,
+  };
 }
 
-export async function saveDetectorState<S>(
+/** Saves a detector's state and cache under a new version, which it returns. */
+export async function saveDetectorState<S, C>(
   db: Queryable,
   detector: string,
-  state: S,
-  evaluatedAt: number,
-): Promise<void> {
+  saved: { state: S; cache: C | null; evaluatedAt: number },
+): Promise<StoredState<S, C>> {
+  const version = randomUUID();
   await db.query(
-    'UPDATE forewarn.detector_state SET state = $2, evaluated_at = $3, updated_at = now() WHERE detector = $1',
-    [detector, JSON.stringify(state), new Date(evaluatedAt)],
+    `UPDATE forewarn.detector_state
+        SET state = $2, window_cache = $3, evaluated_at = $4, version = $5, updated_at = now()
+      WHERE detector = $1`,
+    [
+      detector,
+      JSON.stringify(saved.state),
+      saved.cache === null ? null : JSON.stringify(saved.cache),
+      new Date(saved.evaluatedAt),
+      version,
+    ],
   );
-}
-
-/** The live tick's window cache (see WindowCache); null when there is none yet. */
-export async function readWindowCache<C>(db: Queryable, detector: string): Promise<C | null> {
-  const { rows } = await db.query<{ window_cache: C | null }>(
-    'SELECT window_cache FROM forewarn.detector_state WHERE detector = $1',
-    [detector],
-  );
-  return rows[0]?.window_cache ?? null;
-}
-
-export async function saveWindowCache<C>(db: Queryable, detector: string, cache: C): Promise<void> {
-  await db.query('UPDATE forewarn.detector_state SET window_cache = $2 WHERE detector = $1', [
-    detector,
-    JSON.stringify(cache),
-  ]);
+  return { ...saved, version };
 }
 
 export interface RecordedChange {

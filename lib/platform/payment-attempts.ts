@@ -262,10 +262,9 @@ export async function readPairSignalsIncremental(
   const learning: Span = [q.settledFrom, settledTo];
   spans.push(learning);
 
-  const [recent, slices, recentBad, settledBad] = await Promise.all([
-    readWindowGroups(db, q, settledTo),
+  const [{ groups: recent, bad: recentBad }, slices, settledBad] = await Promise.all([
+    readRecentPart(db, q, settledTo),
     readSliceTallies(db, q, spans),
-    readBadUsers(db, q, [[settledTo, q.now]]),
     readBadUsers(db, q, usable ? [entering] : [[q.now - longestMs, settledTo]]),
   ]);
 
@@ -414,74 +413,155 @@ interface WindowGroup {
   lastMs: number;
 }
 
-/** Tallies as known at `now` of the rows created in [fromMs, now), by pair and window class. */
-async function readWindowGroups(db: Queryable, q: SignalQuery, fromMs: number): Promise<WindowGroup[]> {
-  const p = new Params();
-  const observed = observedRows(q.schema, p, q, [[fromMs, q.now]]);
+/** The window class and settled flag of each row, as readWindowGroups groups by them. */
+function windowGroupKeys(p: Params, q: SignalQuery): { cls: string; settled: string } {
   const cls = `CASE ${q.lengths
     .map((seconds, i) => `WHEN c_ms >= ${p.bind(q.now - seconds * 1000)}::float8 THEN ${i}`)
     .join(' ')} ELSE ${q.lengths.length} END`;
   const settled = `(c_ms >= ${p.bind(q.settledFrom)}::float8 AND c_ms < ${p.bind(q.now - q.settleMs)}::float8)`;
-  const sql = `
-    SELECT channel, region, ${cls} AS cls, ${settled} AS settled, ${tallyColumns(p, q.now)}
-      FROM (${observed}) x
-     GROUP BY 1, 2, 3, 4`;
-  const { rows } = await withAnalyticsSettings(db, (client) =>
-    client.query<Record<string, number | string | boolean>>(sql, p.values),
-  );
-  return rows.map((r) => ({
+  return { cls, settled };
+}
+
+function windowGroupOf(r: Record<string, unknown>): WindowGroup {
+  return {
     channel: r.channel as string,
     region: r.region as string,
     cls: r.cls as number,
     settled: r.settled as boolean,
     tally: tallyOf(r),
     lastMs: Number(r.last_ms),
-  }));
+  };
 }
 
-/** Tallies of settled rows in each span (spans may overlap), by pair and span index. */
+/** Tallies as known at `now` of the rows created in [fromMs, now), by pair and window class. */
+async function readWindowGroups(db: Queryable, q: SignalQuery, fromMs: number): Promise<WindowGroup[]> {
+  const p = new Params();
+  const observed = observedRows(q.schema, p, q, [[fromMs, q.now]]);
+  const { cls, settled } = windowGroupKeys(p, q);
+  const sql = `
+    SELECT channel, region, ${cls} AS cls, ${settled} AS settled, ${tallyColumns(p, q.now)}
+      FROM (${observed}) x
+     GROUP BY 1, 2, 3, 4`;
+  const { rows } = await withAnalyticsSettings(db, (client) =>
+    client.query<Record<string, unknown>>(sql, p.values),
+  );
+  return rows.map(windowGroupOf);
+}
+
+/**
+ * readWindowGroups and readBadUsers of the rows created in [fromMs, now), from one scan of them:
+ * the live tick's recent part, the bulk of its rows. The rows are materialized once and read by
+ * both; each result row says which part it belongs to.
+ */
+async function readRecentPart(
+  db: Queryable,
+  q: SignalQuery,
+  fromMs: number,
+): Promise<{ groups: WindowGroup[]; bad: BadUsers[] }> {
+  const p = new Params();
+  const observed = observedRows(q.schema, p, q, [[fromMs, q.now]]);
+  const { cls, settled } = windowGroupKeys(p, q);
+  const tallies = tallyColumnList(p, q.now);
+  const sql = `
+    WITH o AS MATERIALIZED (${observed})
+    SELECT 'group' AS part, channel, region, ${cls} AS cls, ${settled} AS settled,
+           ${tallies.map(([alias, expr]) => `${expr} AS ${alias}`).join(',\n           ')},
+           NULL::text AS kind, NULL::text[] AS users, NULL::float8[] AS times
+      FROM o
+     GROUP BY 2, 3, 4, 5
+    UNION ALL
+    SELECT 'bad', channel, region, NULL, NULL, ${tallies.map(() => 'NULL').join(', ')}, kind, users, times
+      FROM (${badUsersSelect('o', p, q)}) b`;
+  const { rows } = await withAnalyticsSettings(db, (client) =>
+    client.query<Record<string, unknown>>(sql, p.values),
+  );
+  const groups: WindowGroup[] = [];
+  const bad: BadUsers[] = [];
+  for (const r of rows) {
+    if (r.part === 'group') groups.push(windowGroupOf(r));
+    else bad.push(badUsersOf(r));
+  }
+  return { groups, bad };
+}
+
+/**
+ * Tallies of settled rows in each span (spans may overlap), by pair and span index. The spans'
+ * ends cut time into pieces that no span crosses; each row is counted once, in its piece, and a
+ * span's tally is the sum of its pieces (a join of rows to overlapping spans would count a row
+ * once per span, several times over on a first tick's hour).
+ */
 async function readSliceTallies(
   db: Queryable,
   q: SignalQuery,
   spans: readonly Span[],
 ): Promise<Array<{ channel: string; region: string; slice: number; tally: Tally; lastMs: number }>> {
+  const edges = [...new Set(spans.filter(([from, to]) => to > from).flat())].sort((a, b) => a - b);
+  if (edges.length < 2) return [];
   const p = new Params();
   const observed = observedRows(q.schema, p, q, spans);
+  // width_bucket gives k for edges[k-1] <= c_ms < edges[k].
   const sql = `
-    SELECT channel, region, s.i - 1 AS slice, ${tallyColumns(p, q.now)}
+    SELECT channel, region, width_bucket(c_ms, ${p.bind(edges)}::float8[]) AS piece, ${tallyColumns(p, q.now)}
       FROM (${observed}) x
-      JOIN unnest(${p.bind(spans.map((s) => s[0]))}::float8[], ${p.bind(spans.map((s) => s[1]))}::float8[])
-           WITH ORDINALITY s(f, t, i) ON x.c_ms >= s.f AND x.c_ms < s.t
      GROUP BY 1, 2, 3`;
   const { rows } = await withAnalyticsSettings(db, (client) =>
     client.query<Record<string, number | string | boolean>>(sql, p.values),
   );
-  return rows.map((r) => ({
-    channel: r.channel as string,
-    region: r.region as string,
-    slice: Number(r.slice),
-    tally: tallyOf(r),
-    lastMs: Number(r.last_ms),
-  }));
+  const sums = new Map<
+    string,
+    { channel: string; region: string; slice: number; tally: Tally; lastMs: number }
+  >();
+  for (const r of rows) {
+    const k = Number(r.piece);
+    const [from, to] = [edges[k - 1]!, edges[k]!];
+    const tally = tallyOf(r);
+    const lastMs = Number(r.last_ms);
+    spans.forEach(([f, t], slice) => {
+      if (from < f || to > t) return;
+      const key = `${pairKey(r.channel as string, r.region as string)}\u0000${slice}`;
+      const sum = sums.get(key);
+      if (sum) {
+        addTally(sum.tally, tally);
+        sum.lastMs = Math.max(sum.lastMs, lastMs);
+      } else {
+        sums.set(key, {
+          channel: r.channel as string,
+          region: r.region as string,
+          slice,
+          tally: copyTally(tally),
+          lastMs,
+        });
+      }
+    });
+  }
+  return [...sums.values()];
+}
+
+/** The aggregates of a Tally over grouped observed rows, as [alias, expression]. */
+function tallyColumnList(p: Params, nowMs: number): Array<[string, string]> {
+  const now = `${p.bind(nowMs)}::float8`;
+  return [
+    ['created', 'count(*)::int'],
+    ['finished', `count(*) FILTER (WHERE fk_ms <= ${now})::int`],
+    ['failures', `count(*) FILTER (WHERE fk_ms <= ${now} AND failed)::int`],
+    ['timed', `count(*) FILTER (WHERE sp_ms <= ${now})::int`],
+    ['slow', `count(*) FILTER (WHERE sp_ms <= ${now} AND slow)::int`],
+    ['confirmed', `count(*) FILTER (WHERE lk_ms <= ${now} AND bin IS NOT NULL)::int`],
+    ...Array.from({ length: LATENCY_BINS }, (_, i): [string, string] => [
+      `b${i}`,
+      `count(*) FILTER (WHERE lk_ms <= ${now} AND bin = ${i})::int`,
+    ]),
+    ['last_ms', 'max(c_ms)'],
+  ];
 }
 
 function tallyColumns(p: Params, nowMs: number): string {
-  const now = p.bind(nowMs);
-  const bins = Array.from(
-    { length: LATENCY_BINS },
-    (_, i) => `count(*) FILTER (WHERE lk_ms <= ${now}::float8 AND bin = ${i})::int AS b${i}`,
-  ).join(',\n           ');
-  return `count(*)::int AS created,
-           count(*) FILTER (WHERE fk_ms <= ${now}::float8)::int AS finished,
-           count(*) FILTER (WHERE fk_ms <= ${now}::float8 AND failed)::int AS failures,
-           count(*) FILTER (WHERE sp_ms <= ${now}::float8)::int AS timed,
-           count(*) FILTER (WHERE sp_ms <= ${now}::float8 AND slow)::int AS slow,
-           count(*) FILTER (WHERE lk_ms <= ${now}::float8 AND bin IS NOT NULL)::int AS confirmed,
-           ${bins},
-           max(c_ms) AS last_ms`;
+  return tallyColumnList(p, nowMs)
+    .map(([alias, expr]) => `${expr} AS ${alias}`)
+    .join(',\n           ');
 }
 
-function tallyOf(r: Record<string, number | string | boolean>): Tally {
+function tallyOf(r: Record<string, unknown>): Tally {
   const tally = emptyTally();
   tally.created = r.created as number;
   tally.finished = r.finished as number;
@@ -493,30 +573,29 @@ function tallyOf(r: Record<string, number | string | boolean>): Tally {
   return tally;
 }
 
-/** Per pair and kind, the newest bad creation time of up to maxUsers distinct users in the spans. */
-async function readBadUsers(
-  db: Queryable,
-  q: SignalQuery,
-  spans: readonly Span[],
-): Promise<
-  Array<{
-    channel: string;
-    region: string;
-    kind: 'failures' | 'slow';
-    users: Array<{ user: string; at: number }>;
-  }>
-> {
-  const p = new Params();
-  const observed = observedRows(q.schema, p, q, spans);
+interface BadUsers {
+  channel: string;
+  region: string;
+  kind: 'failures' | 'slow';
+  users: Array<{ user: string; at: number }>;
+}
+
+/**
+ * Per pair and kind, the newest bad creation time of up to maxUsers distinct users among the
+ * observed rows of `source` (a relation with observedRows' columns).
+ */
+function badUsersSelect(source: string, p: Params, q: SignalQuery): string {
   const now = p.bind(q.now);
-  const sql = `
+  // Bad rows are few: they are picked out before each is split into its two kinds.
+  return `
     SELECT channel, region, kind, array_agg(user_id ORDER BY at DESC, user_id) AS users, array_agg(at ORDER BY at DESC, user_id) AS times
       FROM (
         SELECT channel, region, kind, user_id, at,
                row_number() OVER (PARTITION BY channel, region, kind ORDER BY at DESC, user_id) AS rank
           FROM (
             SELECT channel, region, kind, user_id, max(c_ms) AS at
-              FROM (${observed}) x
+              FROM (SELECT * FROM ${source}
+                     WHERE (fk_ms <= ${now}::float8 AND failed) OR (sp_ms <= ${now}::float8 AND slow)) x
              CROSS JOIN LATERAL (VALUES ('failures', fk_ms <= ${now}::float8 AND failed),
                                         ('slow', sp_ms <= ${now}::float8 AND slow)) k(kind, bad)
              WHERE k.bad
@@ -525,21 +604,28 @@ async function readBadUsers(
       ) ranked
      WHERE rank <= ${p.bind(q.maxUsers)}
      GROUP BY 1, 2, 3`;
+}
+
+function badUsersOf(r: Record<string, unknown>): BadUsers {
+  const users = r.users as string[];
+  const times = r.times as number[];
+  return {
+    channel: r.channel as string,
+    region: r.region as string,
+    kind: r.kind as BadUsers['kind'],
+    users: users.map((user, i) => ({ user, at: Number(times[i]) })),
+  };
+}
+
+/** badUsersSelect of the rows created in the spans. */
+async function readBadUsers(db: Queryable, q: SignalQuery, spans: readonly Span[]): Promise<BadUsers[]> {
+  const p = new Params();
+  const observed = observedRows(q.schema, p, q, spans);
+  const sql = badUsersSelect(`(${observed}) o`, p, q);
   const { rows } = await withAnalyticsSettings(db, (client) =>
-    client.query<{
-      channel: string;
-      region: string;
-      kind: 'failures' | 'slow';
-      users: string[];
-      times: number[];
-    }>(sql, p.values),
+    client.query<Record<string, unknown>>(sql, p.values),
   );
-  return rows.map((r) => ({
-    channel: r.channel,
-    region: r.region,
-    kind: r.kind,
-    users: r.users.map((user, i) => ({ user, at: Number(r.times[i]) })),
-  }));
+  return rows.map(badUsersOf);
 }
 
 function splitKey(key: string): [string, string] {

@@ -79,7 +79,11 @@ let db: TestDatabase;
 let redisPrefix: Awaited<ReturnType<typeof createTestRedisPrefix>>;
 let ctx: AppContext;
 let logs: ReturnType<typeof captureLogs>;
+/** Rows breaking the contract: in the first tick's hour, and created while later ticks run. */
 let bad: BadAttempt[];
+let lateBad: BadAttempt[];
+const LATE_BAD_AT = OUTAGE_START + 60 * SECOND;
+const SETTLE = 300 * SECOND;
 const ticks: TickRecord[] = [];
 
 async function snapshot(): Promise<Snapshot> {
@@ -121,7 +125,14 @@ beforeAll(async () => {
     region: REGION,
     userId: users[0]!.id,
   });
-  await insertRawAttempts(db.pool, bad);
+  lateBad = badAttempts({
+    firstId: 900_000_101,
+    createdAt: LATE_BAD_AT,
+    channel: 'alipay',
+    region: REGION,
+    userId: users[1]!.id,
+  });
+  await insertRawAttempts(db.pool, [...bad, ...lateBad]);
 
   redisPrefix = await createTestRedisPrefix();
   logs = captureLogs('info');
@@ -300,17 +311,31 @@ describe('payment-health ticks across an outage of alipay in CN-GD', () => {
     expect(dryRun.flatMap((t) => t.dry!.result.changes.map((c) => c.type))).toEqual(['opened', 'resolved']);
   });
 
-  it('skips rows that break the platform contract: counted, and each id logged once', () => {
-    for (const t of ticks) {
-      expect(t.real.skippedRows).toBe(bad.length);
-      if (t.dry) expect(t.dry.result.skippedRows).toBe(bad.length);
-    }
-    // All are logged by the first run that saw them (a dry run); no later run logs an id again.
+  /**
+   * Bad rows a tick counts: it checks what it reads as it stands now, from the last tick's settled
+   * part on (older rows were checked then); the first tick, with nothing stored, its whole hour.
+   */
+  const expectedSkipped = (i: number): number => {
+    const now = ticks[i]!.tickAt;
+    const from = i === 0 ? now - 60 * MINUTE : ticks[i - 1]!.tickAt - SETTLE;
+    return bad.length * (i === 0 ? 1 : 0) + (LATE_BAD_AT >= from && LATE_BAD_AT < now ? lateBad.length : 0);
+  };
+
+  it('skips rows that break the platform contract: counted by the ticks that read them, each id logged once', () => {
+    ticks.forEach((t, i) => {
+      expect(t.real.skippedRows, new Date(t.tickAt).toISOString()).toBe(expectedSkipped(i));
+      if (t.dry) expect(t.dry.result.skippedRows).toBe(expectedSkipped(i));
+    });
+    // The late rows are checked by every tick whose recent part holds them, not once only.
+    expect(ticks.filter((_, i) => expectedSkipped(i) === lateBad.length).length).toBeGreaterThan(10);
+    // All are logged by the first run that saw them; no later run logs an id again.
     expect(ticks[0]!.dry!.invalidLogLines).toBe(bad.length);
-    for (const t of ticks) expect(t.invalidLogLines).toBe(bad.length);
+    const lateFirst = ticks.findIndex((t) => t.tickAt > LATE_BAD_AT);
+    for (const [i, t] of ticks.entries())
+      expect(t.invalidLogLines).toBe(bad.length + (i >= lateFirst ? lateBad.length : 0));
 
     const lines = invalidRowLines();
-    for (const row of bad) {
+    for (const row of [...bad, ...lateBad]) {
       const mine = lines.filter((l) => l.rowId === String(row.id));
       expect(mine, `row ${row.id}`).toHaveLength(1);
       expect(mine[0]!.level).toBe('warn');
@@ -321,10 +346,10 @@ describe('payment-health ticks across an outage of alipay in CN-GD', () => {
   });
 
   it('records skipped rows in detector_runs', async () => {
-    const { rows } = await db.pool.query<{ skipped_rows: number }>(
-      'SELECT DISTINCT skipped_rows FROM forewarn.detector_runs',
+    const { rows } = await db.pool.query<{ tick_at: Date; skipped_rows: number }>(
+      "SELECT tick_at, skipped_rows FROM forewarn.detector_runs WHERE outcome = 'evaluated' ORDER BY tick_at",
     );
-    expect(rows).toEqual([{ skipped_rows: bad.length }]);
+    expect(rows.map((r) => r.skipped_rows)).toEqual(ticks.map((_, i) => expectedSkipped(i)));
   });
 });
 
@@ -353,6 +378,35 @@ describe('ticks that are not newer than the state', () => {
     const result = await runPaymentHealthTick(ctx, LAST_TICK + STEP, { dryRun: true });
     expect(result.outcome).toBe('evaluated');
     expect(await snapshot()).toEqual(before);
+  });
+});
+
+describe('replicas taking turns', () => {
+  it('a process reuses the state it saved only while no other replica has saved since', async () => {
+    const env = readEnv({
+      DATABASE_URL: db.url,
+      REDIS_URL,
+      FOREWARN_QUEUE_PREFIX: redisPrefix.prefix,
+      FOREWARN_CONFIG: SHIPPED,
+      LOG_LEVEL: 'info',
+    });
+    const other = await createContext(env, await ConfigStore.open(SHIPPED, logs.logger), logs.logger);
+    try {
+      const first = LAST_TICK + 2 * STEP;
+      expect((await runPaymentHealthTick(ctx, first)).outcome).toBe('evaluated');
+      expect((await runPaymentHealthTick(other, first + STEP)).outcome).toBe('evaluated');
+      // What `ctx` remembers is a tick behind the row: it must read the other replica's state.
+      expect((await runPaymentHealthTick(ctx, first + STEP)).outcome).toBe('stale');
+      const next = await runPaymentHealthTick(ctx, first + 2 * STEP);
+      expect(next.outcome).toBe('evaluated');
+      const { rows } = await db.pool.query<{ evaluated_at: Date; state: unknown }>(
+        'SELECT evaluated_at, state FROM forewarn.detector_state',
+      );
+      expect(rows[0]!.evaluated_at).toEqual(new Date(first + 2 * STEP));
+      expect(rows[0]!.state).toEqual(JSON.parse(JSON.stringify(next.findings!.state)));
+    } finally {
+      await other.close();
+    }
   });
 });
 
