@@ -731,16 +731,19 @@ interface Statement {
 const WINDOW_GROUPS = 'signals: window-groups query';
 const SLICES = 'signals: slice-tallies query';
 const BAD_USERS = 'signals: bad-users queries';
+const RECENT = 'signals: recent-part query (groups and bad users)';
 const INVALID_ROWS = 'invalid rows';
-const SIGNAL_LABELS = [WINDOW_GROUPS, SLICES, BAD_USERS];
+const SIGNAL_LABELS = [RECENT, WINDOW_GROUPS, SLICES, BAD_USERS];
 /** The statements that scan payment_attempts by creation time. */
 const SCAN_LABELS = [...SIGNAL_LABELS, INVALID_ROWS, 'top error codes'];
 
 function labelOf(sql: string): string {
   if (/^\s*(BEGIN|COMMIT|ROLLBACK|SET LOCAL|SAVEPOINT|RELEASE)/i.test(sql)) return 'transaction control';
-  // The bad-users query groups by four columns too: test for it first.
+  // The recent-part query holds the bad-users query, which groups by four columns too: test
+  // for them first.
+  if (/WITH o AS MATERIALIZED/.test(sql)) return RECENT;
   if (/CROSS JOIN LATERAL \(VALUES \('failures'/.test(sql)) return BAD_USERS;
-  if (/WITH ORDINALITY/.test(sql)) return SLICES;
+  if (/AS piece/.test(sql)) return SLICES;
   if (/GROUP BY 1, 2, 3, 4/.test(sql)) return WINDOW_GROUPS;
   if (/AS problem/.test(sql)) return INVALID_ROWS;
   if (/error_code AS code/.test(sql)) return 'top error codes';
