@@ -2,7 +2,7 @@
 // filter is an error, never an empty string), sandboxed (no file system, no inherited
 // properties) and reduced to the tags a message needs: nothing can include another file, and
 // nothing can write a value around the HTML escaping (`raw` filter, `echo`, `capture`...).
-import { Liquid, LiquidError, type Template } from 'liquidjs';
+import { Liquid, LiquidError, toValue, type FilterImplOptions, type Template } from 'liquidjs';
 import { markValue } from './html.ts';
 
 /** `text`: values written as they are. `html`: every value escaped and marked (see html.ts). */
@@ -32,7 +32,89 @@ export function createEngine(mode: EngineMode): Liquid {
     if (!ALLOWED_TAGS.has(tag)) delete liquid.tags[tag];
   }
   liquid.unregisterFilter('raw');
+  for (const name of CLOCK_FILTERS) watchFilter(liquid, name, isClockValue);
+  for (const name of CHANCE_FILTERS) watchFilter(liquid, name, () => true);
   return liquid;
+}
+
+/** Filters that read the clock for the input "now" or "today" (liquidjs' parseDate). */
+export const CLOCK_FILTERS = [
+  'date',
+  'date_to_xmlschema',
+  'date_to_rfc822',
+  'date_to_string',
+  'date_to_long_string',
+];
+/** Filters whose output is chance: `sample` picks at random. */
+export const CHANCE_FILTERS = ['sample'];
+
+const isClockValue = (value: unknown): boolean => {
+  const v: unknown = toValue(value);
+  return v === 'now' || v === 'today';
+};
+
+let impureReads = 0;
+let pinned: { nowMs: number; random: () => number } | null = null;
+
+/**
+ * How many times a render has read the clock or chance so far in this process. A render during
+ * which it changed gave output that no later render may reuse (shapes.ts does not cache it).
+ */
+export function impureReadCount(): number {
+  return impureReads;
+}
+
+/**
+ * Runs `render` with the clock fixed at `nowMs` and chance replaced by a sequence that starts
+ * afresh for every call, so two renders of one template can be compared (the linter does).
+ */
+export function withPinnedEffects<T>(nowMs: number, render: () => T): T {
+  const saved = pinned;
+  pinned = { nowMs, random: seededRandom(0x5eed) };
+  try {
+    return render();
+  } finally {
+    pinned = saved;
+  }
+}
+
+type FilterHandler = Extract<FilterImplOptions, (...args: never[]) => unknown>;
+
+function watchFilter(liquid: Liquid, name: string, reads: (value: unknown) => boolean): void {
+  const impl = liquid.filters[name];
+  if (!impl) return;
+  const handler: FilterHandler = typeof impl === 'function' ? impl : impl.handler;
+  const watched: FilterHandler = function (
+    this: ThisParameterType<FilterHandler>,
+    value: unknown,
+    ...args: unknown[]
+  ) {
+    if (!reads(value)) return handler.call(this, value, ...args);
+    impureReads++;
+    if (!pinned) return handler.call(this, value, ...args);
+    if (isClockValue(value)) return handler.call(this, pinned.nowMs / 1000, ...args);
+    // Only chance is left; Math.random is replaced for this synchronous call alone.
+    const random = Math.random;
+    Math.random = pinned.random;
+    try {
+      return handler.call(this, value, ...args);
+    } finally {
+      Math.random = random;
+    }
+  };
+  liquid.registerFilter(name, typeof impl === 'function' ? watched : { ...impl, handler: watched });
+}
+
+/** mulberry32. */
+function seededRandom(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 const TAG_ONLY_LINE = /^[ \t]*((?:\{%-?(?:[^%]|%(?!\}))*?-?%\}[ \t]*)+)$/gm;

@@ -19,7 +19,15 @@
 //   characters, and the rest (never empty: a value of 8 characters or fewer is not spliced) goes
 //   where the placeholder was.
 // Any other value is part of the cache key, so its message is rendered in full.
+//
+// The key holds every other value the template may read (splice.ts over-approximates that), in
+// an encoding that keeps apart what Liquid keeps apart (-0 and 0, which `divided_by` tells
+// apart; NaN and null). A value it cannot encode exactly (a Date, a class instance, a function)
+// gets its message rendered in full. So does every message of a template the analysis does not
+// fully understand (see splice.ts), and a render that read the clock (`"now" | date`) or chance
+// (`sample`) is never cached (engine.ts counts those reads).
 import { randomBytes } from 'node:crypto';
+import { impureReadCount } from './engine.ts';
 import { escapeHtml } from './html.ts';
 import { renderCompiled, type RenderedMessage } from './render.ts';
 import type { CompiledLayout, CompiledTemplate, Engines } from './source.ts';
@@ -31,6 +39,10 @@ const MAX_SHAPES = 256;
 const NONCE = randomBytes(9).toString('hex');
 const PLACEHOLDER = new RegExp(`\u{E002}${NONCE}(\\d+)\u{E003}`, 'gu');
 const placeholder = (slot: number) => `\u{E002}${NONCE}${slot}\u{E003}`;
+/** The key of the one-key object that stands for a number JSON cannot write (-0, NaN, ±Infinity). */
+const SPECIAL_NUMBER = `\u{E002}${NONCE}n`;
+/** ... and for undefined (inside a list or an object; JSON would write null or drop it). */
+const UNDEFINED = `\u{E002}${NONCE}u`;
 
 /** White space, and the markers of html.ts (E000-E001) and of this file (E002-E003). */
 const OPAQUE_BREAKERS = /[\s\u{E000}-\u{E003}]/u;
@@ -59,6 +71,8 @@ export class MessageShapes {
   readonly #reads: readonly string[];
   /** The variables that every part prints only plainly or tests bare. */
   readonly #spliceable: ReadonlySet<string>;
+  /** Why every message is rendered in full (the analysis does not understand the template). */
+  readonly #fullRenderReason: string | null = null;
   readonly #shapes = new Map<string, Shape>();
 
   constructor(engines: Engines, template: CompiledTemplate, layout: CompiledLayout | null) {
@@ -74,6 +88,7 @@ export class MessageShapes {
     const notSpliceable = new Set<string>();
     for (const [liquid, parsed] of parts) {
       const uses = analyseVariables(liquid, parsed);
+      this.#fullRenderReason ??= uses.unsupported;
       for (const name of uses.reads) {
         reads.add(name);
         if (!uses.spliceable.has(name)) notSpliceable.add(name);
@@ -95,8 +110,14 @@ export class MessageShapes {
     return this.#shapes.size;
   }
 
+  /** Why every message of this template is rendered in full, or null; for tests and tooling. */
+  get fullRenderReason(): string | null {
+    return this.#fullRenderReason;
+  }
+
   /** `renderCompiled` for data already validated; errors are its own. */
   render(data: Record<string, unknown>): RenderedMessage {
+    if (this.#fullRenderReason !== null) return this.#renderFull(data);
     const keyParts: unknown[] = [];
     const tails: string[] = [];
     let scope: Record<string, unknown> | undefined;
@@ -113,12 +134,16 @@ export class MessageShapes {
       scope[name] = kept + placeholder(tails.length);
       tails.push((value as string).slice(kept.length));
     }
-    const key = JSON.stringify(keyParts);
+    const key = cacheKey(keyParts);
+    if (key === null) return this.#renderFull(data);
     let shape = this.#shapes.get(key);
     if (!shape) {
+      const impure = impureReadCount();
       shape = toShape(renderCompiled(this.#engines, this.#template, this.#layout, scope ?? data));
-      if (this.#shapes.size >= MAX_SHAPES) this.#shapes.delete(this.#shapes.keys().next().value!);
-      this.#shapes.set(key, shape);
+      if (impureReadCount() === impure) {
+        if (this.#shapes.size >= MAX_SHAPES) this.#shapes.delete(this.#shapes.keys().next().value!);
+        this.#shapes.set(key, shape);
+      }
     }
     const message: RenderedMessage = { ...shape.message };
     if (tails.length === 0) return message;
@@ -128,6 +153,46 @@ export class MessageShapes {
     message.text = fill(shape.text, tails);
     if (shape.html) message.html = fill(shape.html, tails.map(escapeHtml));
     return message;
+  }
+
+  #renderFull(data: Record<string, unknown>): RenderedMessage {
+    return renderCompiled(this.#engines, this.#template, this.#layout, data);
+  }
+}
+
+class Unkeyable extends Error {}
+
+/** The values' cache key; null when one of them has no exact encoding (see the top of this file). */
+function cacheKey(values: unknown[]): string | null {
+  try {
+    return JSON.stringify(values, keyReplacer);
+  } catch (error) {
+    // Unkeyable, or what JSON itself refuses (a cycle, a BigInt).
+    if (error instanceof Unkeyable || error instanceof TypeError) return null;
+    throw error;
+  }
+}
+
+function keyReplacer(this: unknown, key: string, value: unknown): unknown {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return value;
+    case 'number':
+      if (value === 0 ? 1 / value > 0 : Number.isFinite(value)) return value;
+      return { [SPECIAL_NUMBER]: Object.is(value, -0) ? '-0' : String(value) };
+    case 'undefined':
+      return { [UNDEFINED]: 1 };
+    case 'object': {
+      if (value === null) return value;
+      // JSON calls toJSON before this: what Liquid sees is the holder's own value.
+      const original: unknown = (this as Record<string, unknown>)[key];
+      const proto: unknown = Object.getPrototypeOf(original);
+      if (proto !== Object.prototype && proto !== Array.prototype && proto !== null) throw new Unkeyable();
+      return value;
+    }
+    default:
+      throw new Unkeyable();
   }
 }
 
