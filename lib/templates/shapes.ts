@@ -21,9 +21,9 @@
 // Any other value is part of the cache key, so its message is rendered in full.
 //
 // The key holds every other value the template may read (splice.ts over-approximates that), in
-// an encoding that keeps apart what Liquid keeps apart (-0 and 0, which `divided_by` tells
-// apart; NaN and null). A value it cannot encode exactly (a Date, a class instance, a function)
-// gets its message rendered in full. So does every message of a template the analysis does not
+// an encoding that keeps apart what JSON confuses and Liquid may not (NaN and null, undefined and
+// null in a list, -0 and 0). A value it cannot encode exactly (a Date, whose JSON is its ISO
+// text, a class instance, a function) gets its message rendered in full. So does every message of a template the analysis does not
 // fully understand (see splice.ts), and a render that read the clock (`"now" | date`) or chance
 // (`sample`) is never cached (engine.ts counts those reads).
 import { randomBytes } from 'node:crypto';
