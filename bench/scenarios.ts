@@ -6,7 +6,8 @@
 //
 // The healthy days are the heavy part (about 1.4 million attempts each): they run in child
 // processes of this same file (`node --import tsx bench/scenarios.ts healthy-day <index>`), two
-// at a time. Knobs: BENCH_SEEDS (default 1,2,3), BENCH_HEALTHY_DAYS (30), BENCH_JOBS (2).
+// at a time. Knobs: BENCH_SEEDS (default 1,2,3), BENCH_HEALTHY_DAYS (30), BENCH_JOBS (2), and
+// BENCH_CASES (only the cases whose group or shape contains this text).
 import { fork } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -102,7 +103,10 @@ export async function benchScenarios(): Promise<BenchResult> {
   const seeds = positiveIntsFromEnv('BENCH_SEEDS', [1, 2, 3]);
   const dayCount = positiveIntFromEnv('BENCH_HEALTHY_DAYS', 30);
   const jobs = positiveIntFromEnv('BENCH_JOBS', 2);
-  const all = cases();
+  const only = process.env.BENCH_CASES;
+  const all = cases().filter((c) => !only || `${c.group} ${c.shape}`.includes(only));
+  if (all.length === 0)
+    throw new Error(`BENCH_CASES: no case's group or shape contains ${JSON.stringify(only)}`);
   // The healthy days start at once on one child less than `jobs` (this process replays the
   // scenarios meanwhile), and on all `jobs` once the scenarios are done.
   let scenariosDone!: () => void;
@@ -634,6 +638,9 @@ function judge(run: Run, settings: PaymentHealthSettings): Row[] {
       (i) => i.subject.channel === e.channel && i.subject.region === c.region && i.kind === e.kind,
     );
     const first = mine[0];
+    for (const other of incidents)
+      if (!mine.includes(other) && other.subject.channel === e.channel)
+        notes.push(`also opened: ${describeIncident(other, c.start)}`);
     let ref = c.start;
     let refLabel = '';
     if (c.slide) {

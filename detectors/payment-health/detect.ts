@@ -303,6 +303,9 @@ export function assessShare(
   }
   if (!current) return { status: 'unknown', baseline };
   const currentHealthy = current.rate <= recoveredBelow;
+  const recovering =
+    current.rate <= threshold &&
+    wilsonInterval(current.bad, current.attempts, RECOVERY_NOISE_Z).lower <= recoveredBelow;
   const fresh = badTimes.length > 0 && badTimes[0]! >= now - t.freshSeconds * 1000;
   // The most recent attempts (the shortest window from recentSeconds on holding recentMinAttempts
   // of them) must still look as bad as the threshold: a finished blip, or the quiet half of
@@ -313,6 +316,7 @@ export function assessShare(
   return {
     status: degraded ? 'degraded' : currentHealthy ? 'healthy' : 'uncertain',
     currentHealthy,
+    recovering,
     baseline,
     threshold,
     recoveredBelow,
@@ -341,6 +345,7 @@ function assessSlow(
     return {
       status: latencyDegraded ? 'degraded' : latencyHealthy ? 'healthy' : 'uncertain',
       currentHealthy: latencyHealthy,
+      recovering: latencyHealthy,
       baseline: share.baseline,
       threshold: Math.min(1, thresholdAt(share.baseline, t.slow)),
       recoveredBelow: share.baseline,
@@ -354,6 +359,7 @@ function assessSlow(
     ...share,
     status: degraded ? 'degraded' : currentHealthy ? 'healthy' : 'uncertain',
     currentHealthy,
+    recovering: share.recovering && latencyHealthy,
     latency,
   };
 }
@@ -400,7 +406,7 @@ type Transition = 'open' | 'resolve' | null;
  * One kind's state machine. Opening: degraded ticks lasting `confirmSeconds`, none more than
  * `maxGapSeconds` after the last; healthy ticks end the run, uncertain ones (a longer window
  * still proves trouble that the current view no longer shows, as between the flaps of a
- * flapping channel) neither extend nor end it. Resolving: the current view healthy for
+ * flapping channel) neither extend nor end it. Resolving: the current view recovering for
  * `resolveSeconds` without a break.
  */
 function step(
@@ -425,7 +431,7 @@ function step(
     }
     return { next: { ...state, degradedSince, lastDegradedAt: now }, transition: null };
   }
-  if (!assessment.currentHealthy) return { next: { ...state, healthySince: null }, transition: null };
+  if (!assessment.recovering) return { next: { ...state, healthySince: null }, transition: null };
   const healthySince = state.healthySince ?? now;
   if (now - healthySince >= t.resolveSeconds * 1000) return { next: idleKind(), transition: 'resolve' };
   return { next: { ...state, healthySince }, transition: null };
@@ -601,6 +607,8 @@ function clearlyAbove(
 }
 
 const NORMAL_GATE_Z = normalQuantile(0.975);
+/** How sure a relapse must be to break an open incident's healthy run (one-sided 95%). */
+const RECOVERY_NOISE_Z = normalQuantile(0.95);
 
 function recentShare(
   set: SignalSet,

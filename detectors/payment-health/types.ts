@@ -48,6 +48,12 @@ export type Assessment =
       status: 'degraded' | 'healthy' | 'uncertain';
       /** The shortest window with enough attempts is back near the baseline. */
       currentHealthy: boolean;
+      /**
+       * What an open incident needs to count towards its resolution: the current view is not
+       * above the threshold, and not significantly above the halfway mark (a few failures among
+       * a short window's attempts are noise, not a relapse).
+       */
+      recovering: boolean;
       baseline: number;
       threshold: number;
       recoveredBelow: number;

@@ -256,6 +256,25 @@ describe('detector rules', () => {
     expect(after.changes).toEqual([]);
   });
 
+  it('resolves through noise in the short window after recovery, while a relapse keeps it open', () => {
+    const start = NOW;
+    const end = start + 2 * MINUTE;
+    // After the outage every other tick's short window holds 8 failures in 100: above the halfway
+    // mark (6%), but below the threshold (10%) and within the noise of a 2% pair.
+    const after = (now: number, every: number, rate: number) =>
+      steady(400, Math.floor((now - end) / 15_000) % every === every - 1 ? rate : 0.02, now);
+    const noisy = run(start - 10 * MINUTE, end + 5 * MINUTE, (now) => ({
+      'alipay:CN-GD': now < end ? busy(now, start, 0.6) : after(now, 2, 0.08),
+    }));
+    expect(noisy.changes.map((c) => c.type)).toEqual(['opened', 'resolved']);
+    expect(noisy.changes[1]!.at - end).toBeLessThanOrEqual(150_000);
+    // A relapse to 20% every fourth tick is no noise: the incident stays open.
+    const relapsing = run(start - 10 * MINUTE, end + 10 * MINUTE, (now) => ({
+      'alipay:CN-GD': now < end ? busy(now, start, 0.6) : after(now, 4, 0.2),
+    }));
+    expect(relapsing.changes.map((c) => c.type)).toEqual(['opened']);
+  });
+
   it('opens on fresh evidence only: an ended outage still in the hour window opens nothing', () => {
     // A quiet pair whose hour window holds 30 failures of 40, none in the last freshSeconds.
     const old: PairSpec = {
