@@ -1,9 +1,11 @@
 // `forewarn templates lint`: everything that can be wrong with a templates directory before it
 // ships. Files and names, front matter, Liquid syntax, variables and filters the kind does not
-// declare, the required locales and channels, and a render of every template with the kind's
-// sample data and each of its variants.
+// declare, the required locales and channels, a render of every template with the kind's
+// sample data and each of its variants, and (both-ways.ts) the same message from the fast path
+// and from a full render for hostile and borderline values.
 import { fileURLToPath } from 'node:url';
 import { templateKinds } from '../../templates/kinds.ts';
+import { compareBothWays } from './both-ways.ts';
 import { validateTemplateData } from './data.ts';
 import { TemplateError, type TemplateProblem } from './errors.ts';
 import { renderCompiled } from './render.ts';
@@ -11,17 +13,29 @@ import { createEngines, readTemplateSet, type Engines, type TemplateSet } from '
 
 const KINDS_FILE = fileURLToPath(new URL('../../templates/kinds.ts', import.meta.url));
 
+export interface InspectOptions {
+  /**
+   * Render every template both ways with hostile values (both-ways.ts). On by default, as the
+   * linter runs; loading the store skips it (a second or so that the analysis makes needless).
+   */
+  bothWays?: boolean;
+}
+
 /** Every problem in the templates in `dir`, in file order; empty when they may ship. */
-export async function lintTemplates(dir: string): Promise<TemplateProblem[]> {
-  return (await inspectTemplates(dir)).set.problems;
+export async function lintTemplates(dir: string, options: InspectOptions = {}): Promise<TemplateProblem[]> {
+  return (await inspectTemplates(dir, options)).set.problems;
 }
 
 /** Reads `dir` and renders every template that compiled with each sample; adds what fails. */
-export async function inspectTemplates(dir: string): Promise<{ set: TemplateSet; engines: Engines }> {
+export async function inspectTemplates(
+  dir: string,
+  options: InspectOptions = {},
+): Promise<{ set: TemplateSet; engines: Engines }> {
   const engines = createEngines();
   const set = await readTemplateSet(dir, engines);
   const problems = set.problems;
   for (const template of set.templates) {
+    const before = problems.length;
     const definition = templateKinds[template.kind];
     const samples: [string, unknown][] = [
       ['sample', definition.sample],
@@ -42,6 +56,9 @@ export async function inspectTemplates(dir: string): Promise<{ set: TemplateSet;
         }
         break;
       }
+    }
+    if (options.bothWays !== false && problems.length === before) {
+      problems.push(...compareBothWays(engines, template, set.layout));
     }
   }
   // A broken layout or sample fails every render the same way: say it once.

@@ -62,7 +62,7 @@ export class TemplateStore {
    * listing every problem `forewarn templates lint` would report.
    */
   static async load(dir: string = defaultTemplatesDir): Promise<TemplateStore> {
-    const { set, engines } = await inspectTemplates(dir);
+    const { set, engines } = await inspectTemplates(dir, { bothWays: false });
     if (set.problems.length > 0) {
       throw new TemplateError(
         'FW_TEMPLATE_INVALID',

@@ -17,7 +17,8 @@ interface Result {
 }
 
 function forewarn(args: string[]): Promise<Result> {
-  return runForewarn(args, { env: { LOG_LEVEL: 'silent' } });
+  // lint renders every template both ways with hundreds of value sets: seconds on a busy machine.
+  return runForewarn(args, { env: { LOG_LEVEL: 'silent' }, timeoutMs: 120_000 });
 }
 
 function expectExit(result: Result, code: number): void {
@@ -42,7 +43,27 @@ describe('forewarn templates lint', () => {
       /^templates: ok, \d+ templates for \d+ kinds in (.+, )?en, (.+, )?zh-CN\n$/,
     );
     expect(result.stderr).toBe('');
-  });
+  }, 150_000);
+
+  it('exits 0 on templates written to trip the fast path (it renders every one both ways)', async () => {
+    const dir = join(tmp, 'hostile');
+    await cp(join(ROOT, 'templates'), dir, { recursive: true });
+    const file = join(dir, 'payment-recovered/en.email.liquid');
+    const text = await readFile(file, 'utf8');
+    // For users without a name (the "no name" variant), the assigns are skipped and the data's
+    // values are printed: the fast path once reused a shape rendered with another message's.
+    const hostile = text
+      .replace('Hi {{ userName }},', '{% assign channelName = "TestPay" %}Hi {{ userName }},')
+      .replace(
+        'Top up or shop:',
+        '{% for c in (2..1) %}{% assign region = c %}{% endfor %}Top up in {{ region }}:',
+      );
+    expect(hostile).not.toBe(text);
+    await writeFile(file, hostile);
+    const result = await forewarn(['templates', 'lint', '--dir', dir]);
+    expectExit(result, 0);
+    expect(result.stderr).toBe('');
+  }, 150_000);
 
   it('exits 1 on a broken copy, printing file:line: message for each problem', async () => {
     const dir = join(tmp, 'broken');
@@ -62,7 +83,7 @@ describe('forewarn templates lint', () => {
     expect(result.stderr).toContain(`${join(dir, 'payment-recovered/en.inapp.liquid')}:1: missing`);
     expect(result.stderr).toContain('2 problem(s) in the templates in');
     expect(result.stdout).toBe('');
-  });
+  }, 150_000);
 });
 
 describe('forewarn templates preview', () => {
