@@ -30,7 +30,8 @@ import { redisOptions } from '../lib/queue/redis.ts';
 import { seedPlatform } from '../sim/load.ts';
 import { generateUsers, referencePlatform, userIdFor } from '../sim/platform.ts';
 import { createPlatformSchema } from '../sim/schema.ts';
-import { startNotificationsWorker } from '../workers/notifications.ts';
+import { startDeliveryWorker } from '../workers/delivery.ts';
+import { startFanoutWorker } from '../workers/fanout.ts';
 import { benchRawNodemailer, pump, startSink } from './email.ts';
 import {
   benchDatabase,
@@ -209,7 +210,7 @@ export async function fanOut(options: FanoutOptions): Promise<FanoutRun> {
         [['notifications', 'userChannels'], [options.channel]],
         [['notifications', 'batchSize'], 2_000],
         [['notifications', 'ops', 'emails'], []],
-        [['workers', 'notifications', 'concurrency'], 4],
+        [['workers', 'delivery', 'concurrency'], 4],
       ],
       dir,
     );
@@ -257,11 +258,12 @@ export async function fanOut(options: FanoutOptions): Promise<FanoutRun> {
     const profile = options.warmUp ? { stop: async () => undefined } : await profileCpu(label);
     let seconds: number;
     let cpuSeconds: number;
-    let worker: ReturnType<typeof startNotificationsWorker> | undefined;
+    const workers: Array<ReturnType<typeof startDeliveryWorker>> = [];
     if (options.mode === 'raw') {
       ({ seconds, cpuSeconds } = await sendRaw(ctx, eventId, sink!.url));
     } else {
-      worker = startNotificationsWorker(ctx);
+      // No ops alerts here (ops.emails is empty), so no ops-alerts worker.
+      workers.push(startFanoutWorker(ctx), startDeliveryWorker(ctx));
       const started = performance.now();
       const cpu = process.cpuUsage();
       await enqueueFanouts(ctx, [eventId]);
@@ -282,7 +284,7 @@ export async function fanOut(options: FanoutOptions): Promise<FanoutRun> {
     }
     const peaks = memory.stop();
     await profile.stop();
-    await worker?.close();
+    await Promise.all(workers.map((w) => w.close()));
     if (sink && sink.received() !== options.audience) {
       throw new Error(`the sink received ${sink.received()} of ${options.audience} messages`);
     }

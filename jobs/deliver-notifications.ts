@@ -1,11 +1,20 @@
-// Job: deliver a batch of recorded notifications (claim, render, send, record).
+// Job: deliver a batch of recorded notifications to users (claim, render, send, record). Ops
+// alerts go through the same steps in a job of their own (jobs/deliver-ops-alerts.ts).
 import { z } from 'zod';
 import type { JobsOptions } from 'bullmq';
 import type { AppContext } from '../lib/context.ts';
+import type { EmailSender } from '../lib/channels/email.ts';
 import { deliverNotifications } from '../lib/notifications/deliver.ts';
+import { readOpsNotificationIds } from '../lib/notifications/store.ts';
 
 export const name = 'deliver-notifications';
-export const queue = 'notifications';
+export const queue = 'delivery';
+
+/**
+ * The job that delivers ops alerts, on a queue of its own (jobs/deliver-ops-alerts.ts, which
+ * imports this file); the queue calls below only take a registered job name.
+ */
+const OPS_ALERTS = 'deliver-ops-alerts';
 
 /** Notifications per delivery job: one job per recipient would cap throughput at BullMQ's job rate. */
 export const MAX_IDS_PER_JOB = 1_000;
@@ -23,22 +32,41 @@ export const defaultOptions: JobsOptions = {
   removeOnFail: { age: 7 * 24 * 3_600 },
 };
 
-export async function handle(data: z.infer<typeof payload>, ctx: AppContext) {
+export async function handle(data: z.infer<typeof payload>, ctx: AppContext): Promise<DeliveryJobResult> {
+  return deliverBatch(ctx, data.ids, { job: name, email: ctx.email });
+}
+
+/** What a delivery job returns (BullMQ keeps it as the job's return value). */
+export interface DeliveryJobResult {
+  claimed: number;
+  sent: number;
+  failed: number;
+  cancelled: number;
+  lost: number;
+  retries: number;
+}
+
+/** Delivers `ids` through `email`; temporary failures come back as jobs of `job`. */
+export async function deliverBatch(
+  ctx: AppContext,
+  ids: readonly string[],
+  via: { job: typeof name | typeof OPS_ALERTS; email: () => EmailSender },
+): Promise<DeliveryJobResult> {
   const outcome = await deliverNotifications(
     {
       db: ctx.db,
       config: ctx.config,
       logger: ctx.logger,
       templates: await ctx.templates(),
-      email: ctx.email,
+      email: via.email,
       workerId: ctx.workerId,
     },
-    data.ids,
+    ids,
   );
   // Temporary failures come back when due; the sweeper is the safety net if this is lost.
   for (const retry of outcome.retries) {
     await ctx.queues.enqueue(
-      name,
+      via.job,
       { ids: [retry.id] },
       {
         // The deployment id keeps a recreated database's notification ids apart from this one's.
@@ -57,18 +85,30 @@ export async function handle(data: z.infer<typeof payload>, ctx: AppContext) {
   };
 }
 
+/** The job that delivers notifications to this audience, and the word its job ids start with. */
+export function deliveryJobFor(audience: 'user' | 'ops') {
+  return audience === 'ops'
+    ? ({ job: OPS_ALERTS, idPrefix: 'alert' } as const)
+    : ({ job: name, idPrefix: 'deliver' } as const);
+}
+
 /**
  * Puts ids on the queue in jobs of at most MAX_IDS_PER_JOB, with job ids derived from `key`, which
  * must not be made from database ids alone (a recreated database repeats them): the fan-out's keys
- * hold the event's uid, the sweeper's the deployment id.
+ * hold the event's uid, the sweeper's the deployment id. Ops alerts go to their own queue.
  */
 export async function enqueueDeliveries(ctx: AppContext, ids: readonly string[], key: string): Promise<void> {
-  const jobs = [];
-  for (let i = 0; i < ids.length; i += MAX_IDS_PER_JOB) {
-    jobs.push({
-      payload: { ids: ids.slice(i, i + MAX_IDS_PER_JOB) },
-      jobId: `deliver@${key}@${i / MAX_IDS_PER_JOB}`,
-    });
+  const ops = await readOpsNotificationIds(ctx.db, ids);
+  for (const audience of ['ops', 'user'] as const) {
+    const { job, idPrefix } = deliveryJobFor(audience);
+    const chosen = ids.filter((id) => ops.has(id) === (audience === 'ops'));
+    const jobs = [];
+    for (let i = 0; i < chosen.length; i += MAX_IDS_PER_JOB) {
+      jobs.push({
+        payload: { ids: chosen.slice(i, i + MAX_IDS_PER_JOB) },
+        jobId: `${idPrefix}@${key}@${i / MAX_IDS_PER_JOB}`,
+      });
+    }
+    await ctx.queues.enqueueBulk(job, jobs);
   }
-  await ctx.queues.enqueueBulk(name, jobs);
 }

@@ -7,7 +7,7 @@ import { readIncidentEventId, readIncidentEventUids } from '../lib/notifications
 import { enqueueDeliveries } from './deliver-notifications.ts';
 
 export const name = 'fanout-incident-event';
-export const queue = 'notifications';
+export const queue = 'fanout';
 
 export const payload = z.strictObject({
   /**
@@ -42,13 +42,13 @@ export async function handle(data: z.infer<typeof payload>, ctx: AppContext) {
 
 /**
  * Queues the fan-out of committed events, given their ids, under ids made from their uids.
- * `sweptAt` (the sweeper's tick) makes ids of their own, so that a re-queue is never taken for
- * the original.
+ * `swept` (the sweeper) gives them an id of their own, never the original's (which may still
+ * be kept as completed or failed), and the same one at every sweep.
  */
 export async function enqueueFanouts(
   ctx: AppContext,
   eventIds: readonly string[],
-  options: { sweptAt?: number } = {},
+  sweep: { swept?: boolean; options?: JobsOptions } = {},
 ): Promise<void> {
   if (eventIds.length === 0) return;
   const uids = await readIncidentEventUids(ctx.db, eventIds);
@@ -56,8 +56,8 @@ export async function enqueueFanouts(
     name,
     uids.map((eventUid) => ({
       payload: { eventUid },
-      jobId:
-        options.sweptAt === undefined ? jobIdFor(eventUid) : `${jobIdFor(eventUid)}@sweep@${options.sweptAt}`,
+      jobId: sweep.swept ? `${jobIdFor(eventUid)}@sweep` : jobIdFor(eventUid),
+      ...(sweep.options ? { options: sweep.options } : {}),
     })),
   );
 }

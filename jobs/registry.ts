@@ -7,13 +7,14 @@ import type { z } from 'zod';
 import type { AppContext } from '../lib/context.ts';
 import { leaveForOwner, ownerOf, unstamp } from '../lib/queue/identity.ts';
 import * as deliverNotifications from './deliver-notifications.ts';
+import * as deliverOpsAlerts from './deliver-ops-alerts.ts';
 import * as detectPaymentHealth from './detect-payment-health.ts';
 import * as fanoutIncidentEvent from './fanout-incident-event.ts';
 import * as sweepNotifications from './sweep-notifications.ts';
 
 interface JobDefinition<S extends z.ZodType> {
   name: string;
-  queue: 'detection' | 'notifications';
+  queue: 'detection' | 'fanout' | 'delivery' | 'ops-alerts';
   payload: S;
   defaultOptions: JobsOptions;
   handle: (data: z.infer<S>, ctx: AppContext) => Promise<unknown>;
@@ -27,6 +28,7 @@ export const jobRegistry = {
   [detectPaymentHealth.name]: define(detectPaymentHealth),
   [fanoutIncidentEvent.name]: define(fanoutIncidentEvent),
   [deliverNotifications.name]: define(deliverNotifications),
+  [deliverOpsAlerts.name]: define(deliverOpsAlerts),
   [sweepNotifications.name]: define(sweepNotifications),
 } as const;
 

@@ -39,6 +39,8 @@ export interface AppContext {
   templates: () => Promise<TemplateStore>;
   /** The email channel (SMTP pool or .eml outbox), created on first use. */
   email: () => EmailSender;
+  /** Ops alerts' own email channel (one connection), so that they never wait behind user mail. */
+  opsEmail: () => EmailSender;
   close(): Promise<void>;
 }
 
@@ -78,6 +80,7 @@ export async function createContext(env: Env, configStore: ConfigStore, logger: 
   }
   let templates: Promise<TemplateStore> | undefined;
   let email: EmailSender | undefined;
+  let opsEmail: EmailSender | undefined;
   return {
     env,
     db,
@@ -101,9 +104,17 @@ export async function createContext(env: Env, configStore: ConfigStore, logger: 
         logger,
         pool: { maxConnections: configStore.get().notifications.email.maxConnections },
       })),
+    opsEmail: () =>
+      (opsEmail ??= createEmailSender({
+        smtpUrl: env.smtpUrl,
+        outboxDir: env.outboxDir,
+        from: configStore.get().notifications.email.from,
+        logger,
+        pool: { maxConnections: 1 },
+      })),
     async close() {
       configStore.close();
-      await email?.close();
+      await Promise.all([email?.close(), opsEmail?.close()]);
       await queues.close();
       redis.disconnect();
       await Promise.all([...new Set([db, platformDb])].map((pool) => pool.end()));

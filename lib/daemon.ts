@@ -8,8 +8,10 @@ import { ForewarnError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { readMigrations } from './db/migrate.ts';
 import { Scheduler } from './scheduler.ts';
+import { startDeliveryWorker } from '../workers/delivery.ts';
 import { startDetectionWorker } from '../workers/detection.ts';
-import { startNotificationsWorker } from '../workers/notifications.ts';
+import { startFanoutWorker } from '../workers/fanout.ts';
+import { startOpsAlertsWorker } from '../workers/ops-alerts.ts';
 
 export const ROLES = ['scheduler', 'detection', 'notifications'] as const;
 export type Role = (typeof ROLES)[number];
@@ -41,7 +43,9 @@ export async function startDaemon(options: {
 
   const workers: Worker[] = [];
   if (roles.includes('detection')) workers.push(startDetectionWorker(ctx));
-  if (roles.includes('notifications')) workers.push(startNotificationsWorker(ctx));
+  // Notifications: one worker per queue, so that fan-outs and ops alerts never wait for email.
+  if (roles.includes('notifications'))
+    workers.push(startFanoutWorker(ctx), startDeliveryWorker(ctx), startOpsAlertsWorker(ctx));
   for (const worker of workers) {
     const log = logger.child({ component: 'worker', queue: worker.name });
     worker.on('failed', (job, error) =>

@@ -97,9 +97,12 @@ export const configSchema = z.strictObject({
     paymentHealth: paymentHealthConfigSchema,
   }),
   notifications: notificationsConfigSchema,
+  /** Jobs one process runs at once, per queue (lib/queue/queues.ts). */
   workers: z.strictObject({
     detection: z.strictObject({ concurrency: positiveInt }),
-    notifications: z.strictObject({ concurrency: positiveInt }),
+    fanout: z.strictObject({ concurrency: positiveInt }),
+    delivery: z.strictObject({ concurrency: positiveInt }),
+    opsAlerts: z.strictObject({ concurrency: positiveInt }),
   }),
   shutdown: z.strictObject({
     /** How long running jobs may take to finish after SIGTERM before the process exits anyway. */

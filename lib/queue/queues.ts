@@ -6,7 +6,11 @@ import type { Redis } from 'ioredis';
 import { jobRegistry, type JobName, type JobPayload } from '../../jobs/registry.ts';
 import { stamp } from './identity.ts';
 
-export const QUEUE_NAMES = ['detection', 'notifications'] as const;
+/**
+ * One queue per kind of work, each with its own workers (workers/), so that none waits behind
+ * another: a new incident's fan-out and its ops alert never queue behind minutes of user email.
+ */
+export const QUEUE_NAMES = ['detection', 'fanout', 'delivery', 'ops-alerts'] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 
 export class Queues {

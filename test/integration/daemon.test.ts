@@ -421,7 +421,7 @@ describe('forewarn start', () => {
     await waitFor(
       'three sweeper ticks after the reload',
       async () =>
-        allJobs(await readJobs(f.prefix, 'notifications')).filter((j) => tickOf(j) > reloadedAt).length >= 3,
+        allJobs(await readJobs(f.prefix, 'fanout')).filter((j) => tickOf(j) > reloadedAt).length >= 3,
       { timeoutMs: DEADLINE_MS },
     );
     // ...and ticks queued before the reload may still run; after them, nothing is left.

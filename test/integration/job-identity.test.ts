@@ -210,11 +210,13 @@ describe('a database dropped and recreated under a running Redis', () => {
       2 * WITH_EMAIL,
     );
 
-    const jobs = await withQueue(redis.prefix, 'notifications', async (queue) => {
-      const completed = (await queue.getJobs(['completed'], 0, -1)) as Job[];
-      const failed = (await queue.getJobs(['failed'], 0, -1)) as Job[];
-      return { completed, failed };
-    });
+    const jobs = { completed: [] as Job[], failed: [] as Job[] };
+    for (const name of ['fanout', 'delivery']) {
+      await withQueue(redis.prefix, name, async (queue) => {
+        jobs.completed.push(...((await queue.getJobs(['completed'], 0, -1)) as Job[]));
+        jobs.failed.push(...((await queue.getJobs(['failed'], 0, -1)) as Job[]));
+      });
+    }
     expect(jobs.failed).toEqual([]);
     const ids = jobs.completed.map((j) => j.id);
     expect(ids).toEqual(expect.arrayContaining([fanoutJobId(first.eventUid), fanoutJobId(second.eventUid)]));
@@ -371,7 +373,7 @@ describe('a job of another deployment on a shared prefix (FOREWARN_QUEUE_PREFIX 
     // Handed back as it came: delayed, no attempt counted, its data as queued. The warning is
     // logged before the move back to delayed completes, so wait for the move.
     const left = await waitFor('the foreign job to be back in the delayed set', () =>
-      withQueue(redis.prefix, 'notifications', async (queue) => {
+      withQueue(redis.prefix, 'fanout', async (queue) => {
         const job = await queue.getJob(jobId);
         const state = await job?.getState();
         return state === 'delayed' ? { state, attemptsMade: job?.attemptsMade, data: job?.data } : undefined;
@@ -395,7 +397,7 @@ describe('a job of another deployment on a shared prefix (FOREWARN_QUEUE_PREFIX 
     const done = await waitFor(
       'the owner to run the job',
       () =>
-        withQueue(redis.prefix, 'notifications', async (queue) => {
+        withQueue(redis.prefix, 'fanout', async (queue) => {
           const job = await queue.getJob(jobId);
           return (await job?.getState()) === 'completed' ? job : undefined;
         }),

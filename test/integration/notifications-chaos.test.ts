@@ -371,7 +371,7 @@ describe('Redis losing every key in the middle of a fan-out to 3,000 users', () 
       async () => {
         atFlush = await recorded(s.db);
         if (atFlush <= 300 || atFlush > expectedTotal(small) * 0.6) return undefined;
-        return flushPrefix(s.prefix, { queue: 'notifications', onlyIfWaiting: 'deliver@' });
+        return flushPrefix(s.prefix, { queue: 'delivery', onlyIfWaiting: 'deliver@' });
       },
       { timeoutMs: 30_000, intervalMs: 5 },
     );

@@ -1,9 +1,9 @@
 // The notification pipeline end to end, in this process, against real PostgreSQL, Redis and a
 // real SMTP server (test/support/smtp.ts): simulated traffic with an outage of wechat_pay in
 // CN-GD, detector ticks at chosen times (runTickAndDispatch, as the detection job runs them), and
-// the notifications worker (workers/notifications.ts) fanning out and delivering. Exactly the
-// users the rule targets hear about it once per channel, in their language, with the backup
-// channel named; they alone hear about the recovery; ops get both alerts with the numbers.
+// the notification workers (workers/fanout.ts, delivery.ts, ops-alerts.ts) fanning out and
+// delivering. Exactly the users the rule targets hear about it once per channel, in their
+// language, with the backup channel named; they alone hear about the recovery; ops get both alerts with the numbers.
 // `forewarn run payment-health --dry-run --format json` lists the same audience and writes nothing.
 //
 // The user base is built so that who qualifies is known: simulated payers of wechat_pay (and of

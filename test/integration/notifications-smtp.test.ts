@@ -1,9 +1,9 @@
 // Delivery against a real SMTP server that misbehaves (test/support/smtp.ts): notifications are
-// recorded with the store's own function and queued as the fan-out queues them; the
-// notifications worker (workers/notifications.ts) claims, renders, sends and records. A 4xx
-// recipient is retried with backoff and sent once; a 5xx recipient fails for good with the
-// reason, tried once; a dropped connection is retried; a server that drops every connection for
-// a while loses nothing; data that breaks a template's schema fails without sending anything.
+// recorded with the store's own function and queued as the fan-out queues them; the delivery
+// worker (workers/delivery.ts) claims, renders, sends and records. A 4xx recipient is retried
+// with backoff and sent once; a 5xx recipient fails for good with the reason, tried once; a
+// dropped connection is retried; a server that drops every connection for a while loses nothing;
+// data that breaks a template's schema fails without sending anything.
 // `forewarn deliveries failed` lists the permanent failures with their reasons.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

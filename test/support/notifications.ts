@@ -1,5 +1,5 @@
 // Helpers for the notification pipeline's integration tests: config copies with a few keys
-// changed, an in-process pipeline (context, notifications worker, detector ticks), an
+// changed, an in-process pipeline (context, notification workers, detector ticks), an
 // independent oracle of who must be warned, readers for forewarn's notification tables, the
 // `forewarn` command as a child process, and the BullMQ keys of one test prefix.
 import { runForewarn } from './cli.ts';
@@ -16,7 +16,9 @@ import { readEnv } from '../../lib/env.ts';
 import { copyAttempts } from '../../sim/load.ts';
 import type { SimUser } from '../../sim/platform.ts';
 import type { SimAttempt } from '../../sim/traffic.ts';
-import { startNotificationsWorker } from '../../workers/notifications.ts';
+import { startDeliveryWorker } from '../../workers/delivery.ts';
+import { startFanoutWorker } from '../../workers/fanout.ts';
+import { startOpsAlertsWorker } from '../../workers/ops-alerts.ts';
 import { SHIPPED_CONFIG, type DaemonEnv } from './daemon.ts';
 import { PLATFORM_SCHEMA } from './platform.ts';
 import { captureLogs, REDIS_URL, waitFor } from './services.ts';
@@ -68,15 +70,16 @@ function isObject(value: unknown): value is Overrides {
 
 export interface InProcessPipeline {
   ctx: AppContext;
-  /** The notifications worker, when started. */
-  worker: Worker | undefined;
+  /** The notification workers (fan-out, delivery, ops alerts), when started. */
+  workers: Worker[];
   logs: ReturnType<typeof captureLogs>;
   close(): Promise<void>;
 }
 
 /**
- * A context as the daemon builds it (lib/context.ts) and, unless `worker: false`, the
- * notifications worker (workers/notifications.ts) on the test's queue prefix.
+ * A context as the daemon builds it (lib/context.ts) and, unless `worker: false`, the workers
+ * of the notifications role (workers/fanout.ts, delivery.ts, ops-alerts.ts) on the test's queue
+ * prefix.
  */
 export async function startInProcess(options: {
   databaseUrl: string;
@@ -100,14 +103,17 @@ export async function startInProcess(options: {
     LOG_LEVEL: 'info',
   });
   const ctx = await createContext(env, await ConfigStore.open(options.configPath, logs.logger), logs.logger);
-  const worker = options.worker === false ? undefined : startNotificationsWorker(ctx);
-  if (worker) await worker.waitUntilReady();
+  const workers =
+    options.worker === false
+      ? []
+      : [startFanoutWorker(ctx), startDeliveryWorker(ctx), startOpsAlertsWorker(ctx)];
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
   return {
     ctx,
-    worker,
+    workers,
     logs,
     async close() {
-      await worker?.close();
+      await Promise.all(workers.map((w) => w.close()));
       await ctx.close();
     },
   };
@@ -404,7 +410,7 @@ export async function flushPrefix(
       FLUSH_SCRIPT,
       0,
       `${prefix}:*`,
-      `${prefix}:${options.queue ?? 'notifications'}:wait`,
+      `${prefix}:${options.queue ?? 'delivery'}:wait`,
       options.onlyIfWaiting === undefined ? '0' : '1',
       options.onlyIfWaiting ?? '',
     )) as [number, number];
