@@ -200,7 +200,8 @@ function keyReplacer(this: unknown, key: string, value: unknown): unknown {
  * Whether the layout (which wraps an email's HTML part) passes the placeholders in `subject` and
  * `content` through untouched: it prints them plainly or tests them bare, as a template's parts
  * must. A filter (`upcase`, `truncate`) or a comparison there would change or cut them, so a
- * template under such a layout splices nothing and every message is rendered in full.
+ * template under such a layout (or one the analysis does not understand) splices nothing: its
+ * messages are still cached by shape, but every value is part of the key.
  */
 function layoutKeepsPlaceholders(
   engines: Engines,
@@ -208,7 +209,9 @@ function layoutKeepsPlaceholders(
   layout: CompiledLayout | null,
 ): boolean {
   if (!layout || !template.body.html) return true;
-  const { reads, spliceable } = analyseVariables(engines.text, layout.template);
+  const { reads, spliceable, unsupported } = analyseVariables(engines.text, layout.template);
+  // A layout beyond the analysis might do anything with them (`{{ [name] | upcase }}`).
+  if (unsupported !== null) return false;
   return ['subject', 'content'].every((name) => !reads.includes(name) || spliceable.has(name));
 }
 

@@ -321,6 +321,7 @@ const LAYOUTS: CompiledLayout[] = [
   '<h1>{{ subject }}</h1>\n{{ content }}',
   '<html lang="{{ locale }}"><title>{{ subject }}</title>{% if content %}{{ content }}{% endif %}</html>',
   '<title>{{ subject | truncate: 20 }}</title>{{ content }}',
+  '{% assign k = "subject" %}<title>{{ [k] | upcase }}</title>{{ content }}',
 ].map((source) => ({ file: '_layout.html', template: parse(engines.text, source) }));
 
 describe('MessageShapes on random templates', () => {

@@ -112,6 +112,8 @@ describe('MessageShapes', () => {
       '<title>{{ subject | truncate: 12 }}</title>{{ content }}',
       '{% if content contains "x" %}x{% endif %}{{ content }}',
       '{{ content | escape }}',
+      // Beyond the analysis (a lookup by computed name): it cannot say the layout keeps them.
+      '{% assign k = "subject" %}<h1>{{ [k] | upcase }}</h1>{{ content }}',
     ];
     for (const source of layouts) {
       const transforming = { file: '_layout.html', template: parse(engines.text, source) };
