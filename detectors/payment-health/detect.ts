@@ -303,15 +303,18 @@ export function assessShare(
   }
   if (!current) return { status: 'unknown', baseline };
   const currentHealthy = current.rate <= recoveredBelow;
-  const recovering =
-    current.rate <= threshold &&
-    wilsonInterval(current.bad, current.attempts, RECOVERY_NOISE_Z).lower <= recoveredBelow;
   const fresh = badTimes.length > 0 && badTimes[0]! >= now - t.freshSeconds * 1000;
   // The most recent attempts (the shortest window from recentSeconds on holding recentMinAttempts
   // of them) must still look as bad as the threshold: a finished blip, or the quiet half of
   // flapping, is proven but not happening. A pair too quiet for that relies on freshness.
   const recent = recentShare(set, sig, t, kind);
   const stillHappening = recent === null || recent.bad / recent.attempts > threshold;
+  // Towards resolving, a few failures in the current view are noise; a relapse that the most
+  // recent attempts show (too few yet to be the current view) is not.
+  const recovering =
+    current.rate <= threshold &&
+    wilsonInterval(current.bad, current.attempts, RECOVERY_NOISE_Z).lower <= recoveredBelow &&
+    (recent === null || recent.bad / recent.attempts <= threshold);
   const degraded = proof !== undefined && fresh && stillHappening && !currentHealthy;
   return {
     status: degraded ? 'degraded' : currentHealthy ? 'healthy' : 'uncertain',

@@ -51,7 +51,8 @@ export type Assessment =
       /**
        * What an open incident needs to count towards its resolution: the current view is not
        * above the threshold, and not significantly above the halfway mark (a few failures among
-       * a short window's attempts are noise, not a relapse).
+       * a short window's attempts are noise, not a relapse), and the most recent attempts are
+       * not above the threshold.
        */
       recovering: boolean;
       baseline: number;
