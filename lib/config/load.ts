@@ -48,12 +48,20 @@ export function parseConfigText(text: string, file: string): Config {
   return deepFreeze(result.data);
 }
 
+/** Keys an earlier release had, and what took their place, for a config file written for it. */
+const RETIRED_KEYS: Record<string, string> = {
+  'workers.notifications':
+    'no such key: its queue was split, set workers.fanout, workers.delivery and workers.opsAlerts instead',
+};
+
 function describeIssue(issue: z.core.$ZodIssue, doc: Document, lines: LineCounter): ConfigProblem[] {
   const path = issue.path.map(String);
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((key) => ({
       path: withLine([...path, key], doc, lines),
-      expected: 'no such key (check the spelling against README.md#configuration)',
+      expected:
+        RETIRED_KEYS[[...path, key].join('.')] ??
+        'no such key (check the spelling against README.md#configuration)',
       found: `unknown key "${key}"`,
     }));
   }

@@ -311,6 +311,20 @@ describe('config mistakes', () => {
     expect(lineOfProblem(p)).toBe(line);
   });
 
+  it('a key of an earlier release says what replaced it', () => {
+    const text = withEdits([
+      [['workers', 'notifications'], { concurrency: 4 }],
+      [['workers', 'fanout'], undefined],
+    ]);
+    const error = configError(text);
+    const retired = problemAt(error, 'workers.notifications');
+    expect(retired.found).toBe('unknown key "notifications"');
+    expect(retired.expected).toBe(
+      'no such key: its queue was split, set workers.fanout, workers.delivery and workers.opsAlerts instead',
+    );
+    expect(problemAt(error, 'workers.fanout').found).toBe('nothing (the key is missing)');
+  });
+
   it('enabled and schedule may not be overridden', () => {
     const text = withEdits([
       [['detectors', 'paymentHealth', 'overrides', 'regions'], { 'CN-GD': { schedule: '* * * * * *' } }],
