@@ -20,10 +20,10 @@
 //   where the placeholder was.
 // Any other value is part of the cache key, so its message is rendered in full.
 //
-// The key holds every other value the template may read (splice.ts over-approximates that), in
-// an encoding that keeps apart what JSON confuses and Liquid may not (NaN and null, undefined and
-// null in a list, -0 and 0). A value it cannot encode exactly (a Date, whose JSON is its ISO
-// text, a class instance, a function) gets its message rendered in full. So does every message of a template the analysis does not
+// The key holds every other value the template may read (splice.ts over-approximates that), as
+// JSON. A value whose JSON another value shares (NaN and null, undefined and null in a list, a
+// Date and its ISO text, a class instance; -0 and 0, to be safe) gets its message rendered in
+// full. So does every message of a template the analysis does not
 // fully understand (see splice.ts), and a render that read the clock (`"now" | date`) or chance
 // (`sample`) is never cached (engine.ts counts those reads).
 import { randomBytes } from 'node:crypto';
@@ -39,10 +39,6 @@ const MAX_SHAPES = 256;
 const NONCE = randomBytes(9).toString('hex');
 const PLACEHOLDER = new RegExp(`\u{E002}${NONCE}(\\d+)\u{E003}`, 'gu');
 const placeholder = (slot: number) => `\u{E002}${NONCE}${slot}\u{E003}`;
-/** The key of the one-key object that stands for a number JSON cannot write (-0, NaN, ±Infinity). */
-const SPECIAL_NUMBER = `\u{E002}${NONCE}n`;
-/** ... and for undefined (inside a list or an object; JSON would write null or drop it). */
-const UNDEFINED = `\u{E002}${NONCE}u`;
 
 /** White space, and the markers of html.ts (E000-E001) and of this file (E002-E003). */
 const OPAQUE_BREAKERS = /[\s\u{E000}-\u{E003}]/u;
@@ -125,8 +121,13 @@ export class MessageShapes {
       const value = data[name];
       const kept = this.#spliceable.has(name) ? keptPrefix(value) : null;
       if (kept === null) {
+        if (value === undefined) {
+          keyParts.push(0);
+          continue;
+        }
+        if (!keyable(value)) return this.#renderFull(data);
         // Values are wrapped, so they never look like a kept prefix; missing and null differ.
-        keyParts.push(value === undefined ? 0 : [value]);
+        keyParts.push([value]);
         continue;
       }
       keyParts.push(kept);
@@ -134,8 +135,7 @@ export class MessageShapes {
       scope[name] = kept + placeholder(tails.length);
       tails.push((value as string).slice(kept.length));
     }
-    const key = cacheKey(keyParts);
-    if (key === null) return this.#renderFull(data);
+    const key = JSON.stringify(keyParts);
     let shape = this.#shapes.get(key);
     if (!shape) {
       const impure = impureReadCount();
@@ -160,39 +160,36 @@ export class MessageShapes {
   }
 }
 
-class Unkeyable extends Error {}
-
-/** The values' cache key; null when one of them has no exact encoding (see the top of this file). */
-function cacheKey(values: unknown[]): string | null {
-  try {
-    return JSON.stringify(values, keyReplacer);
-  } catch (error) {
-    // Unkeyable, or what JSON itself refuses (a cycle, a BigInt).
-    if (error instanceof Unkeyable || error instanceof TypeError) return null;
-    throw error;
-  }
-}
-
-function keyReplacer(this: unknown, key: string, value: unknown): unknown {
+/**
+ * Whether JSON writes `value` so that no other value Liquid could tell apart from it is written
+ * the same: strings, booleans, null, finite numbers (not -0), and lists and plain objects of
+ * them. Not NaN or Infinity (written null), undefined in a list (null) or an object (dropped),
+ * a Date (its ISO text), a class instance, a function. Data validated by a kind's schema always
+ * is; anything else has its message rendered in full.
+ */
+function keyable(value: unknown): boolean {
   switch (typeof value) {
     case 'string':
     case 'boolean':
-      return value;
+      return true;
     case 'number':
-      if (value === 0 ? 1 / value > 0 : Number.isFinite(value)) return value;
-      return { [SPECIAL_NUMBER]: Object.is(value, -0) ? '-0' : String(value) };
-    case 'undefined':
-      return { [UNDEFINED]: 1 };
+      return value === 0 ? 1 / value > 0 : Number.isFinite(value);
     case 'object': {
-      if (value === null) return value;
-      // JSON calls toJSON before this: what Liquid sees is the holder's own value.
-      const original: unknown = (this as Record<string, unknown>)[key];
-      const proto: unknown = Object.getPrototypeOf(original);
-      if (proto !== Object.prototype && proto !== Array.prototype && proto !== null) throw new Unkeyable();
-      return value;
+      if (value === null) return true;
+      const proto: unknown = Object.getPrototypeOf(value);
+      if (proto === Array.prototype) {
+        // for...of visits holes as undefined.
+        for (const item of value as unknown[]) if (!keyable(item)) return false;
+        return true;
+      }
+      if (proto !== Object.prototype && proto !== null) return false;
+      for (const key in value) {
+        if (Object.hasOwn(value, key) && !keyable((value as Record<string, unknown>)[key])) return false;
+      }
+      return true;
     }
     default:
-      throw new Unkeyable();
+      return false;
   }
 }
 
