@@ -119,6 +119,9 @@ describe('a relay taking a second per message, two workers, claims shorter than 
         email: { messageIdDomain: MESSAGE_ID_DOMAIN, maxConnections: 3 },
         sweeper: { schedule: '* * * * * *', staleSeconds: 1 },
       },
+      // One delivery job per worker at a time: the first takes the queued job, so the other
+      // takes what the sweeper queues, and both deliver.
+      workers: { delivery: { concurrency: 1 } },
     });
     const workers: InProcessPipeline[] = [];
     for (let i = 0; i < 2; i++) {
@@ -148,6 +151,11 @@ describe('a relay taking a second per message, two workers, claims shorter than 
     const received = smtp.messages.map((m) => m.messageId ?? '(none)');
     expect(duplicates(received, (id) => id)).toEqual([]);
     expect(received.sort()).toEqual(rows.map((r) => messageIdFor(r.dedupe_key, MESSAGE_ID_DOMAIN)).sort());
+    // Both workers delivered a share.
+    const { rows: claims } = await db.pool.query<{ claimed_by: string }>(
+      'SELECT DISTINCT claimed_by FROM forewarn.notifications',
+    );
+    expect(claims.map((c) => c.claimed_by).sort()).toEqual(workers.map((w) => w.ctx.workerId).sort());
   }, 150_000);
 });
 
