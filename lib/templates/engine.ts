@@ -1,7 +1,9 @@
 // The Liquid engines templates are parsed and rendered with. Strict (an unknown variable or
 // filter is an error, never an empty string), sandboxed (no file system, no inherited
-// properties) and reduced to the tags a message needs: nothing can include another file, and
-// nothing can write a value around the HTML escaping (`raw` filter, `echo`, `capture`...).
+// properties, bounded time and memory) and reduced to the tags a message needs: nothing can
+// include another file, and nothing can write a value around the HTML escaping (`raw` filter,
+// `echo`, `capture`...). The filters that read the clock or chance are watched, so that a
+// message rendered with them is never reused for another (shapes.ts).
 import { Liquid, LiquidError, toValue, type FilterImplOptions, type Template } from 'liquidjs';
 import { markValue } from './html.ts';
 
@@ -26,6 +28,9 @@ export function createEngine(mode: EngineMode): Liquid {
     // A fixed offset (China has no daylight saving time): a zone name costs an Intl lookup per date.
     timezoneOffset: -480,
     renderLimit: 5_000,
+    // Characters and list items that filters and ranges may allocate in one render: a message is
+    // far smaller, and `(1..n)` with a huge n from the data would otherwise abort the process.
+    memoryLimit: 1_000_000,
     ...(mode === 'html' ? { outputEscape: markValue } : {}),
   });
   for (const tag of Object.keys(liquid.tags)) {

@@ -281,6 +281,19 @@ describe('strict rendering', () => {
     expect(() => liquid.parseAndRenderSync('{% echo a %}', { a: 1 })).toThrow(/tag "echo" not found/);
   });
 
+  it('refuses a render that would take unbounded memory, instead of crashing the process', () => {
+    // Without a limit, (1..n) with n = 1e21 from the data is a fatal V8 "invalid size" error.
+    expect(() => liquid.parseAndRenderSync('{% for i in (1..n) %}{% endfor %}', { n: 1e21 })).toThrow(
+      /memory alloc limit exceeded/,
+    );
+    expect(() =>
+      liquid.parseAndRenderSync('{{ a | append: a | append: a }}', { a: 'x'.repeat(600_000) }),
+    ).toThrow(/memory alloc limit exceeded/);
+    expect(liquid.parseAndRenderSync('{{ a | append: a | size }}', { a: 'x'.repeat(100_000) })).toBe(
+      '200000',
+    );
+  });
+
   it('fails a template at run time with a permanent error naming file and line, and returns nothing', async () => {
     // Passes the linter (the samples have 0 or 3 backups) and breaks for a user with 1 or 2.
     const dir = await copyShipped('runtime');
