@@ -13,7 +13,8 @@
 //   output, a condition, a filter argument, a loop's collection or modifiers, a range, an index,
 //   the base of a property access), whether or not an assign or a loop binds that name there: an
 //   `{% assign %}` inside an `{% if %}` that is not taken leaves the data's value in place, so the
-//   name is read. A lookup by a computed name (`{{ [key] }}`) could read any name: unsupported.
+//   name is read. A lookup by a computed name (`{{ [key] }}`) and the filters that evaluate an
+//   expression string in the render's scope (`where_exp`...) could read any name: unsupported.
 // - `spliceable`: the names that every use prints as they are (`{{ name }}`, no filter) or tests
 //   bare (`{% if name %}`, `{% elsif name %}`, `{% unless name %}`), and that nothing binds
 //   (assign, a loop variable). Then the output depends on a non-empty string value only through
@@ -37,6 +38,19 @@ import {
   type Value,
 } from 'liquidjs';
 import { markValue } from './html.ts';
+
+/**
+ * Filters that evaluate a Liquid expression given as a string (`where_exp: "x", "x == name"`) in
+ * the render's own scope: it may read any name, and the string may be a variable.
+ */
+export const SCOPE_FILTERS: ReadonlySet<string> = new Set([
+  'where_exp',
+  'reject_exp',
+  'group_by_exp',
+  'find_exp',
+  'find_index_exp',
+  'has_exp',
+]);
 
 /** The liquidjs version whose templates and tokens this walk was checked against. */
 export const VERIFIED_LIQUIDJS = '10.30.1';
@@ -196,6 +210,9 @@ class Walk {
       if (!TypeGuards.isOperatorToken(token)) this.token(token);
     }
     for (const filter of value.filters) {
+      if (SCOPE_FILTERS.has(filter.name)) {
+        throw new Unsupported(`the ${filter.name} filter, which may read any variable`);
+      }
       for (const arg of filter.args) {
         if (Array.isArray(arg)) {
           if (arg[1] !== undefined) this.token(arg[1]);

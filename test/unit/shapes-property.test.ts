@@ -165,6 +165,7 @@ function filterChain(g: Gen): string {
     'join: ","',
     'strip_newlines',
     'newline_to_br',
+    `where_exp: "x", "x == ${stringVar(g)}" | size`,
   ];
   let chain = '';
   const count = 1 + g.int(2);

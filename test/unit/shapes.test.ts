@@ -189,7 +189,7 @@ describe('MessageShapes on hostile templates', () => {
   const dataSets: Record<string, unknown>[] = [];
   // b = 'a' names another variable, for the lookups by computed name.
   for (const b of [null, 'tom', 'x', 'a']) {
-    for (const list of [[], ['tom', 'x y']]) {
+    for (const list of [[], ['tom', 'x y', 'first', 'x']]) {
       for (const a of ['first', 'second', 'https://x.example.com/a?b=1&c=<2>', 'a b', '']) {
         for (const n of [0, -0, 3]) dataSets.push({ a, b, n, list });
       }
@@ -217,6 +217,20 @@ describe('MessageShapes on hostile templates', () => {
     // Looked up by a name computed at render time: could read anything.
     { body: '{{ [b] | upcase }} {{ a }}', full: true },
     { body: '{% if [a] %}{{ b }}{% endif %}', full: true },
+    // Filters that evaluate an expression in the render's own scope: they may read any name.
+    { body: '{{ list | where_exp: "x", "x == a" | size }} {{ a }}', full: true },
+    {
+      body: '{{ list | reject_exp: "x", "x == b" | join }}|{{ list | find_exp: "x", "x != b" }}',
+      full: true,
+    },
+    {
+      body: '{% assign e = "x == a" %}{{ list | has_exp: "x", e }} {{ list | find_index_exp: "x", e }}',
+      full: true,
+    },
+    {
+      body: '{% assign g = list | group_by_exp: "x", "x | append: b | size" %}{{ g | map: "name" | join }}',
+      full: true,
+    },
     // Whitespace control, nested conditions, comments.
     { body: 'x  {{- a -}}  y\n  {%- if a -%}  z  {%- endif -%}\n\n{{ a }}', spliceable: ['a', 'b'] },
     {

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { Liquid } from 'liquidjs';
 import { parse } from '../../lib/templates/engine.ts';
 import { createEngines } from '../../lib/templates/source.ts';
-import { analyseVariables } from '../../lib/templates/splice.ts';
+import { analyseVariables, SCOPE_FILTERS } from '../../lib/templates/splice.ts';
 
 const engines = createEngines();
 
@@ -104,6 +104,27 @@ describe('analyseVariables', () => {
     const uses = analyseVariables(engines.text, parsed, '10.31.0');
     expect(uses.unsupported).toMatch(/liquidjs 10\.31\.0 is installed; the analysis was verified against /);
     expect([...uses.spliceable]).toEqual([]);
+  });
+
+  it('gives up on every filter that may read a variable named only in a string (checked on every filter liquidjs has)', () => {
+    const readers: string[] = [];
+    const v = [1, 'q', { name: 'q', s: 2 }];
+    for (const name of Object.keys(engines.text.filters).sort()) {
+      const outputs = (s: unknown) =>
+        ['"x", "x == s"', '"x == s"', '"x", "s"', '"s"', '"s", "q"'].map((args) => {
+          try {
+            return engines.text.parseAndRenderSync(`{{ v | ${name}: ${args} | json }}`, { v, s });
+          } catch (error) {
+            return (error as Error).message.replace(/, line:\d+, col:\d+/, '');
+          }
+        });
+      if (JSON.stringify(outputs(1)) !== JSON.stringify(outputs('zz'))) readers.push(name);
+    }
+    expect(readers.sort()).toEqual([...SCOPE_FILTERS].sort());
+    for (const name of SCOPE_FILTERS) {
+      const uses = analyseVariables(engines.text, parse(engines.text, `{{ v | ${name}: "x", "x == s" }}`));
+      expect(uses.unsupported, name).toMatch(/may read any variable/);
+    }
   });
 
   it('names none for an engine whose output escaping it cannot reproduce', () => {
