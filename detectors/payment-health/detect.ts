@@ -30,6 +30,7 @@ import {
   thresholdsFor,
   type PaymentHealthSettings,
   type PaymentHealthThresholds,
+  windowConfidence,
 } from './thresholds.ts';
 import type {
   Assessment,
@@ -278,7 +279,6 @@ export function assessShare(
 ): Assessment {
   if (!sig) return { status: 'unknown', baseline };
   const limits = t[kind];
-  const z = normalQuantile(t.confidence);
   const threshold = Math.min(1, thresholdAt(baseline, limits));
   const recoveredBelow = baseline + (threshold - baseline) / 2;
   const badTimes = sig.badUsers[kind];
@@ -288,10 +288,20 @@ export function assessShare(
     const tally = windowOf(set, sig, window.seconds);
     const { attempts, bad } = shareOf(tally, kind);
     if (attempts < window.minAttempts) continue;
-    const { lower, upper } = wilsonInterval(bad, attempts, z);
+    const confidence = windowConfidence(t, window.seconds, attempts);
+    const { lower, upper } = wilsonInterval(bad, attempts, normalQuantile(confidence));
     const rate = bad / attempts;
     const users = countSince(badTimes, now - window.seconds * 1000);
-    const view: ShareView = { windowSeconds: window.seconds, attempts, bad, rate, lower, upper, users };
+    const view: ShareView = {
+      windowSeconds: window.seconds,
+      attempts,
+      bad,
+      rate,
+      lower,
+      upper,
+      confidence,
+      users,
+    };
     current ??= view;
     // A window that looks healthy is fresher than any longer one: what they still hold is over.
     if (rate <= recoveredBelow) break;
@@ -550,6 +560,7 @@ function evidenceOf(assessment: Assessment, t: PaymentHealthThresholds): Evidenc
           rate: latency.above / latency.confirmed,
           lower: latency.lower,
           upper: 1,
+          confidence: t.confidence,
           users: 0,
         }
       : view!;
@@ -562,7 +573,7 @@ function evidenceOf(assessment: Assessment, t: PaymentHealthThresholds): Evidenc
     upperBound: round(share.upper),
     baseline: round(assessment.baseline),
     threshold: round(assessment.threshold),
-    confidence: t.confidence,
+    confidence: share.confidence,
     users: share.users,
     medianLatencyMs: latency?.medianMs ?? null,
     baselineLatencyMs: latency?.baselineMs ?? null,

@@ -340,3 +340,19 @@ export function lookback(settings: PaymentHealthSettings): {
     maxUsers,
   };
 }
+
+/**
+ * The confidence a window's proof is held to. `confidence` is the shortest window's. A window n
+ * times as long keeps the same attempts for n times as many ticks, so it has n times fewer
+ * independent looks a day: it gets n times the tail, which gives every window length the same
+ * chance a day of a proof by chance alone (never below 99%). That holds where counts are large
+ * enough for the interval to be near exact; a window of fewer than LARGE_SAMPLE attempts, where
+ * a few related failures (one user's retries, one bank's hiccup) weigh much, keeps `confidence`.
+ */
+export function windowConfidence(t: PaymentHealthThresholds, seconds: number, attempts: number): number {
+  if (attempts < LARGE_SAMPLE) return t.confidence;
+  const shortest = t.windows[0]!.seconds;
+  return Math.max(0.99, 1 - (1 - t.confidence) * (seconds / shortest));
+}
+
+export const LARGE_SAMPLE = 100;

@@ -20,8 +20,10 @@ export interface ShareView {
   attempts: number;
   bad: number;
   rate: number;
+  /** Wilson bounds of the rate at `confidence` (see windowConfidence). */
   lower: number;
   upper: number;
+  confidence: number;
   /** Distinct users behind the bad attempts (counted up to the largest minUsers). */
   users: number;
 }

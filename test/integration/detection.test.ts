@@ -189,7 +189,9 @@ function expectEvidenceNumbers(evidence: Record<string, unknown> | null): void {
     expect(Number.isFinite(evidence![key]), key).toBe(true);
   }
   expect(evidence!.threshold).toEqual(expect.any(Number));
-  expect(evidence!.confidence).toBe(0.9999);
+  // The shortest window's 0.9999, lower for a longer window of many attempts (windowConfidence).
+  expect(evidence!.confidence).toBeGreaterThanOrEqual(0.99);
+  expect(evidence!.confidence).toBeLessThanOrEqual(0.9999);
 }
 
 describe('payment-health ticks across an outage of alipay in CN-GD', () => {

@@ -22,6 +22,7 @@ import {
   type Tally,
 } from '../../detectors/payment-health/index.ts';
 import { normalQuantile, wilsonInterval } from '../../detectors/payment-health/stats.ts';
+import { LARGE_SAMPLE, windowConfidence } from '../../detectors/payment-health/thresholds.ts';
 import { shippedSettings } from '../support/traces.ts';
 
 const NOW = Date.UTC(2026, 2, 2, 6, 0); // a fixed clock: 14:00 in Beijing
@@ -45,6 +46,16 @@ describe('statistics', () => {
     expect(wilsonInterval(3, 3, 3.719).lower).toBeLessThan(wilsonInterval(300, 300, 3.719).lower);
     expect(wilsonInterval(0, 50, 3).lower).toBe(0);
     expect(wilsonInterval(0, 0, 3)).toEqual({ lower: 0, upper: 1 });
+  });
+
+  it('holds a longer window to a lower confidence in proportion to its length, only at large counts', () => {
+    const t = shippedSettings; // confidence 0.9999 for its shortest window, 15 s
+    expect(windowConfidence(t, 15, 500)).toBeCloseTo(0.9999, 10);
+    expect(windowConfidence(t, 300, 500)).toBeCloseTo(0.998, 10);
+    expect(windowConfidence(t, 900, 500)).toBeCloseTo(0.994, 10);
+    expect(windowConfidence(t, 3600, 500)).toBe(0.99); // 0.976, floored
+    expect(windowConfidence(t, 300, LARGE_SAMPLE - 1)).toBe(0.9999);
+    expect(windowConfidence(t, 3600, 12)).toBe(0.9999);
   });
 
   it('bins latencies on whole-number edges and reads quantiles back within their bin', () => {
