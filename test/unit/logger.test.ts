@@ -1,7 +1,7 @@
 // Logs are data: JSON lines with a level label and the child logger's component, personal data
 // masked and secrets censored before anything is written.
 import { describe, expect, it } from 'vitest';
-import { maskEmail, maskId } from '../../lib/logger.ts';
+import { maskEmail, maskId, maskPhone, maskText } from '../../lib/logger.ts';
 import { captureLogs } from '../support/services.ts';
 
 const EMAIL = 'zhang.san@example.com';
@@ -98,7 +98,144 @@ describe('personal data', () => {
   });
 });
 
+describe('personal data at any depth and in text', () => {
+  it('masks a fixed nested structure: objects, arrays, errors and the message', () => {
+    const { logger, lines } = captureLogs();
+    const smtpError = Object.assign(new Error(`550 5.1.1 <${EMAIL}>: mailbox unavailable`), {
+      code: 'EENVELOPE',
+      responseCode: 550,
+      rejected: [EMAIL],
+    });
+    const fields = {
+      component: 'deliver',
+      jobId: 'deliver@fanout@8d1e3c1a-5b7f-4c8e-9f3a-2b6d4e8f0a1c-3@1',
+      job: { data: { to: EMAIL, userId: USER_ID, locale: 'zh-CN' }, attempts: 2 },
+      recipients: [
+        { userId: 'u-0000101', email: OTHER_EMAIL },
+        { userId: 'u-0000102', phone: '13912345678' },
+      ],
+      to: [EMAIL, OTHER_EMAIL],
+      messageId: '<3f2a9c0e@forewarn.example.com>',
+      failures: [{ id: '17', err: new Error(`timeout talking to relay for ${OTHER_EMAIL}`) }],
+      err: smtpError,
+    };
+    logger.warn(fields, `delivery to ${EMAIL} (tel. +86 138 0013 8000) failed`);
+    const line = only(lines());
+    const { time, pid, err, failures, ...rest } = line as Record<string, unknown> & {
+      err: Record<string, unknown>;
+      failures: Array<{ id: string; err: Record<string, unknown> }>;
+    };
+    expect(typeof time).toBe('string');
+    expect(pid).toBe(process.pid);
+    expect(rest).toEqual({
+      level: 'warn',
+      component: 'deliver',
+      jobId: 'deliver@fanout@8d1e3c1a-5b7f-4c8e-9f3a-2b6d4e8f0a1c-3@1',
+      job: { data: { to: 'z***@example.com', userId: 'u-***45', locale: 'zh-CN' }, attempts: 2 },
+      recipients: [
+        { userId: 'u-***01', email: 'l***@example.org' },
+        { userId: 'u-***02', phone: '13***78' },
+      ],
+      to: ['z***@example.com', 'l***@example.org'],
+      messageId: '<3f2a9c0e@forewarn.example.com>',
+      msg: 'delivery to z***@example.com (tel. +86***00) failed',
+    });
+    expect(err).toMatchObject({
+      type: 'Error',
+      message: '550 5.1.1 <z***@example.com>: mailbox unavailable',
+      code: 'EENVELOPE',
+      responseCode: 550,
+      rejected: ['z***@example.com'],
+    });
+    expect(err.stack).toMatch(/^Error: 550 5\.1\.1 <z\*\*\*@example\.com>: mailbox unavailable\n\s+at /);
+    expect(failures).toEqual([
+      {
+        id: '17',
+        err: expect.objectContaining({
+          type: 'Error',
+          message: 'timeout talking to relay for l***@example.org',
+        }),
+      },
+    ]);
+    const raw = JSON.stringify(line);
+    for (const secret of ['zhang.san', 'li.si.wu', USER_ID, '0000101', '13912345678', '0013 8000']) {
+      expect(raw).not.toContain(secret);
+    }
+    // The caller's objects are untouched.
+    expect(fields.job.data.to).toBe(EMAIL);
+    expect(fields.err).toBe(smtpError);
+    expect(smtpError.message).toContain(EMAIL);
+  });
+
+  it('masks an Error logged on its own, its message and its cause', () => {
+    const { logger, lines } = captureLogs();
+    const cause = new Error(`user ${OTHER_EMAIL} not found`);
+    logger.error(new Error(`could not notify ${EMAIL}`, { cause }));
+    const line = only(lines()) as { msg: string; err: { message: string; stack: string } };
+    expect(line.msg).toBe('could not notify z***@example.com');
+    expect(line.err.message).toBe('could not notify z***@example.com: user l***@example.org not found');
+    expect(line.err.stack).toContain('caused by: Error: user l***@example.org not found');
+    expect(JSON.stringify(line)).not.toMatch(/zhang\.san|li\.si\.wu/);
+  });
+
+  it('masks nested personal data bound to a child logger', () => {
+    const { logger, lines } = captureLogs();
+    logger
+      .child({ component: 'fanout', job: { data: { to: EMAIL, userId: USER_ID } } })
+      .info({ note: `for ${EMAIL}` }, 'queued');
+    const line = only(lines());
+    expect(line).toMatchObject({
+      component: 'fanout',
+      job: { data: { to: 'z***@example.com', userId: 'u-***45' } },
+      note: 'for z***@example.com',
+    });
+  });
+
+  it('leaves what only looks like an address or a number alone', () => {
+    const kept = [
+      'payment-health@69e84bc9-2f5a-4ff5-9b1d-bf46aae8f2eb@2026-03-02T10:00:15.000Z',
+      'deliver@sweep@69e84bc9-2f5a-4ff5-9b1d-bf46aae8f2eb@2026-03-02T10:00:30.000Z@3',
+      '2026-11-22T09:51:05.000Z',
+      'epoch 1764000000000 ms, 1764000000 s',
+      'connect ECONNREFUSED 127.0.0.1:6379',
+      'incident:12:payment-degraded:email:u0001',
+      'event 8d1e3c1a-5b7f-4c8e-9f3a-2b6d4e8f0a1c',
+      'ticks at +08:00, 13 of 20 windows',
+    ];
+    for (const text of kept) expect(maskText(text)).toBe(text);
+  });
+
+  it('masks addresses, phone numbers and URL passwords in text', () => {
+    expect(maskText(`to ${EMAIL}, cc ${OTHER_EMAIL}`)).toBe('to z***@example.com, cc l***@example.org');
+    expect(maskText('call 13800138000 or 138-0013-8000 or +1 415 555 0100')).toBe(
+      'call 138***00 or 138***00 or +14***00',
+    );
+    expect(maskText('connect smtp://mailer:s3cr3t-pw@smtp.example.com:587 failed')).not.toContain('s3cr3t');
+    expect(maskPhone('+8613800138000')).toBe('+86***00');
+  });
+});
+
 describe('secrets', () => {
+  it('censors secrets at any depth and in text', () => {
+    const { logger, lines } = captureLogs();
+    logger.warn(
+      {
+        a: { b: { c: { password: 'deep-pw', linkSecret: 'deep-link-secret' } } },
+        list: [{ redisUrl: 'redis://:list-pw@h:6379' }],
+      },
+      'reconnecting to postgres://fw:msg-pw@db.internal:5432/fw',
+    );
+    const line = only(lines());
+    expect(line).toMatchObject({
+      a: { b: { c: { password: '[secret]', linkSecret: '[secret]' } } },
+      list: [{ redisUrl: '[secret]' }],
+      msg: 'reconnecting to postgres://fw:***@db.internal:5432/fw',
+    });
+    const raw = JSON.stringify(line);
+    for (const secret of ['deep-pw', 'deep-link-secret', 'list-pw', 'msg-pw'])
+      expect(raw).not.toContain(secret);
+  });
+
   it('censors passwords and connection URLs, top level and one level down', () => {
     const { logger, lines } = captureLogs();
     logger.warn(
