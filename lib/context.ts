@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import type { ConfigStore } from './config/store.ts';
 import type { Config } from './config/schema.ts';
 import { readDeploymentId } from './db/deployment.ts';
+import { connectionErrorLog, connectionTo, watchPool, type ConnectionErrorLog } from './connection-errors.ts';
 import { createPool, type Pool } from './db/pool.ts';
 import type { Env } from './env.ts';
 import { ForewarnError } from './errors.ts';
@@ -14,7 +15,7 @@ import type { Logger } from './logger.ts';
 import { InvalidRowReporter } from './platform/invalid-rows.ts';
 import { defaultQueuePrefix } from './queue/identity.ts';
 import { createRedis } from './queue/redis.ts';
-import { Queues } from './queue/queues.ts';
+import { QUEUE_NAMES, Queues } from './queue/queues.ts';
 import { createEmailSender, type EmailSender } from './channels/email.ts';
 import { TemplateStore } from './templates/store.ts';
 
@@ -33,6 +34,8 @@ export interface AppContext {
   queues: Queues;
   workerId: string;
   invalidRows: InvalidRowReporter;
+  /** Where every connection's errors go: one rate-limited JSON line per connection and code. */
+  connectionErrors: ConnectionErrorLog;
   /** Signs links that act on an account. */
   linkSecret: string;
   /** The message templates, loaded and checked once. */
@@ -45,7 +48,9 @@ export interface AppContext {
 }
 
 export async function createContext(env: Env, configStore: ConfigStore, logger: Logger): Promise<AppContext> {
+  const connectionErrors = connectionErrorLog(logger);
   const db = createPool(env.databaseUrl, { applicationName: 'forewarn' });
+  watchPool(connectionErrors, db, connectionTo('postgres', 'forewarn', env.databaseUrl));
   let deploymentId: string;
   try {
     deploymentId = await identify(db);
@@ -57,17 +62,18 @@ export async function createContext(env: Env, configStore: ConfigStore, logger: 
     env.platformDatabaseUrl === env.databaseUrl
       ? db
       : createPool(env.platformDatabaseUrl, { applicationName: 'forewarn-platform' });
+  if (platformDb !== db) {
+    watchPool(connectionErrors, platformDb, connectionTo('postgres', 'platform', env.platformDatabaseUrl));
+  }
   const redis = createRedis(env.redisUrl);
-  // ioredis reconnects by itself; without a listener each failed attempt would be an unhandled error.
-  redis.on('error', (error) =>
-    logger.warn({ component: 'redis', err: error }, 'Redis connection error; reconnecting'),
-  );
+  // ioredis reconnects by itself; without a listener it prints each failed attempt raw. Its
+  // "ready" after errors says the server is back.
+  connectionErrors.watch(redis, connectionTo('redis', 'shared', env.redisUrl), 'ready');
   const queues = new Queues(redis, env.queuePrefix ?? defaultQueuePrefix(deploymentId), deploymentId);
-  for (const pool of new Set([db, platformDb])) {
-    // An idle client losing its connection must not crash the daemon; the pool replaces it.
-    pool.on('error', (error) =>
-      logger.warn({ component: 'db', err: error }, 'idle PostgreSQL client failed'),
-    );
+  // A BullMQ queue re-emits its connection's errors and, with no listener, prints them as raw
+  // stack traces: each gets one (the shared client's errors are recognised and logged once).
+  for (const name of QUEUE_NAMES) {
+    connectionErrors.watch(queues.get(name), connectionTo('redis', `queue:${name}`, env.redisUrl));
   }
   let linkSecret = env.linkSecret;
   if (!linkSecret) {
@@ -94,6 +100,7 @@ export async function createContext(env: Env, configStore: ConfigStore, logger: 
     queues,
     workerId: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
     invalidRows: new InvalidRowReporter(logger),
+    connectionErrors,
     linkSecret,
     templates: () => (templates ??= TemplateStore.load()),
     email: () =>
@@ -102,6 +109,7 @@ export async function createContext(env: Env, configStore: ConfigStore, logger: 
         outboxDir: env.outboxDir,
         from: configStore.get().notifications.email.from,
         logger,
+        connectionErrors,
         pool: { maxConnections: configStore.get().notifications.email.maxConnections },
       })),
     opsEmail: () =>
@@ -110,6 +118,7 @@ export async function createContext(env: Env, configStore: ConfigStore, logger: 
         outboxDir: env.outboxDir,
         from: configStore.get().notifications.email.from,
         logger,
+        connectionErrors,
         pool: { maxConnections: 1 },
       })),
     async close() {

@@ -2,6 +2,7 @@
 // takes no new work, lets running jobs finish within the grace period, then closes connections.
 import type { Worker } from 'bullmq';
 import { ConfigStore } from './config/store.ts';
+import { connectionTo, isConnectionError } from './connection-errors.ts';
 import { createContext, type AppContext } from './context.ts';
 import type { Env } from './env.ts';
 import { ForewarnError } from './errors.ts';
@@ -51,7 +52,13 @@ export async function startDaemon(options: {
     worker.on('failed', (job, error) =>
       log.error({ jobId: job?.id, job: job?.name, attempt: job?.attemptsMade, err: error }, 'job failed'),
     );
-    worker.on('error', (error) => log.error({ err: error }, 'worker error'));
+    // BullMQ reconnects a worker's own Redis clients and reports each failed attempt here.
+    const connection = connectionTo('redis', `worker:${worker.name}`, env.redisUrl);
+    worker.on('error', (error) =>
+      isConnectionError(error)
+        ? ctx.connectionErrors.report(connection, error)
+        : log.error({ err: error }, 'worker error'),
+    );
   }
   const scheduler = roles.includes('scheduler') ? new Scheduler(ctx) : undefined;
   scheduler?.start();

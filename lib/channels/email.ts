@@ -8,6 +8,7 @@ import { access, link, mkdir, open, rename, stat, unlink } from 'node:fs/promise
 import path from 'node:path';
 import nodemailer, { type SendMailOptions } from 'nodemailer';
 import addressparser from 'nodemailer/lib/addressparser';
+import { connectionErrorLog, connectionTo, type ConnectionErrorLog } from '../connection-errors.ts';
 import { redactUrl } from '../env.ts';
 import { ForewarnError } from '../errors.ts';
 import { maskEmail, type Logger } from '../logger.ts';
@@ -70,6 +71,8 @@ export interface EmailSenderOptions {
   /** "Forewarn <noreply@example.com>" or a bare address. */
   from: string;
   logger: Logger;
+  /** Where the SMTP pool's own errors go (one rate-limited line each); by default a log of its own. */
+  connectionErrors?: ConnectionErrorLog;
   /**
    * maxInFlight: messages handed to nodemailer at once (default 2 per connection); further sends
    * wait here. nodemailer composes a message when it is handed over and holds it until a
@@ -116,7 +119,14 @@ export function createEmailSender(options: EmailSenderOptions): EmailSender {
   const log = options.logger.child({ component: 'email' });
   return smtpUrl === undefined
     ? createOutboxSender(path.resolve(options.outboxDir), from, timeouts, log)
-    : createSmtpSender(smtpUrl, from, options.pool ?? {}, timeouts, log);
+    : createSmtpSender(
+        smtpUrl,
+        from,
+        options.pool ?? {},
+        timeouts,
+        log,
+        options.connectionErrors ?? connectionErrorLog(options.logger),
+      );
 }
 
 /** "<sha256(dedupeKey)@domain>": the same key always gives the same id, and it never shows the key. */
@@ -163,6 +173,7 @@ function createSmtpSender(
   pool: { maxConnections?: number; maxMessages?: number; maxInFlight?: number },
   timeouts: Required<EmailTimeouts>,
   log: Logger,
+  connectionErrors: ConnectionErrorLog,
 ): EmailSender {
   const server = checkSmtpUrl(smtpUrl);
   const maxConnections = positiveInteger('pool.maxConnections', pool.maxConnections ?? 5);
@@ -181,6 +192,9 @@ function createSmtpSender(
     // ours carry the message id, the masked recipient and the sorted reason instead.
     logger: false,
   });
+  // A failed send rejects its own promise; what the transport emits besides (nodemailer forwards
+  // its pool's errors) would crash the process without a listener, and flood the log with one.
+  connectionErrors.watch(transporter, connectionTo('smtp', 'smtp', smtpUrl));
   log.info({ transport: 'smtp', server, maxConnections, maxMessages }, 'email sender ready');
 
   const inFlight = new Set<InFlight>();
