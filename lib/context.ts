@@ -36,8 +36,8 @@ export interface AppContext {
   invalidRows: InvalidRowReporter;
   /** Where every connection's errors go: one rate-limited JSON line per connection and code. */
   connectionErrors: ConnectionErrorLog;
-  /** Signs links that act on an account. */
-  linkSecret: string;
+  /** Signs links that act on an account (FOREWARN_LINK_SECRET; in development, made up if unset). */
+  readonly linkSecret: string;
   /** The message templates, loaded and checked once. */
   templates: () => Promise<TemplateStore>;
   /** The email channel (SMTP pool or .eml outbox), created on first use. */
@@ -76,7 +76,7 @@ export async function createContext(env: Env, configStore: ConfigStore, logger: 
     connectionErrors.watch(queues.get(name), connectionTo('redis', `queue:${name}`, env.redisUrl));
   }
   let linkSecret = env.linkSecret;
-  if (!linkSecret) {
+  if (!linkSecret && !env.production) {
     // Links still work within this process's lifetime, but the platform cannot verify them.
     linkSecret = randomBytes(32).toString('base64url');
     logger.warn(
@@ -101,7 +101,17 @@ export async function createContext(env: Env, configStore: ConfigStore, logger: 
     workerId: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
     invalidRows: new InvalidRowReporter(logger),
     connectionErrors,
-    linkSecret,
+    // Production never makes one up: a process whose roles do not need it (checkProductionEnv)
+    // starts without it, and fails here should it ever sign a link.
+    get linkSecret() {
+      if (linkSecret === undefined) {
+        throw new ForewarnError(
+          'FW_ENV_MISSING',
+          'environment variable FOREWARN_LINK_SECRET: required with NODE_ENV=production to sign links: expected at least 32 characters, got nothing',
+        );
+      }
+      return linkSecret;
+    },
     templates: () => (templates ??= TemplateStore.load()),
     email: () =>
       (email ??= createEmailSender({

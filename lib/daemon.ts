@@ -4,7 +4,7 @@ import type { Worker } from 'bullmq';
 import { ConfigStore } from './config/store.ts';
 import { connectionTo, isConnectionError } from './connection-errors.ts';
 import { createContext, type AppContext } from './context.ts';
-import type { Env } from './env.ts';
+import { checkProductionEnv, type Env } from './env.ts';
 import { ForewarnError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { readMigrations } from './db/migrate.ts';
@@ -30,6 +30,9 @@ export async function startDaemon(options: {
   roles: readonly Role[];
 }): Promise<Daemon> {
   const { env, logger, roles } = options;
+  // Before anything connects: in production a missing secret or mail server is a refusal, not a
+  // development default. (The HTTP role will add its routes to what is checked.)
+  checkProductionEnv(env, roles);
   const configStore = await ConfigStore.open(env.configPath, logger);
   const ctx = await createContext(env, configStore, logger);
   try {

@@ -1,5 +1,7 @@
 // Connections and paths from the environment, validated once. Secrets stay here: nothing logs
-// this object, and `redactUrl` is what any message about a connection must use.
+// this object, and `redactUrl` is what any message about a connection must use. With
+// NODE_ENV=production nothing falls back to a development default where it matters: what each
+// part of the daemon needs is a declared list, checked at start for the parts that run.
 import { z } from 'zod';
 import { ForewarnError } from './errors.ts';
 
@@ -15,6 +17,9 @@ const url = (protocols: string[]) =>
     { message: `expected a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}` },
   );
 
+/** `SMTP_URL=outbox:<dir>`: email as .eml files, chosen explicitly (the only way in production). */
+export const OUTBOX_SCHEME = 'outbox:';
+
 const envSchema = z.object({
   DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/forewarn'),
   PLATFORM_DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
@@ -29,12 +34,22 @@ const envSchema = z.object({
    * so deployments sharing one Redis never meet; set, no other deployment may use the same value.
    */
   FOREWARN_QUEUE_PREFIX: z.string().min(1).optional(),
-  /** Where mail goes; without it, messages are written as .eml files into FOREWARN_OUTBOX. */
-  SMTP_URL: url(['smtp:', 'smtps:']).optional(),
+  /**
+   * Where mail goes: an SMTP server, or `outbox:<dir>` (`outbox:` alone: FOREWARN_OUTBOX) for .eml
+   * files, chosen on purpose. Unset, development writes to the outbox; production refuses.
+   */
+  SMTP_URL: z
+    .string()
+    .refine((value) => value.startsWith(OUTBOX_SCHEME) || url(['smtp:', 'smtps:']).safeParse(value).success, {
+      message: `expected a URL starting with smtp:// or smtps://, or ${OUTBOX_SCHEME}<dir> for .eml files`,
+    })
+    .optional(),
   FOREWARN_OUTBOX: z.string().min(1).default('./outbox'),
   /** Signs links that act on an account (at least 32 characters). */
   FOREWARN_LINK_SECRET: z.string().min(32, 'expected at least 32 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** "production" turns missing settings into refusals (checkProductionEnv); anything else is development. */
+  NODE_ENV: z.string().optional(),
 });
 
 export interface Env {
@@ -46,7 +61,16 @@ export interface Env {
   /** FOREWARN_QUEUE_PREFIX when set; otherwise the context derives one from the deployment id. */
   queuePrefix: string | undefined;
   logLevel: string;
+  /** NODE_ENV=production. */
+  production: boolean;
+  /** The SMTP server's URL; undefined when email goes to the outbox. */
   smtpUrl: string | undefined;
+  /**
+   * How email leaves: through `smtpUrl`, to the outbox chosen with SMTP_URL=outbox:<dir>, or to
+   * the outbox because SMTP_URL is unset (development only).
+   */
+  emailTransport: 'smtp' | 'outbox' | 'default-outbox';
+  /** Where .eml files are written when email goes to the outbox. */
   outboxDir: string;
   linkSecret: string | undefined;
 }
@@ -63,6 +87,7 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
     throw new ForewarnError('FW_ENV_INVALID', lines.join('\n'));
   }
   const e = result.data;
+  const outbox = e.SMTP_URL?.startsWith(OUTBOX_SCHEME) ? e.SMTP_URL.slice(OUTBOX_SCHEME.length) : undefined;
   return {
     databaseUrl: e.DATABASE_URL,
     platformDatabaseUrl: e.PLATFORM_DATABASE_URL ?? e.DATABASE_URL,
@@ -71,11 +96,71 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
     configPath: e.FOREWARN_CONFIG,
     queuePrefix: e.FOREWARN_QUEUE_PREFIX,
     logLevel: e.LOG_LEVEL,
-    smtpUrl: e.SMTP_URL,
-    outboxDir: e.FOREWARN_OUTBOX,
+    production: e.NODE_ENV === 'production',
+    smtpUrl: outbox === undefined ? e.SMTP_URL : undefined,
+    emailTransport: e.SMTP_URL === undefined ? 'default-outbox' : outbox === undefined ? 'smtp' : 'outbox',
+    outboxDir: outbox || e.FOREWARN_OUTBOX,
     linkSecret: e.FOREWARN_LINK_SECRET,
   };
 }
+
+/**
+ * A setting that a part of forewarn cannot do without in production. `neededBy` names the parts:
+ * daemon roles ("notifications") and, once the HTTP role serves them, its routes
+ * ("http:POST /restock/subscribe"); a part that needs a secret adds itself here, and the
+ * process that runs it passes its name to checkProductionEnv.
+ */
+export interface ProductionRequirement {
+  variable: string;
+  /** What it must hold, and why, for the message. */
+  expected: string;
+  neededBy: readonly string[];
+  isSet(env: Env): boolean;
+}
+
+export const PRODUCTION_REQUIREMENTS: readonly ProductionRequirement[] = [
+  {
+    variable: 'SMTP_URL',
+    expected:
+      'smtp://user:pass@host:587 or smtps://user:pass@host:465 (email is sent there), ' +
+      `or ${OUTBOX_SCHEME}<dir> to write .eml files instead, on purpose`,
+    neededBy: ['notifications'],
+    isSet: (env) => env.emailTransport !== 'default-outbox',
+  },
+  {
+    variable: 'FOREWARN_LINK_SECRET',
+    expected:
+      'at least 32 characters, the same on every replica and known to the platform ' +
+      '(it signs the links in messages; a secret made up per process signs links nobody can verify)',
+    neededBy: ['notifications'],
+    isSet: (env) => env.linkSecret !== undefined,
+  },
+];
+
+/**
+ * With NODE_ENV=production, refuses to go on when a setting that one of `parts` needs is missing,
+ * naming every such variable and what it expects (never a value). Does nothing in development.
+ */
+export function checkProductionEnv(
+  env: Env,
+  parts: readonly string[],
+  requirements: readonly ProductionRequirement[] = PRODUCTION_REQUIREMENTS,
+): void {
+  if (!env.production) return;
+  const lines: string[] = [];
+  for (const requirement of requirements) {
+    const needing = requirement.neededBy.filter((part) => parts.includes(part));
+    if (needing.length === 0 || requirement.isSet(env)) continue;
+    lines.push(
+      `environment variable ${requirement.variable}: required with NODE_ENV=production by ${needing.map(describePart).join(' and ')}: ` +
+        `expected ${requirement.expected}, got nothing`,
+    );
+  }
+  if (lines.length > 0) throw new ForewarnError('FW_ENV_MISSING', lines.join('\n'));
+}
+
+const describePart = (part: string) =>
+  part.startsWith('http:') ? `the HTTP route ${part.slice('http:'.length)}` : `the ${part} role`;
 
 /** The URL with any password replaced, safe to print. */
 export function redactUrl(value: string): string {

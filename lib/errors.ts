@@ -6,6 +6,7 @@ export const errorCodes = {
   FW_CONFIG_INVALID: 'The config file is not valid YAML or does not match the schema.',
   FW_CONFIG_UNREADABLE: 'The config file cannot be read.',
   FW_ENV_INVALID: 'An environment variable holds a value of the wrong form.',
+  FW_ENV_MISSING: 'NODE_ENV is production and a setting that a part of the daemon needs is not set.',
   FW_USAGE: 'A command-line argument is unknown or malformed.',
   FW_MIGRATION_FAILED: 'A schema migration failed; the transaction was rolled back.',
   FW_SERVICE_UNREACHABLE: 'PostgreSQL or Redis could not be reached.',

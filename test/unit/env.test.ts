@@ -1,7 +1,13 @@
 // The environment: defaults for a local setup, and invalid values refused with the variable's
 // name but never its value (connection URLs carry passwords).
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { readEnv, redactUrl } from '../../lib/env.ts';
+import {
+  checkProductionEnv,
+  PRODUCTION_REQUIREMENTS,
+  readEnv,
+  redactUrl,
+  type ProductionRequirement,
+} from '../../lib/env.ts';
 import { ForewarnError } from '../../lib/errors.ts';
 
 const PASSWORD = 'Sup3r-S3cret-pw';
@@ -31,6 +37,11 @@ describe('readEnv defaults', () => {
     // Unset: the context derives the prefix from the deployment id (lib/queue/identity.ts).
     expect(env.queuePrefix).toBeUndefined();
     expect(env.logLevel).toBe('info');
+    // Development: mail goes to ./outbox because nothing else was said.
+    expect(env.production).toBe(false);
+    expect(env.smtpUrl).toBeUndefined();
+    expect(env.emailTransport).toBe('default-outbox');
+    expect(env.outboxDir).toBe('./outbox');
   });
 
   it('empty strings count as unset', () => {
@@ -67,7 +78,9 @@ describe('readEnv defaults', () => {
       configPath: '/etc/forewarn/forewarn.yaml',
       queuePrefix: 'fw-staging',
       logLevel: 'debug',
+      production: false,
       smtpUrl: 'smtps://mailer:pw@smtp.internal:465',
+      emailTransport: 'smtp',
       outboxDir: '/var/spool/forewarn',
       linkSecret: 'l'.repeat(40),
     });
@@ -90,6 +103,121 @@ describe('readEnv defaults', () => {
     const env = readEnv();
     expect(env.platformSchema).toBe('tenant_a');
     expect(env.configPath).toBe('/tmp/other.yaml');
+  });
+});
+
+describe('SMTP_URL chooses how email leaves', () => {
+  it('an smtp:// or smtps:// URL: that server', () => {
+    for (const url of ['smtp://u:pw@mail.internal:587', 'smtps://u:pw@mail.internal:465']) {
+      expect(readEnv({ SMTP_URL: url })).toMatchObject({ smtpUrl: url, emailTransport: 'smtp' });
+    }
+  });
+
+  it('outbox:<dir>: .eml files in that directory, chosen on purpose', () => {
+    expect(readEnv({ SMTP_URL: 'outbox:/var/spool/forewarn', FOREWARN_OUTBOX: '/elsewhere' })).toMatchObject({
+      smtpUrl: undefined,
+      emailTransport: 'outbox',
+      outboxDir: '/var/spool/forewarn',
+    });
+    expect(readEnv({ SMTP_URL: 'outbox:./mail' }).outboxDir).toBe('./mail');
+  });
+
+  it('outbox: alone: the outbox in FOREWARN_OUTBOX (default ./outbox)', () => {
+    expect(readEnv({ SMTP_URL: 'outbox:' })).toMatchObject({
+      emailTransport: 'outbox',
+      outboxDir: './outbox',
+    });
+    expect(readEnv({ SMTP_URL: 'outbox:', FOREWARN_OUTBOX: '/srv/eml' }).outboxDir).toBe('/srv/eml');
+  });
+
+  it('anything else is refused, saying what is accepted, without echoing it', () => {
+    const error = envError({ SMTP_URL: `http://u:${PASSWORD}@mail.internal` });
+    expect(error.message).toBe(
+      'environment variable SMTP_URL: expected a URL starting with smtp:// or smtps://, or outbox:<dir> for .eml files',
+    );
+  });
+});
+
+describe('checkProductionEnv', () => {
+  const production = (extra: NodeJS.ProcessEnv = {}) => readEnv({ NODE_ENV: 'production', ...extra });
+  const SECRET = 's'.repeat(40);
+
+  function missing(env: ReturnType<typeof readEnv>, parts: string[], list?: ProductionRequirement[]) {
+    try {
+      checkProductionEnv(env, parts, list);
+    } catch (error) {
+      expect(error).toBeInstanceOf(ForewarnError);
+      expect((error as ForewarnError).code).toBe('FW_ENV_MISSING');
+      return (error as Error).message.split('\n');
+    }
+    return [];
+  }
+
+  it('NODE_ENV=production is production; any other value or none is development', () => {
+    expect(production().production).toBe(true);
+    for (const value of ['development', 'test', 'Production', '']) {
+      expect(readEnv({ NODE_ENV: value }).production).toBe(false);
+    }
+  });
+
+  it('development refuses nothing: the outbox and a made-up link secret stay its defaults', () => {
+    expect(missing(readEnv({}), ['scheduler', 'detection', 'notifications'])).toEqual([]);
+  });
+
+  it('production without SMTP_URL and FOREWARN_LINK_SECRET names both, with what they expect', () => {
+    const lines = missing(production(), ['scheduler', 'detection', 'notifications']);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toBe(
+      'environment variable SMTP_URL: required with NODE_ENV=production by the notifications role: ' +
+        'expected smtp://user:pass@host:587 or smtps://user:pass@host:465 (email is sent there), ' +
+        'or outbox:<dir> to write .eml files instead, on purpose, got nothing',
+    );
+    expect(lines[1]).toMatch(
+      /^environment variable FOREWARN_LINK_SECRET: required with NODE_ENV=production by the notifications role: expected at least 32 characters, .*got nothing$/,
+    );
+  });
+
+  it('production takes an SMTP server or the outbox chosen explicitly, with a link secret', () => {
+    const parts = ['notifications'];
+    expect(missing(production({ SMTP_URL: 'smtp://mail:25', FOREWARN_LINK_SECRET: SECRET }), parts)).toEqual(
+      [],
+    );
+    expect(
+      missing(production({ SMTP_URL: 'outbox:/var/spool/fw', FOREWARN_LINK_SECRET: SECRET }), parts),
+    ).toEqual([]);
+    expect(missing(production({ SMTP_URL: 'outbox:', FOREWARN_LINK_SECRET: SECRET }), parts)).toEqual([]);
+    // FOREWARN_OUTBOX alone is no choice: it only says where the outbox would be.
+    expect(missing(production({ FOREWARN_OUTBOX: '/srv', FOREWARN_LINK_SECRET: SECRET }), parts)).toEqual([
+      expect.stringMatching(/^environment variable SMTP_URL: /),
+    ]);
+  });
+
+  it('checks only what the parts that run need', () => {
+    expect(missing(production(), ['scheduler', 'detection'])).toEqual([]);
+    expect(missing(production({ FOREWARN_LINK_SECRET: SECRET }), ['notifications'])).toHaveLength(1);
+  });
+
+  it('never echoes a value that is set', () => {
+    const lines = missing(production({ SMTP_URL: `smtp://u:${PASSWORD}@mail:587` }), ['notifications']);
+    expect(lines).toHaveLength(1);
+    expect(lines.join('\n')).not.toContain(PASSWORD);
+  });
+
+  it('is a list: an HTTP route that needs a secret plugs in by naming itself', () => {
+    const withRoute: ProductionRequirement[] = [
+      ...PRODUCTION_REQUIREMENTS,
+      {
+        variable: 'FOREWARN_LINK_SECRET',
+        expected: 'the secret that signed the links',
+        neededBy: ['http:POST /restock/subscribe'],
+        isSet: (env) => env.linkSecret !== undefined,
+      },
+    ];
+    const env = production({ SMTP_URL: 'smtp://mail:25' });
+    expect(missing(env, ['http', 'http:GET /healthz'], withRoute)).toEqual([]);
+    expect(missing(env, ['http', 'http:POST /restock/subscribe'], withRoute)).toEqual([
+      'environment variable FOREWARN_LINK_SECRET: required with NODE_ENV=production by the HTTP route POST /restock/subscribe: expected the secret that signed the links, got nothing',
+    ]);
   });
 });
 
