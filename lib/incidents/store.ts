@@ -190,3 +190,16 @@ export async function listIncidents(
     backupChannels: r.backup_channels,
   }));
 }
+
+/**
+ * In the caller's transaction: whether the incident is still open, holding a share lock on its
+ * row until that transaction ends, so that a resolve (an UPDATE of the row) waits for what the
+ * transaction writes and a transaction that locks after the resolve sees it resolved.
+ */
+export async function lockIncidentIfOpen(db: Queryable, incidentId: string): Promise<boolean> {
+  const { rows } = await db.query<{ open: boolean }>(
+    'SELECT resolved_at IS NULL AS open FROM forewarn.incidents WHERE id = $1 FOR SHARE',
+    [incidentId],
+  );
+  return rows[0]?.open ?? false;
+}

@@ -2,9 +2,13 @@
 // keyset-paginated batches; each batch's notifications and the cursor are committed together,
 // so a fan-out killed anywhere resumes after its last batch and never records anyone twice
 // (dedupe keys are unique as well). Delivery is the next step's job: this one only records.
+// A warning batch re-checks its cause in its own transaction, with the incident's row locked:
+// a resolve waits for a batch being written, and no batch is written after it, so the recovery
+// fan-out (which starts after the resolve) reads everyone who was warned.
 import type { IncidentChange, IncidentKind } from '../../detectors/payment-health/index.ts';
 import type { Config } from '../config/schema.ts';
 import { inTransaction, type Pool } from '../db/pool.ts';
+import { lockIncidentIfOpen } from '../incidents/store.ts';
 import { signedUrl } from '../links.ts';
 import type { Logger } from '../logger.ts';
 import { readAhead } from '../read-ahead.ts';
@@ -93,20 +97,33 @@ export async function fanOutIncidentEvent(
   let cursor = progress.cursor === '' ? null : progress.cursor;
   // The next batch is read and rendered while this one is written.
   const prepared = stale ? [] : readAhead(renderedBatches(templates, draftBatches(ctx, payload, cursor)));
+  let resolvedMidway = false;
   for await (const { batch, inApp, toSend } of prepared) {
     const ids = await inTransaction(ctx.db, async (client) => {
+      if (payload.type === 'opened' && !(await lockIncidentIfOpen(client, payload.incidentId))) {
+        resolvedMidway = true;
+        return null;
+      }
       const created = await insertNotifications(client, toSend);
       const inbox = await recordInAppDeliveries(client, inApp);
       await advanceFanout(client, eventId, batch.cursor ?? cursor ?? '', batch.recipients);
       notifications += created.length + inbox.delivered + inbox.failed;
       return created;
     });
+    if (ids === null) break;
     batches++;
     recipients += batch.recipients;
     await deliver(ids, `${event.uid}-${progress.batches + batches}`);
     cursor = batch.cursor;
   }
   await finishFanout(ctx.db, eventId);
+  if (resolvedMidway) {
+    // Those warned so far get the recovery notice; the rest of the audience hears nothing.
+    log.info(
+      { recipients, notifications, batches },
+      'incident resolved during its warning fan-out: the remaining batches are not written',
+    );
+  }
   log.info({ recipients, notifications, batches }, `fan-out of incident ${payload.type} event done`);
   return { eventId, recipients, notifications, batches, alreadyDone: false };
 }
