@@ -1,4 +1,4 @@
-// The linter's proof by example that the email fast path is exact: every template rendered both
+// The linter's evidence that the email fast path is exact: every template rendered both
 // ways, once per shape with per-user values spliced in (shapes.ts) and in full (render.ts), with
 // its kind's sample data and variants and with hostile and borderline values put into them one at
 // a time (and all at once): HTML and Liquid metacharacters, `{{` and `{%`, look-alikes of the
