@@ -10,6 +10,7 @@ import {
   generateUsers,
   referencePlatform,
   trafficFactor,
+  wideRegionPlatform,
 } from '../../sim/platform.ts';
 import { attemptAsOf, attemptsAsOf, finishedAtOf, generateAttempts } from '../../sim/traffic.ts';
 import type { Scenario, SimAttempt, TrafficOptions } from '../../sim/traffic.ts';
@@ -234,6 +235,385 @@ describe('scenarios', () => {
     expect(
       bad({ channel: 'alipay', region: 'CN-GD', from: to, to: from, effect: { type: 'outage' } }),
     ).toThrow(/from, to/);
+  });
+});
+
+/**
+ * Checks that `count` of `n` draws is within 5 binomial standard deviations of a share `p`: far
+ * enough that a seed change could not plausibly fail it, close enough that a broken effect does.
+ */
+function expectShare(label: string, count: number, n: number, p: number): void {
+  expect(n, `${label}: attempts`).toBeGreaterThan(100);
+  const tolerance = 5 * Math.sqrt((p * (1 - p)) / n);
+  const share = count / n;
+  expect(
+    Math.abs(share - p),
+    `${label}: ${count}/${n} = ${share.toFixed(4)}, expected ${p.toFixed(4)} ± ${tolerance.toFixed(4)}`,
+  ).toBeLessThanOrEqual(tolerance);
+}
+
+/** The finishedAt rules: declines 1-3 s after creation, timeouts 30 s, successes after their latency. */
+function finishProblems(list: readonly SimAttempt[]): string[] {
+  const problems: string[] = [];
+  for (const a of list) {
+    const after = a.finishedAt === null ? null : a.finishedAt - a.createdAt;
+    const ok =
+      a.status === 'pending'
+        ? after === null
+        : a.status === 'timeout'
+          ? after === 30_000
+          : a.status === 'failed'
+            ? after !== null && after >= 1_000 && after <= 3_000
+            : after !== null && a.latencyMs !== null && after === a.latencyMs;
+    if (!ok) problems.push(`${a.id} ${a.status} finished ${after} ms after creation`);
+  }
+  return problems;
+}
+
+describe('outage with share and timeoutShare', () => {
+  // 20:00-20:30 in Beijing, where the cycle is flat at its peak: about 12,000 alipay CN-GD attempts.
+  const from = DAY_START + 20 * HOUR;
+  const to = from + 30 * MINUTE;
+  const pair = platform.pairs.find((p) => p.channel === 'alipay' && p.region === 'CN-GD')!;
+
+  function inside(...effects: Scenario['effect'][]): SimAttempt[] {
+    const scenarios = effects.map((effect): Scenario => ({
+      channel: 'alipay',
+      region: 'CN-GD',
+      from,
+      to,
+      effect,
+    }));
+    return attempts({ from, to, seed: 21, scenarios }).filter(
+      (a) => a.channelId === 'alipay' && a.region === 'CN-GD',
+    );
+  }
+  const timeouts = (list: readonly SimAttempt[]) => list.filter((a) => a.status === 'timeout');
+  const gatewayTimeouts = (list: readonly SimAttempt[]) =>
+    list.filter((a) => a.errorCode === 'GATEWAY_TIMEOUT');
+
+  it('share 0.95, timeoutShare 0.6: 95% fail, 60% of the outage’s failures as timeouts, the rest behave normally', () => {
+    const list = inside({ type: 'outage', share: 0.95, timeoutShare: 0.6 });
+    expect(list.length).toBeGreaterThan(10_000);
+    // The outage adds failures to the normal ones until 95% of all attempts fail.
+    const extra = (0.95 - pair.failureRate) / (1 - pair.failureRate);
+    const failures = list.filter(isFailure);
+    expectShare('failure share', failures.length, list.length, 0.95);
+    // 60% of the outage's own failures time out (the gateway's code); normal timeouts have their own.
+    expectShare(
+      'gateway timeouts among failures',
+      gatewayTimeouts(failures).length,
+      failures.length,
+      (extra * 0.6) / 0.95,
+    );
+    expect(
+      timeouts(list).every((a) => ['GATEWAY_TIMEOUT', 'PAY_CONFIRM_TIMEOUT'].includes(a.errorCode!)),
+    ).toBe(true);
+    // The 5% left behave as on a normal day: mostly confirmed, with normal latencies.
+    const succeeded = list.filter((a) => a.status === 'succeeded');
+    const normal = (1 - extra) * (1 - pair.pendingRate - pair.failureRate);
+    expectShare('successes', succeeded.length, list.length, normal);
+    const latencies = succeeded.map((a) => a.latencyMs!).sort((x, y) => x - y);
+    expect(latencies[Math.floor(latencies.length / 2)]).toBeGreaterThan(800);
+    expect(latencies[Math.floor(latencies.length / 2)]).toBeLessThan(1_800);
+  });
+
+  it('finishes each attempt when its outcome is known: declines after 1-3 s, timeouts after 30 s, successes after their latency', () => {
+    const list = inside({ type: 'outage', share: 0.95, timeoutShare: 0.6 });
+    expect(finishProblems(list)).toEqual([]);
+    const declines = list.filter((a) => a.status === 'failed').map((a) => a.finishedAt! - a.createdAt);
+    expect(declines.length).toBeGreaterThan(3_000);
+    // Spread evenly over 1-3 s: mean 2 s (sd of one delay 2000/sqrt(12) ms), edges reached.
+    const mean = declines.reduce((sum, d) => sum + d, 0) / declines.length;
+    expect(Math.abs(mean - 2_000)).toBeLessThan((5 * 2_000) / Math.sqrt(12) / Math.sqrt(declines.length));
+    expect(Math.min(...declines)).toBeLessThan(1_050);
+    expect(Math.max(...declines)).toBeGreaterThan(2_950);
+    expect(timeouts(list).length).toBeGreaterThan(5_000);
+  });
+
+  it('timeoutShare 1 makes every outage failure a timeout; 0 none; without it 35%', () => {
+    const allTimeouts = inside({ type: 'outage', timeoutShare: 1 });
+    expect(allTimeouts.every((a) => a.status === 'timeout' && a.finishedAt === a.createdAt + 30_000)).toBe(
+      true,
+    );
+    const noTimeouts = inside({ type: 'outage', timeoutShare: 0 });
+    expect(noTimeouts.every((a) => a.status === 'failed')).toBe(true);
+    expect(finishProblems(noTimeouts)).toEqual([]);
+    const byDefault = inside({ type: 'outage', share: 0.95 });
+    const failures = byDefault.filter(isFailure);
+    const extra = (0.95 - pair.failureRate) / (1 - pair.failureRate);
+    expectShare(
+      'default gateway timeouts',
+      gatewayTimeouts(failures).length,
+      failures.length,
+      (extra * 0.35) / 0.95,
+    );
+  });
+
+  it('of overlapping outages, the one failing most attempts wins, with its own timeout share', () => {
+    const list = inside(
+      { type: 'outage', share: 0.5, timeoutShare: 1 },
+      { type: 'outage', share: 0.95, timeoutShare: 0 },
+    );
+    expectShare('failure share', list.filter(isFailure).length, list.length, 0.95);
+    expect(gatewayTimeouts(list)).toEqual([]);
+  });
+
+  it('rejects shares outside their range', () => {
+    const bad = (effect: Scenario['effect']) => () =>
+      attempts({ from, to, scenarios: [{ channel: 'alipay', region: 'CN-GD', from, to, effect }] });
+    expect(bad({ type: 'outage', share: 0 })).toThrow(/effect.share: expected a share in \(0, 1\], got 0/);
+    expect(bad({ type: 'outage', share: 1.5 })).toThrow(/effect.share/);
+    expect(bad({ type: 'outage', timeoutShare: -0.1 })).toThrow(/effect.timeoutShare/);
+    expect(bad({ type: 'slide', fromRate: 0.03, toRate: 2 })).toThrow(/effect.toRate/);
+    expect(bad({ type: 'slide', fromRate: Number.NaN, toRate: 0.5 })).toThrow(/effect.fromRate/);
+  });
+});
+
+describe('slide', () => {
+  // 20:00-21:00 in Beijing, where the cycle is flat at its peak, so arrivals are even over the
+  // hour and a tenth's expected failure share is the slide's rate at the tenth's middle.
+  const from = DAY_START + 20 * HOUR;
+  const to = from + HOUR;
+  const tenth = (to - from) / 10;
+
+  function run(fromRate: number, toRate: number) {
+    const scenario: Scenario = {
+      channel: 'alipay',
+      region: 'CN-GD',
+      from,
+      to,
+      effect: { type: 'slide', fromRate, toRate },
+    };
+    return attempts({
+      from: from - 10 * MINUTE,
+      to: to + 10 * MINUTE,
+      seed: 5,
+      scenarios: [scenario],
+    }).filter((a) => a.channelId === 'alipay' && a.region === 'CN-GD');
+  }
+  function tenthOf(list: readonly SimAttempt[], start: number) {
+    const mine = list.filter((a) => a.createdAt >= start && a.createdAt < start + tenth);
+    return { n: mine.length, failures: mine.filter(isFailure).length };
+  }
+
+  for (const [fromRate, toRate] of [
+    [0.03, 0.55],
+    [0.6, 0.03],
+  ] as const) {
+    it(`moves the failure share linearly from ${fromRate} to ${toRate} across the scenario`, () => {
+      const list = run(fromRate, toRate);
+      const rateAt = (progress: number) => fromRate + (toRate - fromRate) * progress;
+      // Every tenth within 5 sd of the line: first, middle (the tenth around half-way) and last
+      // named, the others too, so that a step, a reversed or a constant slide fails.
+      for (const [label, start] of [
+        ['first tenth', 0],
+        ['middle tenth', 4.5],
+        ['last tenth', 9],
+        ...[1, 2, 3, 4, 5, 6, 7, 8].map((k) => [`tenth ${k + 1}`, k] as const),
+      ] as const) {
+        const { n, failures } = tenthOf(list, from + start * tenth);
+        expectShare(`${label} of ${fromRate}→${toRate}`, failures, n, rateAt((start + 0.5) / 10));
+      }
+      // Outside the scenario, the pair's normal 2%.
+      for (const [label, start] of [
+        ['before', from - 10 * MINUTE],
+        ['after', to],
+      ] as const) {
+        const outside = list.filter((a) => a.createdAt >= start && a.createdAt < start + 10 * MINUTE);
+        expectShare(`${label} the slide`, outside.filter(isFailure).length, outside.length, 0.02);
+      }
+      expect(finishProblems(list)).toEqual([]);
+    });
+  }
+});
+
+describe('wideRegionPlatform', () => {
+  const wide = wideRegionPlatform();
+  const HB = 'CN-HB';
+
+  it('is the reference platform plus Hubei, served by six channels of mixed volume', () => {
+    expect(wide.regions).toEqual([
+      ...platform.regions,
+      { code: HB, name: '湖北', timezone: 'Asia/Shanghai' },
+    ]);
+    expect(wide.pairs.slice(0, platform.pairs.length)).toEqual(platform.pairs);
+    expect(wide.dailyCycle).toEqual(platform.dailyCycle);
+    const hubei = wide.pairs.slice(platform.pairs.length);
+    expect(hubei.map((p) => [p.channel, p.region, p.peakPerMinute, p.failureRate])).toEqual([
+      ['alipay', HB, 350, 0.02],
+      ['wechat_pay', HB, 280, 0.028],
+      ['unionpay', HB, 25, 0.05],
+      ['bank_card', HB, 20, 0.1],
+      ['jd_pay', HB, 8, 0.045],
+      ['qq_wallet', HB, 1.5, 0.06],
+    ]);
+    // Each behaves as its channel does elsewhere, on a copy (changing one changes no other).
+    for (const p of hubei) {
+      const like = platform.pairs.find((q) => q.channel === p.channel)!;
+      expect(p.latency).toEqual(like.latency);
+      expect(p.latency).not.toBe(wide.pairs.find((q) => q.channel === p.channel)!.latency);
+      expect(p.pendingRate).toBe(like.pendingRate);
+    }
+  });
+
+  it('offers every Hubei pair’s channel there, and Douyin Pay without traffic; PayPal stays off', () => {
+    const offered = (id: string) => {
+      const c = wide.channels.find((ch) => ch.id === id)!;
+      return c.regions.includes('*') || c.regions.includes(HB);
+    };
+    expect(wide.channels.map((c) => c.id)).toEqual(platform.channels.map((c) => c.id));
+    for (const c of wide.channels) {
+      const before = platform.channels.find((ch) => ch.id === c.id)!;
+      const added = ['bank_card', 'jd_pay', 'qq_wallet', 'douyin_pay'].includes(c.id);
+      expect(c).toEqual(added ? { ...before, regions: [...before.regions, HB] } : before);
+    }
+    for (const p of wide.pairs) expect(offered(p.channel), `${p.channel} ${p.region}`).toBe(true);
+    expect(offered('douyin_pay')).toBe(true);
+    expect(wide.pairs.some((p) => p.channel === 'douyin_pay' && p.region === HB)).toBe(false);
+    expect(wide.channels.find((c) => c.id === 'paypal')!.enabled).toBe(false);
+    // The reference platform is not changed by it.
+    expect(referencePlatform().channels.find((c) => c.id === 'bank_card')!.regions).not.toContain(HB);
+  });
+
+  it('keeps the reference pairs’ traffic for the same seed and adds Hubei’s at its rates', () => {
+    const from = DAY_START + 20 * HOUR;
+    const to = from + HOUR;
+    const withoutId = ({ id: _id, ...rest }: SimAttempt) => rest;
+    const reference = [...generateAttempts({ platform, from, to, seed: 9 })];
+    const all = [...generateAttempts({ platform: wide, from, to, seed: 9 })];
+    expect(all.filter((a) => a.region !== HB).map(withoutId)).toEqual(reference.map(withoutId));
+    // At the peak (factor 1) a pair's hour holds Poisson(60 × peakPerMinute) attempts.
+    for (const p of wide.pairs.slice(platform.pairs.length)) {
+      const n = all.filter((a) => a.region === HB && a.channelId === p.channel).length;
+      const mean = 60 * p.peakPerMinute;
+      expect(Math.abs(n - mean), `${p.channel}: ${n} attempts, expected ${mean}`).toBeLessThan(
+        5 * Math.sqrt(mean),
+      );
+    }
+    expect(finishProblems(all)).toEqual([]);
+  });
+
+  it('can take the whole region down: a scenario per channel there, none for one without traffic', () => {
+    const from = DAY_START + 20 * HOUR;
+    const to = from + 10 * MINUTE;
+    const channels = ['alipay', 'wechat_pay', 'unionpay', 'bank_card', 'jd_pay', 'qq_wallet'];
+    const scenarios = channels.map((channel): Scenario => ({
+      channel,
+      region: HB,
+      from,
+      to,
+      effect: { type: 'outage', share: 0.95, timeoutShare: 0.6 },
+    }));
+    const list = [...generateAttempts({ platform: wide, from, to, seed: 4, scenarios })];
+    const hubei = list.filter((a) => a.region === HB);
+    expectShare('Hubei failure share', hubei.filter(isFailure).length, hubei.length, 0.95);
+    expect(new Set(hubei.map((a) => a.channelId))).toEqual(new Set(channels));
+    const elsewhere = list.filter((a) => a.region !== HB);
+    expect(elsewhere.filter(isFailure).length / elsewhere.length).toBeLessThan(0.05);
+    expect(() =>
+      generateAttempts({
+        platform: wide,
+        from,
+        to,
+        seed: 4,
+        scenarios: [{ channel: 'douyin_pay', region: HB, from, to, effect: { type: 'outage' } }],
+      }),
+    ).toThrow(/region: expected '\*' or a region where douyin_pay has traffic \(CN-BJ, CN-SH\), got CN-HB/);
+  });
+});
+
+describe('startLiveWriter on generated traffic', () => {
+  it('keeps the table as the platform had it at each flush: pending until finishedAt, then final', async () => {
+    // One busy pair through a 95% outage (60% as 30 s timeouts) and back, written live.
+    const from = DAY_START + 20 * HOUR;
+    const to = from + 4 * MINUTE;
+    const onePair = {
+      ...platform,
+      pairs: platform.pairs.filter((p) => p.channel === 'alipay' && p.region === 'CN-GD'),
+    };
+    const scenarios: Scenario[] = [
+      {
+        channel: 'alipay',
+        region: 'CN-GD',
+        from: from + MINUTE,
+        to: from + 3 * MINUTE,
+        effect: { type: 'outage', share: 0.95, timeoutShare: 0.6 },
+      },
+    ];
+    const list = [...generateAttempts({ platform: onePair, from, to, seed: 13, scenarios })];
+    expect(list.filter((a) => a.status === 'timeout').length).toBeGreaterThan(200);
+    expect(list.some((a) => a.status === 'pending')).toBe(true);
+
+    // A table that applies the writer's statements by their parameters.
+    const table = new Map<number, SimAttempt>();
+    const db: LiveWriterDb = {
+      query(text, values) {
+        const [ids, a, b, c, d] = values as [number[], unknown[], unknown[], unknown[], string[]];
+        ids.forEach((id, i) => {
+          if (text.trim().startsWith('INSERT')) {
+            table.set(id, {
+              id,
+              userId: a[i] as string,
+              channelId: b[i] as string,
+              region: c[i] as string,
+              status: 'pending',
+              errorCode: null,
+              latencyMs: null,
+              createdAt: Date.parse(d[i]!),
+              finishedAt: null,
+            });
+          } else {
+            const row = table.get(id)!;
+            Object.assign(row, {
+              status: a[i],
+              errorCode: b[i],
+              latencyMs: c[i],
+              finishedAt: Date.parse(d[i]!),
+            });
+          }
+        });
+        return Promise.resolve({ rowCount: ids.length });
+      },
+    };
+    let now = from;
+    const writer = startLiveWriter({
+      db,
+      schema: 'platform',
+      attempts: list,
+      logger: { warn: () => undefined },
+      now: () => now,
+      flushEveryMs: null,
+    });
+    const mismatches: string[] = [];
+    let flushes = 0;
+    for (now = from; now <= to + 35_000; now += 700) {
+      await writer.flush();
+      flushes++;
+      const expected = [...attemptsAsOf(list, now)];
+      if (expected.length !== table.size)
+        mismatches.push(`${now - from} ms: ${table.size} rows, expected ${expected.length}`);
+      for (const row of expected) {
+        if (JSON.stringify(table.get(row.id)) !== JSON.stringify(row)) {
+          mismatches.push(
+            `${now - from} ms: row ${row.id} is ${JSON.stringify(table.get(row.id))}, expected ${JSON.stringify(row)}`,
+          );
+        }
+      }
+      if (mismatches.length > 5) break;
+    }
+    expect(mismatches).toEqual([]);
+    expect(flushes).toBeGreaterThan(380);
+    const stuck = list.filter((a) => a.status === 'pending').length;
+    expect(await writer.stop()).toEqual({
+      inserted: list.length,
+      finished: list.length - stuck,
+      pending: stuck,
+      dropped: 0,
+      errors: 0,
+    });
+    // Every row ends as generated.
+    expect([...table.values()]).toEqual(list);
   });
 });
 
