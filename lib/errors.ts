@@ -28,6 +28,8 @@ export const errorCodes = {
     'A delivery job found that its claim on a notification had run out and been taken over by another worker; it left the notification to that worker.',
   FW_JOB_FOREIGN:
     'A worker took a job queued by another deployment (another database) and left it in the queue for its owner.',
+  FW_BACKTEST_STATE_UNREADABLE:
+    "forewarn backtest could not read the live daemon's stored detector state; its baselines come from a warm-up instead.",
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -97,7 +97,8 @@ export function registerBacktest(program: Command): void {
 
 /**
  * The live daemon's detector state, if forewarn's database has one: the replay starts from its
- * learned baselines. A missing database or schema just means there is none.
+ * learned baselines. A missing database or schema just means there is none; any other failure
+ * (unreachable, refused) is said at warn level, since the baselines then come from a warm-up.
  */
 async function readStoredState(databaseUrl: string, logger: Logger): Promise<PaymentHealthState | null> {
   const db = createPool(databaseUrl, { applicationName: 'forewarn-backtest', max: 1 });
@@ -107,10 +108,20 @@ async function readStoredState(databaseUrl: string, logger: Logger): Promise<Pay
     );
     return rows[0]?.state ?? null;
   } catch (error) {
-    logger.debug(
-      { component: 'backtest', err: error },
-      'no stored detector state; baselines come from the warm-up',
-    );
+    const code = (error as { code?: string }).code;
+    // 3D000: no such database; 3F000 / 42P01: no forewarn schema or table (never migrated).
+    const absent = code === '3D000' || code === '3F000' || code === '42P01';
+    if (absent) {
+      logger.debug(
+        { component: 'backtest', code },
+        'no stored detector state; baselines come from the warm-up',
+      );
+    } else {
+      logger.warn(
+        { component: 'backtest', err: error, code: 'FW_BACKTEST_STATE_UNREADABLE' },
+        `could not read the stored detector state (${(error as Error).message}); baselines come from the warm-up instead`,
+      );
+    }
     return null;
   } finally {
     await db.end();

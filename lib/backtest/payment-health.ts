@@ -66,11 +66,14 @@ export async function backtestPaymentHealth(options: BacktestOptions): Promise<B
   if (stepMs <= 0 || stepMs % BUCKET_MS !== 0) {
     throw new RangeError(`step: expected a positive multiple of ${BUCKET_MS / 1000}s, got ${stepMs / 1000}s`);
   }
-  const stored = options.storedState ? baselinesOnly(options.storedState) : null;
-  const warmupMs = stored
+  // A stored state without pairs (a daemon that has not learned anything yet) has no baselines.
+  const storedPairs = options.storedState ? Object.keys(options.storedState.pairs ?? {}).length : 0;
+  const useStored = options.storedState !== null && options.storedState !== undefined && storedPairs > 0;
+  const warmupMs = useStored
     ? options.warmupMs
     : Math.max(options.warmupMs, settings.baseline.halfLifeMinutes * 60_000);
   const firstTick = Math.ceil((fromMs - warmupMs) / stepMs) * stepMs;
+  const stored = useStored ? baselinesOnly(options.storedState!, firstTick) : null;
   const lastTick = Math.floor(toMs / BUCKET_MS) * BUCKET_MS;
   const [channels, invalid] = await Promise.all([
     readPaymentChannels(options.platformDb, options.schema),
@@ -136,7 +139,7 @@ export async function backtestPaymentHealth(options: BacktestOptions): Promise<B
 }
 
 /** The learned baselines of a stored state, without its incidents, timers or clock. */
-function baselinesOnly(state: PaymentHealthState): PaymentHealthState {
+function baselinesOnly(state: PaymentHealthState, firstTick: number): PaymentHealthState {
   const upgraded = upgradeState(state);
   const pairs: PaymentHealthState['pairs'] = {};
   for (const [key, pair] of Object.entries(upgraded.pairs)) {
@@ -147,7 +150,13 @@ function baselinesOnly(state: PaymentHealthState): PaymentHealthState {
       open: null,
       resolvedAt: null,
     };
-    pairs[key] = { ...pair, kinds: { failures: idle, slow: idle }, lastSeenAt: null, lastAbnormalAt: null };
+    // Seen as of the replay's start: a pair not seen (null) is forgotten by the first tick.
+    pairs[key] = {
+      ...pair,
+      kinds: { failures: idle, slow: idle },
+      lastSeenAt: firstTick,
+      lastAbnormalAt: null,
+    };
   }
   return { evaluatedAt: null, pairs, feedSilentSince: null };
 }
