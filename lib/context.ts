@@ -3,6 +3,7 @@
 // job). Built once per process by lib/daemon.ts (or by a CLI command) and closed in reverse order.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ConfigStore } from './config/store.ts';
 import type { Config } from './config/schema.ts';
@@ -15,7 +16,7 @@ import type { Logger } from './logger.ts';
 import { InvalidRowReporter } from './platform/invalid-rows.ts';
 import { defaultQueuePrefix } from './queue/identity.ts';
 import { createRedis } from './queue/redis.ts';
-import { QUEUE_NAMES, Queues } from './queue/queues.ts';
+import { Queues, type QueueName } from './queue/queues.ts';
 import { createEmailSender, type EmailSender } from './channels/email.ts';
 import { TemplateStore } from './templates/store.ts';
 
@@ -69,12 +70,15 @@ export async function createContext(env: Env, configStore: ConfigStore, logger: 
   // ioredis reconnects by itself; without a listener it prints each failed attempt raw. Its
   // "ready" after errors says the server is back.
   connectionErrors.watch(redis, connectionTo('redis', 'shared', env.redisUrl), 'ready');
-  const queues = new Queues(redis, env.queuePrefix ?? defaultQueuePrefix(deploymentId), deploymentId);
   // A BullMQ queue re-emits its connection's errors and, with no listener, prints them as raw
-  // stack traces: each gets one (the shared client's errors are recognised and logged once).
-  for (const name of QUEUE_NAMES) {
-    connectionErrors.watch(queues.get(name), connectionTo('redis', `queue:${name}`, env.redisUrl));
-  }
+  // stack traces: each gets one as it is created (the shared client's errors are recognised and
+  // logged once). Created on first use, as before: a dry run writes nothing to Redis.
+  const queues = new WatchedQueues(
+    redis,
+    env.queuePrefix ?? defaultQueuePrefix(deploymentId),
+    deploymentId,
+    (queue, name) => connectionErrors.watch(queue, connectionTo('redis', `queue:${name}`, env.redisUrl)),
+  );
   let linkSecret = env.linkSecret;
   if (!linkSecret && !env.production) {
     // Links still work within this process's lifetime, but the platform cannot verify them.
@@ -139,6 +143,31 @@ export async function createContext(env: Env, configStore: ConfigStore, logger: 
       await Promise.all([...new Set([db, platformDb])].map((pool) => pool.end()));
     },
   };
+}
+
+/** Queues that hand each BullMQ queue to `created` when they create it. */
+class WatchedQueues extends Queues {
+  private readonly watched = new WeakSet<Queue>();
+  private readonly created: (queue: Queue, name: QueueName) => void;
+
+  constructor(
+    connection: Redis,
+    prefix: string,
+    deploymentId: string,
+    created: (queue: Queue, name: QueueName) => void,
+  ) {
+    super(connection, prefix, deploymentId);
+    this.created = created;
+  }
+
+  override get(name: QueueName): Queue {
+    const queue = super.get(name);
+    if (!this.watched.has(queue)) {
+      this.watched.add(queue);
+      this.created(queue, name);
+    }
+    return queue;
+  }
 }
 
 /** The deployment id, with the fix in the message when it cannot be read. */
