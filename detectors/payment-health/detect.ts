@@ -318,7 +318,8 @@ export function assessShare(
   // of them) must still look as bad as the threshold: a finished blip, or the quiet half of
   // flapping, is proven but not happening. A pair too quiet for that relies on freshness.
   const recent = recentShare(set, sig, t, kind);
-  const stillHappening = recent === null || recent.bad / recent.attempts > threshold;
+  const latest = latestShare(set, sig, t, kind);
+  const stillHappening = latest === null || latest.bad / latest.attempts > threshold;
   // Towards resolving, a few failures in the current view are noise; a relapse that the most
   // recent attempts show (too few yet to be the current view) is not.
   const recovering =
@@ -326,10 +327,15 @@ export function assessShare(
     wilsonInterval(current.bad, current.attempts, RECOVERY_NOISE_Z).lower <= recoveredBelow &&
     (recent === null || recent.bad / recent.attempts <= threshold);
   const degraded = proof !== undefined && fresh && stillHappening && !currentHealthy;
+  // Proven, but the latest attempts are back at most halfway to the threshold: what was proven
+  // is over. (Merely under the threshold is not enough: around the threshold, as in a slide,
+  // the latest few attempts fall under it at every other tick.)
+  const lapsed = proof !== undefined && latest !== null && latest.bad / latest.attempts <= recoveredBelow;
   return {
     status: degraded ? 'degraded' : currentHealthy ? 'healthy' : 'uncertain',
     currentHealthy,
     recovering,
+    lapsed,
     baseline,
     threshold,
     recoveredBelow,
@@ -359,6 +365,7 @@ function assessSlow(
       status: latencyDegraded ? 'degraded' : latencyHealthy ? 'healthy' : 'uncertain',
       currentHealthy: latencyHealthy,
       recovering: latencyHealthy,
+      lapsed: false,
       baseline: share.baseline,
       threshold: Math.min(1, thresholdAt(share.baseline, t.slow)),
       recoveredBelow: share.baseline,
@@ -417,9 +424,9 @@ type Transition = 'open' | 'resolve' | null;
 
 /**
  * One kind's state machine. Opening: degraded ticks lasting `confirmSeconds`, none more than
- * `maxGapSeconds` after the last; healthy ticks end the run, uncertain ones (a longer window
- * still proves trouble that the current view no longer shows, as between the flaps of a
- * flapping channel) neither extend nor end it. Resolving: the current view recovering for
+ * `maxGapSeconds` after the last; healthy ticks end the run, and so do ticks whose latest
+ * attempts are back at most halfway though a longer window proves trouble; other uncertain ones (the share above halfway but not
+ * proven, or a proof without fresh evidence) neither extend nor end it. Resolving: the current view recovering for
  * `resolveSeconds` without a break.
  */
 function step(
@@ -431,6 +438,10 @@ function step(
   if (assessment.status === 'unknown') return { next: state, transition: null };
   if (state.open === null) {
     if (assessment.status === 'healthy')
+      return { next: { ...state, degradedSince: null, lastDegradedAt: null }, transition: null };
+    // Latest attempts back at most halfway under a longer window's proof (a blip that window
+    // still holds) start confirmation again; other uncertain ticks neither extend nor end it.
+    if (assessment.status === 'uncertain' && assessment.lapsed)
       return { next: { ...state, degradedSince: null, lastDegradedAt: null }, transition: null };
     if (assessment.status === 'uncertain') return { next: state, transition: null };
     const continues =
@@ -623,6 +634,28 @@ function clearlyAbove(
 const NORMAL_GATE_Z = normalQuantile(0.975);
 /** How sure a relapse must be to break an open incident's healthy run (one-sided 95%). */
 const RECOVERY_NOISE_Z = normalQuantile(0.95);
+
+/**
+ * The share of the latest attempts, for "still happening": the shortest window from
+ * recentSeconds in which recentMinAttempts attempts were created, judged on those of them known
+ * by now if that is at least half (else a longer window). Counting created attempts keeps the
+ * judgement on the last few attempts of a medium pair, whose known ones alone would often be too
+ * few and send it to a long window still holding a blip.
+ */
+function latestShare(
+  set: SignalSet,
+  sig: PairSignals,
+  t: PaymentHealthThresholds,
+  kind: IncidentKind,
+): { attempts: number; bad: number } | null {
+  for (const seconds of recentLengths(t)) {
+    const tally = windowOf(set, sig, seconds);
+    if (tally.created < t.recentMinAttempts) continue;
+    const share = shareOf(tally, kind);
+    if (share.attempts > 0 && share.attempts * 2 >= tally.created) return share;
+  }
+  return null;
+}
 
 function recentShare(
   set: SignalSet,

@@ -57,6 +57,8 @@ export type Assessment =
        * not above the threshold.
        */
       recovering: boolean;
+      /** Proven by a window, but the latest attempts are back at most halfway: it is over. */
+      lapsed: boolean;
       baseline: number;
       threshold: number;
       recoveredBelow: number;

@@ -286,6 +286,33 @@ describe('detector rules', () => {
     expect(relapsing.changes.map((c) => c.type)).toEqual(['opened']);
   });
 
+  it('restarts confirmation when the latest attempts no longer bear a proof out (a blip a 2-min window still holds)', () => {
+    // A pair of about 20 a minute: its 2-minute window holds a blip's 15 failures of 40 (proven),
+    // and its last 30 s hold 10 attempts, all known. Enough of them created to be judged, though
+    // too few known ones at times to be the current view.
+    const medium = (latestBad: number, latestKnown: number): PairSpec => ({
+      windows: {
+        15: { created: 5, finished: Math.min(5, latestKnown), failures: Math.min(5, latestBad), timed: 0 },
+        30: { created: 10, finished: latestKnown, failures: latestBad, timed: 5 },
+        120: { created: 40, finished: 40, failures: 15, timed: 35 },
+        300: { created: 100, finished: 100, failures: 18, timed: 95 },
+        900: { created: 300, finished: 300, failures: 27, timed: 295 },
+        3600: { created: 1200, finished: 1200, failures: 80, timed: 1195 },
+      },
+      settled: { finished: 5, failures: 0.2, timed: 5 },
+      badUsers: { failures: [NOW - 40_000, NOW - 41_000, NOW - 42_000], slow: [] },
+    });
+    // The latest 10 all fine at every other tick, 7 of 10 known at the others (too few: a longer
+    // window judges): the blip's proof never holds for confirmSeconds in a row.
+    const over = run(NOW, NOW + 3 * MINUTE, (now) => ({
+      'unionpay:CN-GD': medium(0, Math.floor((now - NOW) / 15_000) % 2 === 0 ? 10 : 4),
+    }));
+    expect(over.changes).toEqual([]);
+    // Still failing among the latest attempts: it opens once confirmed.
+    const ongoing = run(NOW, NOW + 3 * MINUTE, () => ({ 'unionpay:CN-GD': medium(6, 6) }));
+    expect(ongoing.changes.map((c) => c.type)).toEqual(['opened']);
+  });
+
   it('opens on fresh evidence only: an ended outage still in the hour window opens nothing', () => {
     // A quiet pair whose hour window holds 30 failures of 40, none in the last freshSeconds.
     const old: PairSpec = {
