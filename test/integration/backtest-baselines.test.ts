@@ -4,7 +4,10 @@
 // (360 minutes) before --from. Run as an operator runs it, over 8 hours of one region's traffic in
 // a real PostgreSQL, once without a stored state and once with one whose wechat_pay CN-GD
 // baseline fails 20% and whose unionpay incident is open: the same history then tells a
-// different, predictable story.
+// different, predictable story. Then the edges: a stored pair with no attempts in the replay's
+// first hour keeps its stored baseline; a stored state without pairs is no baselines (a warm-up);
+// a forewarn database that cannot be reached is a warning, and a warm-up.
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emptyTally, type KindState, type PaymentHealthState } from '../../detectors/payment-health/index.ts';
@@ -51,9 +54,23 @@ interface Incident {
 interface Run {
   incidents: Incident[];
   finished: Record<string, unknown>;
+  /** Every JSON log line on stderr. */
+  logs: Record<string, unknown>[];
+  stderr: string;
 }
 
 let db: TestDatabase;
+
+/**
+ * A database of this file's, its pool told to ignore the errors of idle connections: drop() ends
+ * the pool without waiting for its connections to close, and DROP DATABASE ... WITH (FORCE) then
+ * terminates a backend that has not closed yet, which an idle client reports as an error.
+ */
+async function testDatabase(): Promise<TestDatabase> {
+  const database = await createTestDatabase();
+  database.pool.on('error', () => undefined);
+  return database;
+}
 
 /** One region's six pairs, with wechat_pay's normal failure share lowered to 1%. */
 function regionPlatform(): Platform {
@@ -66,7 +83,11 @@ function regionPlatform(): Platform {
   };
 }
 
-async function backtest(): Promise<Run> {
+/** `forewarn backtest` over [FROM, TO] on `database` (default: this file's), with `env` added. */
+async function backtest(
+  options: { database?: TestDatabase; env?: Record<string, string> } = {},
+): Promise<Run> {
+  const database = options.database ?? db;
   const result: CliResult = await runForewarn(
     [
       'backtest',
@@ -79,22 +100,30 @@ async function backtest(): Promise<Run> {
       '--format',
       'json',
     ],
-    { env: { DATABASE_URL: db.url, FOREWARN_CONFIG: SHIPPED, LOG_LEVEL: 'info' }, timeoutMs: 110_000 },
+    {
+      env: { DATABASE_URL: database.url, FOREWARN_CONFIG: SHIPPED, LOG_LEVEL: 'info', ...options.env },
+      timeoutMs: 110_000,
+    },
   );
   expect(result.signal, `killed; stderr: ${result.stderr}`).toBeNull();
   expect(result.code, `stderr: ${result.stderr}`).toBe(0);
-  const finished = result.stderr
+  const logs = result.stderr
     .split('\n')
     .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as Record<string, unknown>)
-    .filter((line) => line.msg === 'backtest finished');
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  const finished = logs.filter((line) => line.msg === 'backtest finished');
   expect(finished).toHaveLength(1);
-  return { incidents: JSON.parse(result.stdout) as Incident[], finished: finished[0]! };
+  return {
+    incidents: JSON.parse(result.stdout) as Incident[],
+    finished: finished[0]!,
+    logs,
+    stderr: result.stderr,
+  };
 }
 
 /** Stored attempts created in [from, to). */
-async function attemptsCreated(from: number, to: number): Promise<number> {
-  const { rows } = await db.pool.query<{ n: number }>(
+async function attemptsCreated(from: number, to: number, database: TestDatabase = db): Promise<number> {
+  const { rows } = await database.pool.query<{ n: number }>(
     `SELECT count(*)::int AS n FROM platform.payment_attempts WHERE created_at >= $1 AND created_at < $2`,
     [new Date(from), new Date(to)],
   );
@@ -193,7 +222,7 @@ beforeAll(async () => {
     { channel: 'wechat_pay', region: REGION, ...PARTIAL, effect: { type: 'failureRate', rate: 0.25 } },
     { channel: 'wechat_pay', region: REGION, ...HEAVY, effect: { type: 'failureRate', rate: 0.6 } },
   ];
-  db = await createTestDatabase();
+  db = await testDatabase();
   await loadPlatform(db.pool, {
     platform,
     users,
@@ -289,5 +318,139 @@ describe('forewarn backtest with the live daemon’s stored state', () => {
     expect(unionpay!.evidence.baseline).toBeLessThan(0.09);
     expect(of(withoutState, 'unionpay')[0]!.evidence.baseline).toBeLessThan(0.06);
     expect(withState.incidents).toHaveLength(2);
+  });
+});
+
+/** The shipped config's ticks and rows read for a 360 min warm-up, as the run without a state. */
+async function expectLongWarmup(run: Run): Promise<void> {
+  expect(run.finished).toMatchObject({ baselinesFrom: 'warm-up', warmupMinutes: 360 });
+  expect(run.finished.ticks).toBe((TO - (FROM - WARMUP_DEFAULT)) / (15 * SECOND) + 1);
+  expect(run.finished.attemptsRead).toBe(await attemptsCreated(FROM - WARMUP_DEFAULT - LOOKBACK, TO));
+  // The same history from the same baselines: the same incidents.
+  expect(run.incidents).toEqual(withoutState.incidents);
+}
+
+function unreadableWarnings(run: Run): Record<string, unknown>[] {
+  return run.logs.filter((line) => line.code === 'FW_BACKTEST_STATE_UNREADABLE');
+}
+
+describe('forewarn backtest with a stored state whose pairs is empty (a daemon that learned nothing yet)', () => {
+  let emptyState: Run;
+
+  beforeAll(async () => {
+    const state: PaymentHealthState = { evaluatedAt: FROM - 2 * MINUTE, pairs: {}, feedSilentSince: null };
+    const { rowCount } = await db.pool.query(
+      `UPDATE forewarn.detector_state SET state = $1 WHERE detector = 'payment-health'`,
+      [JSON.stringify(state)],
+    );
+    expect(rowCount).toBe(1);
+    emptyState = await backtest();
+  }, 120_000);
+
+  it('has no stored baselines: it warms up for a baseline half-life (360 min), as without a state', async () => {
+    await expectLongWarmup(emptyState);
+    expect(unreadableWarnings(emptyState)).toEqual([]);
+  });
+});
+
+describe('forewarn backtest when forewarn’s database cannot be reached', () => {
+  const PASSWORD = 'pw-7Hq2xVz9-never-logged';
+  let unreachable: Run;
+  let url: string;
+
+  beforeAll(async () => {
+    // A port that was free a moment ago: nothing listens there, so connecting is refused.
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    url = `postgres://forewarn:${PASSWORD}@127.0.0.1:${port}/forewarn`;
+    // The platform's database (PLATFORM_DATABASE_URL) is reachable; forewarn's (DATABASE_URL) is not.
+    unreachable = await backtest({ env: { DATABASE_URL: url, PLATFORM_DATABASE_URL: db.url } });
+  }, 120_000);
+
+  it('warns FW_BACKTEST_STATE_UNREADABLE (without the password) and replays from a 360 min warm-up', async () => {
+    const warnings = unreadableWarnings(unreachable);
+    expect(warnings, unreachable.stderr).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ level: 'warn', component: 'backtest' });
+    expect(warnings[0]!.msg).toMatch(/could not read the stored detector state \(.*ECONNREFUSED.*\)/);
+    expect(warnings[0]!.msg).toMatch(/baselines come from the warm-up/);
+    expect(unreachable.stderr).not.toContain(PASSWORD);
+    expect(unreachable.stderr).not.toContain(url);
+    await expectLongWarmup(unreachable);
+  });
+
+  it('is not said when there is simply no stored state (the table is there, the row is not)', () => {
+    expect(unreadableWarnings(withoutState)).toEqual([]);
+    expect(unreadableWarnings(withState)).toEqual([]);
+  });
+});
+
+describe('forewarn backtest with a stored baseline for a pair that is quiet in the replay’s first hour', () => {
+  // Its own database: the same region and scenarios without unionpay's outage, and no wechat_pay
+  // attempt before FROM, the end of the 60 min warm-up (nor in the hour the first tick reads).
+  // The stored state holds wechat_pay's 20% baseline only.
+  let quietDb: TestDatabase;
+  let quiet: Run;
+
+  beforeAll(async () => {
+    const platform = regionPlatform();
+    const users = generateUsers(3_000, 5, { platform });
+    const scenarios: Scenario[] = [
+      { channel: 'wechat_pay', region: REGION, ...PARTIAL, effect: { type: 'failureRate', rate: 0.25 } },
+      { channel: 'wechat_pay', region: REGION, ...HEAVY, effect: { type: 'failureRate', rate: 0.6 } },
+    ];
+    quietDb = await testDatabase();
+    const from = FROM - WARMUP_STORED - LOOKBACK - 5 * MINUTE;
+    await loadPlatform(quietDb.pool, {
+      platform,
+      users,
+      attempts: generateAttempts({ platform, from, to: TO, seed: 37, users, scenarios }),
+    });
+    await quietDb.pool.query(
+      `DELETE FROM platform.payment_attempts WHERE channel_id = 'wechat_pay' AND created_at < $1`,
+      [new Date(FROM)],
+    );
+    const stored = storedState();
+    const key = `wechat_pay:${REGION}`;
+    const state: PaymentHealthState = {
+      ...stored,
+      // Last seen by the daemon 3 h before FROM.
+      pairs: { [key]: { ...stored.pairs[key]!, lastSeenAt: FROM - 180 * MINUTE } },
+    };
+    await quietDb.pool.query(
+      `INSERT INTO forewarn.detector_state (detector, evaluated_at, state) VALUES ('payment-health', $1, $2)`,
+      [new Date(FROM - 2 * MINUTE), JSON.stringify(state)],
+    );
+    quiet = await backtest({ database: quietDb });
+  }, 180_000);
+
+  afterAll(async () => {
+    await quietDb?.drop();
+  });
+
+  it('has no wechat_pay attempt in the replay’s first hour, and starts from the stored state', async () => {
+    expect(await attemptsCreated(FROM - WARMUP_STORED - LOOKBACK, FROM, quietDb)).toBeGreaterThan(10_000);
+    const { rows } = await quietDb.pool.query<{ n: number; first: Date }>(
+      `SELECT count(*)::int AS n, min(created_at) AS first FROM platform.payment_attempts WHERE channel_id = 'wechat_pay'`,
+    );
+    expect(rows[0]!.n).toBeGreaterThan(5_000);
+    expect(rows[0]!.first.getTime()).toBeGreaterThanOrEqual(FROM);
+    expect(quiet.finished).toMatchObject({ baselinesFrom: 'stored state', warmupMinutes: 60 });
+  });
+
+  it('keeps its stored 20% baseline: the 25% opens nothing (it would against the configured 3%), the 60% opens against about 20%', () => {
+    const wechat = of(quiet, 'wechat_pay');
+    expect(wechat, JSON.stringify(quiet.incidents)).toHaveLength(1);
+    const heavy = wechat[0]!;
+    expect(opened(heavy, HEAVY.from)).toBeGreaterThan(0);
+    expect(opened(heavy, HEAVY.from)).toBeLessThanOrEqual(3 * MINUTE);
+    expect(resolved(heavy, HEAVY.to)).toBeLessThanOrEqual(5 * MINUTE);
+    // The stored 20% (decay keeps its share), mixed with the little 1% traffic learned before
+    // PARTIAL; forgotten, the pair would start again from the configured 3% and learn its 1%.
+    expect(heavy.evidence.baseline).toBeGreaterThan(0.15);
+    expect(heavy.evidence.baseline).toBeLessThanOrEqual(0.2);
+    expect(heavy.evidence.threshold).toBeCloseTo(2 * heavy.evidence.baseline, 3);
+    expect(quiet.incidents).toHaveLength(1);
   });
 });
