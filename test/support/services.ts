@@ -40,6 +40,9 @@ export async function createTestDatabase(options: { migrated?: boolean } = {}): 
   }
   const url = databaseUrl(name);
   const pool = new pg.Pool({ connectionString: url, max: 4 });
+  // drop() ends the pool, then DROP DATABASE ... WITH (FORCE) terminates whatever is still
+  // connected (57P01): an idle client that had not closed yet must not become an uncaught error.
+  pool.on('error', () => undefined);
   return {
     name,
     url,
