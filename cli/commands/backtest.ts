@@ -106,7 +106,9 @@ async function readStoredState(databaseUrl: string, logger: Logger): Promise<Pay
     const { rows } = await db.query<{ state: PaymentHealthState }>(
       `SELECT state FROM forewarn.detector_state WHERE detector = 'payment-health'`,
     );
-    return rows[0]?.state ?? null;
+    const state = rows[0]?.state ?? null;
+    // A daemon that has not learned a pair yet stores no baselines: that is a warm-up's case.
+    return state && Object.keys(state.pairs ?? {}).length > 0 ? state : null;
   } catch (error) {
     const code = (error as { code?: string }).code;
     // 3D000: no such database; 3F000 / 42P01: no forewarn schema or table (never migrated).

@@ -66,9 +66,7 @@ export async function backtestPaymentHealth(options: BacktestOptions): Promise<B
   if (stepMs <= 0 || stepMs % BUCKET_MS !== 0) {
     throw new RangeError(`step: expected a positive multiple of ${BUCKET_MS / 1000}s, got ${stepMs / 1000}s`);
   }
-  // A stored state without pairs (a daemon that has not learned anything yet) has no baselines.
-  const storedPairs = options.storedState ? Object.keys(options.storedState.pairs ?? {}).length : 0;
-  const useStored = options.storedState !== null && options.storedState !== undefined && storedPairs > 0;
+  const useStored = options.storedState !== null && options.storedState !== undefined;
   const warmupMs = useStored
     ? options.warmupMs
     : Math.max(options.warmupMs, settings.baseline.halfLifeMinutes * 60_000);
