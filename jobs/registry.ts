@@ -8,7 +8,8 @@ import type { AppContext } from '../lib/context.ts';
 import { leaveForOwner, ownerOf, unstamp } from '../lib/queue/identity.ts';
 import * as deliverNotifications from './deliver-notifications.ts';
 import * as deliverOpsAlerts from './deliver-ops-alerts.ts';
-import * as detectPaymentHealth from './detect-payment-health.ts';
+import { detectors, type RegisteredDetector } from '../lib/detection/registry.ts';
+import * as detect from './detect.ts';
 import * as fanoutIncidentEvent from './fanout-incident-event.ts';
 import * as sweepNotifications from './sweep-notifications.ts';
 
@@ -24,8 +25,16 @@ function define<S extends z.ZodType>(definition: JobDefinition<S>): JobDefinitio
   return definition;
 }
 
+/** One tick job per registered detector: `detect-<id>`. */
+type DetectionJobs = {
+  [D in RegisteredDetector as `detect-${D['id']}`]: JobDefinition<typeof detect.payload>;
+};
+const detectionJobs = Object.fromEntries(
+  detectors.map((detector) => [detect.jobName(detector.id), define(detect.detectionJob(detector))]),
+) as DetectionJobs;
+
 export const jobRegistry = {
-  [detectPaymentHealth.name]: define(detectPaymentHealth),
+  ...detectionJobs,
   [fanoutIncidentEvent.name]: define(fanoutIncidentEvent),
   [deliverNotifications.name]: define(deliverNotifications),
   [deliverOpsAlerts.name]: define(deliverOpsAlerts),

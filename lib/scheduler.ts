@@ -6,32 +6,39 @@
 import cron, { type ScheduledTask } from 'node-cron';
 import type { AppContext } from './context.ts';
 import type { Config } from './config/schema.ts';
-import * as detectPaymentHealth from '../jobs/detect-payment-health.ts';
+import * as detect from '../jobs/detect.ts';
 import * as sweepNotifications from '../jobs/sweep-notifications.ts';
+import { detectors, type DetectorId } from './detection/registry.ts';
 
 interface Schedule {
   name: string;
+  /** What the log calls it: a detector's schedule, or another job's. */
+  role: 'detector' | 'job';
   schedule: string;
   timezone: string;
-  /** The job each tick becomes; both tick jobs take `{ tickAt }`. */
-  job: typeof detectPaymentHealth.name | typeof sweepNotifications.name;
+  /** The job each tick becomes; every tick job takes `{ tickAt }`. */
+  job: `detect-${DetectorId}` | typeof sweepNotifications.name;
   jobId: (deploymentId: string, tickAt: number) => string;
 }
 
-/** What runs on a schedule, given the config: detectors that are enabled, and the sweeper. */
+/** What runs on a schedule, given the config: every registered detector enabled there, and the sweeper. */
 function schedules(config: Config): Schedule[] {
   const list: Schedule[] = [];
-  if (config.detectors.paymentHealth.enabled) {
+  for (const detector of detectors) {
+    const settings = detector.settingsOf(config);
+    if (!settings.enabled) continue;
     list.push({
-      name: 'payment-health',
-      schedule: config.detectors.paymentHealth.schedule,
+      name: detector.id,
+      role: 'detector',
+      schedule: settings.schedule,
       timezone: config.timezone,
-      job: detectPaymentHealth.name,
-      jobId: detectPaymentHealth.tickJobId,
+      job: detect.jobName(detector.id),
+      jobId: (deploymentId, tickAt) => detect.tickJobId(detector.id, deploymentId, tickAt),
     });
   }
   list.push({
     name: 'notification-sweeper',
+    role: 'job',
     schedule: config.notifications.sweeper.schedule,
     timezone: config.timezone,
     job: sweepNotifications.name,
@@ -72,7 +79,7 @@ export class Scheduler {
       this.scheduled.push({ entry, task });
       this.ctx.logger.info(
         { component: 'scheduler', detector: entry.name, schedule: entry.schedule, timezone: entry.timezone },
-        entry.name === 'payment-health' ? 'detector scheduled' : `${entry.name} scheduled`,
+        entry.role === 'detector' ? 'detector scheduled' : `${entry.name} scheduled`,
       );
     }
   }

@@ -1,13 +1,14 @@
 // `forewarn backtest`: replay a detector over stored history to see what would have fired.
 import { Option, type Command } from 'commander';
-import { backtestPaymentHealth, type BacktestIncident } from '../../lib/backtest/payment-health.ts';
 import { createPool } from '../../lib/db/pool.ts';
+import { registeredDetectors } from '../../lib/detection/registry.ts';
 import { UsageError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
-import type { PaymentHealthState } from '../../detectors/payment-health/index.ts';
 import { parseChoice, parseDuration, parseTime } from '../args.ts';
-import { percent, table } from '../format.ts';
 import { commandConfig, commandEnv } from './shared.ts';
+
+/** The registered detectors that can replay stored history. */
+const replayable = registeredDetectors.filter((d) => d.backtest !== undefined);
 
 export function registerBacktest(program: Command): void {
   program
@@ -17,8 +18,8 @@ export function registerBacktest(program: Command): void {
     )
     .requiredOption(
       '--detector <name>',
-      'detector to replay: payment-health',
-      parseChoice(['payment-health'] as const),
+      `detector to replay: ${replayable.map((d) => d.id).join(', ')}`,
+      parseChoice(replayable.map((d) => d.id)),
     )
     .requiredOption('--from <time>', 'start of the replay, ISO 8601 (e.g. 2026-03-02T00:00:00Z)', parseTime)
     .requiredOption('--to <time>', 'end of the replay, ISO 8601', parseTime)
@@ -31,6 +32,7 @@ export function registerBacktest(program: Command): void {
     )
     .action(
       async (options: {
+        detector: string;
         from: number;
         to: number;
         step: number;
@@ -45,11 +47,12 @@ export function registerBacktest(program: Command): void {
         const db = createPool(env.platformDatabaseUrl, { applicationName: 'forewarn-backtest', max: 3 });
         const progress = progressPrinter();
         try {
-          const storedState = await readStoredState(env.databaseUrl, logger);
-          const report = await backtestPaymentHealth({
+          const detector = replayable.find((d) => d.id === options.detector)!;
+          const storedState = await readStoredState(env.databaseUrl, detector.id, logger);
+          const report = await detector.backtest!({
             platformDb: db,
             schema: env.platformSchema,
-            settings: config.detectors.paymentHealth,
+            settings: detector.settingsOf(config),
             fromMs: options.from,
             toMs: options.to,
             stepMs: options.step,
@@ -70,23 +73,11 @@ export function registerBacktest(program: Command): void {
               `skipped ${row.table} row ${row.id}: ${row.reason}`,
             );
           }
-          logger.info(
-            {
-              component: 'backtest',
-              detector: 'payment-health',
-              ticks: report.ticks,
-              attemptsRead: report.attemptsRead,
-              baselinesFrom: report.baselinesFrom,
-              warmupMinutes: Math.round(report.warmupMs / 60_000),
-              skippedRows: report.skippedRows,
-              elapsedMs: Math.round(report.elapsedMs),
-            },
-            'backtest finished',
-          );
+          logger.info({ component: 'backtest', detector: detector.id, ...report.stats }, 'backtest finished');
           if (options.format === 'json') {
             process.stdout.write(`${JSON.stringify(report.incidents)}\n`);
           } else {
-            process.stdout.write(summary(report.incidents, report.ticks));
+            process.stdout.write(report.summary);
           }
         } finally {
           await db.end();
@@ -100,11 +91,12 @@ export function registerBacktest(program: Command): void {
  * learned baselines. A missing database or schema just means there is none; any other failure
  * (unreachable, refused) is said at warn level, since the baselines then come from a warm-up.
  */
-async function readStoredState(databaseUrl: string, logger: Logger): Promise<PaymentHealthState | null> {
+async function readStoredState(databaseUrl: string, detector: string, logger: Logger): Promise<unknown> {
   const db = createPool(databaseUrl, { applicationName: 'forewarn-backtest', max: 1 });
   try {
-    const { rows } = await db.query<{ state: PaymentHealthState }>(
-      `SELECT state FROM forewarn.detector_state WHERE detector = 'payment-health'`,
+    const { rows } = await db.query<{ state: unknown }>(
+      `SELECT state FROM forewarn.detector_state WHERE detector = $1`,
+      [detector],
     );
     const state = rows[0]?.state ?? null;
     // A daemon that has not learned a pair yet stores no baselines: that is a warm-up's case.
@@ -128,21 +120,6 @@ async function readStoredState(databaseUrl: string, logger: Logger): Promise<Pay
   } finally {
     await db.end();
   }
-}
-
-function summary(incidents: BacktestIncident[], ticks: number): string {
-  if (incidents.length === 0) return `no incidents in ${ticks} ticks\n`;
-  const rows = incidents.map((i) => [
-    i.subject.channel,
-    i.subject.region,
-    i.kind,
-    i.openedAt,
-    i.resolvedAt ?? 'still open',
-    i.resolvedAt ? `${Math.round((Date.parse(i.resolvedAt) - Date.parse(i.openedAt)) / 60_000)} min` : null,
-    `${percent(i.evidence.rate)} vs ${percent(i.evidence.baseline)}`,
-    i.backupChannels.join(', ') || null,
-  ]);
-  return `${table(['channel', 'region', 'kind', 'opened', 'resolved', 'lasted', 'rate vs baseline', 'backups'], rows)}\n${incidents.length} incident(s) in ${ticks} ticks\n`;
 }
 
 /** A one-line progress indicator on stderr: redrawn in place on a terminal, every 10% in a log. */

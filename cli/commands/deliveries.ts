@@ -4,7 +4,7 @@ import { createPool } from '../../lib/db/pool.ts';
 import { maskEmail, maskId } from '../../lib/logger.ts';
 import { listFailedDeliveries } from '../../lib/notifications/store.ts';
 import { parsePositiveInt } from '../args.ts';
-import { table } from '../format.ts';
+import { table } from '../../lib/format.ts';
 import { commandEnv } from './shared.ts';
 
 export function registerDeliveries(program: Command): void {

@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander';
 import { createPool } from '../../lib/db/pool.ts';
 import { listIncidents } from '../../lib/incidents/store.ts';
 import { parsePositiveInt } from '../args.ts';
-import { percent, table } from '../format.ts';
+import { percent, table } from '../../lib/format.ts';
 import { commandEnv } from './shared.ts';
 
 export function registerIncidents(program: Command): void {

@@ -3,15 +3,13 @@ import { Option, type Command } from 'commander';
 import { ConfigStore } from '../../lib/config/store.ts';
 import { createContext } from '../../lib/context.ts';
 import { checkServices } from '../../lib/daemon.ts';
-import { runTickAndDispatch } from '../../jobs/detect-payment-health.ts';
+import { runTickAndDispatch } from '../../jobs/detect.ts';
+import { detectorIds, findDetector } from '../../lib/detection/registry.ts';
 import { draftBatches, opsDrafts } from '../../lib/notifications/fanout.ts';
 import type { NotificationDraft } from '../../lib/notifications/store.ts';
 import { ForewarnError } from '../../lib/errors.ts';
 import { parseChoice, parseTime } from '../args.ts';
-import { percent, table } from '../format.ts';
 import { commandEnv } from './shared.ts';
-
-const DETECTORS = ['payment-health'] as const;
 
 export function registerRun(program: Command): void {
   program
@@ -19,14 +17,14 @@ export function registerRun(program: Command): void {
     .description(
       'run one detection pass now and print what changed; with --dry-run --format json, the notifications it would send, one JSON object per line',
     )
-    .argument('<detector>', `detector to run: ${DETECTORS.join(', ')}`, parseChoice(DETECTORS))
+    .argument('<detector>', `detector to run: ${detectorIds.join(', ')}`, parseChoice(detectorIds))
     .option('--dry-run', 'compute everything, write nothing', false)
     .option('--at <time>', 'evaluate as of this ISO 8601 time instead of now', parseTime)
     .option('--config <file>', 'config file (default: $FOREWARN_CONFIG or config/forewarn.yaml)')
     .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
     .action(
       async (
-        _detector: string,
+        detectorId: string,
         options: { dryRun: boolean; at?: number; config?: string; format: 'table' | 'json' },
       ) => {
         const { env, logger } = commandEnv();
@@ -34,7 +32,10 @@ export function registerRun(program: Command): void {
         const ctx = await createContext(env, store, logger);
         try {
           await checkServices(ctx);
-          const result = await runTickAndDispatch(ctx, options.at ?? Date.now(), { dryRun: options.dryRun });
+          const detector = findDetector(detectorId)!;
+          const result = await runTickAndDispatch(detector.tick, ctx, options.at ?? Date.now(), {
+            dryRun: options.dryRun,
+          });
           if (result.outcome === 'refused') {
             // A future --at, or this machine's clock running fast: nothing was evaluated.
             throw new ForewarnError('FW_CLOCK_SKEW', `${result.detail ?? 'tick refused'}`);
@@ -68,33 +69,10 @@ export function registerRun(program: Command): void {
             return;
           }
           process.stdout.write(
-            `payment-health at ${when}${options.dryRun ? ' (dry run: nothing written)' : ''}: ` +
+            `${detector.id} at ${when}${options.dryRun ? ' (dry run: nothing written)' : ''}: ` +
               `${result.changes.length} change(s), ${result.skippedRows} platform row(s) skipped\n`,
           );
-          if (result.changes.length > 0) {
-            process.stdout.write(
-              `${table(
-                ['change', 'kind', 'channel', 'region', 'rate', 'baseline', 'window', 'backups'],
-                result.changes.map((c) => [
-                  c.type,
-                  c.kind,
-                  c.subject.channel,
-                  c.subject.region,
-                  percent(c.evidence.rate),
-                  percent(c.evidence.baseline),
-                  `${c.evidence.windowSeconds}s`,
-                  c.backupChannels.join(', ') || null,
-                ]),
-              )}\n`,
-            );
-          }
-          const degraded = [...(result.findings?.assessments ?? [])].flatMap(([key, kinds]) =>
-            Object.entries(kinds)
-              .filter(([, a]) => a.status === 'degraded')
-              .map(([kind]) => `${key} ${kind}`),
-          );
-          if (degraded.length > 0)
-            process.stdout.write(`degraded now (confirming or open): ${degraded.join('; ')}\n`);
+          process.stdout.write(detector.describe(result));
         } finally {
           await ctx.close();
         }

@@ -4,6 +4,8 @@ import { readFile } from 'node:fs/promises';
 import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, ForewarnError, type ConfigProblem } from '../errors.ts';
+import { configKeyOf } from '../detection/detector.ts';
+import { registeredDetectors } from '../detection/registry.ts';
 import { configSchema, type Config } from './schema.ts';
 
 export async function loadConfigFile(file: string): Promise<Config> {
@@ -61,11 +63,22 @@ function describeIssue(issue: z.core.$ZodIssue, doc: Document, lines: LineCounte
       path: withLine([...path, key], doc, lines),
       expected:
         RETIRED_KEYS[[...path, key].join('.')] ??
-        'no such key (check the spelling against README.md#configuration)',
-      found: `unknown key "${key}"`,
+        (path.join('.') === 'detectors'
+          ? unknownDetector(key)
+          : 'no such key (check the spelling against README.md#configuration)'),
+      found: path.join('.') === 'detectors' ? `unknown detector "${key}"` : `unknown key "${key}"`,
     }));
   }
   return [{ path: withLine(path, doc, lines), expected: expectation(issue), found: shown(issue) }];
+}
+
+/** A key under `detectors` that no registered detector has: which ones there are, and how they are keyed. */
+function unknownDetector(key: string): string {
+  const known = registeredDetectors.map((d) => `${d.configKey} (${d.id})`).join(', ');
+  const byId = registeredDetectors.find((d) => d.id === key || configKeyOf(key) === d.configKey);
+  if (byId)
+    return `detectors.${byId.configKey}: a detector's settings go under its id in camel case (known detectors: ${known})`;
+  return `one of the registered detectors: ${known}`;
 }
 
 function expectation(issue: z.core.$ZodIssue): string {

@@ -1,38 +1,10 @@
 // The shape of config/forewarn.yaml: one zod schema, the single source of the config's type and
 // defaults. Every key is documented in the YAML file itself and in README.md#configuration.
-import cron from 'node-cron';
 import { z } from 'zod';
-import {
-  paymentHealthOverridesSchema,
-  paymentHealthThresholdsSchema,
-  settingsProblems,
-} from '../../detectors/payment-health/thresholds.ts';
-
-const cronExpression = z.string().refine((value) => cron.validate(value), {
-  message: 'expected a cron expression such as "*/15 * * * * *" (second minute hour day month weekday)',
-});
+import { detectorSettingsShape } from '../detection/registry.ts';
+import { cronExpression } from './cron.ts';
 
 const positiveInt = z.number().int().positive();
-
-export const paymentHealthConfigSchema = paymentHealthThresholdsSchema
-  .extend({
-    enabled: z.boolean(),
-    schedule: cronExpression,
-    /** A tick further ahead of the platform database's clock than this is refused. */
-    maxClockSkewSeconds: positiveInt,
-    overrides: paymentHealthOverridesSchema,
-  })
-  .superRefine((settings, ctx) => {
-    // Combinations a single key's check cannot see: a pair that could never alert, and the like.
-    for (const problem of settingsProblems(settings))
-      ctx.addIssue({
-        code: 'custom',
-        path: problem.path,
-        message: `expected ${problem.expected}`,
-        input: problem.found,
-      });
-  });
-export type PaymentHealthConfig = z.infer<typeof paymentHealthConfigSchema>;
 
 const httpUrl = z.url({ protocol: /^https?$/, message: 'expected an http(s) URL' });
 
@@ -93,9 +65,8 @@ export type NotificationsConfig = z.infer<typeof notificationsConfigSchema>;
 export const configSchema = z.strictObject({
   /** IANA zone in which cron schedules are read. */
   timezone: z.string().refine(isTimeZone, { message: 'expected an IANA time zone such as "Asia/Shanghai"' }),
-  detectors: z.strictObject({
-    paymentHealth: paymentHealthConfigSchema,
-  }),
+  /** Each registered detector's settings, under its id in camel case (lib/detection/registry.ts). */
+  detectors: z.strictObject(detectorSettingsShape()),
   notifications: notificationsConfigSchema,
   /** Jobs one process runs at once, per queue (lib/queue/queues.ts). */
   workers: z.strictObject({

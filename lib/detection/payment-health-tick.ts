@@ -1,6 +1,9 @@
-// One live payment-health pass: read the tick's signals from the platform, run the pure detector
-// against the stored state, and write incidents, outbox events and the new state in one
-// transaction. The detector job and `forewarn run payment-health` both call this.
+// The payment-health watcher's registry entry: its settings (config key detectors.paymentHealth),
+// its reader (the tick's pair signals, incremental on the stored window cache, and the platform's
+// channels), its pure detector (detectors/payment-health), its recorder (incidents and outbox
+// events, one savepoint per pair; a data-feed alert) and its backtest. The tick itself (lock,
+// stale guard, run records, dry runs) is the generic runner's (lib/detection/tick.ts).
+import type { z } from 'zod';
 import {
   BUCKET_MS,
   DETECTOR,
@@ -8,159 +11,88 @@ import {
   initialPaymentHealthState,
   lookback,
   pairKey,
+  paymentHealthOverridesSchema,
+  paymentHealthThresholdsSchema,
+  settingsProblems,
   settledFromFor,
   upgradeState,
   type IncidentChange,
+  type PaymentChannel,
   type PaymentHealthFindings,
   type PaymentHealthState,
+  type SignalSet,
 } from '../../detectors/payment-health/index.ts';
-import type { Config } from '../config/schema.ts';
-import { inTransaction, type Pool, type PoolClient, type Queryable } from '../db/pool.ts';
-import {
-  readDetectorState,
-  recordDetectorRun,
-  recordIncidentChange,
-  saveDetectorState,
-  type RecordedChange,
-  type StoredState,
-} from '../incidents/store.ts';
-import type { Logger } from '../logger.ts';
+import { backtestPaymentHealth, type BacktestIncident } from '../backtest/payment-health.ts';
+import { percent, table } from '../format.ts';
+import { recordIncidentChange, type RecordedChange } from '../incidents/store.ts';
 import {
   readInvalidAttempts,
   readPairSignalsIncremental,
   readTopErrorCodes,
   signalQueryFor,
+  type SignalQuery,
   type WindowCache,
 } from '../platform/payment-attempts.ts';
 import { readPaymentChannels } from '../platform/payment-channels.ts';
-import type { InvalidRowReporter } from '../platform/invalid-rows.ts';
 import { feedAlertDrafts } from '../notifications/feed-alerts.ts';
 import { insertNotifications } from '../notifications/store.ts';
+import { defineDetector, detectorBaseSettings, type TickResult as GenericTickResult } from './detector.ts';
 
-/**
- * What each process's last committed tick saved, by the pool it saved through: the next tick on
- * the same pool reuses it while the stored row still has its version, instead of reading and
- * parsing megabytes of state and cache back (another replica's tick changes the version).
- */
-const rememberedTicks = new WeakMap<Pool, StoredState<PaymentHealthState, WindowCache>>();
+export { platformNow } from './tick.ts';
+export type { DetectionContext } from './detector.ts';
 
-export interface DetectionContext {
-  db: Pool;
-  platformDb: Pool;
-  platformSchema: string;
-  config: () => Config;
-  logger: Logger;
-  workerId: string;
-  invalidRows: InvalidRowReporter;
-}
-
-export interface TickResult {
-  tickAt: number;
-  outcome: 'evaluated' | 'stale' | 'refused';
-  /** Why a tick was refused. */
-  detail?: string;
-  changes: IncidentChange[];
-  recorded: RecordedChange[];
-  findings: PaymentHealthFindings | null;
-  skippedRows: number;
-  /** Pairs whose change could not be recorded; they are tried again next tick. */
-  failedPairs: string[];
-  /** Ops notifications the tick recorded itself (a data-feed fault), for the delivery queue. */
-  opsNotificationIds: string[];
-}
-
-/** The platform database's clock: every tick is judged against it, never the process's own. */
-export async function platformNow(db: Queryable): Promise<number> {
-  const { rows } = await db.query<{ now: number }>(
-    `SELECT floor(date_part('epoch', now()) * 1000)::float8 AS now`,
-  );
-  return Number(rows[0]!.now);
-}
-
-/**
- * Evaluates the tick at `tickAt` (rounded down to a bucket). A tick not newer than the stored
- * state is recorded as stale and changes nothing, so a duplicate or late job is harmless. A tick
- * ahead of the platform database's clock by more than `maxClockSkewSeconds` is refused (unless a
- * dry run), so a replica whose clock runs fast cannot push the state into the future.
- * With `dryRun`, everything is computed and nothing is written.
- */
-export async function runPaymentHealthTick(
-  ctx: DetectionContext,
-  tickAt: number,
-  options: { dryRun?: boolean } = {},
-): Promise<TickResult> {
-  const startedAt = Date.now();
-  const now = Math.floor(tickAt / BUCKET_MS) * BUCKET_MS;
-  const config = ctx.config().detectors.paymentHealth;
-  const settings = config;
-  const log = ctx.logger.child({ component: 'detector', detector: DETECTOR });
-  const empty = { changes: [], recorded: [], findings: null, failedPairs: [], opsNotificationIds: [] };
-
-  const dbNow = await platformNow(ctx.platformDb);
-  const aheadMs = now - dbNow;
-  if (!options.dryRun && aheadMs > config.maxClockSkewSeconds * 1000) {
-    const detail = `tick ${new Date(now).toISOString()} is ${Math.round(aheadMs / 1000)} s ahead of the platform database's clock (${new Date(dbNow).toISOString()}); at most ${config.maxClockSkewSeconds} s expected (detectors.paymentHealth.maxClockSkewSeconds). Check this replica's clock; a future time needs --dry-run.`;
-    log.error(
-      {
-        tickAt: new Date(now).toISOString(),
-        databaseNow: new Date(dbNow).toISOString(),
-        code: 'FW_CLOCK_SKEW',
-      },
-      detail,
-    );
-    await recordDetectorRun(ctx.db, {
-      detector: DETECTOR,
-      tickAt,
-      outcome: 'refused',
-      startedAt,
-      worker: ctx.workerId,
-      changes: 0,
-      skippedRows: 0,
-      detail,
-    });
-    return { tickAt: now, outcome: 'refused', detail, skippedRows: 0, ...empty };
-  }
-
-  const look = lookback(settings);
-  const channelsRead = await readPaymentChannels(ctx.platformDb, ctx.platformSchema);
-  ctx.invalidRows.report('payment_channels', channelsRead.invalid, channelsRead.invalid.length);
-  const memory = options.dryRun ? undefined : rememberedTicks.get(ctx.db);
-
-  const work = async (
-    client: PoolClient,
-  ): Promise<TickResult & { saved?: StoredState<PaymentHealthState, WindowCache> }> => {
-    const stored = await readDetectorState<PaymentHealthState, WindowCache>(
-      client,
-      DETECTOR,
-      initialPaymentHealthState(),
-      { lock: !options.dryRun, remembered: memory },
-    );
-    if (stored.evaluatedAt !== null && stored.evaluatedAt >= now) {
-      await recordDetectorRun(client, {
-        detector: DETECTOR,
-        tickAt,
-        outcome: 'stale',
-        startedAt,
-        worker: ctx.workerId,
-        changes: 0,
-        skippedRows: channelsRead.invalid.length,
+export const paymentHealthConfigSchema = paymentHealthThresholdsSchema
+  .extend({
+    ...detectorBaseSettings,
+    overrides: paymentHealthOverridesSchema,
+  })
+  .superRefine((settings, ctx) => {
+    // Combinations a single key's check cannot see: a pair that could never alert, and the like.
+    for (const problem of settingsProblems(settings))
+      ctx.addIssue({
+        code: 'custom',
+        path: problem.path,
+        message: `expected ${problem.expected}`,
+        input: problem.found,
       });
-      log.warn(
-        { tickAt: new Date(now).toISOString(), evaluatedAt: new Date(stored.evaluatedAt).toISOString() },
-        'tick is not newer than the stored state; skipped',
-      );
-      return { tickAt: now, outcome: 'stale', skippedRows: channelsRead.invalid.length, ...empty };
-    }
-    const previous = upgradeState(stored.state);
+  });
+export type PaymentHealthConfig = z.infer<typeof paymentHealthConfigSchema>;
+
+/** What `detect` reads: the pair signals and channels; the query is kept for the recorder. */
+interface PaymentHealthReading {
+  set: SignalSet;
+  channels: PaymentChannel[];
+  query: SignalQuery;
+}
+
+export type TickResult = GenericTickResult<PaymentHealthFindings, IncidentChange>;
+
+export const paymentHealth = defineDetector({
+  id: DETECTOR,
+  settings: paymentHealthConfigSchema,
+  bucketMs: BUCKET_MS,
+  initialState: initialPaymentHealthState,
+  upgradeState,
+
+  async read(
+    ctx,
+    {
+      settings,
+      now,
+      evaluatedAt,
+      cache: cached,
+    }: { settings: PaymentHealthConfig; now: number; evaluatedAt: number | null; cache: WindowCache | null },
+  ) {
+    const look = lookback(settings);
+    const channelsRead = await readPaymentChannels(ctx.platformDb, ctx.platformSchema);
+    ctx.invalidRows.report('payment_channels', channelsRead.invalid, channelsRead.invalid.length);
     const query = signalQueryFor(
       settings,
       ctx.platformSchema,
       now,
-      settledFromFor(stored.evaluatedAt, now, look.settleMs, look.windowMs),
+      settledFromFor(evaluatedAt, now, look.settleMs, look.windowMs),
     );
     // A cache left by an older tick is only usable when it matches the stored state's tick.
-    const evaluatedAt = stored.evaluatedAt;
-    const cached = stored.cache;
     const usable =
       cached && evaluatedAt !== null && cached.settledTo === evaluatedAt - look.settleMs ? cached : null;
     // The contract check covers the rows this tick reads as they are now: everything created
@@ -175,8 +107,17 @@ export async function runPaymentHealthTick(
       }),
     ]);
     ctx.invalidRows.report('payment_attempts', invalid.sample, invalid.count);
-    const skippedRows = invalid.count + channelsRead.invalid.length;
-    const findings = detectPaymentHealth({ set, channels: channelsRead.channels }, previous, settings, now);
+    return {
+      signals: { set, channels: channelsRead.channels, query } satisfies PaymentHealthReading,
+      cache,
+      skippedRows: invalid.count + channelsRead.invalid.length,
+    };
+  },
+
+  detect: (signals: PaymentHealthReading, previous: PaymentHealthState, settings, now) =>
+    detectPaymentHealth({ set: signals.set, channels: signals.channels }, previous, settings, now),
+
+  async record(client, ctx, { findings, signals, previous, now, log }) {
     if (findings.feed.started)
       log.error(
         { code: 'FW_FEED_SILENT' },
@@ -193,15 +134,15 @@ export async function runPaymentHealthTick(
     );
 
     const recorded: RecordedChange[] = [];
-    const failedPairs: string[] = [];
+    const failedSubjects: string[] = [];
     for (const change of findings.changes) {
       const key = pairKey(change.subject.channel, change.subject.region);
-      if (failedPairs.includes(key)) continue;
+      if (failedSubjects.includes(key)) continue;
       try {
         if (change.type === 'opened') {
           change.evidence.topErrorCodes = await readTopErrorCodes(
             ctx.platformDb,
-            query,
+            signals.query,
             change.subject,
             now - change.evidence.windowSeconds * 1000,
           );
@@ -212,7 +153,7 @@ export async function runPaymentHealthTick(
         await client.query('RELEASE SAVEPOINT pair_change');
       } catch (error) {
         await client.query('ROLLBACK TO SAVEPOINT pair_change').catch(() => undefined);
-        failedPairs.push(key);
+        failedSubjects.push(key);
         log.error(
           {
             err: error,
@@ -225,55 +166,87 @@ export async function runPaymentHealthTick(
         );
       }
     }
-    const state = keepPrevious(findings.state, previous, failedPairs);
-    const kept = recorded.map((r) => r.change);
-    const saved = await saveDetectorState(client, DETECTOR, { state, cache, evaluatedAt: now });
-    await recordDetectorRun(client, {
-      detector: DETECTOR,
-      tickAt,
-      outcome: 'evaluated',
-      startedAt,
-      worker: ctx.workerId,
-      changes: kept.length,
-      skippedRows,
-    });
+    const state = keepPrevious(findings.state, previous, failedSubjects);
     return {
-      tickAt: now,
-      outcome: 'evaluated',
-      changes: options.dryRun ? findings.changes : kept,
-      recorded,
+      state,
       findings: { ...findings, state },
-      skippedRows,
-      failedPairs,
+      proposed: findings.changes,
+      kept: recorded.map((r) => r.change),
+      recorded,
+      failedSubjects,
       opsNotificationIds,
-      saved,
     };
-  };
+  },
 
-  const { saved, ...result } = options.dryRun
-    ? await inDryRun(ctx.db, work)
-    : await inTransaction(ctx.db, work);
-  // Only once committed: a rolled-back tick must leave nothing remembered.
-  if (saved && !options.dryRun) rememberedTicks.set(ctx.db, saved);
-  if (!options.dryRun) {
-    for (const r of result.recorded) {
+  committed(log, recorded) {
+    for (const r of recorded) {
+      const change = r.change;
       log.info(
         {
           incidentId: r.incidentId,
-          change: r.change.type,
-          kind: r.change.kind,
-          channel: r.change.subject.channel,
-          region: r.change.subject.region,
-          ...(r.change.type === 'resolved' ? { reason: r.change.reason } : {}),
-          evidence: r.change.evidence,
-          backupChannels: r.change.backupChannels,
+          change: change.type,
+          kind: change.kind,
+          channel: change.subject.channel,
+          region: change.subject.region,
+          ...(change.type === 'resolved' ? { reason: change.reason } : {}),
+          evidence: change.evidence,
+          backupChannels: change.backupChannels,
         },
-        `incident ${r.change.type}`,
+        `incident ${change.type}`,
       );
     }
-  }
-  return result;
-}
+  },
+
+  describe(result) {
+    let out = '';
+    if (result.changes.length > 0) {
+      out += `${table(
+        ['change', 'kind', 'channel', 'region', 'rate', 'baseline', 'window', 'backups'],
+        result.changes.map((c) => [
+          c.type,
+          c.kind,
+          c.subject.channel,
+          c.subject.region,
+          percent(c.evidence.rate),
+          percent(c.evidence.baseline),
+          `${c.evidence.windowSeconds}s`,
+          c.backupChannels.join(', ') || null,
+        ]),
+      )}\n`;
+    }
+    const degraded = [...(result.findings?.assessments ?? [])].flatMap(([key, kinds]) =>
+      Object.entries(kinds)
+        .filter(([, a]) => a.status === 'degraded')
+        .map(([kind]) => `${key} ${kind}`),
+    );
+    if (degraded.length > 0) out += `degraded now (confirming or open): ${degraded.join('; ')}\n`;
+    return out;
+  },
+
+  async backtest(run) {
+    const report = await backtestPaymentHealth({
+      ...run,
+      storedState: (run.storedState as PaymentHealthState | null) ?? null,
+    });
+    return {
+      incidents: report.incidents,
+      ticks: report.ticks,
+      stats: {
+        ticks: report.ticks,
+        attemptsRead: report.attemptsRead,
+        baselinesFrom: report.baselinesFrom,
+        warmupMinutes: Math.round(report.warmupMs / 60_000),
+        skippedRows: report.skippedRows,
+        elapsedMs: Math.round(report.elapsedMs),
+      },
+      skippedSample: report.skippedSample,
+      summary: backtestSummary(report.incidents, report.ticks),
+    };
+  },
+});
+
+/** One live payment-health pass (the detection job and `forewarn run payment-health`). */
+export const runPaymentHealthTick = paymentHealth.run;
 
 /** The new state, except that pairs whose change failed keep their previous state. */
 function keepPrevious(
@@ -291,14 +264,17 @@ function keepPrevious(
   return { ...next, pairs };
 }
 
-/** Runs the work in a transaction that is always rolled back. */
-async function inDryRun<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    return await work(client);
-  } finally {
-    await client.query('ROLLBACK').catch(() => undefined);
-    client.release();
-  }
+function backtestSummary(incidents: BacktestIncident[], ticks: number): string {
+  if (incidents.length === 0) return `no incidents in ${ticks} ticks\n`;
+  const rows = incidents.map((i) => [
+    i.subject.channel,
+    i.subject.region,
+    i.kind,
+    i.openedAt,
+    i.resolvedAt ?? 'still open',
+    i.resolvedAt ? `${Math.round((Date.parse(i.resolvedAt) - Date.parse(i.openedAt)) / 60_000)} min` : null,
+    `${percent(i.evidence.rate)} vs ${percent(i.evidence.baseline)}`,
+    i.backupChannels.join(', ') || null,
+  ]);
+  return `${table(['channel', 'region', 'kind', 'opened', 'resolved', 'lasted', 'rate vs baseline', 'backups'], rows)}\n${incidents.length} incident(s) in ${ticks} ticks\n`;
 }

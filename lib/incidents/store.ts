@@ -73,6 +73,9 @@ export async function saveDetectorState<S, C>(
   return { ...saved, version };
 }
 
+/** The change an incident event carries, as stored in incident_events.payload. */
+export type IncidentEventPayload = IncidentChange & { incidentId: string };
+
 export interface RecordedChange {
   incidentId: string;
   eventId: string;

@@ -5,10 +5,9 @@
 // A warning batch re-checks its cause in its own transaction, with the incident's row locked:
 // a resolve waits for a batch being written, and no batch is written after it, so the recovery
 // fan-out (which starts after the resolve) reads everyone who was warned.
-import type { IncidentChange, IncidentKind } from '../../detectors/payment-health/index.ts';
 import type { Config } from '../config/schema.ts';
 import { inTransaction, type Pool } from '../db/pool.ts';
-import { lockIncidentIfOpen } from '../incidents/store.ts';
+import { lockIncidentIfOpen, type IncidentEventPayload } from '../incidents/store.ts';
 import { signedUrl } from '../links.ts';
 import type { Logger } from '../logger.ts';
 import { readAhead } from '../read-ahead.ts';
@@ -40,8 +39,7 @@ export interface FanoutContext {
   templates: () => Promise<TemplateStore>;
 }
 
-/** The change an incident event carries, as stored in incident_events.payload. */
-export type IncidentEventPayload = IncidentChange & { incidentId: string };
+export type { IncidentEventPayload } from '../incidents/store.ts';
 
 export interface DraftBatch {
   drafts: NotificationDraft[];
@@ -309,7 +307,7 @@ function degradedData(
     userName: null,
     channelName: names.get(payload.subject.channel) ?? payload.subject.channel,
     region: payload.subject.region,
-    issue: payload.kind satisfies IncidentKind,
+    issue: payload.kind,
     backupChannelName: backup ? (names.get(backup) ?? backup) : null,
     backupChannelNames: payload.backupChannels.map((id) => names.get(id) ?? id),
     openedAt: iso(payload.at),

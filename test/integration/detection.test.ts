@@ -501,9 +501,9 @@ describe('one pair that cannot be recorded', () => {
       `SELECT subject_key, resolved_at FROM forewarn.incidents ORDER BY id`,
     );
     expect(rows.map((r) => r.subject_key)).toEqual(['wechat_pay:CN-GD', 'alipay:CN-GD']);
-    const failed = results.filter((r) => r.failedPairs.length > 0);
+    const failed = results.filter((r) => r.failedSubjects.length > 0);
     expect(failed.length).toBeGreaterThan(0);
-    for (const r of failed) expect(r.failedPairs).toEqual(['wechat_pay:CN-GD']);
+    for (const r of failed) expect(r.failedSubjects).toEqual(['wechat_pay:CN-GD']);
     const errors = pairLogs
       .lines()
       .filter((l) => l.msg?.toString().startsWith('could not record an incident change'));
@@ -516,7 +516,7 @@ describe('one pair that cannot be recorded', () => {
     });
     // Tried again at every later tick: the pair's state was kept, so it is still opening.
     const last = results[results.length - 1]!;
-    expect(last.failedPairs).toEqual(['wechat_pay:CN-GD']);
+    expect(last.failedSubjects).toEqual(['wechat_pay:CN-GD']);
     const state = await pairDb.pool.query<{
       state: { pairs: Record<string, { kinds: { failures: { open: unknown } } }> };
     }>(`SELECT state FROM forewarn.detector_state`);

@@ -13,7 +13,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { runTickAndDispatch } from '../../jobs/detect-payment-health.ts';
+import { runTickAndDispatch } from '../../jobs/detect.ts';
+import { paymentHealth } from '../../lib/detection/payment-health-tick.ts';
 import { messageIdFor } from '../../lib/channels/email.ts';
 import { referencePlatform, type SimUser } from '../../sim/platform.ts';
 import { generateAttempts, type SimAttempt } from '../../sim/traffic.ts';
@@ -239,7 +240,7 @@ async function scenario(name: string, population: Population, batchSize: number)
         worker: false,
       });
       try {
-        const result = await runTickAndDispatch(tick.ctx, TICK_AT);
+        const result = await runTickAndDispatch(paymentHealth.run, tick.ctx, TICK_AT);
         expect(result.recorded.map((r) => [r.change.type, r.change.subject])).toEqual([
           ['opened', { channel: CHANNEL, region: REGION }],
         ]);

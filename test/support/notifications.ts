@@ -8,7 +8,8 @@ import type { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { parse, stringify } from 'yaml';
-import { runTickAndDispatch } from '../../jobs/detect-payment-health.ts';
+import { runTickAndDispatch } from '../../jobs/detect.ts';
+import { paymentHealth } from '../../lib/detection/payment-health-tick.ts';
 import { ConfigStore } from '../../lib/config/store.ts';
 import { createContext, type AppContext } from '../../lib/context.ts';
 import type { TickResult } from '../../lib/detection/payment-health-tick.ts';
@@ -130,7 +131,7 @@ export async function tickUntil(
 ): Promise<{ tickAt: number; result: TickResult; ticks: number }> {
   let ticks = 0;
   for (let tickAt = range.from; tickAt <= range.to; tickAt += range.stepMs) {
-    const result = await runTickAndDispatch(ctx, tickAt);
+    const result = await runTickAndDispatch(paymentHealth.run, ctx, tickAt);
     ticks++;
     if (result.outcome !== 'evaluated') {
       throw new Error(`tick at ${new Date(tickAt).toISOString()} was ${result.outcome}`);

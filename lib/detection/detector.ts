@@ -1,0 +1,212 @@
+// What a watcher declares to plug into the spine, once: its id, its settings (embedded in the
+// config under `detectors.<configKey>`), its schedule (from those settings), how it reads its
+// signals, its pure `detect`, and how its findings are recorded. The scheduler, the tick runner,
+// the detection jobs and the CLI know a watcher only through this interface (lib/detection/registry.ts
+// lists them); where one of them would need to name a watcher, this interface is missing a field.
+import { z } from 'zod';
+import { cronExpression } from '../config/cron.ts';
+import type { Config } from '../config/schema.ts';
+import type { Pool, PoolClient } from '../db/pool.ts';
+import type { RecordedChange } from '../incidents/store.ts';
+import type { Logger } from '../logger.ts';
+import type { InvalidRowReporter } from '../platform/invalid-rows.ts';
+import { runTick } from './tick.ts';
+
+/** Settings every detector has, read by the scheduler and the tick runner. */
+export const detectorBaseSettings = {
+  /** false stops the schedule; `forewarn run <detector>` still works by hand. */
+  enabled: z.boolean(),
+  /** When the detector runs, in cron syntax with seconds. */
+  schedule: cronExpression,
+  /** A tick further ahead of the platform database's clock than this is refused. */
+  maxClockSkewSeconds: z.number().int().positive(),
+};
+export interface DetectorBaseSettings {
+  enabled: boolean;
+  schedule: string;
+  maxClockSkewSeconds: number;
+}
+
+export interface DetectionContext {
+  db: Pool;
+  platformDb: Pool;
+  platformSchema: string;
+  config: () => Config;
+  logger: Logger;
+  workerId: string;
+  invalidRows: InvalidRowReporter;
+}
+
+/** A change a detector's findings hold: what `forewarn run --format json` prints, one a line. */
+export interface DetectedChange {
+  type: string;
+  at: number;
+}
+
+export interface TickResult<Findings = unknown, Change extends DetectedChange = DetectedChange> {
+  tickAt: number;
+  outcome: 'evaluated' | 'stale' | 'refused';
+  /** Why a tick was refused. */
+  detail?: string;
+  /** The changes recorded (a dry run: every change the findings hold). */
+  changes: Change[];
+  recorded: RecordedChange[];
+  findings: Findings | null;
+  skippedRows: number;
+  /** Subjects whose change could not be recorded; they are tried again next tick. */
+  failedSubjects: string[];
+  /** Ops notifications the tick recorded itself (e.g. a data-feed fault), for the delivery queue. */
+  opsNotificationIds: string[];
+}
+
+/** What the reader hands the tick: the signals for `detect`, its cache, rows it had to skip. */
+export interface Reading<Signals, Cache> {
+  signals: Signals;
+  cache: Cache | null;
+  skippedRows: number;
+}
+
+/** What the recorder wrote in the tick's transaction. */
+export interface Recording<State, Findings, Change> {
+  /** The state to save (subjects whose change failed keep their previous state). */
+  state: State;
+  /** The findings as recorded (with that state), for the tick's result. */
+  findings: Findings;
+  /** Every change the findings hold, and those recorded. */
+  proposed: Change[];
+  kept: Change[];
+  recorded: RecordedChange[];
+  failedSubjects: string[];
+  opsNotificationIds: string[];
+}
+
+export interface BacktestRun<Settings> {
+  platformDb: Pool;
+  schema: string;
+  settings: Settings;
+  fromMs: number;
+  toMs: number;
+  stepMs: number;
+  warmupMs: number;
+  /** The live daemon's stored state for this detector, when forewarn's database has one. */
+  storedState: unknown;
+  onProgress?: (progress: { ticksDone: number; ticksTotal: number }) => void;
+}
+
+export interface BacktestOutcome {
+  /** What `--format json` prints, as one array. */
+  incidents: unknown[];
+  ticks: number;
+  /** Fields of the "backtest finished" log line. */
+  stats: Record<string, unknown>;
+  skippedSample: Array<{ table: string; id: string; reason: string }>;
+  /** The summary for people (`--format table`). */
+  summary: string;
+}
+
+export interface DetectorDefinition<
+  Id extends string,
+  S extends z.ZodType<DetectorBaseSettings>,
+  State,
+  Cache,
+  Signals,
+  Findings,
+  Change extends DetectedChange,
+> {
+  /** Kebab case: the CLI argument, the `detector` column, the tick job ids. */
+  id: Id;
+  /** Its settings: embedded in the config under `detectors.<camelCase id>`. */
+  settings: S;
+  /** Ticks are evaluated at multiples of this many milliseconds (rounded down). */
+  bucketMs: number;
+  initialState: () => State;
+  /** A stored state as an earlier release saved it, brought to today's shape. */
+  upgradeState: (stored: State) => State;
+  /** Reads the tick's signals from the platform (in the tick's transaction, after the lock). */
+  read: (
+    ctx: DetectionContext,
+    tick: { settings: z.infer<S>; now: number; evaluatedAt: number | null; cache: Cache | null },
+  ) => Promise<Reading<Signals, Cache>>;
+  /** Pure: no I/O, no clock. */
+  detect: (signals: Signals, previous: State, settings: z.infer<S>, now: number) => Findings;
+  /** Records the findings (incidents, outbox events) in the tick's transaction. */
+  record: (
+    client: PoolClient,
+    ctx: DetectionContext,
+    tick: {
+      findings: Findings;
+      signals: Signals;
+      previous: State;
+      settings: z.infer<S>;
+      now: number;
+      log: Logger;
+    },
+  ) => Promise<Recording<State, Findings, Change>>;
+  /** Logs what a committed tick recorded. */
+  committed?: (log: Logger, recorded: RecordedChange[]) => void;
+  /** Lines `forewarn run` prints after its one-line header. */
+  describe: (result: TickResult<Findings, Change>) => string;
+  /** Replays stored history (`forewarn backtest --detector <id>`), where history exists. */
+  backtest?: (run: BacktestRun<z.infer<S>>) => Promise<BacktestOutcome>;
+}
+
+/** A registered detector, its types erased: what the spine iterates over. */
+export interface Detector<
+  Id extends string = string,
+  S extends z.ZodType<DetectorBaseSettings> = z.ZodType<DetectorBaseSettings>,
+> {
+  id: Id;
+  /** Its key under `detectors` in the config. */
+  configKey: string;
+  settings: S;
+  settingsOf: (config: Config) => z.infer<S>;
+  tick: (ctx: DetectionContext, tickAt: number, options?: { dryRun?: boolean }) => Promise<TickResult>;
+  describe: (result: TickResult) => string;
+  backtest?(run: BacktestRun<z.infer<S>>): Promise<BacktestOutcome>;
+}
+
+/** `error-spikes` → `errorSpikes`: a detector's config key is its id in camel case. */
+export function configKeyOf(id: string): string {
+  return id.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+export type ConfigKeyOf<S extends string> = S extends `${infer Head}-${infer Tail}`
+  ? `${Head}${Capitalize<ConfigKeyOf<Tail>>}`
+  : S;
+
+export function defineDetector<
+  Id extends string,
+  S extends z.ZodType<DetectorBaseSettings>,
+  State,
+  Cache,
+  Signals,
+  Findings,
+  Change extends DetectedChange,
+>(
+  definition: DetectorDefinition<Id, S, State, Cache, Signals, Findings, Change>,
+): Detector<Id, S> & {
+  /** The typed tick, for the detector's own callers and tests. */
+  run: (
+    ctx: DetectionContext,
+    tickAt: number,
+    options?: { dryRun?: boolean },
+  ) => Promise<TickResult<Findings, Change>>;
+} {
+  if (!/^[a-z][a-z0-9]*(-[a-z0-9]+)*$/.test(definition.id))
+    throw new Error(`detector id "${definition.id}": expected kebab case such as "error-spikes"`);
+  const configKey = configKeyOf(definition.id);
+  const settingsOf = (config: Config) =>
+    (config.detectors as unknown as Record<string, z.infer<S>>)[configKey]!;
+  const run = (ctx: DetectionContext, tickAt: number, options: { dryRun?: boolean } = {}) =>
+    runTick(definition, settingsOf(ctx.config()), ctx, tickAt, options);
+  return {
+    id: definition.id,
+    configKey,
+    settings: definition.settings,
+    settingsOf,
+    run,
+    tick: run as Detector['tick'],
+    describe: definition.describe as Detector['describe'],
+    ...(definition.backtest ? { backtest: definition.backtest } : {}),
+  };
+}
