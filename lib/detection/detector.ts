@@ -112,6 +112,7 @@ export interface DetectorDefinition<
   Signals,
   Findings,
   Change extends DetectedChange,
+  Prepared = undefined,
 > {
   /** Kebab case: the CLI argument, the `detector` column, the tick job ids. */
   id: Id;
@@ -122,10 +123,25 @@ export interface DetectorDefinition<
   initialState: () => State;
   /** A stored state as an earlier release saved it, brought to today's shape. */
   upgradeState: (stored: State) => State;
+  /**
+   * Reads what does not depend on the stored state, before the tick's transaction, so that the
+   * state row is not locked meanwhile (payment health: the channels). Its skipped rows count for
+   * stale ticks too.
+   */
+  prepare?: (
+    ctx: DetectionContext,
+    settings: z.infer<S>,
+  ) => Promise<{ prepared: Prepared; skippedRows: number }>;
   /** Reads the tick's signals from the platform (in the tick's transaction, after the lock). */
   read: (
     ctx: DetectionContext,
-    tick: { settings: z.infer<S>; now: number; evaluatedAt: number | null; cache: Cache | null },
+    tick: {
+      settings: z.infer<S>;
+      now: number;
+      evaluatedAt: number | null;
+      cache: Cache | null;
+      prepared: Prepared;
+    },
   ) => Promise<Reading<Signals, Cache>>;
   /** Pure: no I/O, no clock. */
   detect: (signals: Signals, previous: State, settings: z.infer<S>, now: number) => Findings;
@@ -182,8 +198,9 @@ export function defineDetector<
   Signals,
   Findings,
   Change extends DetectedChange,
+  Prepared = undefined,
 >(
-  definition: DetectorDefinition<Id, S, State, Cache, Signals, Findings, Change>,
+  definition: DetectorDefinition<Id, S, State, Cache, Signals, Findings, Change, Prepared>,
 ): Detector<Id, S> & {
   /** The typed tick, for the detector's own callers and tests. */
   run: (

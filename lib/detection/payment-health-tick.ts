@@ -74,6 +74,12 @@ export const paymentHealth = defineDetector({
   initialState: initialPaymentHealthState,
   upgradeState,
 
+  async prepare(ctx) {
+    const channelsRead = await readPaymentChannels(ctx.platformDb, ctx.platformSchema);
+    ctx.invalidRows.report('payment_channels', channelsRead.invalid, channelsRead.invalid.length);
+    return { prepared: channelsRead.channels, skippedRows: channelsRead.invalid.length };
+  },
+
   async read(
     ctx,
     {
@@ -81,11 +87,16 @@ export const paymentHealth = defineDetector({
       now,
       evaluatedAt,
       cache: cached,
-    }: { settings: PaymentHealthConfig; now: number; evaluatedAt: number | null; cache: WindowCache | null },
+      prepared: channels,
+    }: {
+      settings: PaymentHealthConfig;
+      now: number;
+      evaluatedAt: number | null;
+      cache: WindowCache | null;
+      prepared: PaymentChannel[];
+    },
   ) {
     const look = lookback(settings);
-    const channelsRead = await readPaymentChannels(ctx.platformDb, ctx.platformSchema);
-    ctx.invalidRows.report('payment_channels', channelsRead.invalid, channelsRead.invalid.length);
     const query = signalQueryFor(
       settings,
       ctx.platformSchema,
@@ -108,9 +119,9 @@ export const paymentHealth = defineDetector({
     ]);
     ctx.invalidRows.report('payment_attempts', invalid.sample, invalid.count);
     return {
-      signals: { set, channels: channelsRead.channels, query } satisfies PaymentHealthReading,
+      signals: { set, channels, query } satisfies PaymentHealthReading,
       cache,
-      skippedRows: invalid.count + channelsRead.invalid.length,
+      skippedRows: invalid.count,
     };
   },
 

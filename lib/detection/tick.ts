@@ -51,8 +51,9 @@ export async function runTick<
   Signals,
   Findings,
   Change extends DetectedChange,
+  Prepared,
 >(
-  detector: DetectorDefinition<Id, S, State, Cache, Signals, Findings, Change>,
+  detector: DetectorDefinition<Id, S, State, Cache, Signals, Findings, Change, Prepared>,
   settings: z.infer<S>,
   ctx: DetectionContext,
   tickAt: number,
@@ -91,6 +92,9 @@ export async function runTick<
     return { tickAt: now, outcome: 'refused', detail, skippedRows: 0, ...empty };
   }
 
+  const { prepared, skippedRows: preparedSkipped } = detector.prepare
+    ? await detector.prepare(ctx, settings)
+    : { prepared: undefined as Prepared, skippedRows: 0 };
   const memory = options.dryRun
     ? undefined
     : (remembered.get(ctx.db) as StoredState<State, Cache> | undefined);
@@ -110,13 +114,13 @@ export async function runTick<
         startedAt,
         worker: ctx.workerId,
         changes: 0,
-        skippedRows: 0,
+        skippedRows: preparedSkipped,
       });
       log.warn(
         { tickAt: new Date(now).toISOString(), evaluatedAt: new Date(stored.evaluatedAt).toISOString() },
         'tick is not newer than the stored state; skipped',
       );
-      return { tickAt: now, outcome: 'stale', skippedRows: 0, ...empty };
+      return { tickAt: now, outcome: 'stale', skippedRows: preparedSkipped, ...empty };
     }
     const previous = detector.upgradeState(stored.state);
     const reading = await detector.read(ctx, {
@@ -124,7 +128,9 @@ export async function runTick<
       now,
       evaluatedAt: stored.evaluatedAt,
       cache: stored.cache,
+      prepared,
     });
+    const skippedRows = preparedSkipped + reading.skippedRows;
     const findings = detector.detect(reading.signals, previous, settings, now);
     const recording = await detector.record(client, ctx, {
       findings,
@@ -146,7 +152,7 @@ export async function runTick<
       startedAt,
       worker: ctx.workerId,
       changes: recording.kept.length,
-      skippedRows: reading.skippedRows,
+      skippedRows,
     });
     return {
       tickAt: now,
@@ -154,7 +160,7 @@ export async function runTick<
       changes: options.dryRun ? recording.proposed : recording.kept,
       recorded: recording.recorded,
       findings: recording.findings,
-      skippedRows: reading.skippedRows,
+      skippedRows,
       failedSubjects: recording.failedSubjects,
       opsNotificationIds: recording.opsNotificationIds,
       saved,

@@ -325,6 +325,27 @@ describe('config mistakes', () => {
     expect(problemAt(error, 'workers.fanout').found).toBe('nothing (the key is missing)');
   });
 
+  it('a detector no registered detector has is refused, listing the registered ones', () => {
+    const text = withEdits([[['detectors', 'lowStock'], { enabled: true }]]);
+    const p = problemAt(configError(text), 'detectors.lowStock');
+    expect(p.found).toBe('unknown detector "lowStock"');
+    expect(p.expected).toBe('one of the registered detectors: paymentHealth (payment-health)');
+  });
+
+  it("a detector's settings under its id rather than its config key say which key to use", () => {
+    const doc = parseDocument(shippedText);
+    const settings = doc.getIn(['detectors', 'paymentHealth']);
+    doc.deleteIn(['detectors', 'paymentHealth']);
+    doc.setIn(['detectors', 'payment-health'], settings);
+    const error = configError(String(doc));
+    const p = problemAt(error, 'detectors.payment-health');
+    expect(p.found).toBe('unknown detector "payment-health"');
+    expect(p.expected).toBe(
+      "detectors.paymentHealth: a detector's settings go under its id in camel case (known detectors: paymentHealth (payment-health))",
+    );
+    expect(problemAt(error, PH).found).toBe('nothing (the key is missing)');
+  });
+
   it('enabled and schedule may not be overridden', () => {
     const text = withEdits([
       [['detectors', 'paymentHealth', 'overrides', 'regions'], { 'CN-GD': { schedule: '* * * * * *' } }],
