@@ -125,8 +125,8 @@ export interface DetectorDefinition<
   upgradeState: (stored: State) => State;
   /**
    * Reads what does not depend on the stored state, before the tick's transaction, so that the
-   * state row is not locked meanwhile (payment health: the channels). Its skipped rows count for
-   * stale ticks too.
+   * state row is not locked meanwhile (a platform's reference tables). Its skipped rows count
+   * for stale ticks too.
    */
   prepare?: (
     ctx: DetectionContext,
