@@ -98,9 +98,8 @@ async function readStoredState(databaseUrl: string, detector: string, logger: Lo
       `SELECT state FROM forewarn.detector_state WHERE detector = $1`,
       [detector],
     );
-    const state = rows[0]?.state ?? null;
-    // A daemon that has not learned a pair yet stores no baselines: that is a warm-up's case.
-    return state && Object.keys(state.pairs ?? {}).length > 0 ? state : null;
+    // What a stored state holds (and whether it has baselines yet) is the detector's to say.
+    return rows[0]?.state ?? null;
   } catch (error) {
     const code = (error as { code?: string }).code;
     // 3D000: no such database; 3F000 / 42P01: no forewarn schema or table (never migrated).

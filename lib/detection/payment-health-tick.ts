@@ -235,9 +235,11 @@ export const paymentHealth = defineDetector({
   },
 
   async backtest(run) {
+    const stored = (run.storedState as PaymentHealthState | null) ?? null;
     const report = await backtestPaymentHealth({
       ...run,
-      storedState: (run.storedState as PaymentHealthState | null) ?? null,
+      // A daemon that has not learned a pair yet stores no baselines: that is a warm-up's case.
+      storedState: stored && Object.keys(stored.pairs ?? {}).length > 0 ? stored : null,
     });
     return {
       incidents: report.incidents,
