@@ -24,7 +24,7 @@ import { renderNotification } from '../lib/notifications/render.ts';
 import { claimNotifications } from '../lib/notifications/store.ts';
 import { migrate } from '../lib/db/migrate.ts';
 import { readEnv } from '../lib/env.ts';
-import { recordIncidentChange } from '../lib/incidents/store.ts';
+import { recordCauseChange } from '../lib/incidents/store.ts';
 import { createLogger } from '../lib/logger.ts';
 import { redisOptions } from '../lib/queue/redis.ts';
 import { seedPlatform } from '../sim/load.ts';
@@ -228,10 +228,11 @@ export async function fanOut(options: FanoutOptions): Promise<FanoutRun> {
     const store = await ConfigStore.open(configPath, logger);
     const ctx = await createContext(env, store, logger);
     await ctx.templates();
-    const { eventId } = await recordIncidentChange(client, {
+    const { eventId } = await recordCauseChange(client, {
       type: 'opened',
       detector: 'payment-health',
       subject: { channel: 'wechat_pay', region: 'CN-GD' },
+      subjectKey: 'wechat_pay:CN-GD',
       kind: 'failures',
       at: Date.now(),
       evidence: {

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { cronExpression } from '../config/cron.ts';
 import type { Config } from '../config/schema.ts';
 import type { Pool, PoolClient } from '../db/pool.ts';
-import type { RecordedChange } from '../incidents/store.ts';
+import type { CauseChange, RecordedChange } from '../incidents/store.ts';
 import type { Logger } from '../logger.ts';
 import type { InvalidRowReporter } from '../platform/invalid-rows.ts';
 import { runTick } from './tick.ts';
@@ -75,7 +75,7 @@ export interface Recording<State, Findings, Change> {
   /** Every change the findings hold, and those recorded. */
   proposed: Change[];
   kept: Change[];
-  recorded: RecordedChange[];
+  recorded: RecordedChange<Change & CauseChange>[];
   failedSubjects: string[];
   opsNotificationIds: string[];
 }
@@ -159,7 +159,7 @@ export interface DetectorDefinition<
     },
   ) => Promise<Recording<State, Findings, Change>>;
   /** Logs what a committed tick recorded. */
-  committed?: (log: Logger, recorded: RecordedChange[]) => void;
+  committed?: (log: Logger, recorded: RecordedChange<Change & CauseChange>[]) => void;
   /** Lines `forewarn run` prints after its one-line header. */
   describe: (result: TickResult<Findings, Change>) => string;
   /** Replays stored history (`forewarn backtest --detector <id>`), where history exists. */

@@ -24,7 +24,7 @@ import {
 } from '../../detectors/payment-health/index.ts';
 import { backtestPaymentHealth, type BacktestIncident } from '../backtest/payment-health.ts';
 import { percent, table } from '../format.ts';
-import { recordIncidentChange, type RecordedChange } from '../incidents/store.ts';
+import { recordCauseChange, type RecordedChange } from '../incidents/store.ts';
 import {
   readInvalidAttempts,
   readPairSignalsIncremental,
@@ -144,7 +144,7 @@ export const paymentHealth = defineDetector({
       feedAlertDrafts(ctx.config().notifications, DETECTOR, findings.feed, now, openIncidents),
     );
 
-    const recorded: RecordedChange[] = [];
+    const recorded: RecordedChange<IncidentChange & { subjectKey: string }>[] = [];
     const failedSubjects: string[] = [];
     for (const change of findings.changes) {
       const key = pairKey(change.subject.channel, change.subject.region);
@@ -160,7 +160,7 @@ export const paymentHealth = defineDetector({
         }
         // A savepoint per change: one pair that cannot be recorded leaves the others recorded.
         await client.query('SAVEPOINT pair_change');
-        recorded.push(await recordIncidentChange(client, change));
+        recorded.push(await recordCauseChange(client, { ...change, subjectKey: key }));
         await client.query('RELEASE SAVEPOINT pair_change');
       } catch (error) {
         await client.query('ROLLBACK TO SAVEPOINT pair_change').catch(() => undefined);

@@ -10,6 +10,8 @@ import {
   readDetectorState,
   recordDetectorRun,
   saveDetectorState,
+  type CauseChange,
+  type RecordedChange,
   type StoredState,
 } from '../incidents/store.ts';
 import {
@@ -99,6 +101,7 @@ export async function runTick<
     ? undefined
     : (remembered.get(ctx.db) as StoredState<State, Cache> | undefined);
 
+  let committed: RecordedChange<Change & CauseChange>[] | undefined;
   const work = async (
     client: PoolClient,
   ): Promise<TickResult<Findings, Change> & { saved?: StoredState<State, Cache> }> => {
@@ -158,7 +161,7 @@ export async function runTick<
       tickAt: now,
       outcome: 'evaluated',
       changes: options.dryRun ? recording.proposed : recording.kept,
-      recorded: recording.recorded,
+      recorded: (committed = recording.recorded),
       findings: recording.findings,
       skippedRows,
       failedSubjects: recording.failedSubjects,
@@ -172,7 +175,7 @@ export async function runTick<
     : await inTransaction(ctx.db, work);
   // Only once committed: a rolled-back tick must leave nothing remembered.
   if (saved && !options.dryRun) remembered.set(ctx.db, saved);
-  if (!options.dryRun) detector.committed?.(log, result.recorded);
+  if (!options.dryRun && committed) detector.committed?.(log, committed);
   return result;
 }
 

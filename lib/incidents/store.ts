@@ -1,7 +1,6 @@
 // forewarn's incident records: opening and resolving incidents with their outbox events, and the
 // detectors' state between ticks. One small function per query; callers hold the transaction.
 import { randomUUID } from 'node:crypto';
-import type { IncidentChange } from '../../detectors/payment-health/index.ts';
 import type { Queryable } from '../db/pool.ts';
 
 export interface StoredState<S, C = unknown> {
@@ -73,50 +72,175 @@ export async function saveDetectorState<S, C>(
   return { ...saved, version };
 }
 
-/** The change an incident event carries, as stored in incident_events.payload. */
-export type IncidentEventPayload = IncidentChange & { incidentId: string };
-
-export interface RecordedChange {
-  incidentId: string;
-  eventId: string;
-  change: IncidentChange;
+/**
+ * A change of a cause (what a message is about: an incident, a low-stock episode, a restock, an
+ * error-code spike), as a watcher records it. `opened` starts a cause and `resolved` ends it;
+ * any other type (a restock's `wave`) is an event of the open cause, numbered by `seq`. Fields
+ * beyond these are the watcher's own and travel with the event to its message kinds.
+ */
+export interface CauseChange {
+  detector: string;
+  /** The subject's key within its detector, e.g. "alipay:CN-GD", a product id, an error code. */
+  subjectKey: string;
+  /** What the subject is, field by field (stored as JSON in incidents.subject). */
+  subject: object;
+  /** What kind of cause, e.g. "failures", "low-stock", "restock", "count". */
+  kind: string;
+  type: string;
+  at: number;
+  /** The numbers behind the change (stored as JSON in incidents.open_evidence / resolve_evidence). */
+  evidence: object;
+  /** For events between opening and resolving: their number within the type (1, 2, ...). */
+  seq?: number;
+  /** Channel ids offered instead (payment incidents). */
+  backupChannels?: readonly string[];
 }
 
-/** Writes an incident change and its outbox event. Opening twice or resolving twice is refused by the schema. */
-export async function recordIncidentChange(db: Queryable, change: IncidentChange): Promise<RecordedChange> {
-  const subjectKey = `${change.subject.channel}:${change.subject.region}`;
-  let incidentId: string;
-  if (change.type === 'opened') {
-    const { rows } = await db.query<{ id: string }>(
-      `INSERT INTO forewarn.incidents (detector, subject_key, subject, kind, opened_at, open_evidence, backup_channels)
-       VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-      [
-        change.detector,
-        subjectKey,
-        change.subject,
-        change.kind,
-        new Date(change.at),
-        change.evidence,
-        change.backupChannels,
-      ],
-    );
-    incidentId = rows[0]!.id;
-  } else {
-    const { rows } = await db.query<{ id: string }>(
-      `UPDATE forewarn.incidents SET resolved_at = $4, resolve_evidence = $5
-        WHERE detector = $1 AND subject_key = $2 AND kind = $3 AND resolved_at IS NULL
-        RETURNING id`,
-      [change.detector, subjectKey, change.kind, new Date(change.at), change.evidence],
-    );
-    if (!rows[0])
-      throw new Error(`no open ${change.kind} incident for ${change.detector} ${subjectKey} to resolve`);
-    incidentId = rows[0].id;
-  }
+/** What a cause event carries, as stored in incident_events.payload. */
+export type CauseEventPayload = CauseChange & { incidentId: string };
+
+export interface RecordedChange<C extends CauseChange = CauseChange> {
+  incidentId: string;
+  eventId: string;
+  change: C;
+}
+
+/**
+ * Writes a cause change and its outbox event in the caller's transaction. Opening twice, resolving
+ * twice or an event of a cause that is not open is refused (by the schema or here).
+ */
+export async function recordCauseChange<C extends CauseChange>(
+  db: Queryable,
+  change: C,
+): Promise<RecordedChange<C>> {
+  const incidentId =
+    change.type === 'opened'
+      ? await openCause(db, change)
+      : change.type === 'resolved'
+        ? await resolveCause(db, change)
+        : await openCauseId(db, change);
   const { rows } = await db.query<{ id: string }>(
-    `INSERT INTO forewarn.incident_events (incident_id, type, occurred_at, payload) VALUES ($1, $2, $3, $4) RETURNING id`,
-    [incidentId, change.type, new Date(change.at), { ...change, incidentId }],
+    `INSERT INTO forewarn.incident_events (incident_id, type, seq, occurred_at, payload)
+     VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+    [incidentId, change.type, change.seq ?? 0, new Date(change.at), { ...change, incidentId }],
   );
   return { incidentId, eventId: rows[0]!.id, change };
+}
+
+async function openCause(db: Queryable, change: CauseChange): Promise<string> {
+  const { rows } = await db.query<{ id: string }>(
+    `INSERT INTO forewarn.incidents (detector, subject_key, subject, kind, opened_at, open_evidence, backup_channels)
+     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+    [
+      change.detector,
+      change.subjectKey,
+      change.subject,
+      change.kind,
+      new Date(change.at),
+      change.evidence,
+      change.backupChannels ?? [],
+    ],
+  );
+  return rows[0]!.id;
+}
+
+async function resolveCause(db: Queryable, change: CauseChange): Promise<string> {
+  const { rows } = await db.query<{ id: string }>(
+    `UPDATE forewarn.incidents SET resolved_at = $4, resolve_evidence = $5
+      WHERE detector = $1 AND subject_key = $2 AND kind = $3 AND resolved_at IS NULL
+      RETURNING id`,
+    [change.detector, change.subjectKey, change.kind, new Date(change.at), change.evidence],
+  );
+  if (!rows[0])
+    throw new Error(`no open ${change.kind} cause for ${change.detector} ${change.subjectKey} to resolve`);
+  return rows[0].id;
+}
+
+async function openCauseId(db: Queryable, change: CauseChange): Promise<string> {
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT id FROM forewarn.incidents
+      WHERE detector = $1 AND subject_key = $2 AND kind = $3 AND resolved_at IS NULL`,
+    [change.detector, change.subjectKey, change.kind],
+  );
+  if (!rows[0])
+    throw new Error(
+      `no open ${change.kind} cause for ${change.detector} ${change.subjectKey} to record a ${change.type} event of`,
+    );
+  return rows[0].id;
+}
+
+/** The open causes of a detector, by subject key (a watcher's recorder reads them to resume). */
+export async function readOpenCauses(
+  db: Queryable,
+  detector: string,
+  subjectKeys: readonly string[],
+): Promise<Array<{ id: string; subjectKey: string; kind: string; openedAt: number }>> {
+  const { rows } = await db.query<{ id: string; subject_key: string; kind: string; opened_at: Date }>(
+    `SELECT id, subject_key, kind, opened_at FROM forewarn.incidents
+      WHERE detector = $1 AND subject_key = ANY ($2::text[]) AND resolved_at IS NULL`,
+    [detector, subjectKeys],
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    subjectKey: r.subject_key,
+    kind: r.kind,
+    openedAt: r.opened_at.getTime(),
+  }));
+}
+
+/**
+ * Detector state per subject (forewarn.subject_state): the states of the given subjects; a subject
+ * without a row is absent from the map.
+ */
+export async function readSubjectStates<S>(
+  db: Queryable,
+  detector: string,
+  subjectKeys: readonly string[],
+): Promise<Map<string, S>> {
+  if (subjectKeys.length === 0) return new Map();
+  const { rows } = await db.query<{ subject_key: string; state: S }>(
+    `SELECT subject_key, state FROM forewarn.subject_state WHERE detector = $1 AND subject_key = ANY ($2::text[])`,
+    [detector, subjectKeys],
+  );
+  return new Map(rows.map((r) => [r.subject_key, r.state]));
+}
+
+/** A page of a detector's subject states, in subject-key order after `after`. */
+export async function readSubjectStatePage<S>(
+  db: Queryable,
+  detector: string,
+  after: string | null,
+  limit: number,
+): Promise<Array<{ subjectKey: string; state: S }>> {
+  const { rows } = await db.query<{ subject_key: string; state: S }>(
+    `SELECT subject_key, state FROM forewarn.subject_state
+      WHERE detector = $1 AND ($2::text IS NULL OR subject_key > $2)
+      ORDER BY subject_key LIMIT $3`,
+    [detector, after, limit],
+  );
+  return rows.map((r) => ({ subjectKey: r.subject_key, state: r.state }));
+}
+
+/** Writes the given subjects' states (null deletes the row: the subject has nothing to remember). */
+export async function saveSubjectStates<S>(
+  db: Queryable,
+  detector: string,
+  states: ReadonlyArray<{ subjectKey: string; state: S | null }>,
+): Promise<void> {
+  const kept = states.filter((s) => s.state !== null);
+  const dropped = states.filter((s) => s.state === null).map((s) => s.subjectKey);
+  if (kept.length > 0)
+    await db.query(
+      `INSERT INTO forewarn.subject_state (detector, subject_key, state)
+       SELECT $1, s.k, s.s FROM jsonb_to_recordset($2::jsonb) AS s(k text, s jsonb)
+       ON CONFLICT (detector, subject_key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()`,
+      [detector, JSON.stringify(kept.map((s) => ({ k: s.subjectKey, s: s.state })))],
+    );
+  if (dropped.length > 0)
+    await db.query(
+      'DELETE FROM forewarn.subject_state WHERE detector = $1 AND subject_key = ANY ($2::text[])',
+      [detector, dropped],
+    );
 }
 
 export async function recordDetectorRun(

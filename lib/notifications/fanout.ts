@@ -7,7 +7,8 @@
 // fan-out (which starts after the resolve) reads everyone who was warned.
 import type { Config } from '../config/schema.ts';
 import { inTransaction, type Pool } from '../db/pool.ts';
-import { lockIncidentIfOpen, type IncidentEventPayload } from '../incidents/store.ts';
+import { lockIncidentIfOpen } from '../incidents/store.ts';
+import type { IncidentChange } from '../../detectors/payment-health/index.ts';
 import { signedUrl } from '../links.ts';
 import type { Logger } from '../logger.ts';
 import { readAhead } from '../read-ahead.ts';
@@ -39,7 +40,7 @@ export interface FanoutContext {
   templates: () => Promise<TemplateStore>;
 }
 
-export type { IncidentEventPayload } from '../incidents/store.ts';
+export type IncidentEventPayload = IncidentChange & { incidentId: string };
 
 export interface DraftBatch {
   drafts: NotificationDraft[];

@@ -14,7 +14,7 @@ import { enqueueDeliveries } from '../../jobs/deliver-notifications.ts';
 import { enqueueFanouts } from '../../jobs/fanout-incident-event.ts';
 import * as sweepNotifications from '../../jobs/sweep-notifications.ts';
 import { messageIdFor } from '../../lib/channels/email.ts';
-import { recordIncidentChange } from '../../lib/incidents/store.ts';
+import { recordCauseChange } from '../../lib/incidents/store.ts';
 import { insertNotifications, type NotificationDraft } from '../../lib/notifications/store.ts';
 import { QUEUE_NAMES } from '../../lib/queue/queues.ts';
 import { redisOptions } from '../../lib/queue/redis.ts';
@@ -64,6 +64,7 @@ async function openIncident(db: TestDatabase): Promise<string> {
     type: 'opened',
     detector: 'payment-health',
     subject: { channel: 'wechat_pay', region: 'CN-GD' },
+    subjectKey: 'wechat_pay:CN-GD',
     kind: 'failures',
     at: Date.now(),
     evidence: {
@@ -82,8 +83,8 @@ async function openIncident(db: TestDatabase): Promise<string> {
       topErrorCodes: [],
     },
     backupChannels: ['alipay'],
-  } as unknown as Parameters<typeof recordIncidentChange>[1];
-  return (await recordIncidentChange(db.pool, change)).eventId;
+  } as unknown as Parameters<typeof recordCauseChange>[1];
+  return (await recordCauseChange(db.pool, change)).eventId;
 }
 
 interface QueuedJob {

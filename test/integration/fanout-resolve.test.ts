@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type pg from 'pg';
 import { loadConfigFile } from '../../lib/config/load.ts';
 import type { Config } from '../../lib/config/schema.ts';
-import { recordIncidentChange } from '../../lib/incidents/store.ts';
+import { recordCauseChange } from '../../lib/incidents/store.ts';
 import {
   fanOutIncidentEvent,
   type FanoutContext,
@@ -116,15 +116,16 @@ it('a resolve during a long warning fan-out: every warned user gets the recovery
   const openedAt = Date.now() - 60_000;
   const subject = { channel: CHANNEL, region: REGION };
   const evidence = { windowSeconds: 30, attempts: 120, bad: 120, rate: 1, baseline: 0.03 };
-  const opened = await recordIncidentChange(db.pool, {
+  const opened = await recordCauseChange(db.pool, {
     type: 'opened',
     detector: 'payment-health',
     subject,
+    subjectKey: `${CHANNEL}:${REGION}`,
     kind: 'failures',
     at: openedAt,
     evidence,
     backupChannels: ['alipay'],
-  } as unknown as Parameters<typeof recordIncidentChange>[1]);
+  } as unknown as Parameters<typeof recordCauseChange>[1]);
   const { incidentId } = opened;
 
   const warning = fanOutIncidentEvent(ctx, opened.eventId, async () => undefined);
@@ -157,10 +158,11 @@ it('a resolve during a long warning fan-out: every warned user gets the recovery
   let warnedAtResolve: string[] | undefined;
   let recovery: Promise<FanoutResult> | undefined;
   let resolveDone = false;
-  const resolve = recordIncidentChange(db.pool, {
+  const resolve = recordCauseChange(db.pool, {
     type: 'resolved',
     detector: 'payment-health',
     subject,
+    subjectKey: `${CHANNEL}:${REGION}`,
     kind: 'failures',
     openedAt,
     at: Date.now(),
@@ -168,7 +170,7 @@ it('a resolve during a long warning fan-out: every warned user gets the recovery
     evidence,
     openEvidence: evidence,
     backupChannels: ['alipay'],
-  } as unknown as Parameters<typeof recordIncidentChange>[1]).then(async (resolved) => {
+  } as unknown as Parameters<typeof recordCauseChange>[1]).then(async (resolved) => {
     resolveDone = true;
     warnedAtResolve = await usersWith('payment-degraded', incidentId);
     recovery = fanOutIncidentEvent(ctx, resolved.eventId, async () => undefined);

@@ -19,7 +19,7 @@ import { jobIdFor as sweepJobId } from '../../jobs/sweep-notifications.ts';
 import { startDaemon, type Daemon } from '../../lib/daemon.ts';
 import { migrate } from '../../lib/db/migrate.ts';
 import { readEnv } from '../../lib/env.ts';
-import { recordIncidentChange } from '../../lib/incidents/store.ts';
+import { recordCauseChange } from '../../lib/incidents/store.ts';
 import { defaultQueuePrefix } from '../../lib/queue/identity.ts';
 import { referencePlatform, type SimUser } from '../../sim/platform.ts';
 import type { SimAttempt } from '../../sim/traffic.ts';
@@ -158,14 +158,15 @@ describe('a database dropped and recreated under a running Redis', () => {
         type: 'opened',
         detector: 'payment-health',
         subject: { channel: CHANNEL, region: REGION },
+        subjectKey: `${CHANNEL}:${REGION}`,
         kind: 'failures',
         at: Date.now(),
         // The fan-out reads subject, kind, time and backups; the numbers are the detector's
         // (and only ops mail, off here, shows them).
         evidence: { windowSeconds: 30, attempts: 120, bad: 120, rate: 1, baseline: 0.03 },
         backupChannels: ['alipay'],
-      } as unknown as Parameters<typeof recordIncidentChange>[1];
-      const recorded = await recordIncidentChange(pool, change);
+      } as unknown as Parameters<typeof recordCauseChange>[1];
+      const recorded = await recordCauseChange(pool, change);
       const { rows } = await pool.query<{ uid: string }>(
         'SELECT uid FROM forewarn.incident_events WHERE id = $1',
         [recorded.eventId],
