@@ -17,6 +17,9 @@ ALTER TABLE forewarn.incident_events
 ALTER TABLE forewarn.notifications ADD COLUMN category text NOT NULL DEFAULT 'service'
   CHECK (category IN ('service', 'requested', 'promotional', 'security', 'ops'));
 UPDATE forewarn.notifications SET category = 'ops' WHERE audience = 'ops';
+-- Ops alerts that may reach ops as one message (the same region, the same error code): the key
+-- their kind groups them by. Null: never grouped.
+ALTER TABLE forewarn.notifications ADD COLUMN group_key text;
 -- Channels are implementations of one interface (lib/channels/); which ones exist is the code's to say.
 ALTER TABLE forewarn.notifications DROP CONSTRAINT notifications_channel_check;
 ALTER TABLE forewarn.notifications

@@ -35,5 +35,6 @@ export function feedAlertDrafts(
     address,
     locale: config.ops.locale,
     data,
+    category: 'ops' as const,
   }));
 }

@@ -1,6 +1,7 @@
 // forewarn's notification records: one small function per query. PostgreSQL holds the truth;
 // BullMQ only carries ids, so any job can be lost and redone from here.
 import type { Queryable } from '../db/pool.ts';
+import type { Category } from '../messages/kind.ts';
 
 export type DeliveryChannel = 'email' | 'inapp';
 
@@ -16,6 +17,10 @@ export interface NotificationDraft {
   address: string | null;
   locale: string;
   data: Record<string, unknown>;
+  /** The category its kind declares (lib/messages/kind.ts). */
+  category: Category;
+  /** Ops alerts that may be sent as one message share this key (null: never grouped). */
+  groupKey?: string | null;
 }
 
 export interface ClaimedNotification extends NotificationDraft {
@@ -36,9 +41,10 @@ export async function insertNotifications(
   // costs more than the insert itself for a batch of thousands.
   const { rows } = await db.query<{ id: string }>(
     `INSERT INTO forewarn.notifications
-       (dedupe_key, cause, incident_id, kind, channel, audience, user_id, address, locale, data)
-     SELECT d.k, d.c, d.i, d.t, d.ch, d.a, d.u, d.ad, d.l, d.d
-       FROM jsonb_to_recordset($1::jsonb) AS d(k text, c text, i bigint, t text, ch text, a text, u text, ad text, l text, d jsonb)
+       (dedupe_key, cause, incident_id, kind, channel, audience, user_id, address, locale, data, category, group_key)
+     SELECT d.k, d.c, d.i, d.t, d.ch, d.a, d.u, d.ad, d.l, d.d, d.cat, d.g
+       FROM jsonb_to_recordset($1::jsonb)
+         AS d(k text, c text, i bigint, t text, ch text, a text, u text, ad text, l text, d jsonb, cat text, g text)
      ON CONFLICT (dedupe_key) DO NOTHING
      RETURNING id`,
     [
@@ -54,6 +60,8 @@ export async function insertNotifications(
           ad: d.address,
           l: d.locale,
           d: d.data,
+          cat: d.category,
+          g: d.groupKey ?? null,
         })),
       ),
     ],
@@ -120,6 +128,8 @@ export async function claimNotifications(
     data: Record<string, unknown>;
     attempts: number;
     last_error: string | null;
+    category: Category;
+    group_key: string | null;
   }>(
     `WITH stale AS (
        SELECT n.id FROM forewarn.notifications n JOIN forewarn.incidents i ON i.id = n.incident_id
@@ -143,7 +153,7 @@ export async function claimNotifications(
         AND (n.status = 'pending'
              OR (cardinality($1::bigint[]) = 1 AND n.status = 'sending' AND n.claimed_until < now()))
      RETURNING n.id, n.status, n.dedupe_key, n.cause, n.incident_id, n.kind, n.channel, n.audience,
-               n.user_id, n.address, n.locale, n.data, n.attempts, n.last_error`,
+               n.user_id, n.address, n.locale, n.data, n.attempts, n.last_error, n.category, n.group_key`,
     [ids, options.claimSeconds, options.token, options.worker, options.maxAttempts],
   );
   const claimed = rows
@@ -160,6 +170,8 @@ export async function claimNotifications(
       address: r.address,
       locale: r.locale,
       data: r.data,
+      category: r.category,
+      groupKey: r.group_key,
       attempts: r.attempts,
       token: options.token,
     }));

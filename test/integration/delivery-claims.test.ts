@@ -56,6 +56,7 @@ function draft(to: string): NotificationDraft {
     dedupeKey: `test:claims:payment-degraded:email:${userId}`,
     cause: 'test:claims',
     incidentId: null,
+    category: 'service',
     kind: 'payment-degraded',
     channel: 'email',
     audience: 'user',

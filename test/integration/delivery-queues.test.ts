@@ -48,6 +48,7 @@ function userEmail(): NotificationDraft {
     dedupeKey: `test:queues:payment-degraded:email:${userId}`,
     cause: 'test:queues',
     incidentId: null,
+    category: 'service',
     kind: 'payment-degraded',
     channel: 'email',
     audience: 'user',

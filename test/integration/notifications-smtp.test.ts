@@ -92,6 +92,7 @@ function draft(
     dedupeKey: `test:smtp:payment-degraded:${channel}:${userId}`,
     cause: 'test:smtp',
     incidentId: null,
+    category: 'service',
     kind: 'payment-degraded',
     channel,
     audience: 'user',
