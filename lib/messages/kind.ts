@@ -23,6 +23,8 @@ export interface Recipient {
   /** The email address, if the recipient has one. */
   address: string | null;
   locale: string;
+  /** The channels this recipient gets, when narrower than the kind's (those a warning went on). */
+  channels?: readonly string[];
 }
 
 /** One page of an audience, and where the next starts (null: the audience is exhausted). */
@@ -53,6 +55,7 @@ export interface CauseEvent<P extends CauseEventPayload = CauseEventPayload> {
 /** A queued message, as its kind's stale rule sees it when the message's turn comes. */
 export interface QueuedMessage {
   id: string;
+  kind: string;
   causeId: string | null;
   userId: string | null;
   data: Record<string, unknown>;
@@ -104,6 +107,11 @@ export interface MessageKind<
     ctx: Omit<MessageContext, 'db' | 'linkSecret'>,
     messages: readonly QueuedMessage[],
   ) => Promise<Set<string>>;
+  /**
+   * Ops alerts only: alerts with the same key that open within the configured wait reach ops as
+   * one message (Alertmanager's group_by), e.g. a whole region down.
+   */
+  group?: (event: CauseEvent<P>) => string;
   /** The in-app message's link, from its data. */
   link?: (data: Record<string, unknown>) => string | null;
 }

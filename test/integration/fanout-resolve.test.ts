@@ -11,7 +11,7 @@ import { loadConfigFile } from '../../lib/config/load.ts';
 import type { Config } from '../../lib/config/schema.ts';
 import { recordCauseChange } from '../../lib/incidents/store.ts';
 import {
-  fanOutIncidentEvent,
+  fanOutCauseEvent,
   type FanoutContext,
   type FanoutResult,
 } from '../../lib/notifications/fanout.ts';
@@ -128,7 +128,7 @@ it('a resolve during a long warning fan-out: every warned user gets the recovery
   } as unknown as Parameters<typeof recordCauseChange>[1]);
   const { incidentId } = opened;
 
-  const warning = fanOutIncidentEvent(ctx, opened.eventId, async () => undefined);
+  const warning = fanOutCauseEvent(ctx, opened.eventId, async () => undefined);
   warning.catch(() => undefined);
   const recipients = () =>
     count(
@@ -173,7 +173,7 @@ it('a resolve during a long warning fan-out: every warned user gets the recovery
   } as unknown as Parameters<typeof recordCauseChange>[1]).then(async (resolved) => {
     resolveDone = true;
     warnedAtResolve = await usersWith('payment-degraded', incidentId);
-    recovery = fanOutIncidentEvent(ctx, resolved.eventId, async () => undefined);
+    recovery = fanOutCauseEvent(ctx, resolved.eventId, async () => undefined);
     await recovery;
   });
   resolve.catch(() => undefined);
