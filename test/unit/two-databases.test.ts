@@ -53,7 +53,7 @@ describe('no SQL joins the platform database with forewarn’s', () => {
       for (const sql of crossDatabaseQueries(text)) found.push(`${file}: ${sql.slice(0, 120)}`);
     }
     // The scan sees the platform readers' queries (audience, attempts, channels, ...).
-    expect(platformQueries).toBeGreaterThan(5);
+    expect(platformQueries).toBeGreaterThanOrEqual(4);
     expect(found).toEqual([]);
   });
 });
