@@ -62,7 +62,8 @@ export async function removeRestockOptout(db: Queryable, key: RestockKey): Promi
 
 /**
  * One page of a product's requests in wave order, (requestedAt, userId) ascending, after `after`
- * (null: from the first). A cursor of { requestedAt: t, userId: '' } starts after time t.
+ * (null: from the first). A cursor of { requestedAt: t, userId: '' } starts at time t: the
+ * requests made at t or later (timestamps are whole milliseconds, so t + 1 means after t).
  */
 export async function readRestockRequestPage(
   db: Queryable,
