@@ -427,6 +427,28 @@ describe('the server', () => {
   });
 });
 
+describe('listening', () => {
+  it('on a port that is taken fails with FW_HTTP_LISTEN, naming the variables', async () => {
+    const port = Number(new URL(http.address).port);
+    const deps = {
+      db: forewarn.pool,
+      platformDb: platform.pool,
+      platformSchema: 'platform',
+      linkSecret: LINK_SECRET,
+      logger: captureLogs('silent').logger,
+      now: () => NOW_MS,
+    };
+    await expect(startHttpServer(deps, { host: '127.0.0.1', port })).rejects.toMatchObject({
+      code: 'FW_HTTP_LISTEN',
+      message: expect.stringMatching(
+        new RegExp(
+          `^the HTTP role cannot listen on 127\\.0\\.0\\.1:${port} \\(FOREWARN_HTTP_HOST, FOREWARN_HTTP_PORT\\): .*EADDRINUSE`,
+        ),
+      ),
+    });
+  });
+});
+
 describe('forewarn start --role http', () => {
   const daemons = new Daemons();
 

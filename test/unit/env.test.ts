@@ -227,6 +227,7 @@ describe('checkProductionEnv', () => {
 
   it('is a list: an HTTP route that needs a secret plugs in by naming itself', () => {
     const withRoute: ProductionRequirement[] = [
+      ...PRODUCTION_REQUIREMENTS,
       {
         variable: 'FOREWARN_LINK_SECRET',
         expected: 'the secret that signed the links',
@@ -234,7 +235,7 @@ describe('checkProductionEnv', () => {
         isSet: (env) => env.linkSecret !== undefined,
       },
     ];
-    const env = production({ SMTP_URL: 'smtp://mail:25' });
+    const env = production({ SMTP_URL: 'smtp://mail:25', FOREWARN_PUBLIC_URL: 'https://notify.example.com' });
     expect(missing(env, ['http', 'http:GET /healthz'], withRoute)).toEqual([]);
     expect(missing(env, ['http', 'http:POST /restock/subscribe'], withRoute)).toEqual([
       'environment variable FOREWARN_LINK_SECRET: required with NODE_ENV=production by the HTTP route POST /restock/subscribe: expected the secret that signed the links, got nothing',
