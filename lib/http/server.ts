@@ -56,6 +56,18 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
   );
   addSecurityHeaders(server);
 
+  // Closing stops accepting connections and closes the idle ones; a keep-alive connection whose
+  // request is still in flight would stay open after its response and hold the close until the
+  // grace period runs out. Responses sent while closing therefore close their connection.
+  let closing = false;
+  server.addHook('preClose', async () => {
+    closing = true;
+  });
+  server.addHook('onSend', async (_request, reply, payload) => {
+    if (closing) reply.header('connection', 'close');
+    return payload;
+  });
+
   server.addHook('onResponse', async (request, reply) => {
     request.log.info(
       {

@@ -276,7 +276,7 @@ describe('a refused link changes nothing', () => {
       expect(get.headers.get('referrer-policy')).toBe('no-referrer');
       expect(await get.text()).not.toContain('<form');
 
-      const form = value === undefined ? {} : { token: value };
+      const form: Record<string, string> = value === undefined ? {} : { token: value };
       const html = await post('/restock/subscribe', form);
       expect(html.status).toBe(status);
       const json = await post('/restock/subscribe', form, { accept: 'application/json' });
@@ -452,10 +452,25 @@ describe('listening', () => {
 describe('forewarn start --role http', () => {
   const daemons = new Daemons();
 
-  it('serves on FOREWARN_HTTP_HOST:FOREWARN_HTTP_PORT and stops on SIGTERM', async () => {
+  it('serves on FOREWARN_HTTP_HOST:FOREWARN_HTTP_PORT; on SIGTERM it finishes the request in flight and exits 0', async () => {
     const db = await createTestDatabase();
     const redis = await createTestRedisPrefix();
     try {
+      // The platform in the same database this time, its products behind a view that takes a
+      // second and a half to read: a page request is still in flight when SIGTERM arrives.
+      const client = await db.pool.connect();
+      try {
+        await createPlatformSchema(client, 'platform');
+        await client.query(
+          `INSERT INTO platform.products (id, name, stock, updated_at) VALUES ('p1', 'Slow card', 0, now())`,
+        );
+        await client.query('ALTER TABLE platform.products RENAME TO products_t');
+        await client.query(
+          'CREATE VIEW platform.products AS SELECT p.* FROM platform.products_t p, pg_sleep(1.5)',
+        );
+      } finally {
+        client.release();
+      }
       const daemon = daemons.start(
         {
           DATABASE_URL: db.url,
@@ -473,10 +488,23 @@ describe('forewarn start --role http', () => {
       expect(address).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       const health = await fetch(new URL('/healthz', address));
       expect(await health.json()).toEqual({ status: 'ok' });
+
+      const url = restockSubscribeUrl({
+        publicUrl: address,
+        secret: LINK_SECRET,
+        userId: ZH,
+        productId: 'p1',
+        expiresAt: Math.floor(Date.now() / 1000) + DAY,
+      });
+      const inFlight = fetch(url);
+      await new Promise((resolve) => setTimeout(resolve, 400));
       daemon.signal('SIGTERM');
+      const page = await inFlight;
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('「Slow card」');
       expect((await daemon.waitForExit(30_000)).code).toBe(0);
       await expect(fetch(new URL('/healthz', address))).rejects.toThrow();
-      expect(daemon.logged('forewarn stopped')).toHaveLength(1);
+      expect(daemon.logged('forewarn stopped')).toEqual([expect.objectContaining({ forced: false })]);
     } finally {
       await daemons.killAll();
       await redis.cleanup();
