@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   checkProductionEnv,
   PRODUCTION_REQUIREMENTS,
+  publicUrlOf,
   readEnv,
   redactUrl,
   type ProductionRequirement,
@@ -42,6 +43,11 @@ describe('readEnv defaults', () => {
     expect(env.smtpUrl).toBeUndefined();
     expect(env.emailTransport).toBe('default-outbox');
     expect(env.outboxDir).toBe('./outbox');
+    // The HTTP role on the loopback interface; public links point at it in development.
+    expect(env.httpHost).toBe('127.0.0.1');
+    expect(env.httpPort).toBe(8787);
+    expect(env.publicUrl).toBeUndefined();
+    expect(publicUrlOf(env)).toBe('http://127.0.0.1:8787');
   });
 
   it('empty strings count as unset', () => {
@@ -69,6 +75,9 @@ describe('readEnv defaults', () => {
       SMTP_URL: 'smtps://mailer:pw@smtp.internal:465',
       FOREWARN_OUTBOX: '/var/spool/forewarn',
       FOREWARN_LINK_SECRET: 'l'.repeat(40),
+      FOREWARN_HTTP_HOST: '0.0.0.0',
+      FOREWARN_HTTP_PORT: '9000',
+      FOREWARN_PUBLIC_URL: 'https://notify.example.com/fw',
     });
     expect(env).toEqual({
       databaseUrl: 'postgres://a@h1/db1',
@@ -83,7 +92,20 @@ describe('readEnv defaults', () => {
       emailTransport: 'smtp',
       outboxDir: '/var/spool/forewarn',
       linkSecret: 'l'.repeat(40),
+      httpHost: '0.0.0.0',
+      httpPort: 9000,
+      publicUrl: 'https://notify.example.com/fw',
     });
+    expect(publicUrlOf(env)).toBe('https://notify.example.com/fw');
+  });
+
+  it("public links: FOREWARN_PUBLIC_URL, or in development the HTTP role's own address", () => {
+    expect(publicUrlOf(readEnv({ FOREWARN_HTTP_HOST: '::1', FOREWARN_HTTP_PORT: '8080' }))).toBe(
+      'http://[::1]:8080',
+    );
+    expect(() => publicUrlOf(readEnv({ NODE_ENV: 'production' }))).toThrow(
+      /^environment variable FOREWARN_PUBLIC_URL: required with NODE_ENV=production to build public links: expected the http\(s\) URL/,
+    );
   });
 
   it('refuses a link secret too short to be one, without echoing it', () => {
@@ -213,16 +235,35 @@ describe('checkProductionEnv', () => {
         isSet: (env) => env.linkSecret !== undefined,
       },
     ];
-    const env = production({ SMTP_URL: 'smtp://mail:25' });
+    const env = production({ SMTP_URL: 'smtp://mail:25', FOREWARN_PUBLIC_URL: 'https://notify.example.com' });
     expect(missing(env, ['http', 'http:GET /healthz'], withRoute)).toEqual([]);
     expect(missing(env, ['http', 'http:POST /restock/subscribe'], withRoute)).toEqual([
       'environment variable FOREWARN_LINK_SECRET: required with NODE_ENV=production by the HTTP route POST /restock/subscribe: expected the secret that signed the links, got nothing',
     ]);
   });
+
+  it('the HTTP role needs the public URL, and its restock routes the link secret', () => {
+    const parts = ['http', 'http:/healthz', 'http:/restock/subscribe', 'http:/restock/stop'];
+    expect(missing(production(), parts)).toEqual([
+      'environment variable FOREWARN_LINK_SECRET: required with NODE_ENV=production by the HTTP route /restock/subscribe and the HTTP route /restock/stop: ' +
+        'expected at least 32 characters, the same on every replica and known to the platform ' +
+        '(it signs the links in messages; a secret made up per process signs links nobody can verify), got nothing',
+      "environment variable FOREWARN_PUBLIC_URL: required with NODE_ENV=production by the http role: expected the http(s) URL where users reach forewarn's HTTP role, e.g. https://notify.example.com (links in messages point there), got nothing",
+    ]);
+    const set = { FOREWARN_LINK_SECRET: SECRET, FOREWARN_PUBLIC_URL: 'https://notify.example.com' };
+    expect(missing(production(set), parts)).toEqual([]);
+    // SMTP is the notifications role's: an HTTP-only replica does not need it.
+    expect(
+      missing(production({ FOREWARN_PUBLIC_URL: 'https://n.example.com' }), ['http', 'http:/healthz']),
+    ).toEqual([]);
+  });
 });
 
 describe('readEnv refuses invalid values', () => {
   it.each([
+    ['FOREWARN_HTTP_PORT', `port-${PASSWORD}`],
+    ['FOREWARN_HTTP_PORT', '70000'],
+    ['FOREWARN_PUBLIC_URL', `ftp://u:${PASSWORD}@files.example.com`],
     ['DATABASE_URL', `mysql://forewarn:${PASSWORD}@db.internal/forewarn`],
     ['DATABASE_URL', `postgres//forewarn:${PASSWORD}@db.internal/forewarn`],
     ['PLATFORM_DATABASE_URL', `https://reader:${PASSWORD}@replica.internal/shop`],
