@@ -179,7 +179,8 @@ export const PRODUCTION_REQUIREMENTS: readonly ProductionRequirement[] = [
   {
     variable: 'FOREWARN_PUBLIC_URL',
     expected: PUBLIC_URL_EXPECTED,
-    neededBy: ['http'],
+    // The notifications role builds the restock links that messages carry.
+    neededBy: ['notifications', 'http'],
     isSet: (env) => env.publicUrl !== undefined,
   },
 ];

@@ -41,6 +41,8 @@ export interface MessageContext {
   logger: Logger;
   /** Signs links that act on an account. */
   linkSecret: string;
+  /** The base of public links to forewarn's HTTP role (FOREWARN_PUBLIC_URL). */
+  publicUrl: string;
 }
 
 /** A cause event as fan-out hands it to a kind: its payload, type and number, and the event's time. */

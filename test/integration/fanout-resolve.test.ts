@@ -10,11 +10,7 @@ import type pg from 'pg';
 import { loadConfigFile } from '../../lib/config/load.ts';
 import type { Config } from '../../lib/config/schema.ts';
 import { recordCauseChange } from '../../lib/incidents/store.ts';
-import {
-  fanOutCauseEvent,
-  type FanoutContext,
-  type FanoutResult,
-} from '../../lib/notifications/fanout.ts';
+import { fanOutCauseEvent, type FanoutContext, type FanoutResult } from '../../lib/notifications/fanout.ts';
 import { TemplateStore } from '../../lib/templates/store.ts';
 import { createPlatform, SHIPPED_CONFIG } from '../support/daemon.ts';
 import { LINK_SECRET } from '../support/notifications.ts';
@@ -91,6 +87,7 @@ async function fanoutContext(): Promise<FanoutContext> {
     config: () => config,
     logger: captureLogs('warn').logger,
     linkSecret: LINK_SECRET,
+    publicUrl: 'https://forewarn.example.com',
     templates: () => templates,
   };
 }

@@ -186,9 +186,9 @@ describe('checkProductionEnv', () => {
     expect(missing(readEnv({}), ['scheduler', 'detection', 'notifications'])).toEqual([]);
   });
 
-  it('production without SMTP_URL and FOREWARN_LINK_SECRET names both, with what they expect', () => {
+  it('production without SMTP_URL, FOREWARN_LINK_SECRET and FOREWARN_PUBLIC_URL names each, with what it expects', () => {
     const lines = missing(production(), ['scheduler', 'detection', 'notifications']);
-    expect(lines).toHaveLength(2);
+    expect(lines).toHaveLength(3);
     expect(lines[0]).toBe(
       'environment variable SMTP_URL: required with NODE_ENV=production by the notifications role: ' +
         'expected smtp://user:pass@host:587 or smtps://user:pass@host:465 (email is sent there), ' +
@@ -197,10 +197,16 @@ describe('checkProductionEnv', () => {
     expect(lines[1]).toMatch(
       /^environment variable FOREWARN_LINK_SECRET: required with NODE_ENV=production by the notifications role: expected at least 32 characters, .*got nothing$/,
     );
+    // The restock links in messages point at the HTTP role's public address.
+    expect(lines[2]).toMatch(
+      /^environment variable FOREWARN_PUBLIC_URL: required with NODE_ENV=production by the notifications role: expected the http\(s\) URL .*got nothing$/,
+    );
   });
 
   it('production takes an SMTP server or the outbox chosen explicitly, with a link secret', () => {
     const parts = ['notifications'];
+    const production = (extra: NodeJS.ProcessEnv = {}) =>
+      readEnv({ NODE_ENV: 'production', FOREWARN_PUBLIC_URL: 'https://notify.example.com', ...extra });
     expect(missing(production({ SMTP_URL: 'smtp://mail:25', FOREWARN_LINK_SECRET: SECRET }), parts)).toEqual(
       [],
     );
@@ -216,12 +222,12 @@ describe('checkProductionEnv', () => {
 
   it('checks only what the parts that run need', () => {
     expect(missing(production(), ['scheduler', 'detection'])).toEqual([]);
-    expect(missing(production({ FOREWARN_LINK_SECRET: SECRET }), ['notifications'])).toHaveLength(1);
+    expect(missing(production({ FOREWARN_LINK_SECRET: SECRET }), ['notifications'])).toHaveLength(2);
   });
 
   it('never echoes a value that is set', () => {
     const lines = missing(production({ SMTP_URL: `smtp://u:${PASSWORD}@mail:587` }), ['notifications']);
-    expect(lines).toHaveLength(1);
+    expect(lines).toHaveLength(2);
     expect(lines.join('\n')).not.toContain(PASSWORD);
   });
 
