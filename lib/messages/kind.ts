@@ -106,4 +106,6 @@ export interface MessageKind<
   ) => Promise<Set<string>>;
   /** The in-app message's link, from its data. */
   link?: (data: Record<string, unknown>) => string | null;
+  /** Ops alerts: messages of this kind with one key (`region:CN-GD`) go out as one email (ops-groups.ts). */
+  group?: (event: CauseEvent<P>) => string;
 }
