@@ -374,12 +374,16 @@ export const templateKinds = {
         {
           subject: '[forewarn] OPENED failures on alipay in CN-GD: 96/101 bad (95%, normally 2%)',
           paragraphs: [
-            ['Incident 1843 opened by payment-health: failed and timed-out payments on 支付宝 (alipay) in CN-GD.'],
+            [
+              'Incident 1843 opened by payment-health: failed and timed-out payments on 支付宝 (alipay) in CN-GD.',
+            ],
           ],
         },
         {
           subject: '[forewarn] OPENED slow on unionpay in CN-GD: 41/117 slow (35%, normally 1%)',
-          paragraphs: [['Incident 1844 opened by payment-health: slow confirmations on 云闪付 (unionpay) in CN-GD.']],
+          paragraphs: [
+            ['Incident 1844 opened by payment-health: slow confirmations on 云闪付 (unionpay) in CN-GD.'],
+          ],
         },
       ],
     },
@@ -391,7 +395,10 @@ export const templateKinds = {
         count: 2,
         waitSeconds: 0,
         alerts: [
-          { subject: '[forewarn] BANK_DECLINED: 12 in 7 days', paragraphs: [['BANK_DECLINED reached 12 in 7 days.']] },
+          {
+            subject: '[forewarn] BANK_DECLINED: 12 in 7 days',
+            paragraphs: [['BANK_DECLINED reached 12 in 7 days.']],
+          },
           { subject: '[forewarn] BANK_DECLINED surging', paragraphs: [] },
         ],
       },

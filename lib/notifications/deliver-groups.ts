@@ -54,7 +54,7 @@ export async function deliverOpsGroups(
         await lockGroup(client, group);
         const state = await readGroupState(client, group, config.ops.groupWaitSeconds);
         if (!state) return null;
-        if (state.dueAt > state.now) {
+        if (!state.due) {
           const ids = await holdGroup(client, state.ids, state.dueAt);
           return { kind: 'held' as const, held: { ids, dueAt: state.dueAt, now: state.now } };
         }
@@ -188,7 +188,10 @@ async function recordSendFailure(
         retryAt = Math.max(retryAt, at);
       }
     } else {
-      failures.push({ ...ref, reason: retryable ? `gave up after ${n.attempts} attempts: ${reason}` : reason });
+      failures.push({
+        ...ref,
+        reason: retryable ? `gave up after ${n.attempts} attempts: ${reason}` : reason,
+      });
     }
   }
   const failed = await markFailed(ctx.db, failures);
@@ -228,7 +231,10 @@ export function groupEmail(
     text: message.text,
     html: message.html ?? '',
     // Stable for the same members: a group sent again after a crash is recognisable as the same.
-    messageId: messageIdFor(`ops-group:${members.map((m) => m.n.dedupeKey).join(' ')}`, options.messageIdDomain),
+    messageId: messageIdFor(
+      `ops-group:${members.map((m) => m.n.dedupeKey).join(' ')}`,
+      options.messageIdDomain,
+    ),
   };
 }
 

@@ -50,21 +50,25 @@ const GROUP_LOCK_CLASS = 0x6f707367; // "opsg"
  * is never split between two emails. Two groups whose hashes meet only wait for each other.
  */
 export async function lockGroup(db: Queryable, group: OpsGroup): Promise<void> {
-  await db.query(
-    `SELECT pg_advisory_xact_lock($1, hashtext($2 || chr(31) || $3 || chr(31) || $4))`,
-    [GROUP_LOCK_CLASS, group.groupKey, group.kind, group.address],
-  );
+  await db.query(`SELECT pg_advisory_xact_lock($1, hashtext($2 || chr(31) || $3 || chr(31) || $4))`, [
+    GROUP_LOCK_CLASS,
+    group.groupKey,
+    group.kind,
+    group.address,
+  ]);
 }
 
 export interface GroupState {
   /** The group's live members, by id: pending, or claimed by a claim that ran out. */
   ids: string[];
+  /** Whether the group goes out now (by the database's clock, which claims compare with). */
+  due: boolean;
   /**
-   * When the group goes out (epoch ms, the database's clock): its first fresh member's creation
-   * plus the wait, a member's retry time, or now for a claim that ran out, whichever is first.
+   * When the group goes out (epoch ms, rounded up): its first fresh member's creation plus the
+   * wait, a member's retry time, or now for a claim that ran out, whichever is first.
    */
   dueAt: number;
-  /** The database's clock when this was read. */
+  /** The database's clock when this was read (epoch ms). */
   now: number;
 }
 
@@ -74,21 +78,23 @@ export async function readGroupState(
   group: OpsGroup,
   waitSeconds: number,
 ): Promise<GroupState | null> {
-  const { rows } = await db.query<{ ids: string[] | null; due_at: number | null; now: number }>(
-    `SELECT array_agg(id ORDER BY id)::text[] AS ids,
-            (extract(epoch FROM min(CASE
-               WHEN status = 'sending' THEN now()
-               WHEN attempts = 0 THEN greatest(next_attempt_at, created_at + make_interval(secs => $4))
-               ELSE next_attempt_at END)) * 1000)::float8 AS due_at,
+  const { rows } = await db.query<{ ids: string[] | null; due: boolean; due_at: number | null; now: number }>(
+    `SELECT ids, due_at <= now() AS due,
+            (extract(epoch FROM due_at) * 1000)::float8 AS due_at,
             (extract(epoch FROM now()) * 1000)::float8 AS now
-       FROM forewarn.notifications
-      WHERE group_key = $1 AND kind = $2 AND lower(address) = $3
-        AND (status = 'pending' OR (status = 'sending' AND claimed_until < now()))`,
+       FROM (SELECT array_agg(id ORDER BY id)::text[] AS ids,
+                    min(CASE
+                      WHEN status = 'sending' THEN now()
+                      WHEN attempts = 0 THEN greatest(next_attempt_at, created_at + make_interval(secs => $4))
+                      ELSE next_attempt_at END) AS due_at
+               FROM forewarn.notifications
+              WHERE group_key = $1 AND kind = $2 AND lower(address) = $3
+                AND (status = 'pending' OR (status = 'sending' AND claimed_until < now()))) g`,
     [group.groupKey, group.kind, group.address, waitSeconds],
   );
   const r = rows[0];
   if (!r?.ids || r.due_at === null) return null;
-  return { ids: r.ids, dueAt: Math.ceil(r.due_at), now: r.now };
+  return { ids: r.ids, due: r.due, dueAt: Math.ceil(r.due_at), now: r.now };
 }
 
 /**
