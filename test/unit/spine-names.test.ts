@@ -27,6 +27,8 @@ const SPINE_MODULES = [
   'lib/notifications/store.ts',
   'lib/notifications/render.ts',
   'lib/notifications/lease.ts',
+  'lib/notifications/ops-groups.ts',
+  'lib/notifications/deliver-groups.ts',
   'lib/channels/email.ts',
   'lib/queue/queues.ts',
   'lib/queue/identity.ts',
