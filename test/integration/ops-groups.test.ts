@@ -11,8 +11,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Queue } from 'bullmq';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { enqueueDeliveries } from '../../jobs/deliver-notifications.ts';
+import * as deliverOpsAlerts from '../../jobs/deliver-ops-alerts.ts';
 import * as sweepNotifications from '../../jobs/sweep-notifications.ts';
 import { messageIdFor, type EmailSender } from '../../lib/channels/email.ts';
 import type { AppContext } from '../../lib/context.ts';
@@ -25,6 +27,7 @@ import {
   markSent,
   type NotificationDraft,
 } from '../../lib/notifications/store.ts';
+import { redisOptions } from '../../lib/queue/redis.ts';
 import { templateKinds } from '../../templates/kinds.ts';
 import { createPlatform } from '../support/daemon.ts';
 import {
@@ -36,6 +39,7 @@ import {
 import {
   createTestDatabase,
   createTestRedisPrefix,
+  REDIS_URL,
   waitFor,
   type TestDatabase,
 } from '../support/services.ts';
@@ -135,7 +139,13 @@ afterAll(async () => {
 async function setUp(
   name: string,
   options: { waitSeconds: number; worker?: boolean; retry?: object },
-): Promise<{ db: TestDatabase; smtp: TestSmtpServer; pipeline: InProcessPipeline }> {
+): Promise<{
+  db: TestDatabase;
+  smtp: TestSmtpServer;
+  pipeline: InProcessPipeline;
+  start: () => Promise<InProcessPipeline>;
+  prefix: string;
+}> {
   const db = await createTestDatabase();
   cleanups.push(() => db.drop());
   await createPlatform(db.pool);
@@ -151,15 +161,19 @@ async function setUp(
       ...(options.retry ? { retry: options.retry } : {}),
     },
   });
-  const pipeline = await startInProcess({
-    databaseUrl: db.url,
-    prefix: redis.prefix,
-    configPath,
-    smtpUrl: smtp.url,
-    ...(options.worker === false ? { worker: false } : {}),
-  });
-  cleanups.push(() => pipeline.close());
-  return { db, smtp, pipeline };
+  const start = async (worker = true) => {
+    const pipeline = await startInProcess({
+      databaseUrl: db.url,
+      prefix: redis.prefix,
+      configPath,
+      smtpUrl: smtp.url,
+      ...(worker ? {} : { worker: false }),
+    });
+    cleanups.push(() => pipeline.close());
+    return pipeline;
+  };
+  const pipeline = await start(options.worker !== false);
+  return { db, smtp, pipeline, start: () => start(true), prefix: redis.prefix };
 }
 
 describe('ops alerts of one group within the wait', () => {
@@ -296,6 +310,55 @@ describe('ops alerts of one group within the wait', () => {
     await sleep(500);
     expect(toOps(smtp).map((m) => m.subject)).toEqual(['[forewarn] 3 alerts for region CN-GD']);
     expect((await rows(db, ids)).map((r) => r.attempts)).toEqual([2, 2, 2]);
+  }, 60_000);
+});
+
+describe('a held group whose job Redis lost', () => {
+  it('keeps its wait in the rows; the sweeper finds it once due, and it goes out as one email', async () => {
+    const WAIT = 2;
+    const { db, smtp, pipeline, start, prefix } = await setUp('lost-job', {
+      waitSeconds: WAIT,
+      worker: false,
+    });
+    const ids: string[] = [];
+    for (const channel of CHANNELS.slice(0, 3)) {
+      const [id] = await insertNotifications(db.pool, [opsAlert('CN-GD', channel)]);
+      ids.push(id!);
+      // The alert's own job, run here: it holds the group and queues a job for when it is due.
+      const result = await deliverOpsAlerts.handle({ ids: [id!] }, pipeline.ctx);
+      expect(result).toMatchObject({ claimed: 0, sent: 0, held: ids.length });
+    }
+    const held = await rows(db, ids);
+    const due = held[0]!.created_at + WAIT * 1000;
+    for (const row of held) {
+      expect(row.status).toBe('pending');
+      expect(Math.abs(row.next_attempt_at - due)).toBeLessThan(2);
+    }
+    const queue = new Queue('ops-alerts', { connection: redisOptions(REDIS_URL), prefix });
+    try {
+      const delayed = await queue.getJobs(['delayed'], 0, -1);
+      // One job for the group, whichever alert queued it, due when the group is.
+      expect(delayed.map((j) => (j.data as { ids: string[] }).ids)).toEqual([[ids[0]]]);
+      expect(delayed[0]!.timestamp + delayed[0]!.delay).toBeGreaterThanOrEqual(due);
+      // Redis loses it (a flush, a failover without persistence).
+      await queue.obliterate({ force: true });
+    } finally {
+      await queue.close();
+    }
+    // Time passes beyond the wait and the sweeper's staleSeconds: the rows say the group is due.
+    await db.pool.query(
+      `UPDATE forewarn.notifications SET created_at = created_at - interval '10 minutes',
+              next_attempt_at = next_attempt_at - interval '10 minutes' WHERE id = ANY ($1::bigint[])`,
+      [ids],
+    );
+    const swept = await sweepNotifications.handle({ tickAt: new Date().toISOString() }, pipeline.ctx);
+    expect(swept.deliveries).toBe(ids.length);
+    await start();
+    await waitFor('all sent', async () => (await rows(db, ids)).every((r) => r.status === 'sent'), {
+      timeoutMs: 15_000,
+    });
+    await sleep(500);
+    expect(toOps(smtp).map((m) => m.subject)).toEqual(['[forewarn] 3 alerts for region CN-GD']);
   }, 60_000);
 });
 
