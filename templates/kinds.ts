@@ -327,6 +327,94 @@ export const templateKinds = {
       },
     },
   }),
+
+  'ops-alert-group': defineKind({
+    audience: 'ops',
+    description:
+      'Ops alerts of one group (the same region, the same error code) that came within notifications.ops.groupWaitSeconds of the first, as one email listing each with its own subject and text.',
+    channels: ['email'],
+    schema: z
+      .object({
+        /** The key the alerts share, e.g. `region:CN-GD`, `code:BANK_DECLINED`. */
+        groupKey: z.string().min(1),
+        /** What they share (the key before its colon: `region`, `code`); null for a key without one. */
+        groupBy: z.string().min(1).nullable(),
+        /** The shared value (the key after its colon; the whole key when groupBy is null). */
+        groupValue: z.string().min(1),
+        count: z.number().int().min(2),
+        /** notifications.ops.groupWaitSeconds when the group went out. */
+        waitSeconds: z.number().int().nonnegative(),
+        /** Each alert as its own template rendered it: its subject, and its text's paragraphs, line by line. */
+        alerts: z
+          .array(
+            z
+              .object({ subject: z.string().min(1), paragraphs: z.array(z.array(z.string().min(1)).min(1)) })
+              .strict(),
+          )
+          .min(2),
+      })
+      .strict(),
+    sample: {
+      groupKey: 'region:CN-GD',
+      groupBy: 'region',
+      groupValue: 'CN-GD',
+      count: 3,
+      waitSeconds: 30,
+      alerts: [
+        {
+          subject: '[forewarn] OPENED failures on wechat_pay in CN-GD: 117/117 bad (100%, normally 3%)',
+          paragraphs: [
+            [
+              'Incident 1842 opened by payment-health: failed and timed-out payments on 微信支付 (wechat_pay) in CN-GD.',
+            ],
+            ['Opened at: 2026-11-22T09:51:05.000Z (2026-11-22 17:51:05 Beijing time)'],
+            ['Dashboard:', 'https://ops.example.com/forewarn/incidents/1842'],
+          ],
+        },
+        {
+          subject: '[forewarn] OPENED failures on alipay in CN-GD: 96/101 bad (95%, normally 2%)',
+          paragraphs: [
+            [
+              'Incident 1843 opened by payment-health: failed and timed-out payments on 支付宝 (alipay) in CN-GD.',
+            ],
+          ],
+        },
+        {
+          subject: '[forewarn] OPENED slow on unionpay in CN-GD: 41/117 slow (35%, normally 1%)',
+          paragraphs: [
+            ['Incident 1844 opened by payment-health: slow confirmations on 云闪付 (unionpay) in CN-GD.'],
+          ],
+        },
+      ],
+    },
+    variants: {
+      'an error code, no wait': {
+        groupKey: 'code:BANK_DECLINED',
+        groupBy: 'code',
+        groupValue: 'BANK_DECLINED',
+        count: 2,
+        waitSeconds: 0,
+        alerts: [
+          {
+            subject: '[forewarn] BANK_DECLINED: 12 in 7 days',
+            paragraphs: [['BANK_DECLINED reached 12 in 7 days.']],
+          },
+          { subject: '[forewarn] BANK_DECLINED surging', paragraphs: [] },
+        ],
+      },
+      'a key without a colon': {
+        groupKey: 'nightly-batch',
+        groupBy: null,
+        groupValue: 'nightly-batch',
+        count: 2,
+        waitSeconds: 120,
+        alerts: [
+          { subject: 'first', paragraphs: [['one', 'two'], ['three']] },
+          { subject: 'second', paragraphs: [] },
+        ],
+      },
+    },
+  }),
 } as const;
 
 export type TemplateKind = keyof typeof templateKinds;

@@ -138,7 +138,8 @@ export const opsIncidentOpened: MessageKind<PaymentEventPayload, ChannelNames> =
     event.payload.type === 'opened'
       ? { ...opsBase(ctx, event, names), openedAt: iso(event.payload.at), evidence: event.payload.evidence }
       : {},
-  group: (event) => `region:${event.payload.subject.region}:opened`,
+  // A whole region down reaches ops as one alert (grouped per kind, so opened and resolved never mix).
+  group: (event) => `region:${event.payload.subject.region}`,
 };
 
 export const opsIncidentResolved: MessageKind<PaymentEventPayload, ChannelNames> = {
@@ -148,6 +149,7 @@ export const opsIncidentResolved: MessageKind<PaymentEventPayload, ChannelNames>
   channels: () => ['email'],
   prepare: channelNames,
   audience: opsAudience,
+  group: (event) => `region:${event.payload.subject.region}`,
   data(ctx, event, _recipient, names) {
     const { payload } = event;
     if (payload.type !== 'resolved') return {};

@@ -31,6 +31,8 @@ const SPINE_MODULES = [
   'lib/messages/kind.ts',
   'lib/messages/shared.ts',
   'lib/messages/stale.ts',
+  'lib/notifications/ops-groups.ts',
+  'lib/notifications/deliver-groups.ts',
   'lib/channels/email.ts',
   'lib/queue/queues.ts',
   'lib/queue/identity.ts',
