@@ -245,7 +245,10 @@ it('migrates with forewarn migrate: open incidents, state, pending and sent mess
 it('finishes the interrupted warning fan-out and the pending email: the rest are warned, nobody twice', async () => {
   const prefix = await createTestRedisPrefix();
   const configPath = await writeConfigWith(join(dir, 'forewarn.yaml'), {
-    notifications: { ops: { emails: [OPS_EMAIL], locale: 'zh-CN' }, sweeper: { staleSeconds: 60 } },
+    notifications: {
+      ops: { emails: [OPS_EMAIL], locale: 'zh-CN', groupWaitSeconds: 0 },
+      sweeper: { staleSeconds: 60 },
+    },
   });
   afterCleanup.push(prefix.cleanup);
   pipeline = await startInProcess({
