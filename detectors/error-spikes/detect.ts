@@ -45,7 +45,10 @@ export interface ErrorSpikesSignals {
    * (first tick, changed windows, a long gap), a new epoch, and counts of an older one are dropped.
    */
   epoch: number;
-  /** Counts are known from here (the first full reading's start): earlier time is not held against a code. */
+  /**
+   * Counts are known from here: the first full reading's start, or the platform's first attempt
+   * when that is later. Time before it is not held against a code (nor for it).
+   */
   knownFrom: number;
   settled: TickOccurrences;
   recent: TickOccurrences;
@@ -204,7 +207,12 @@ export function detectErrorSpikes(
         count.rare && count.evidence.countNow >= count.evidence.openAt,
         count.evidence.countNow < count.evidence.calmAt,
       ],
-      ['surge', surge, surge.countNow >= surge.openAt, surge.countNow <= surge.calmAt],
+      [
+        'surge',
+        surge.evidence,
+        surge.known && surge.evidence.countNow >= surge.evidence.openAt,
+        surge.evidence.countNow <= surge.evidence.calmAt,
+      ],
     ];
     for (const [rule, evidence, opens, calm] of rules) {
       const openedAt = open.get(rule);
@@ -218,7 +226,7 @@ export function detectErrorSpikes(
       }
     }
     if (count.evidence.countNow > 0 || open.size > 0)
-      assessments.push({ code, count: count.evidence, surge, open: [...open.keys()] });
+      assessments.push({ code, count: count.evidence, surge: surge.evidence, open: [...open.keys()] });
   }
   assessments.sort((a, b) => b.count.countNow - a.count.countNow || (a.code < b.code ? -1 : 1));
   return { state: upgradeState(previous), saved, changes, assessments };
@@ -253,7 +261,8 @@ function countEvidence(
     ...topPlaces(c.dayPlaces, settings.evidence.topPlaces),
     exampleAttemptIds: examplesOf(c, settings.evidence.exampleIds),
   };
-  return { evidence, rare: usual < threshold };
+  // A young platform's codes are not known to be rare.
+  return { evidence, rare: coveredMs >= settings.count.minHistoryDays * DAY && usual < threshold };
 }
 
 /** The smallest count n with P(X >= n | mean) <= alpha. */
@@ -274,7 +283,7 @@ function surgeEvidence(
   knownFrom: number,
   settings: ErrorSpikesThresholds,
   h: Horizons,
-): SpikeEvidence {
+): { evidence: SpikeEvidence; known: boolean } {
   const view = viewOf(c);
   const s = settings.surge;
   const windowMs = s.windowMinutes * MINUTE;
@@ -288,7 +297,7 @@ function surgeEvidence(
   );
   // Calm: at or under the count the baseline reaches with probability 1 - resolveConfidence or more.
   const calmAt = poissonCritical(mean, 1 - s.resolveConfidence) - 1;
-  return {
+  const evidence: SpikeEvidence = {
     countNow: view.inSurgeWindow,
     countBefore: round1(mean),
     windowMinutes: s.windowMinutes,
@@ -299,4 +308,6 @@ function surgeEvidence(
     ...topPlaces(c.minutePlaces, settings.evidence.topPlaces),
     exampleAttemptIds: examplesOf(c, settings.evidence.exampleIds),
   };
+  // Without enough baseline, nothing is known to be unusual.
+  return { evidence, known: coveredMs >= s.minBaselineMinutes * MINUTE };
 }

@@ -24,6 +24,11 @@ export const errorSpikesThresholdsSchema = z.strictObject({
     baselineWeeks: positiveInt.max(12),
     /** Resolves when the rolling count falls under threshold x resolveRatio (hysteresis). */
     resolveRatio: z.number().gt(0).max(1),
+    /**
+     * Days of the platform's history before the window that must be known (the platform's first
+     * attempt bounds it) before a code can be called rare: a young platform's codes are not.
+     */
+    minHistoryDays: positiveInt,
   }),
   /** Any code whose rate in the last window jumps well above its own baseline. */
   surge: z.strictObject({
@@ -39,6 +44,8 @@ export const errorSpikesThresholdsSchema = z.strictObject({
     resolveConfidence: z.number().gt(0.5).lt(1),
     /** A code's baseline is at least this rate per hour (a code never seen before is not infinitely rare). */
     minBaselinePerHour: z.number().positive(),
+    /** History the baseline must cover (before the recent window) before a surge can open. */
+    minBaselineMinutes: positiveInt,
   }),
   evidence: z.strictObject({
     /** Channels and regions listed in an alert, most affected first. */
@@ -61,6 +68,12 @@ export function settingsProblems(
       path: ['surge', 'windowMinutes'],
       expected: `at most count.windowDays minus one day (${(s.count.windowDays - 1) * 24 * 60} minutes): the surge baseline is the rest of the count window`,
       found: s.surge.windowMinutes,
+    });
+  if (s.count.minHistoryDays > s.count.baselineWeeks * 7)
+    problems.push({
+      path: ['count', 'minHistoryDays'],
+      expected: `at most count.baselineWeeks x 7 (${s.count.baselineWeeks * 7}): no more history is read`,
+      found: s.count.minHistoryDays,
     });
   if (s.surge.resolveConfidence >= s.surge.confidence)
     problems.push({

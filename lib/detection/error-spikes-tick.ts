@@ -31,7 +31,7 @@ import {
   saveSubjectStates,
   type RecordedChange,
 } from '../incidents/store.ts';
-import { readErrorExamples, readErrorOccurrences } from '../platform/error-codes.ts';
+import { readErrorExamples, readErrorOccurrences, readFirstAttemptAt } from '../platform/error-codes.ts';
 import { readInvalidAttempts } from '../platform/payment-attempts.ts';
 import { defineDetector, detectorBaseSettings, type TickResult as GenericTickResult } from './detector.ts';
 
@@ -94,7 +94,10 @@ export const errorSpikes = defineDetector({
     const usable =
       cache !== null && cache.v === 1 && cache.shape === shapeOf(settings) && cache.settledTo <= now;
     const epoch = usable ? cache.epoch : now;
-    const knownFrom = usable ? cache.knownFrom : h.baselineFrom;
+    // A full reading knows the baseline weeks, or the platform's whole history when it is younger.
+    const knownFrom = usable
+      ? cache.knownFrom
+      : Math.max(h.baselineFrom, (await readFirstAttemptAt(ctx.platformDb, ctx.platformSchema)) ?? now);
     const fromMs = usable ? Math.max(cache.settledTo, h.baselineFrom) : h.baselineFrom;
     const settledTo = Math.max(fromMs, now - h.settleMs);
     const query = {

@@ -103,3 +103,12 @@ export async function readErrorExamples(
   for (const r of rows) (r.recent ? recent : settled)[r.code] = r.ids;
   return { settled, recent };
 }
+
+/** When the platform's first attempt was created (null: it has none), from the created_at index. */
+export async function readFirstAttemptAt(db: Queryable, schema: string): Promise<number | null> {
+  const { rows } = await db.query<{ first: number | null }>(
+    `SELECT floor(date_part('epoch', min(created_at)) * 1000)::float8 AS first
+       FROM ${escapeIdentifier(schema)}.payment_attempts`,
+  );
+  return rows[0]?.first ?? null;
+}

@@ -55,6 +55,10 @@ export class SpikeHarness {
     this.sorted = false;
   }
 
+  private firstAttemptAt(): number | null {
+    return this.attempts.length === 0 ? null : this.attempts[this.firstFrom(-Infinity)]!.createdAt;
+  }
+
   /** The index of the first attempt created at or after `ms`. */
   private firstFrom(ms: number): number {
     if (!this.sorted) {
@@ -76,7 +80,8 @@ export class SpikeHarness {
     const fromMs = this.cache ? Math.max(this.cache.settledTo, h.baselineFrom) : h.baselineFrom;
     const settledTo = Math.max(fromMs, now - h.settleMs);
     const epoch = this.cache?.epoch ?? now;
-    const knownFrom = this.cache?.knownFrom ?? h.baselineFrom;
+    // As the reader: the baseline weeks, or the platform's history since its first attempt.
+    const knownFrom = this.cache?.knownFrom ?? Math.max(h.baselineFrom, this.firstAttemptAt() ?? now);
     const parts = {
       settled: new Map<string, PlacedOccurrences>(),
       recent: new Map<string, PlacedOccurrences>(),
@@ -179,5 +184,18 @@ export function seeded(seed: number): () => number {
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A succeeded attempt long ago: the platform's history reaches back past the baseline weeks. */
+export function oldHistory(at: number): SpikeAttempt {
+  return {
+    id: 0,
+    code: null,
+    status: 'succeeded',
+    createdAt: at,
+    finishedAt: at + 1_000,
+    channel: 'alipay',
+    region: 'CN-GD',
   };
 }

@@ -15,6 +15,7 @@ import {
 } from '../../detectors/error-spikes/index.ts';
 import {
   failure,
+  oldHistory,
   seeded,
   shippedErrorSpikes,
   SpikeHarness,
@@ -23,6 +24,13 @@ import {
 
 // Monday 2 March 2026, 12:00 UTC (20:00 in Beijing).
 const T0 = Date.UTC(2026, 2, 2, 12, 0);
+
+/** A harness on a platform whose history reaches back ten weeks (past the baseline weeks). */
+function harness(settings: ErrorSpikesThresholds = shippedErrorSpikes): SpikeHarness {
+  const h = new SpikeHarness(settings);
+  h.add(oldHistory(T0 - 10 * WEEK));
+  return h;
+}
 
 /** `n` occurrences of `code` spread evenly over the `days` days before `end`, ids from `firstId`. */
 function spread(code: string, n: number, end: number, days: number, firstId: number): SpikeAttempt[] {
@@ -58,7 +66,7 @@ function steady(
 
 describe('the count rule', () => {
   it('9 occurrences of a rare code in a week open nothing; the 10th opens one count incident at the next tick', () => {
-    const h = new SpikeHarness();
+    const h = harness();
     h.add(...spread('E_RARE', 9, T0, 6, 1));
     expect(h.tick(T0)).toEqual([]);
     expect(h.run(T0 + MINUTE, T0 + 30 * MINUTE, MINUTE)).toEqual([]);
@@ -100,16 +108,16 @@ describe('the count rule', () => {
   });
 
   it('opens nothing for 9 when the window is read in one tick either', () => {
-    const h = new SpikeHarness();
+    const h = harness();
     h.add(...spread('E_RARE', 9, T0, 7, 1));
     expect(h.tick(T0)).toEqual([]);
-    const ten = new SpikeHarness();
+    const ten = harness();
     ten.add(...spread('E_RARE', 10, T0, 7, 1));
     expect(ten.tick(T0).map((c) => `${c.type} ${c.kind} ${c.code}`)).toEqual(['opened count E_RARE']);
   });
 
   it('opens once and stays quiet every tick after (no repeat alert)', () => {
-    const h = new SpikeHarness();
+    const h = harness();
     h.add(...spread('E_RARE', 12, T0, 2, 1));
     expect(h.tick(T0)).toHaveLength(1);
     // Two more arrive meanwhile: still the same incident.
@@ -119,7 +127,7 @@ describe('the count rule', () => {
   });
 
   it('resolves only when the rolling count falls under 70% of the threshold (hysteresis), then can open again', () => {
-    const h = new SpikeHarness();
+    const h = harness();
     // 10 occurrences one hour apart, from T0: the count reaches 10 at T0 + 9 h.
     h.add(...Array.from({ length: 10 }, (_, i) => failure(i + 1, 'E_RARE', T0 + i * HOUR + MINUTE)));
     const opened = h.run(T0, T0 + 10 * HOUR, HOUR);
@@ -144,7 +152,7 @@ describe('the count rule', () => {
   });
 
   it('a code that is usually at the threshold or more is not rare: its 15 this week open nothing', () => {
-    const h = new SpikeHarness();
+    const h = harness();
     // 12 a week for the 4 baseline weeks, 15 in the window.
     for (let w = 1; w <= 4; w++) h.add(...spread('E_WEEKLY', 12, T0 - w * WEEK, 7, w * 1000));
     h.add(...spread('E_WEEKLY', 15, T0, 7, 9000));
@@ -155,8 +163,28 @@ describe('the count rule', () => {
     expect(count.countBefore).toBeCloseTo((48 * 7) / 28.5, 1);
   });
 
+  it('on a young platform (its first attempt 10 days ago) no code is known to be rare: the count rule waits, surges open', () => {
+    const young = new SpikeHarness();
+    young.add(oldHistory(T0 - 10 * DAY), ...spread('E_RARE', 12, T0, 1, 1));
+    expect(young.tick(T0)).toEqual([]);
+    expect(young.last!.assessments[0]!.count).toMatchObject({
+      countNow: 12,
+      baselineMinutes: 3 * 24 * 60,
+    });
+    // Its history reaching 7 days before the window: the same 12 would open.
+    const older = new SpikeHarness();
+    older.add(oldHistory(T0 - 14 * DAY - 12 * HOUR), ...spread('E_RARE', 12, T0, 1, 1));
+    expect(older.tick(T0).map((c) => c.kind)).toEqual(['count']);
+    // A burst on the young platform is a surge (its baseline covers days).
+    young.add(...Array.from({ length: 40 }, (_, i) => failure(100 + i, 'E_BURST', T0 + i * 30_000)));
+    young.add(...steady('E_BURST', 1, T0 - 10 * DAY, T0, 4, 1_000));
+    const fresh = new SpikeHarness();
+    fresh.add(...young.attempts);
+    expect(fresh.run(T0, T0 + 30 * MINUTE, MINUTE).map((c) => c.kind)).toEqual(['surge']);
+  });
+
   it('pending attempts count once they are final, and one still pending at the settle horizon never does', () => {
-    const h = new SpikeHarness();
+    const h = harness();
     h.add(...spread('E_RARE', 9, T0, 3, 1));
     const late: SpikeAttempt = { ...failure(10, 'E_RARE', T0 + MINUTE), finishedAt: T0 + 3 * MINUTE };
     h.add(late);
@@ -164,7 +192,7 @@ describe('the count rule', () => {
     expect(h.run(T0, T0 + 2 * MINUTE, MINUTE)).toEqual([]);
     expect(h.tick(T0 + 3 * MINUTE).map((c) => c.type)).toEqual(['opened']);
 
-    const never = new SpikeHarness();
+    const never = harness();
     never.add(...spread('E_RARE', 9, T0, 3, 1));
     // Finishes 20 minutes after its creation: past the 10-minute settle horizon.
     never.add({ ...failure(10, 'E_RARE', T0 + MINUTE), finishedAt: T0 + 21 * MINUTE });
@@ -175,7 +203,7 @@ describe('the count rule', () => {
 
 describe('the surge rule', () => {
   it('a one-hour surge of a code with a steady baseline opens one surge incident, which resolves after the surge', () => {
-    const h = new SpikeHarness();
+    const h = harness();
     // About 2 an hour for five weeks, then 40 more within 30 minutes from T0 + 1 h.
     h.add(...steady('E_BANK', 2, T0 - 5 * WEEK, T0 + 6 * HOUR, 7, 1));
     const surgeStart = T0 + HOUR;
@@ -209,7 +237,7 @@ describe('the surge rule', () => {
   });
 
   it('needs minCount: 15 in an hour of a code never seen before open no surge (but they do reach the count rule)', () => {
-    const h = new SpikeHarness();
+    const h = harness();
     h.add(...Array.from({ length: 15 }, (_, i) => failure(i + 1, 'E_NEW', T0 - 30 * MINUTE + i * MINUTE)));
     expect(h.tick(T0).map((c) => `${c.type} ${c.kind}`)).toEqual(['opened count']);
     const s = h.last!.assessments[0]!.surge;
@@ -220,7 +248,7 @@ describe('the surge rule', () => {
 
 describe('steady codes and expected codes', () => {
   it('a steady high-volume code (about 60 an hour for five weeks) opens nothing, tick after tick', () => {
-    const h = new SpikeHarness();
+    const h = harness();
     h.add(...steady('INSUFFICIENT_BALANCE', 60, T0 - 5 * WEEK, T0 + DAY, 11, 1));
     expect(h.tick(T0)).toEqual([]);
     expect(h.run(T0 + 10 * MINUTE, T0 + DAY, 10 * MINUTE)).toEqual([]);
@@ -233,11 +261,11 @@ describe('steady codes and expected codes', () => {
 
   it('an expected code never opens, and an open incident of a code made expected resolves as expected', () => {
     const settings: ErrorSpikesThresholds = { ...shippedErrorSpikes, expectedCodes: ['E_RARE'] };
-    const quiet = new SpikeHarness(settings);
+    const quiet = harness(settings);
     quiet.add(...spread('E_RARE', 30, T0, 0.02, 1));
     expect(quiet.run(T0, T0 + HOUR, 5 * MINUTE)).toEqual([]);
 
-    const h = new SpikeHarness();
+    const h = harness();
     h.add(...spread('E_RARE', 30, T0, 0.02, 1));
     expect(h.tick(T0).map((c) => `${c.type} ${c.kind}`)).toEqual(['opened count', 'opened surge']);
     h.settings = settings;
@@ -252,7 +280,7 @@ describe('steady codes and expected codes', () => {
 
 describe('counts between ticks', () => {
   it('a busy code keeps a small state: minutes for the last hour, hours for the week, days before', () => {
-    const h = new SpikeHarness();
+    const h = harness();
     h.add(...steady('INSUFFICIENT_BALANCE', 60, T0 - 5 * WEEK, T0 + 2 * HOUR, 3, 1));
     h.run(T0, T0 + 2 * HOUR, MINUTE);
     const c = h.counts.get('INSUFFICIENT_BALANCE')!;
@@ -269,10 +297,10 @@ describe('counts between ticks', () => {
       ...steady('E_BANK', 3, T0 - 5 * WEEK, T0 + 3 * HOUR, 5, 1),
       ...spread('E_RARE', 8, T0 + 3 * HOUR, 6, 900_000),
     ];
-    const live = new SpikeHarness();
+    const live = harness();
     live.add(...rows);
     live.run(T0, T0 + 3 * HOUR, MINUTE);
-    const once = new SpikeHarness();
+    const once = harness();
     once.add(...rows);
     once.tick(T0 + 3 * HOUR);
     const summary = (h: SpikeHarness) =>
@@ -293,7 +321,7 @@ describe('counts between ticks', () => {
   });
 
   it('forgets a code once its last occurrence has left the baseline weeks', () => {
-    const h = new SpikeHarness();
+    const h = harness();
     h.add(failure(1, 'E_ONCE', T0 - HOUR));
     h.tick(T0);
     expect(h.counts.has('E_ONCE')).toBe(true);
