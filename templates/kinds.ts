@@ -111,6 +111,52 @@ const opsSampleOpened: z.input<typeof opsIncidentOpened> = {
   dashboardUrl: 'https://ops.example.com/forewarn/incidents/1842',
 };
 
+const opsErrorSpike = z
+  .object({
+    incidentId: z.string().min(1),
+    /** Platform data: the gateway's or platform's error code. */
+    code: z.string().min(1),
+    /** count: a normally rare code reached the count threshold; surge: its rate jumped above its own. */
+    rule: z.enum(['count', 'surge']),
+    /** Occurrences in the rule's window now. */
+    countNow: z.number().int().nonnegative(),
+    /** What the code usually has in a window of that length (may be fractional). */
+    countBefore: z.number().nonnegative(),
+    /** The rule's window: 10080 for 7 days, 60 for an hour. */
+    windowMinutes: z.number().int().positive(),
+    openedAt: isoTime,
+    /** Platform data: channel ids, most affected first. */
+    topChannels: z.array(
+      z.object({ channel: z.string().min(1), count: z.number().int().positive() }).strict(),
+    ),
+    topRegions: z.array(z.object({ region: z.string().min(1), count: z.number().int().positive() }).strict()),
+    /** Newest first. */
+    exampleAttemptIds: z.array(z.string().min(1)),
+    dashboardUrl: webUrl.nullable(),
+  })
+  .strict();
+
+const opsErrorSpikeSample: z.input<typeof opsErrorSpike> = {
+  incidentId: '2311',
+  code: 'RISK_REJECTED_3DS',
+  rule: 'count',
+  countNow: 10,
+  countBefore: 0.8,
+  windowMinutes: 10080,
+  openedAt: '2026-11-22T09:51:00.000Z',
+  topChannels: [
+    { channel: 'unionpay', count: 7 },
+    { channel: 'bank_card', count: 3 },
+  ],
+  topRegions: [
+    { region: 'CN-GD', count: 6 },
+    { region: 'CN-SH', count: 3 },
+    { region: 'CN-BJ', count: 1 },
+  ],
+  exampleAttemptIds: ['88172612', '88172540', '88160013', '88151120', '88149907'],
+  dashboardUrl: 'https://ops.example.com/forewarn/incidents/2311',
+};
+
 export const templateKinds = {
   'payment-degraded': defineKind({
     audience: 'users',
@@ -412,6 +458,36 @@ export const templateKinds = {
           { subject: 'first', paragraphs: [['one', 'two'], ['three']] },
           { subject: 'second', paragraphs: [] },
         ],
+      },
+    },
+  }),
+  'ops-error-spike': defineKind({
+    audience: 'ops',
+    description:
+      'An error code spiked: a normally rare code reached its count in the rolling window, or a code’s rate jumped well above its own baseline.',
+    channels: ['email'],
+    schema: opsErrorSpike,
+    sample: opsErrorSpikeSample,
+    variants: {
+      'surge, one place, no dashboard': {
+        ...opsErrorSpikeSample,
+        code: 'GATEWAY_TIMEOUT',
+        rule: 'surge',
+        countNow: 412,
+        countBefore: 31.5,
+        windowMinutes: 60,
+        topChannels: [{ channel: 'wechat_pay', count: 412 }],
+        topRegions: [{ region: 'CN-ZJ', count: 412 }],
+        exampleAttemptIds: ['90000412'],
+        dashboardUrl: null,
+      },
+      'nothing listed, an odd window': {
+        ...opsErrorSpikeSample,
+        countBefore: 0,
+        windowMinutes: 90,
+        topChannels: [],
+        topRegions: [],
+        exampleAttemptIds: [],
       },
     },
   }),

@@ -1,6 +1,7 @@
 // The message-kind registry: every kind forewarn sends, listed by watcher. Fan-out and delivery
 // iterate over it and name no kind themselves (test/unit/spine-names.test.ts).
 import type { MessageKind } from './kind.ts';
+import { errorSpikesMessageKinds } from './error-spikes.ts';
 import { paymentHealthKinds } from './payment-health.ts';
 
 export const messageKinds: readonly MessageKind[] = [

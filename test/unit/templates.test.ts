@@ -74,10 +74,16 @@ describe('shipped templates', () => {
         expect(message).toMatchObject({ kind, channel, locale });
         expect(message.text.length).toBeGreaterThan(20);
         expect(message.text).not.toMatch(/\n\n\n/);
-        // The message names what it is about: the channel, (a data-feed alert) the detector, or
-        // (a group of ops alerts) what the group shares.
+        // The message names what it is about: the channel, the error code, (a data-feed alert) the
+        // detector, or (a group of ops alerts) what the group shares.
         const subject =
-          'channelName' in data ? data.channelName : 'detector' in data ? data.detector : data.groupValue;
+          'channelName' in data
+            ? data.channelName
+            : 'code' in data
+              ? data.code
+              : 'detector' in data
+                ? data.detector
+                : data.groupValue;
         expect(message.text).toContain(subject);
         if (channel === 'email') {
           expect(message.subject).toMatch(/\S/);
