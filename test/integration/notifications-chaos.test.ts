@@ -208,7 +208,7 @@ async function scenario(name: string, population: Population, batchSize: number)
       claimSeconds: 10,
       retry: { maxAttempts: 6, baseDelaySeconds: 0.2, maxDelaySeconds: 2 },
       email: { messageIdDomain: MESSAGE_ID_DOMAIN },
-      ops: { emails: [OPS_EMAIL], locale: 'zh-CN' },
+      ops: { emails: [OPS_EMAIL], locale: 'zh-CN', groupWaitSeconds: 0 },
       sweeper: { schedule: '*/2 * * * * *', staleSeconds: 3 },
     },
     shutdown: { graceSeconds: 5 },

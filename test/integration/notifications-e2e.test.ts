@@ -171,7 +171,7 @@ beforeAll(async () => {
     notifications: {
       audience: AUDIENCE,
       email: { messageIdDomain: MESSAGE_ID_DOMAIN },
-      ops: { emails: [OPS_EMAIL], locale: 'zh-CN' },
+      ops: { emails: [OPS_EMAIL], locale: 'zh-CN', groupWaitSeconds: 0 },
       links: { dashboardUrl: DASHBOARD },
     },
   });
