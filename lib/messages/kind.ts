@@ -71,8 +71,11 @@ export interface MessageKind<
   /** The kind's id: its templates' folder and the `kind` column. */
   id: string;
   category: Category;
-  /** The cause events that send it: the detector's id and the event types. */
-  on: { detector: string; events: readonly string[] };
+  /**
+   * The cause events that send it: the detector's id, the event types and, when the detector
+   * has causes of several kinds (a low-stock episode, a restock), the cause kinds.
+   */
+  on: { detector: string; events: readonly string[]; kinds?: readonly string[] };
   /** The channels it goes on (fan-out skips email for a recipient without an address). */
   channels: (config: Config) => readonly string[];
   /** Reads what every recipient's data needs, once per fan-out run (names, links, counts). */

@@ -9,9 +9,17 @@ export const messageKinds: readonly MessageKind[] = [
 ] as unknown as readonly MessageKind[];
 
 /** The kinds a cause event sends, ops alerts first (they must not wait behind users' batches). */
-export function kindsFor(detector: string, eventType: string): MessageKind[] {
+export function kindsFor(event: {
+  type: string;
+  payload: { detector: string; kind: string };
+}): MessageKind[] {
   return messageKinds
-    .filter((k) => k.on.detector === detector && k.on.events.includes(eventType))
+    .filter(
+      (k) =>
+        k.on.detector === event.payload.detector &&
+        k.on.events.includes(event.type) &&
+        (k.on.kinds === undefined || k.on.kinds.includes(event.payload.kind)),
+    )
     .sort((a, b) => Number(b.category === 'ops') - Number(a.category === 'ops'));
 }
 

@@ -91,7 +91,7 @@ export async function fanOutCauseEvent(
   const event = causeEventOf(row);
   const progress = await startFanout(ctx.db, eventId);
   const log = ctx.logger.child({ component: 'fanout', incidentId: event.causeId, eventId });
-  const kinds = kindsFor(event.payload.detector, event.type);
+  const kinds = kindsFor(event);
   // A position this release cannot read (one an earlier release stored mid-way) starts over:
   // every message already recorded keeps its dedupe key, so nobody is recorded twice.
   const resumeAt = parsePosition(progress.cursor);
@@ -191,7 +191,7 @@ async function* renderedBatches(
 
 /** Every kind's notifications for an event, batch by batch: what a dry run prints. */
 export async function* eventDrafts(ctx: MessageContext, event: CauseEvent): AsyncGenerator<DraftBatch> {
-  for (const kind of kindsFor(event.payload.detector, event.type))
+  for (const kind of kindsFor(event))
     yield* kindBatches(ctx, event, kind, null, 0);
 }
 
