@@ -49,6 +49,10 @@ export const notificationsConfigSchema = z.strictObject({
     payUrl: httpUrl,
     /** Notification settings page; forewarn appends a signed user token (see README). */
     preferencesUrl: httpUrl,
+    /** A product's page (restock alerts); "{product}" is replaced by the product id. */
+    productUrl: httpUrl,
+    /** Where a restock alert's "stop alerts for this product" link goes; forewarn appends a signed token and the product id. */
+    restockStopUrl: httpUrl,
     /** Where ops look at an incident; "{incidentId}" is replaced. Null: no link. */
     dashboardUrl: httpUrl.nullable(),
     /** Signed links stop working after this many days. */

@@ -1,0 +1,109 @@
+// What restock alerts read from forewarn's own tables: the restock requests users made through
+// the low-stock notice's link (keyset-paginated like the platform's subscriptions, and merged with
+// them in code), opt-outs, and who was alerted already. One query each; forewarn's tables only.
+import type { Queryable } from '../db/pool.ts';
+import { signupTimeSql, type Signup, type SignupKey, type SignupTime } from '../platform/restock.ts';
+
+/** The product's restock requests after `after`, earliest first, ties by user id byte-wise. */
+export async function readRequestPage(
+  db: Queryable,
+  productId: string,
+  after: SignupKey | null,
+  limit: number,
+): Promise<Signup[]> {
+  const { rows } = await db.query<{ user_id: string; at: string }>(
+    `SELECT user_id, ${signupTimeSql('requested_at')} AS at
+       FROM forewarn.restock_requests
+      WHERE product_id = $1
+        AND ($2::timestamptz IS NULL OR (requested_at, user_id COLLATE "C") > ($2::timestamptz, $3::text))
+      ORDER BY requested_at, user_id COLLATE "C"
+      LIMIT $4`,
+    [productId, after?.at ?? null, after?.userId ?? null, limit],
+  );
+  return rows.map((r) => ({ userId: r.user_id, at: r.at }));
+}
+
+/** The given users' restock requests for the product, by user id. */
+export async function readRequestsOf(
+  db: Queryable,
+  productId: string,
+  userIds: readonly string[],
+): Promise<Map<string, SignupTime>> {
+  if (userIds.length === 0) return new Map();
+  const { rows } = await db.query<{ user_id: string; at: string }>(
+    `SELECT user_id, ${signupTimeSql('requested_at')} AS at FROM forewarn.restock_requests
+      WHERE product_id = $1 AND user_id = ANY ($2::text[])`,
+    [productId, userIds],
+  );
+  return new Map(rows.map((r) => [r.user_id, r.at]));
+}
+
+/** Which of the given users stopped restock alerts for the product. */
+export async function readOptedOut(
+  db: Queryable,
+  productId: string,
+  userIds: readonly string[],
+): Promise<Set<string>> {
+  if (userIds.length === 0) return new Set();
+  const { rows } = await db.query<{ user_id: string }>(
+    'SELECT user_id FROM forewarn.restock_optouts WHERE product_id = $1 AND user_id = ANY ($2::text[])',
+    [productId, userIds],
+  );
+  return new Set(rows.map((r) => r.user_id));
+}
+
+/** Which of the given (user, product) pairs are opted out, as `user\tproduct` keys. */
+export async function readOptedOutPairs(
+  db: Queryable,
+  pairs: ReadonlyArray<{ userId: string; productId: string }>,
+): Promise<Set<string>> {
+  if (pairs.length === 0) return new Set();
+  const { rows } = await db.query<{ user_id: string; product_id: string }>(
+    `SELECT o.user_id, o.product_id FROM forewarn.restock_optouts o
+       JOIN unnest($1::text[], $2::text[]) AS p(user_id, product_id)
+         ON o.user_id = p.user_id AND o.product_id = p.product_id`,
+    [pairs.map((p) => p.userId), pairs.map((p) => p.productId)],
+  );
+  return new Set(rows.map((r) => `${r.user_id}\t${r.product_id}`));
+}
+
+export interface PastAlert {
+  /** When the user's latest restock alert for the product was recorded (not counting cancelled ones); null if none. */
+  lastAlertedAt: SignupTime | null;
+  /** The user has a restock alert of this cause, in any status (its dedupe keys are taken). */
+  thisCause: boolean;
+}
+
+/**
+ * The given users' restock alerts for the product so far, by user id (users never alerted are
+ * absent). Derived from forewarn.notifications rather than kept in a table of its own:
+ * - a notification row is written by the generic fan-out, which knows no kind's side tables; a
+ *   second record would have to be written in the same transaction (a hook in the spine, or a
+ *   trigger on every notifications insert) to stay true;
+ * - an alert the stale rule cancels (stock gone before its turn) never reached the user, so it
+ *   must not count: here that is `status <> 'cancelled'`, where a table would need undoing;
+ * - it holds across restocks: the product's restock causes are found by subject key, each
+ *   cause's alerts through notifications_by_incident (incident_id, kind, user_id).
+ * The price: the rule lasts as long as notification rows are kept (a retention job that prunes
+ * them must keep the latest restock alert per user and product, or move them to a table then).
+ * An email that failed for good still counts: in-app went out with it, and the same address
+ * would fail again.
+ */
+export async function readRestockAlerts(
+  db: Queryable,
+  options: { detector: string; causeKind: string; kind: string; productId: string; causeId: string },
+  userIds: readonly string[],
+): Promise<Map<string, PastAlert>> {
+  if (userIds.length === 0) return new Map();
+  const { rows } = await db.query<{ user_id: string; last_at: string | null; this_cause: boolean }>(
+    `SELECT n.user_id,
+            ${signupTimeSql("max(n.created_at) FILTER (WHERE n.status <> 'cancelled')")} AS last_at,
+            bool_or(n.incident_id = $5::bigint) AS this_cause
+       FROM forewarn.incidents i
+       JOIN forewarn.notifications n ON n.incident_id = i.id AND n.kind = $4 AND n.user_id = ANY ($6::text[])
+      WHERE i.detector = $1 AND i.subject_key = $2 AND i.kind = $3
+      GROUP BY n.user_id`,
+    [options.detector, options.productId, options.causeKind, options.kind, options.causeId, userIds],
+  );
+  return new Map(rows.map((r) => [r.user_id, { lastAlertedAt: r.last_at, thisCause: r.this_cause }]));
+}
