@@ -83,7 +83,8 @@ export interface PastAlert {
  * - an alert the stale rule cancels (stock gone before its turn) never reached the user, so it
  *   must not count: here that is `status <> 'cancelled'`, where a table would need undoing;
  * - it holds across restocks: the product's restock causes are found by subject key, each
- *   cause's alerts through notifications_by_incident (incident_id, kind, user_id).
+ *   cause's alerts through notifications_by_incident (incident_id, kind, user_id), one probe per
+ *   user, so a page costs the same however many alerts were written before it.
  * The price: the rule lasts as long as notification rows are kept (a retention job that prunes
  * them must keep the latest restock alert per user and product, or move them to a table then).
  * An email that failed for good still counts: in-app went out with it, and the same address
@@ -95,14 +96,21 @@ export async function readRestockAlerts(
   userIds: readonly string[],
 ): Promise<Map<string, PastAlert>> {
   if (userIds.length === 0) return new Map();
+  // One probe of notifications_by_incident per user (the lateral join), with the product's causes
+  // read once: a join PostgreSQL may plan as a scan of the cause's whole audience (its statistics
+  // lag while a wave is being written) would make every page cost more than the one before.
   const { rows } = await db.query<{ user_id: string; last_at: string | null; this_cause: boolean }>(
-    `SELECT n.user_id,
-            ${signupTimeSql("max(n.created_at) FILTER (WHERE n.status <> 'cancelled')")} AS last_at,
-            bool_or(n.incident_id = $5::bigint) AS this_cause
-       FROM forewarn.incidents i
-       JOIN forewarn.notifications n ON n.incident_id = i.id AND n.kind = $4 AND n.user_id = ANY ($6::text[])
-      WHERE i.detector = $1 AND i.subject_key = $2 AND i.kind = $3
-      GROUP BY n.user_id`,
+    `SELECT ids.id AS user_id, ${signupTimeSql('a.last_at')} AS last_at, a.this_cause
+       FROM unnest($6::text[]) AS ids(id)
+      CROSS JOIN LATERAL (
+        SELECT max(n.created_at) FILTER (WHERE n.status <> 'cancelled') AS last_at,
+               bool_or(n.incident_id = $5::bigint) AS this_cause
+          FROM forewarn.notifications n
+         WHERE n.incident_id = ANY (ARRAY(SELECT id FROM forewarn.incidents
+                                           WHERE detector = $1 AND subject_key = $2 AND kind = $3))
+           AND n.kind = $4 AND n.user_id = ids.id
+      ) AS a
+      WHERE a.this_cause IS NOT NULL`,
     [options.detector, options.productId, options.causeKind, options.kind, options.causeId, userIds],
   );
   return new Map(rows.map((r) => [r.user_id, { lastAlertedAt: r.last_at, thisCause: r.this_cause }]));

@@ -3,16 +3,18 @@
 import { describe, expect, it } from 'vitest';
 import {
   compareSignups,
+  compareUtf8,
   decodeCursor,
   encodeCursor,
   judgeSignup,
   mergeSignupPages,
   restockPayloadOf,
   restockStopUrl,
+  signedLinks,
   type SignupFacts,
   type SignupRow,
 } from '../../lib/messages/inventory-restock.ts';
-import { verifyLinkToken } from '../../lib/links.ts';
+import { signedUrl, verifyLinkToken } from '../../lib/links.ts';
 import type { CauseEvent } from '../../lib/messages/kind.ts';
 
 const t = (second: number, micros = 0) =>
@@ -226,5 +228,54 @@ describe('restockStopUrl', () => {
       purpose: 'restock-stop',
       expiresAt: 2_000_000_000,
     });
+  });
+});
+
+describe('signedLinks', () => {
+  it('makes the very URL signedUrl makes, for bases with and without a query, a token already, or a fragment', () => {
+    const claims = { userId: 'u 1/é', purpose: 'restock-stop', expiresAt: 2_000_000_000 };
+    for (const base of [
+      'https://shop.example.com/account/notifications',
+      'https://shop.example.com/notifications?',
+      'https://fw.example.com/restock/stop?product=p%2F1',
+      'https://fw.example.com/restock/stop?a=b c&token=old&z=1',
+      'https://shop.example.com/prefs#settings',
+      'http://127.0.0.1:8787',
+    ]) {
+      expect(signedLinks(base)(claims, 'k')).toBe(signedUrl(base, claims, 'k'));
+    }
+  });
+});
+
+describe('compareUtf8', () => {
+  it('orders as UTF-8 bytes do (COLLATE "C"), for random strings across the planes', () => {
+    const alphabet = [
+      'a',
+      'Z',
+      '0',
+      '|',
+      'é',
+      '\u00ff',
+      '\u4e2d',
+      '\ud7ff',
+      '\ue000',
+      '\uff21',
+      '\uffff',
+      '\u{10000}',
+      '\u{1F600}',
+      '\u{10FFFF}',
+    ];
+    let seed = 7;
+    const random = () => (seed = (seed * 48_271) % 2_147_483_647) / 2_147_483_647;
+    const word = () =>
+      Array.from(
+        { length: Math.floor(random() * 4) },
+        () => alphabet[Math.floor(random() * alphabet.length)],
+      ).join('');
+    for (let i = 0; i < 5_000; i++) {
+      const a = word();
+      const b = word();
+      expect(Math.sign(compareUtf8(a, b))).toBe(Math.sign(Buffer.compare(Buffer.from(a), Buffer.from(b))));
+    }
   });
 });
