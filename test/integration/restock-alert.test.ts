@@ -472,6 +472,28 @@ describe('opt-outs', () => {
   });
 });
 
+describe('a long run of sign-ups that get no place', () => {
+  it('ends a page early, empty, with a cursor the next page resumes from', async () => {
+    const product = 'p-skip';
+    const users = Array.from({ length: 60 }, (_, i) => ({ id: `sk${String(i).padStart(2, '0')}` }));
+    await addUsers(users);
+    await subscribe(
+      product,
+      users.map((u, i) => [u.id, at(BASE + i * 1000)]),
+    );
+    await optOut(
+      product,
+      users.slice(0, 50).map((u) => u.id),
+    );
+    await setProduct(product, 3);
+    const opened = await recordRestock(product, 'opened', 0, { number: 1, stock: 3 });
+    const run = await fanOut(context(), opened, 2);
+    // Pages of 2 read chunks of 2 sign-ups, at most 8 a page: 50 opted out take 4 empty pages.
+    expect(run.pages).toEqual([0, 0, 0, 2, 1]);
+    expect(ids(run.recipients)).toEqual(['sk50', 'sk51', 'sk52']);
+  });
+});
+
 describe("forewarn's restock requests and the platform's subscriptions", () => {
   const product = 'p-merge';
   // Interleaved, with instants shared to the microsecond (ties by user id, byte-wise), users in
