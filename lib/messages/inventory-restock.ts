@@ -288,7 +288,7 @@ async function audience(
   const want = Math.min(page.limit, room);
   const recipients: RestockRecipient[] = [];
   const skipped = new Map<SkipReason, number>();
-  const invalid: Array<{ rowId: string; reason: string }> = [];
+  const invalid: InvalidRow[] = [];
   let after = decodeCursor(page.after);
   // Most sign-ups become recipients; a chunk grows when many are skipped (alerted before).
   let chunk = want;
@@ -304,10 +304,7 @@ async function audience(
       if ('skip' in verdict) {
         skipped.set(verdict.skip, (skipped.get(verdict.skip) ?? 0) + 1);
         if (verdict.skip === 'unknown-user' || verdict.skip === 'invalid-status')
-          invalid.push({
-            rowId: `${row.userId}:${payload.productId}`,
-            reason: invalidReason(row, verdict.skip),
-          });
+          invalid.push(invalidRow(row, payload.productId, verdict.skip));
         continue;
       }
       recipients.push(verdict.recipient);
@@ -361,11 +358,25 @@ async function lookUpFacts(
   });
 }
 
-function invalidReason(row: SignupRow, skip: 'unknown-user' | 'invalid-status'): string {
-  const table = row.source === 'platform' ? 'restock_subscriptions' : 'forewarn.restock_requests';
-  return skip === 'unknown-user'
-    ? `${table}: user ${row.userId} has no row in users`
-    : `users: user ${row.userId} has a status other than active, disabled or deleted`;
+interface InvalidRow {
+  table: string;
+  rowId: string;
+  reason: string;
+}
+
+/** A sign-up whose user breaks the contract: the row to name in the log. */
+function invalidRow(row: SignupRow, productId: string, skip: 'unknown-user' | 'invalid-status'): InvalidRow {
+  if (skip === 'invalid-status')
+    return {
+      table: 'users',
+      rowId: row.userId,
+      reason: `user ${row.userId} has a status other than active, disabled or deleted`,
+    };
+  return {
+    table: row.source === 'platform' ? 'restock_subscriptions' : 'forewarn.restock_requests',
+    rowId: `${row.userId}:${productId}`,
+    reason: `user ${row.userId} has no row in users`,
+  };
 }
 
 /** One line per page for what was skipped, and the rows that break the contract by id (a few). */
@@ -373,13 +384,13 @@ function report(
   logger: Logger,
   event: CauseEvent,
   skipped: ReadonlyMap<SkipReason, number>,
-  invalid: ReadonlyArray<{ rowId: string; reason: string }>,
+  invalid: readonly InvalidRow[],
 ): void {
   const log = logger.child({ component: 'messages', kind: RESTOCK_ALERT, causeId: event.causeId });
   for (const row of invalid.slice(0, 10)) {
     log.warn(
-      { code: 'FW_PLATFORM_ROW_INVALID', table: 'users', rowId: row.rowId, reason: row.reason },
-      `skipped restock sign-up ${row.rowId}: ${row.reason}`,
+      { code: 'FW_PLATFORM_ROW_INVALID', table: row.table, rowId: row.rowId, reason: row.reason },
+      `skipped ${row.table} row ${row.rowId}: ${row.reason}`,
     );
   }
   if (skipped.size > 0) log.debug({ skipped: Object.fromEntries(skipped) }, 'restock sign-ups skipped');
@@ -483,6 +494,16 @@ async function stale(
   const cancelled = new Set<string>();
   for (const { message, productId } of withProduct) {
     const stock = availability.get(productId);
+    if (stock && stock.stock < 0)
+      log.warn(
+        {
+          code: 'FW_PLATFORM_ROW_INVALID',
+          table: 'products',
+          rowId: productId,
+          reason: `negative stock ${stock.stock}`,
+        },
+        `products row ${productId} has negative stock ${stock.stock}: read as none left`,
+      );
     const gone = !stock || stock.stock - stock.pendingUnits <= 0;
     if (gone || optedOut.has(`${message.userId}\t${productId}`)) cancelled.add(message.id);
   }

@@ -584,7 +584,12 @@ describe("forewarn's restock requests and the platform's subscriptions", () => {
       .lines()
       .filter((l) => l.code === 'FW_PLATFORM_ROW_INVALID' && String(l.msg).includes('m-ghost'));
     expect(warned.length).toBeGreaterThan(0);
-    expect(warned[0]).toMatchObject({ level: 'warn', kind: 'restock-alert' });
+    expect(warned[0]).toMatchObject({
+      level: 'warn',
+      kind: 'restock-alert',
+      table: 'forewarn.restock_requests',
+      rowId: 'm-ghost:p-merge',
+    });
   });
 });
 
@@ -671,6 +676,13 @@ describe('the stale rule', () => {
     await setProduct(product, 10, 0);
     await optOut(product, ['st2']);
     expect(await stale()).toEqual(new Set([queued[2]!.id]));
+    // A row that breaks the contract (negative stock) reads as none left, and is logged by id.
+    await platform.pool.query(`UPDATE platform.products SET stock = -5 WHERE id = $1`, [product]);
+    expect(await stale()).toEqual(new Set(queued.map((q) => q.id)));
+    expect(logs.lines().find((l) => l.table === 'products' && l.rowId === product)).toMatchObject({
+      code: 'FW_PLATFORM_ROW_INVALID',
+      reason: 'negative stock -5',
+    });
     // The product is gone from the platform: nothing to buy.
     await platform.pool.query(`DELETE FROM platform.products WHERE id = $1`, [product]);
     expect(await stale()).toEqual(new Set(queued.map((q) => q.id)));
