@@ -23,8 +23,8 @@ import {
   type SignupTime,
 } from '../platform/restock.ts';
 import {
-  readOptedOut,
-  readOptedOutPairs,
+  readOptOuts,
+  readOptedOutSince,
   readRequestPage,
   readRequestsOf,
   readRestockAlerts,
@@ -122,7 +122,8 @@ export interface SignupFacts {
   subscriber: RestockSubscriber | undefined;
   /** Their forewarn restock request for the product, if any. */
   requestedAt: SignupTime | null;
-  optedOut: boolean;
+  /** When the user stopped alerts for the product, if they did: earlier sign-ups no longer count. */
+  optedOutAt: SignupTime | null;
   alert: PastAlert | undefined;
 }
 
@@ -187,25 +188,29 @@ export function mergeSignupPages(
 
 /**
  * Whether one sign-up places its user in this wave. A user counts once, at the earliest of their
- * sign-ups (platform and forewarn) that is later than their last restock alert for the product:
- * a subscription is alerted once, and after a later restock only a user who subscribed again is
- * alerted. Only users who will really be sent something take a place.
+ * sign-ups (platform and forewarn) that is later than their last restock alert for the product
+ * and than their "stop alerts" for it: a subscription is alerted once, after a later restock only
+ * a user who subscribed again is alerted, and subscribing again after stopping asks again. Only
+ * users who will really be sent something take a place.
  */
 export function judgeSignup(row: SignupRow, facts: SignupFacts, channels: readonly string[]): Verdict {
   if (facts.alert?.thisCause) return { skip: 'alerted' };
   const lastAlert = facts.alert?.lastAlertedAt ?? null;
-  const open = (at: SignupTime | null) => at !== null && (lastAlert === null || at > lastAlert);
+  const after = (at: SignupTime | null, bound: SignupTime | null): at is SignupTime =>
+    at !== null && (bound === null || at > bound);
   const platformAt = facts.subscriber?.subscribedAt ?? null;
-  const candidates: SignupRow[] = [];
-  if (open(platformAt)) candidates.push({ userId: row.userId, at: platformAt!, source: 'platform' });
-  if (open(facts.requestedAt))
-    candidates.push({ userId: row.userId, at: facts.requestedAt!, source: 'forewarn' });
-  if (candidates.length === 0) return { skip: 'alerted' };
-  const counted = candidates.sort(compareSignups)[0]!;
+  const unanswered: SignupRow[] = [];
+  if (after(platformAt, lastAlert))
+    unanswered.push({ userId: row.userId, at: platformAt, source: 'platform' });
+  if (after(facts.requestedAt, lastAlert))
+    unanswered.push({ userId: row.userId, at: facts.requestedAt, source: 'forewarn' });
+  if (unanswered.length === 0) return { skip: 'alerted' };
+  const wanted = unanswered.filter((s) => after(s.at, facts.optedOutAt));
+  if (wanted.length === 0) return { skip: 'opted-out' };
+  const counted = wanted.sort(compareSignups)[0]!;
   // The row as read may be older than the lookup (a request asked again moved forward): only the
   // sign-up that counts now places the user; the other is met, or was, at its own place.
   if (counted.source !== row.source || counted.at !== row.at) return { skip: 'duplicate' };
-  if (facts.optedOut) return { skip: 'opted-out' };
   const user = facts.subscriber?.user ?? null;
   if (!user) return { skip: 'unknown-user' };
   if (!STATUSES.has(user.status)) return { skip: 'invalid-status' };
@@ -334,10 +339,10 @@ async function lookUpFacts(
   rows: readonly SignupRow[],
 ): Promise<(userId: string) => SignupFacts> {
   const userIds = [...new Set(rows.map((r) => r.userId))];
-  const [subscribers, requests, optedOut, alerts] = await Promise.all([
+  const [subscribers, requests, optOuts, alerts] = await Promise.all([
     readRestockSubscribers(ctx.platformDb, ctx.platformSchema, payload.productId, userIds),
     readRequestsOf(ctx.db, payload.productId, userIds),
-    readOptedOut(ctx.db, payload.productId, userIds),
+    readOptOuts(ctx.db, payload.productId, userIds),
     readRestockAlerts(
       ctx.db,
       {
@@ -353,7 +358,7 @@ async function lookUpFacts(
   return (userId) => ({
     subscriber: subscribers.get(userId),
     requestedAt: requests.get(userId) ?? null,
-    optedOut: optedOut.has(userId),
+    optedOutAt: optOuts.get(userId) ?? null,
     alert: alerts.get(userId),
   });
 }
@@ -464,7 +469,7 @@ function stopBase(base: string, productId: string): string {
 /**
  * When a queued alert's turn comes (it may have been held): cancelled if the product's available
  * stock (stock minus what pending orders will take, read from the platform now) is gone, or the
- * product is gone, or the user stopped alerts for the product meanwhile.
+ * product is gone, or the user stopped alerts for the product after the alert was recorded.
  */
 async function stale(
   db: Parameters<NonNullable<MessageKind['stale']>>[0],
@@ -484,11 +489,9 @@ async function stale(
   const products = [...new Set(withProduct.map((m) => m.productId))];
   const [availability, optedOut] = await Promise.all([
     readProductAvailability(ctx.platformDb, ctx.platformSchema, products),
-    readOptedOutPairs(
+    readOptedOutSince(
       db,
-      withProduct.flatMap(({ message, productId }) =>
-        message.userId === null ? [] : [{ userId: message.userId, productId }],
-      ),
+      withProduct.map(({ message }) => message.id),
     ),
   ]);
   const cancelled = new Set<string>();
@@ -505,7 +508,7 @@ async function stale(
         `products row ${productId} has negative stock ${stock.stock}: read as none left`,
       );
     const gone = !stock || stock.stock - stock.pendingUnits <= 0;
-    if (gone || optedOut.has(`${message.userId}\t${productId}`)) cancelled.add(message.id);
+    if (gone || optedOut.has(message.id)) cancelled.add(message.id);
   }
   if (cancelled.size > 0)
     log.info(

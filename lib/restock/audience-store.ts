@@ -38,33 +38,41 @@ export async function readRequestsOf(
   return new Map(rows.map((r) => [r.user_id, r.at]));
 }
 
-/** Which of the given users stopped restock alerts for the product. */
-export async function readOptedOut(
+/**
+ * When the given users stopped restock alerts for the product, by user id (users who did not
+ * are absent). A sign-up after that time asks again and counts; one before it does not.
+ */
+export async function readOptOuts(
   db: Queryable,
   productId: string,
   userIds: readonly string[],
-): Promise<Set<string>> {
-  if (userIds.length === 0) return new Set();
-  const { rows } = await db.query<{ user_id: string }>(
-    'SELECT user_id FROM forewarn.restock_optouts WHERE product_id = $1 AND user_id = ANY ($2::text[])',
+): Promise<Map<string, SignupTime>> {
+  if (userIds.length === 0) return new Map();
+  const { rows } = await db.query<{ user_id: string; at: string }>(
+    `SELECT user_id, ${signupTimeSql('created_at')} AS at FROM forewarn.restock_optouts
+      WHERE product_id = $1 AND user_id = ANY ($2::text[])`,
     [productId, userIds],
   );
-  return new Set(rows.map((r) => r.user_id));
+  return new Map(rows.map((r) => [r.user_id, r.at]));
 }
 
-/** Which of the given (user, product) pairs are opted out, as `user\tproduct` keys. */
-export async function readOptedOutPairs(
+/**
+ * Which of the given notifications (restock alerts, their product id in data.productId) were
+ * recorded before their user stopped alerts for that product: the user changed their mind while
+ * the alert waited.
+ */
+export async function readOptedOutSince(
   db: Queryable,
-  pairs: ReadonlyArray<{ userId: string; productId: string }>,
+  notificationIds: readonly string[],
 ): Promise<Set<string>> {
-  if (pairs.length === 0) return new Set();
-  const { rows } = await db.query<{ user_id: string; product_id: string }>(
-    `SELECT o.user_id, o.product_id FROM forewarn.restock_optouts o
-       JOIN unnest($1::text[], $2::text[]) AS p(user_id, product_id)
-         ON o.user_id = p.user_id AND o.product_id = p.product_id`,
-    [pairs.map((p) => p.userId), pairs.map((p) => p.productId)],
+  if (notificationIds.length === 0) return new Set();
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT n.id FROM forewarn.notifications n
+       JOIN forewarn.restock_optouts o ON o.user_id = n.user_id AND o.product_id = n.data->>'productId'
+      WHERE n.id = ANY ($1::bigint[]) AND o.created_at >= n.created_at`,
+    [notificationIds],
   );
-  return new Set(rows.map((r) => `${r.user_id}\t${r.product_id}`));
+  return new Set(rows.map((r) => r.id));
 }
 
 export interface PastAlert {

@@ -451,7 +451,12 @@ describe('opt-outs', () => {
       product,
       users.map((u, i) => [u.id, at(BASE - 3_600_000 + i * 1000)]),
     );
-    await optOut(product, ['opt00', 'opt03', 'opt04', 'opt11']);
+    await optOut(product, ['opt00', 'opt03', 'opt04', 'opt11', 'opt15']);
+    // opt15 stopped alerts, then subscribed again on the platform: that asks again.
+    await fw.pool.query(
+      `UPDATE forewarn.restock_optouts SET created_at = $1 WHERE user_id = 'opt15' AND product_id = $2`,
+      [at(BASE - 7_200_000), product],
+    );
     // An opt-out for another product changes nothing here.
     await optOut('p-other', ['opt01']);
     await setProduct(product, 10);
@@ -469,6 +474,8 @@ describe('opt-outs', () => {
       'opt12',
       'opt13',
     ]);
+    const more = await recordRestock(product, 'wave', 2, { number: 2, stock: 3 });
+    expect(ids((await fanOut(context(), more, 4)).recipients)).toEqual(['opt14', 'opt15', 'opt16']);
   });
 });
 
@@ -674,7 +681,11 @@ describe('the stale rule', () => {
     expect(await stale()).toEqual(new Set(queued.map((q) => q.id)));
     // Stock back; a user who stopped alerts for the product meanwhile is not sent theirs.
     await setProduct(product, 10, 0);
-    await optOut(product, ['st2']);
+    await optOut(product, ['st2', 'st3']);
+    // st3 stopped alerts before this one was recorded (and subscribed again since): it goes out.
+    await fw.pool.query(
+      `UPDATE forewarn.restock_optouts SET created_at = now() - interval '1 day' WHERE user_id = 'st3'`,
+    );
     expect(await stale()).toEqual(new Set([queued[2]!.id]));
     // A row that breaks the contract (negative stock) reads as none left, and is logged by id.
     await platform.pool.query(`UPDATE platform.products SET stock = -5 WHERE id = $1`, [product]);

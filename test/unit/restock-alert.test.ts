@@ -94,7 +94,7 @@ describe('judgeSignup', () => {
   });
   const facts = (over: Partial<SignupFacts> & Pick<SignupFacts, 'subscriber'>): SignupFacts => ({
     requestedAt: null,
-    optedOut: false,
+    optedOutAt: null,
     alert: undefined,
     ...over,
   });
@@ -140,9 +140,20 @@ describe('judgeSignup', () => {
     expect(judgeSignup(row('u1', t(11)), thisCause, BOTH)).toEqual({ skip: 'alerted' });
   });
 
+  it('counts a sign-up made after the user stopped alerts for the product: they asked again', () => {
+    const stopped = facts({ subscriber: activeUser('u1', t(1)), requestedAt: t(8), optedOutAt: t(5) });
+    expect(judgeSignup(row('u1', t(1)), stopped, BOTH)).toEqual({ skip: 'duplicate' });
+    expect(judgeSignup(row('u1', t(8), 'forewarn'), stopped, BOTH)).toHaveProperty(
+      'recipient.signedUpAt',
+      t(8),
+    );
+    const resubscribed = facts({ subscriber: activeUser('u1', t(6)), optedOutAt: t(5) });
+    expect(judgeSignup(row('u1', t(6)), resubscribed, BOTH)).toHaveProperty('recipient');
+  });
+
   it('gives no place to opted-out, inactive, unknown users, or users nothing can be sent to', () => {
     expect(
-      judgeSignup(row('u1', t(1)), facts({ subscriber: activeUser('u1', t(1)), optedOut: true }), BOTH),
+      judgeSignup(row('u1', t(1)), facts({ subscriber: activeUser('u1', t(1)), optedOutAt: t(5) }), BOTH),
     ).toEqual({ skip: 'opted-out' });
     const disabled = activeUser('u1', t(1));
     disabled.user.status = 'disabled';
