@@ -87,5 +87,8 @@ export async function createPlatformSchema(
       created_at timestamptz NOT NULL,
       PRIMARY KEY (user_id, product_id)
     );
+    -- What docs/platform-contract.md recommends for restock alerts: a product's subscribers in
+    -- sign-up order, a page at a time.
+    CREATE INDEX IF NOT EXISTS restock_subscriptions_product_idx ON ${s}.restock_subscriptions (product_id, created_at);
   `);
 }

@@ -491,6 +491,52 @@ export const templateKinds = {
       },
     },
   }),
+  'restock-alert': defineKind({
+    audience: 'users',
+    description:
+      'A product the user asked to be told about is back in stock: how many are available, where to buy it, and how to stop these alerts. It answers the user’s own request (category requested).',
+    channels: ['email', 'inapp'],
+    schema: z
+      .object({
+        productId: z.string().min(1),
+        /** Platform data: the product's name. */
+        productName: displayName,
+        /** Units available when the wave went out (stock minus what pending orders take). */
+        available: z.number().int().nonnegative(),
+        /** 1 for the first wave, 2, 3, ... for later ones (sent while stock remains). */
+        wave: z.number().int().positive(),
+        restockedAt: isoTime,
+        /** The product's page. */
+        productUrl: webUrl,
+        /** Signed link: stop restock alerts for this product. */
+        stopUrl: webUrl,
+        /** Signed link to the user's notification preferences. */
+        preferencesUrl: webUrl,
+      })
+      .strict(),
+    sample: {
+      productId: 'gc-steam-100',
+      productName: 'Steam 充值卡 100 元',
+      available: 80,
+      wave: 1,
+      restockedAt: '2026-11-22T09:30:00.000Z',
+      productUrl: 'https://shop.example.com/products/gc-steam-100',
+      stopUrl: 'https://forewarn.example.com/restock/stop?product=gc-steam-100&token=sample-token',
+      preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
+    },
+    variants: {
+      'later wave, one left': {
+        productId: 'topup-genshin-6480',
+        productName: 'Genshin Impact 6480 Genesis Crystals',
+        available: 1,
+        wave: 3,
+        restockedAt: '2026-11-22T23:59:59+08:00',
+        productUrl: 'https://shop.example.com/products/topup-genshin-6480',
+        stopUrl: 'https://forewarn.example.com/restock/stop?product=topup-genshin-6480&token=sample-token',
+        preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
+      },
+    },
+  }),
 } as const;
 
 export type TemplateKind = keyof typeof templateKinds;

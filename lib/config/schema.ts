@@ -54,6 +54,8 @@ export const notificationsConfigSchema = z.strictObject({
     payUrl: httpUrl,
     /** Notification settings page; forewarn appends a signed user token (see README). */
     preferencesUrl: httpUrl,
+    /** A product's page (restock alerts); "{product}" is replaced by the product id. */
+    productUrl: httpUrl,
     /** Where ops look at an incident; "{incidentId}" is replaced. Null: no link. */
     dashboardUrl: httpUrl.nullable(),
     /** Signed links stop working after this many days. */

@@ -191,8 +191,7 @@ async function* renderedBatches(
 
 /** Every kind's notifications for an event, batch by batch: what a dry run prints. */
 export async function* eventDrafts(ctx: MessageContext, event: CauseEvent): AsyncGenerator<DraftBatch> {
-  for (const kind of kindsFor(event))
-    yield* kindBatches(ctx, event, kind, null, 0);
+  for (const kind of kindsFor(event)) yield* kindBatches(ctx, event, kind, null, 0);
 }
 
 /** One kind's notifications for an event, batch by batch, starting after `after`. */
