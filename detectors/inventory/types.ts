@@ -2,7 +2,7 @@
 // ticks (plain JSON, one forewarn.subject_state row per product that has anything to remember),
 // and the cause changes it emits (the payload fields the message kinds read).
 
-export const DETECTOR = 'inventory';
+export const DETECTOR = 'inventory' as const;
 
 /** One product as a tick reads it (a row of products with its orders summed, set-based per page). */
 export interface ProductSignals {

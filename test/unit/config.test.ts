@@ -329,7 +329,9 @@ describe('config mistakes', () => {
     const text = withEdits([[['detectors', 'lowStock'], { enabled: true }]]);
     const p = problemAt(configError(text), 'detectors.lowStock');
     expect(p.found).toBe('unknown detector "lowStock"');
-    expect(p.expected).toBe('one of the registered detectors: paymentHealth (payment-health)');
+    expect(p.expected).toBe(
+      'one of the registered detectors: paymentHealth (payment-health), inventory (inventory)',
+    );
   });
 
   it("a detector's settings under its id rather than its config key say which key to use", () => {
@@ -341,7 +343,7 @@ describe('config mistakes', () => {
     const p = problemAt(error, 'detectors.payment-health');
     expect(p.found).toBe('unknown detector "payment-health"');
     expect(p.expected).toBe(
-      "detectors.paymentHealth: a detector's settings go under its id in camel case (known detectors: paymentHealth (payment-health))",
+      "detectors.paymentHealth: a detector's settings go under its id in camel case (known detectors: paymentHealth (payment-health), inventory (inventory))",
     );
     expect(problemAt(error, PH).found).toBe('nothing (the key is missing)');
   });
