@@ -202,7 +202,7 @@ export async function readPendingOrderUsers(
   }>(
     `SELECT o.user_id, o.orders, o.earliest, u.email, u.locale, u.status
        FROM (SELECT user_id, count(*)::int AS orders,
-                    floor(date_part('epoch', min(created_at)) * 1000)::float8 AS earliest
+                    floor(extract(epoch FROM min(created_at)) * 1000)::float8 AS earliest
                FROM ${s}.orders
               WHERE product_id = $1 AND status = 'pending' AND quantity > 0 AND user_id IS NOT NULL
                 AND ($2::text IS NULL OR user_id > $2)
