@@ -74,8 +74,9 @@ describe('shipped templates', () => {
         expect(message).toMatchObject({ kind, channel, locale });
         expect(message.text.length).toBeGreaterThan(20);
         expect(message.text).not.toMatch(/\n\n\n/);
-        // The message names what it is about: the channel, or (a data-feed alert) the detector.
-        const subject = 'channelName' in data ? data.channelName : data.detector;
+        // The message names what it is about: the channel, the product, or (a data-feed alert) the detector.
+        const subject =
+          'channelName' in data ? data.channelName : 'productName' in data ? data.productName : data.detector;
         expect(message.text).toContain(subject);
         if (channel === 'email') {
           expect(message.subject).toMatch(/\S/);
