@@ -1,8 +1,9 @@
 // `npm run bench [name...]`: runs the benchmarks and prints their figures. Benchmarks measure;
-// they never fail a build. Names: backtest, detection, fanout, scenarios.
+// they never fail a build. Names: backtest, detection, fanout, inventory, scenarios.
 import { benchBacktest } from './backtest.ts';
 import { benchDetection } from './detection.ts';
 import { benchFanout } from './fanout.ts';
+import { benchInventory } from './inventory.ts';
 import { benchScenarios } from './scenarios.ts';
 import { print, type BenchResult } from './support.ts';
 
@@ -10,6 +11,7 @@ const benches: Record<string, () => Promise<BenchResult>> = {
   backtest: benchBacktest,
   detection: benchDetection,
   fanout: benchFanout,
+  inventory: benchInventory,
   scenarios: benchScenarios,
 };
 
