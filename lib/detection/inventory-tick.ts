@@ -227,7 +227,7 @@ export const inventory = defineDetector({
     }
     const f = result.findings;
     if (f)
-      out += `${f.products} products in ${f.pages} pages: ${f.low} low, ${f.out} out, ${f.restocking} restocking${f.removed > 0 ? `, ${f.removed} removed` : ''}\n`;
+      out += `${f.products} products in ${f.pages} page${f.pages === 1 ? '' : 's'}: ${f.low} low, ${f.out} out, ${f.restocking} restocking${f.removed > 0 ? `, ${f.removed} removed` : ''}\n`;
     return out;
   },
 });
