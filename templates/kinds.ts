@@ -111,6 +111,52 @@ const opsSampleOpened: z.input<typeof opsIncidentOpened> = {
   dashboardUrl: 'https://ops.example.com/forewarn/incidents/1842',
 };
 
+const opsErrorSpike = z
+  .object({
+    incidentId: z.string().min(1),
+    /** Platform data: the gateway's or platform's error code. */
+    code: z.string().min(1),
+    /** count: a normally rare code reached the count threshold; surge: its rate jumped above its own. */
+    rule: z.enum(['count', 'surge']),
+    /** Occurrences in the rule's window now. */
+    countNow: z.number().int().nonnegative(),
+    /** What the code usually has in a window of that length (may be fractional). */
+    countBefore: z.number().nonnegative(),
+    /** The rule's window: 10080 for 7 days, 60 for an hour. */
+    windowMinutes: z.number().int().positive(),
+    openedAt: isoTime,
+    /** Platform data: channel ids, most affected first. */
+    topChannels: z.array(
+      z.object({ channel: z.string().min(1), count: z.number().int().positive() }).strict(),
+    ),
+    topRegions: z.array(z.object({ region: z.string().min(1), count: z.number().int().positive() }).strict()),
+    /** Newest first. */
+    exampleAttemptIds: z.array(z.string().min(1)),
+    dashboardUrl: webUrl.nullable(),
+  })
+  .strict();
+
+const opsErrorSpikeSample: z.input<typeof opsErrorSpike> = {
+  incidentId: '2311',
+  code: 'RISK_REJECTED_3DS',
+  rule: 'count',
+  countNow: 10,
+  countBefore: 0.8,
+  windowMinutes: 10080,
+  openedAt: '2026-11-22T09:51:00.000Z',
+  topChannels: [
+    { channel: 'unionpay', count: 7 },
+    { channel: 'bank_card', count: 3 },
+  ],
+  topRegions: [
+    { region: 'CN-GD', count: 6 },
+    { region: 'CN-SH', count: 3 },
+    { region: 'CN-BJ', count: 1 },
+  ],
+  exampleAttemptIds: ['88172612', '88172540', '88160013', '88151120', '88149907'],
+  dashboardUrl: 'https://ops.example.com/forewarn/incidents/2311',
+};
+
 const opsStockLow = z
   .object({
     incidentId: z.string().min(1),
@@ -421,6 +467,124 @@ export const templateKinds = {
         silentPairs: 0,
         seenPairs: 30,
         openIncidents: 1,
+      },
+    },
+  }),
+
+  'ops-alert-group': defineKind({
+    audience: 'ops',
+    description:
+      'Ops alerts of one group (the same region, the same error code) that came within notifications.ops.groupWaitSeconds of the first, as one email listing each with its own subject and text.',
+    channels: ['email'],
+    schema: z
+      .object({
+        /** The key the alerts share, e.g. `region:CN-GD`, `code:BANK_DECLINED`. */
+        groupKey: z.string().min(1),
+        /** What they share (the key before its colon: `region`, `code`); null for a key without one. */
+        groupBy: z.string().min(1).nullable(),
+        /** The shared value (the key after its colon; the whole key when groupBy is null). */
+        groupValue: z.string().min(1),
+        count: z.number().int().min(2),
+        /** notifications.ops.groupWaitSeconds when the group went out. */
+        waitSeconds: z.number().int().nonnegative(),
+        /** Each alert as its own template rendered it: its subject, and its text's paragraphs, line by line. */
+        alerts: z
+          .array(
+            z
+              .object({ subject: z.string().min(1), paragraphs: z.array(z.array(z.string().min(1)).min(1)) })
+              .strict(),
+          )
+          .min(2),
+      })
+      .strict(),
+    sample: {
+      groupKey: 'region:CN-GD',
+      groupBy: 'region',
+      groupValue: 'CN-GD',
+      count: 3,
+      waitSeconds: 30,
+      alerts: [
+        {
+          subject: '[forewarn] OPENED failures on wechat_pay in CN-GD: 117/117 bad (100%, normally 3%)',
+          paragraphs: [
+            [
+              'Incident 1842 opened by payment-health: failed and timed-out payments on 微信支付 (wechat_pay) in CN-GD.',
+            ],
+            ['Opened at: 2026-11-22T09:51:05.000Z (2026-11-22 17:51:05 Beijing time)'],
+            ['Dashboard:', 'https://ops.example.com/forewarn/incidents/1842'],
+          ],
+        },
+        {
+          subject: '[forewarn] OPENED failures on alipay in CN-GD: 96/101 bad (95%, normally 2%)',
+          paragraphs: [
+            [
+              'Incident 1843 opened by payment-health: failed and timed-out payments on 支付宝 (alipay) in CN-GD.',
+            ],
+          ],
+        },
+        {
+          subject: '[forewarn] OPENED slow on unionpay in CN-GD: 41/117 slow (35%, normally 1%)',
+          paragraphs: [
+            ['Incident 1844 opened by payment-health: slow confirmations on 云闪付 (unionpay) in CN-GD.'],
+          ],
+        },
+      ],
+    },
+    variants: {
+      'an error code, no wait': {
+        groupKey: 'code:BANK_DECLINED',
+        groupBy: 'code',
+        groupValue: 'BANK_DECLINED',
+        count: 2,
+        waitSeconds: 0,
+        alerts: [
+          {
+            subject: '[forewarn] BANK_DECLINED: 12 in 7 days',
+            paragraphs: [['BANK_DECLINED reached 12 in 7 days.']],
+          },
+          { subject: '[forewarn] BANK_DECLINED surging', paragraphs: [] },
+        ],
+      },
+      'a key without a colon': {
+        groupKey: 'nightly-batch',
+        groupBy: null,
+        groupValue: 'nightly-batch',
+        count: 2,
+        waitSeconds: 120,
+        alerts: [
+          { subject: 'first', paragraphs: [['one', 'two'], ['three']] },
+          { subject: 'second', paragraphs: [] },
+        ],
+      },
+    },
+  }),
+  'ops-error-spike': defineKind({
+    audience: 'ops',
+    description:
+      'An error code spiked: a normally rare code reached its count in the rolling window, or a code’s rate jumped well above its own baseline.',
+    channels: ['email'],
+    schema: opsErrorSpike,
+    sample: opsErrorSpikeSample,
+    variants: {
+      'surge, one place, no dashboard': {
+        ...opsErrorSpikeSample,
+        code: 'GATEWAY_TIMEOUT',
+        rule: 'surge',
+        countNow: 412,
+        countBefore: 31.5,
+        windowMinutes: 60,
+        topChannels: [{ channel: 'wechat_pay', count: 412 }],
+        topRegions: [{ region: 'CN-ZJ', count: 412 }],
+        exampleAttemptIds: ['90000412'],
+        dashboardUrl: null,
+      },
+      'nothing listed, an odd window': {
+        ...opsErrorSpikeSample,
+        countBefore: 0,
+        windowMinutes: 90,
+        topChannels: [],
+        topRegions: [],
+        exampleAttemptIds: [],
       },
     },
   }),

@@ -24,6 +24,7 @@ import {
   type ClaimRef,
   type InboxEntry,
   type NotificationDraft,
+  type StaleRules,
 } from './store.ts';
 
 export interface DeliveryContext {
@@ -34,6 +35,8 @@ export interface DeliveryContext {
   email: () => EmailSender;
   /** Recorded with each claim (claimed_by). */
   workerId: string;
+  /** The message kinds' stale rules, applied as messages are claimed. */
+  stale?: StaleRules;
 }
 
 /** Sent emails are recorded at most this many at a time, at most this long after the send. */
@@ -99,6 +102,7 @@ export async function deliverNotifications(
         worker: ctx.workerId,
         claimSeconds: config.claimSeconds,
         maxAttempts: config.retry.maxAttempts,
+        ...(ctx.stale ? { stale: ctx.stale } : {}),
       });
       lease.hold(claim.claimed.map((n) => n.id));
       outcome.claimed += claim.claimed.length;

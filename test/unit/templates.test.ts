@@ -74,9 +74,18 @@ describe('shipped templates', () => {
         expect(message).toMatchObject({ kind, channel, locale });
         expect(message.text.length).toBeGreaterThan(20);
         expect(message.text).not.toMatch(/\n\n\n/);
-        // The message names what it is about: the channel, the product, or (a data-feed alert) the detector.
+        // The message names what it is about: the channel, the product, the error code, (a data-feed
+        // alert) the detector, or (a group of ops alerts) what the group shares.
         const subject =
-          'channelName' in data ? data.channelName : 'productName' in data ? data.productName : data.detector;
+          'channelName' in data
+            ? data.channelName
+            : 'productName' in data
+              ? data.productName
+              : 'code' in data
+                ? data.code
+                : 'detector' in data
+                  ? data.detector
+                  : data.groupValue;
         expect(message.text).toContain(subject);
         if (channel === 'email') {
           expect(message.subject).toMatch(/\S/);
