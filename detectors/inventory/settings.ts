@@ -40,11 +40,6 @@ export const inventorySettingsSchema = z.strictObject({
   pageSize: positiveInt.max(10_000),
   lowStock: lowStockSettingsSchema,
   restock: restockSettingsSchema,
-  /**
-   * Where the low-stock notice's restock-reminder link points (the HTTP role's
-   * /restock/subscribe); forewarn adds the product id and a signed token naming the user.
-   */
-  restockSubscribeUrl: z.url({ protocol: /^https?$/, message: 'expected an http(s) URL' }),
 });
 
 export type InventorySettings = z.infer<typeof inventorySettingsSchema>;

@@ -2,18 +2,19 @@
 // with the restock waves). `stock-low`: users with a pending order for a product that turned low
 // are told, calmly, that delivery may be delayed, and offered a restock reminder (a signed link
 // to the HTTP role's /restock/subscribe); the message is cancelled if the episode has ended by
-// the time it would be sent. `ops-stock-low`: the ops addresses get the numbers behind it.
+// the time it would be sent. `ops-stock-low`: the ops addresses get the numbers behind it; the
+// episodes that open within the ops group wait (a first pass over a catalogue finds many at
+// once) reach ops as one message.
 //
 // `on` matches a detector and event types only, and the inventory detector's `opened` events
 // open low-stock episodes and restocks alike: each kind's audience is empty for any cause kind
 // but `low-stock`.
 import { z } from 'zod';
-import type { Config } from '../config/schema.ts';
-import type { Queryable } from '../db/pool.ts';
 import { lockIncidentIfOpen } from '../incidents/store.ts';
-import { signedUrl } from '../links.ts';
+import { restockSubscribeUrl } from '../links.ts';
 import { readPendingOrderUsers } from '../platform/inventory.ts';
-import type { CauseEvent, MessageContext, MessageKind, QueuedMessage, Recipient } from './kind.ts';
+import type { CauseEvent, MessageContext, MessageKind, Recipient } from './kind.ts';
+import { causeResolved, opsAudience, preferencesUrl } from './shared.ts';
 
 const DETECTOR = 'inventory';
 const DAY_SECONDS = 86_400;
@@ -91,22 +92,19 @@ export const stockLow: MessageKind<CauseEvent['payload'], Prepared, PendingOrder
   },
 
   data(ctx, _event, recipient, { payload }) {
-    const config = ctx.config();
-    const expiresAt = Math.floor(Date.now() / 1000) + config.notifications.links.ttlDays * DAY_SECONDS;
+    const expiresAt = Math.floor(Date.now() / 1000) + ctx.config().notifications.links.ttlDays * DAY_SECONDS;
     return {
       productName: payload!.productName,
       pendingOrders: recipient.pendingOrders,
       earliestOrderedAt: new Date(recipient.earliestOrderedAt).toISOString(),
-      restockUrl: restockSubscribeUrl(
-        config,
-        { userId: recipient.userId, productId: payload!.productId, expiresAt },
-        ctx.linkSecret,
-      ),
-      preferencesUrl: signedUrl(
-        config.notifications.links.preferencesUrl,
-        { userId: recipient.userId, purpose: 'notification-preferences', expiresAt },
-        ctx.linkSecret,
-      ),
+      restockUrl: restockSubscribeUrl({
+        publicUrl: ctx.publicUrl,
+        secret: ctx.linkSecret,
+        userId: recipient.userId,
+        productId: payload!.productId,
+        expiresAt,
+      }),
+      preferencesUrl: preferencesUrl(ctx, recipient.userId),
     };
   },
 
@@ -114,7 +112,7 @@ export const stockLow: MessageKind<CauseEvent['payload'], Prepared, PendingOrder
   stillTrue: (client, event) => lockIncidentIfOpen(client, event.causeId),
 
   // A notice whose episode has ended (the stock recovered) is cancelled rather than sent.
-  stale: (db, _ctx, messages) => resolvedCauses(db, messages),
+  stale: causeResolved,
 
   link: (data) => (typeof data.restockUrl === 'string' ? data.restockUrl : null),
 };
@@ -127,13 +125,8 @@ export const opsStockLow: MessageKind<CauseEvent['payload'], Prepared> = {
   channels: () => ['email'],
   prepare,
 
-  audience(ctx, _event, _page, { payload }) {
-    const ops = ctx.config().notifications.ops;
-    return Promise.resolve({
-      recipients: payload ? ops.emails.map((address) => ({ userId: null, address, locale: ops.locale })) : [],
-      cursor: null,
-    });
-  },
+  audience: (ctx, event, page, { payload }) =>
+    payload ? opsAudience(ctx, event, page) : Promise.resolve({ recipients: [], cursor: null }),
 
   data(ctx, event, _recipient, { payload }) {
     const p = payload!;
@@ -153,37 +146,9 @@ export const opsStockLow: MessageKind<CauseEvent['payload'], Prepared> = {
       dashboardUrl: dashboardUrl?.replace('{incidentId}', encodeURIComponent(event.causeId)) ?? null,
     };
   },
+
+  // Low-stock episodes that open within notifications.ops.groupWaitSeconds reach ops as one email.
+  group: () => 'low-stock',
 };
 
 export const inventoryMessageKinds = [stockLow, opsStockLow] as const;
-
-/**
- * The low-stock notice's restock-reminder link: the configured /restock/subscribe page with the
- * product id and a signed `restock-subscribe` token naming the user. (Until the signed links
- * carry a subject claim, the product id travels beside the token, unsigned.)
- */
-export function restockSubscribeUrl(
-  config: Config,
-  link: { userId: string; productId: string; expiresAt: number },
-  secret: string,
-): string {
-  const url = new URL(config.detectors.inventory.restockSubscribeUrl);
-  url.searchParams.set('product', link.productId);
-  return signedUrl(
-    url.toString(),
-    { userId: link.userId, purpose: 'restock-subscribe', expiresAt: link.expiresAt },
-    secret,
-  );
-}
-
-/** Of the queued messages, those whose cause has been resolved. */
-async function resolvedCauses(db: Queryable, messages: readonly QueuedMessage[]): Promise<Set<string>> {
-  const causes = [...new Set(messages.map((m) => m.causeId).filter((id): id is string => id !== null))];
-  if (causes.length === 0) return new Set();
-  const { rows } = await db.query<{ id: string }>(
-    `SELECT id::text FROM forewarn.incidents WHERE id = ANY ($1::bigint[]) AND resolved_at IS NOT NULL`,
-    [causes],
-  );
-  const resolved = new Set(rows.map((r) => r.id));
-  return new Set(messages.filter((m) => m.causeId !== null && resolved.has(m.causeId)).map((m) => m.id));
-}

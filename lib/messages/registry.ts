@@ -2,10 +2,12 @@
 // iterate over it and name no kind themselves (test/unit/spine-names.test.ts).
 import type { MessageKind } from './kind.ts';
 import { errorSpikesMessageKinds } from './error-spikes.ts';
+import { inventoryMessageKinds } from './inventory.ts';
 import { paymentHealthKinds } from './payment-health.ts';
 
 export const messageKinds: readonly MessageKind[] = [
   ...paymentHealthKinds,
+  ...inventoryMessageKinds,
 ] as unknown as readonly MessageKind[];
 
 /** The kinds a cause event sends, ops alerts first (they must not wait behind users' batches). */

@@ -26,6 +26,7 @@ const SCHEMA = 'platform';
 const MINUTE = 60_000;
 const DAY = 86_400_000;
 const SECRET = 'inventory-test-secret-0123456789abcdef';
+const PUBLIC_URL = 'https://shop.example.com/forewarn';
 // Minute ticks in the recent past (a tick may not lie ahead of the database's clock).
 const BASE = Math.floor(Date.now() / MINUTE) * MINUTE - 3 * 60 * MINUTE;
 const at = (minute: number) => BASE + minute * MINUTE;
@@ -144,6 +145,7 @@ beforeAll(async () => {
     config: () => config,
     logger: logs.logger,
     linkSecret: SECRET,
+    publicUrl: PUBLIC_URL,
   };
 
   const created = new Date(BASE - 100 * DAY);
@@ -390,11 +392,11 @@ describe('the stock-low kind', () => {
       earliestOrderedAt: new Date(BASE - 3 * DAY).toISOString(),
     });
     const url = new URL(data.restockUrl as string);
-    expect(`${url.origin}${url.pathname}`).toBe(config.detectors.inventory.restockSubscribeUrl);
-    expect(url.searchParams.get('product')).toBe('steam-100');
+    expect(`${url.origin}${url.pathname}`).toBe(`${PUBLIC_URL}/restock/subscribe`);
     expect(verifyLinkToken(url.searchParams.get('token')!, SECRET, Date.now() / 1000)).toMatchObject({
       userId: 'u1',
       purpose: 'restock-subscribe',
+      subject: 'steam-100',
     });
     expect(stockLow.link!(data)).toBe(data.restockUrl);
   });
@@ -436,8 +438,8 @@ describe('the stock-low kind', () => {
   it('is stale once the episode has ended: recovery resolves it once, and queued notices are cancelled', async () => {
     const opened = (await lowStockEvents())[0]!;
     const queued = [
-      { id: 'n1', causeId: opened.incident_id, userId: 'u1', data: {} },
-      { id: 'n2', causeId: '999999', userId: 'u2', data: {} },
+      { id: 'n1', kind: 'stock-low', causeId: opened.incident_id, userId: 'u1', data: {} },
+      { id: 'n2', kind: 'stock-low', causeId: '999999', userId: 'u2', data: {} },
     ];
     expect(await stockLow.stale!(db.pool, messages, queued)).toEqual(new Set());
     const client = await db.pool.connect();

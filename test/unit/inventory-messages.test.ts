@@ -1,6 +1,6 @@
 // The low-stock message kinds' own logic (lib/messages/inventory.ts), without services: which
-// cause events they answer, a malformed payload's error, the signed restock-subscribe link, and
-// data that the templates accept. (Audiences and stale rules read PostgreSQL: see
+// cause events they answer, a malformed payload's error, data that the templates accept with
+// the signed restock-subscribe link, and the ops group key. (Audiences and stale rules read PostgreSQL: see
 // test/integration/inventory.test.ts.)
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +11,6 @@ import { verifyLinkToken } from '../../lib/links.ts';
 import {
   lowStockPayload,
   opsStockLow,
-  restockSubscribeUrl,
   stockLow,
   type PendingOrderRecipient,
 } from '../../lib/messages/inventory.ts';
@@ -21,6 +20,7 @@ import { validateTemplateData } from '../../lib/templates/data.ts';
 const SHIPPED = fileURLToPath(new URL('../../config/forewarn.yaml', import.meta.url));
 const SECRET = 'unit-test-secret-0123456789abcdefghij';
 const OPENED_AT = Date.UTC(2026, 10, 22, 9, 51);
+const PUBLIC_URL = 'https://shop.example.com/forewarn';
 
 let config: Config;
 let ctx: MessageContext;
@@ -34,6 +34,7 @@ beforeAll(async () => {
     config: () => config,
     logger: createLogger({ level: 'silent' }),
     linkSecret: SECRET,
+    publicUrl: PUBLIC_URL,
   };
 });
 
@@ -76,6 +77,9 @@ describe('which events the kinds answer', () => {
     expect([stockLow.category, opsStockLow.category]).toEqual(['service', 'ops']);
     expect(stockLow.channels(config)).toEqual(config.notifications.userChannels);
     expect(opsStockLow.channels(config)).toEqual(['email']);
+    // Episodes opening together (a first pass over a catalogue) reach ops as one email.
+    expect(opsStockLow.group!(event(lowStock))).toBe('low-stock');
+    expect(stockLow.group).toBeUndefined();
   });
 
   it('a restock is "opened" too: it has no low-stock payload', () => {
@@ -90,21 +94,6 @@ describe('which events the kinds answer', () => {
   });
 });
 
-describe('the restock-subscribe link', () => {
-  it('names the product and carries a signed restock-subscribe token for the user', () => {
-    const expiresAt = Math.floor(OPENED_AT / 1000) + 86_400;
-    const url = new URL(restockSubscribeUrl(config, { userId: 'u1', productId: 'a&b c', expiresAt }, SECRET));
-    expect(`${url.origin}${url.pathname}`).toBe(config.detectors.inventory.restockSubscribeUrl);
-    expect(url.searchParams.get('product')).toBe('a&b c');
-    expect(verifyLinkToken(url.searchParams.get('token')!, SECRET, OPENED_AT / 1000)).toEqual({
-      userId: 'u1',
-      purpose: 'restock-subscribe',
-      expiresAt,
-    });
-    expect(verifyLinkToken(url.searchParams.get('token')!, 'another-secret-0123456789abcdef', 0)).toBeNull();
-  });
-});
-
 describe('data the templates accept', () => {
   it("stock-low: the product, the user's orders, the two signed links", () => {
     const prepared = { payload: lowStockPayload(event(lowStock)) };
@@ -114,6 +103,18 @@ describe('data the templates accept', () => {
       pendingOrders: 2,
       earliestOrderedAt: new Date(OPENED_AT - 3_600_000).toISOString(),
     });
+    // The reminder link: the HTTP role's page, a restock-subscribe token for the user and the product.
+    const restock = new URL(data.restockUrl as string);
+    expect(`${restock.origin}${restock.pathname}`).toBe(`${PUBLIC_URL}/restock/subscribe`);
+    expect(verifyLinkToken(restock.searchParams.get('token')!, SECRET, OPENED_AT / 1000)).toMatchObject({
+      userId: 'u1',
+      purpose: 'restock-subscribe',
+      subject: 'steam-100',
+    });
+    expect(
+      verifyLinkToken(restock.searchParams.get('token')!, 'another-secret-0123456789abcdef', 0),
+    ).toBeNull();
+    expect(stockLow.link!(data)).toBe(data.restockUrl);
     const preferences = new URL(data.preferencesUrl as string);
     expect(verifyLinkToken(preferences.searchParams.get('token')!, SECRET, OPENED_AT / 1000)).toMatchObject({
       userId: 'u1',
