@@ -16,7 +16,9 @@ import { runInventoryTick, type TickResult } from '../../lib/detection/inventory
 import { verifyLinkToken } from '../../lib/links.ts';
 import { opsStockLow, stockLow } from '../../lib/messages/inventory.ts';
 import type { AudiencePage, CauseEvent, MessageContext, Recipient } from '../../lib/messages/kind.ts';
+import { fanOutCauseEvent, type FanoutContext } from '../../lib/notifications/fanout.ts';
 import { InvalidRowReporter } from '../../lib/platform/invalid-rows.ts';
+import { TemplateStore } from '../../lib/templates/store.ts';
 import { validateTemplateData } from '../../lib/templates/data.ts';
 import { createPlatformSchema } from '../../sim/schema.ts';
 import { captureLogs, createTestDatabase, type TestDatabase } from '../support/services.ts';
@@ -51,6 +53,7 @@ async function tick(minute: number, options: { dryRun?: boolean } = {}): Promise
 }
 
 interface EventRow {
+  event_id: string;
   incident_id: string;
   kind: string;
   subject_key: string;
@@ -61,7 +64,7 @@ interface EventRow {
 
 async function events(): Promise<EventRow[]> {
   const { rows } = await db.pool.query<EventRow>(
-    `SELECT e.incident_id::text, i.kind, i.subject_key, e.type, e.seq, e.payload
+    `SELECT e.id::text AS event_id, e.incident_id::text, i.kind, i.subject_key, e.type, e.seq, e.payload
        FROM forewarn.incident_events e JOIN forewarn.incidents i ON i.id = e.incident_id
       WHERE i.detector = 'inventory' ORDER BY e.id`,
   );
@@ -433,6 +436,79 @@ describe('the stock-low kind', () => {
       openedAt: new Date(at(4)).toISOString(),
       dashboardUrl: null,
     });
+  });
+
+  it('fanned out: each pending-order user is told once per channel, users without orders are not, ops once', async () => {
+    const templates = TemplateStore.load();
+    const fanout: FanoutContext = { ...messages, templates: () => templates };
+    const opened = (await lowStockEvents())[0]!;
+    const first = await fanOutCauseEvent(fanout, opened.event_id, async () => undefined);
+    expect(first.alreadyDone).toBe(false);
+    // Fanning the event out again (a retried job) records nothing more.
+    expect((await fanOutCauseEvent(fanout, opened.event_id, async () => undefined)).alreadyDone).toBe(true);
+    const { rows } = await db.pool.query<{
+      kind: string;
+      category: string;
+      channel: string;
+      recipient: string;
+      dedupe_key: string;
+      locale: string;
+    }>(
+      `SELECT kind, category, channel, coalesce(user_id, address) AS recipient, dedupe_key, locale
+         FROM forewarn.notifications WHERE incident_id = $1 ORDER BY kind, recipient, channel`,
+      [opened.incident_id],
+    );
+    const id = opened.incident_id;
+    expect(rows).toEqual([
+      {
+        kind: 'ops-stock-low',
+        category: 'ops',
+        channel: 'email',
+        recipient: 'ops@example.com',
+        dedupe_key: `cause:${id}:ops-stock-low:email:ops@example.com`,
+        locale: 'zh-CN',
+      },
+      // u1 has an address: email and in-app; u2 has none: in-app only. u3-u7 are not told.
+      {
+        kind: 'stock-low',
+        category: 'service',
+        channel: 'email',
+        recipient: 'u1',
+        dedupe_key: `cause:${id}:stock-low:email:u1`,
+        locale: 'zh-CN',
+      },
+      {
+        kind: 'stock-low',
+        category: 'service',
+        channel: 'inapp',
+        recipient: 'u1',
+        dedupe_key: `cause:${id}:stock-low:inapp:u1`,
+        locale: 'zh-CN',
+      },
+      {
+        kind: 'stock-low',
+        category: 'service',
+        channel: 'inapp',
+        recipient: 'u2',
+        dedupe_key: `cause:${id}:stock-low:inapp:u2`,
+        locale: 'en',
+      },
+    ]);
+  });
+
+  it('a restock event sends no low-stock message', async () => {
+    const templates = TemplateStore.load();
+    const restock = (await events()).find((e) => e.kind === 'restock')!;
+    await fanOutCauseEvent(
+      { ...messages, templates: () => templates },
+      restock.event_id,
+      async () => undefined,
+    );
+    const { rows } = await db.pool.query<{ kind: string }>(
+      `SELECT kind FROM forewarn.notifications WHERE incident_id = $1 AND kind IN ('stock-low', 'ops-stock-low')`,
+      [restock.incident_id],
+    );
+    expect(rows).toEqual([]);
   });
 
   it('is stale once the episode has ended: recovery resolves it once, and queued notices are cancelled', async () => {
