@@ -1,9 +1,10 @@
 // `npm run bench [name...]`: runs the benchmarks and prints their figures. Benchmarks measure;
-// they never fail a build. Names: backtest, detection, fanout, restock, scenarios.
+// they never fail a build. Names: backtest, detection, fanout, inventory, restock, scenarios.
 import { benchBacktest } from './backtest.ts';
 import { benchDetection } from './detection.ts';
 import { benchFanout } from './fanout.ts';
 import { benchRestock } from './restock.ts';
+import { benchInventory } from './inventory.ts';
 import { benchScenarios } from './scenarios.ts';
 import { print, type BenchResult } from './support.ts';
 
@@ -12,6 +13,7 @@ const benches: Record<string, () => Promise<BenchResult>> = {
   detection: benchDetection,
   fanout: benchFanout,
   restock: benchRestock,
+  inventory: benchInventory,
   scenarios: benchScenarios,
 };
 

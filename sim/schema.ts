@@ -80,6 +80,11 @@ export async function createPlatformSchema(
       status text NOT NULL,
       created_at timestamptz NOT NULL
     );
+    -- What docs/platform-contract.md recommends for the inventory watcher: sales per product over
+    -- a window, and pending orders per product (their units, and who placed them, by user id).
+    CREATE INDEX IF NOT EXISTS orders_product_created_idx ON ${s}.orders (product_id, created_at);
+    CREATE INDEX IF NOT EXISTS orders_pending_product_user_idx ON ${s}.orders (product_id, user_id)
+      WHERE status = 'pending';
 
     CREATE TABLE IF NOT EXISTS ${s}.restock_subscriptions (
       user_id text NOT NULL,

@@ -157,6 +157,43 @@ const opsErrorSpikeSample: z.input<typeof opsErrorSpike> = {
   dashboardUrl: 'https://ops.example.com/forewarn/incidents/2311',
 };
 
+const opsStockLow = z
+  .object({
+    incidentId: z.string().min(1),
+    productId: z.string().min(1),
+    /** Platform data: the product's name. */
+    productName: displayName,
+    stock: z.number().int().nonnegative(),
+    /** The product's own low_stock_threshold, or the configured default. */
+    threshold: z.number().int().nonnegative(),
+    /** Units of pending and fulfilled orders per day over the sales window. */
+    salesPerDay: z.number().nonnegative(),
+    /** Stock over sales per day; null when nothing sold in the window. */
+    daysOfCover: z.number().nonnegative().nullable(),
+    pendingOrders: z.number().int().nonnegative(),
+    pendingUnits: z.number().int().nonnegative(),
+    /** threshold: at or under the threshold; cover: fewer days of cover than configured. */
+    reason: z.enum(['threshold', 'cover']),
+    openedAt: isoTime,
+    dashboardUrl: webUrl.nullable(),
+  })
+  .strict();
+
+const opsSampleStockLow: z.input<typeof opsStockLow> = {
+  incidentId: '2291',
+  productId: 'steam-cn-100',
+  productName: 'Steam 钱包充值卡 100 元',
+  stock: 8,
+  threshold: 10,
+  salesPerDay: 14.286,
+  daysOfCover: 0.56,
+  pendingOrders: 12,
+  pendingUnits: 15,
+  reason: 'threshold',
+  openedAt: '2026-11-22T09:51:00.000Z',
+  dashboardUrl: 'https://ops.example.com/forewarn/incidents/2291',
+};
+
 export const templateKinds = {
   'payment-degraded': defineKind({
     audience: 'users',
@@ -329,6 +366,66 @@ export const templateKinds = {
           topErrorCodes: [],
         },
       },
+    },
+  }),
+
+  'stock-low': defineKind({
+    audience: 'users',
+    description:
+      'A product the user has a pending order for is running short: delivery may be delayed; a restock reminder is offered.',
+    channels: ['email', 'inapp'],
+    schema: z
+      .object({
+        /** Platform data: the product's name. */
+        productName: displayName,
+        /** The user's pending orders for the product (at least 1). */
+        pendingOrders: z.number().int().positive(),
+        /** When the user's earliest pending order for it was placed. */
+        earliestOrderedAt: isoTime,
+        /** Signed link: ask for a reminder when the product is back in stock. */
+        restockUrl: webUrl,
+        /** Signed link to the user's notification preferences. */
+        preferencesUrl: webUrl,
+      })
+      .strict(),
+    sample: {
+      productName: 'Steam 钱包充值卡 100 元',
+      pendingOrders: 1,
+      earliestOrderedAt: '2026-11-22T09:12:00.000Z',
+      restockUrl: 'https://shop.example.com/restock/subscribe?product=steam-cn-100&token=sample-token',
+      preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
+    },
+    variants: {
+      'several orders': {
+        productName: 'Apple Gift Card US$50',
+        pendingOrders: 3,
+        earliestOrderedAt: '2026-11-21T23:59:59+08:00',
+        restockUrl: 'https://shop.example.com/restock/subscribe?product=apple-us-50&token=sample-token',
+        preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
+      },
+    },
+  }),
+
+  'ops-stock-low': defineKind({
+    audience: 'ops',
+    description:
+      'A product turned low on stock: its stock, sales per day, days of cover and pending orders, for the ops team.',
+    channels: ['email'],
+    schema: opsStockLow,
+    sample: opsSampleStockLow,
+    variants: {
+      'cover, nothing pending, no dashboard': {
+        ...opsSampleStockLow,
+        stock: 120,
+        threshold: 20,
+        salesPerDay: 85.714,
+        daysOfCover: 1.4,
+        pendingOrders: 0,
+        pendingUnits: 0,
+        reason: 'cover',
+        dashboardUrl: null,
+      },
+      'nothing sold': { ...opsSampleStockLow, stock: 0, salesPerDay: 0, daysOfCover: null },
     },
   }),
 

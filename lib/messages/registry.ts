@@ -2,12 +2,14 @@
 // iterate over it and name no kind themselves (test/unit/spine-names.test.ts).
 import type { MessageKind } from './kind.ts';
 import { errorSpikesMessageKinds } from './error-spikes.ts';
+import { inventoryMessageKinds } from './inventory.ts';
 import { restockAlert } from './inventory-restock.ts';
 import { paymentHealthKinds } from './payment-health.ts';
 
 export const messageKinds: readonly MessageKind[] = [
   ...paymentHealthKinds,
   ...errorSpikesMessageKinds,
+  ...inventoryMessageKinds,
   restockAlert,
 ] as unknown as readonly MessageKind[];
 
