@@ -71,9 +71,9 @@ const recipient: PendingOrderRecipient = {
 };
 
 describe('which events the kinds answer', () => {
-  it('both follow the inventory detector\'s "opened" events', () => {
-    expect(stockLow.on).toEqual({ detector: 'inventory', events: ['opened'] });
-    expect(opsStockLow.on).toEqual({ detector: 'inventory', events: ['opened'] });
+  it('both follow the inventory detector\'s "opened" events of low-stock causes', () => {
+    expect(stockLow.on).toEqual({ detector: 'inventory', events: ['opened'], kinds: ['low-stock'] });
+    expect(opsStockLow.on).toEqual({ detector: 'inventory', events: ['opened'], kinds: ['low-stock'] });
     expect([stockLow.category, opsStockLow.category]).toEqual(['service', 'ops']);
     expect(stockLow.channels(config)).toEqual(config.notifications.userChannels);
     expect(opsStockLow.channels(config)).toEqual(['email']);
