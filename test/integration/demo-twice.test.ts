@@ -87,5 +87,5 @@ describe('npm run demo, twice on one Redis and queue prefix', () => {
       expect(run.recoveries).toEqual(run.warnings);
     }
     expect(second.warnings).toEqual(first.warnings);
-  }, 330_000);
+  }, 450_000);
 });
