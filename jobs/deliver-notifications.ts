@@ -58,7 +58,7 @@ export async function deliverBatch(
       config: ctx.config,
       logger: ctx.logger,
       templates: await ctx.templates(),
-      email: via.email,
+      channels: { email: via.email },
       workerId: ctx.workerId,
     },
     ids,
