@@ -58,6 +58,11 @@ interface ChannelCommon {
   readonly id: string;
   /** A message whose recipient lacks it fails without being handed over. */
   readonly needs: ChannelNeeds;
+  /**
+   * The templates its messages are rendered with (`templates/<kind>/<locale>.<template>.liquid`):
+   * its own id unless set. A webhook, say, may carry the in-app copy.
+   */
+  readonly template?: string;
 }
 
 export interface SendChannel extends ChannelCommon {

@@ -237,7 +237,11 @@ export async function deliverNotifications(
   }
 
   /** Renders the lane's messages; the ones whose template fails are failed here. */
-  async function prepare(batch: readonly ClaimedNotification[]): Promise<OutgoingMessage[]> {
+  async function prepare(
+    channel: Channel,
+    batch: readonly ClaimedNotification[],
+  ): Promise<OutgoingMessage[]> {
+    const template = channel.template ?? channel.id;
     const ready: OutgoingMessage[] = [];
     const broken: Failure[] = [];
     for (const n of batch) {
@@ -246,7 +250,11 @@ export async function deliverNotifications(
         continue;
       }
       try {
-        ready.push({ notification: n, rendered: renderNotification(ctx.templates, n), link: linkOf(n) });
+        const rendered = renderNotification(
+          ctx.templates,
+          n.channel === template ? n : { ...n, channel: template },
+        );
+        ready.push({ notification: n, rendered, link: linkOf(n) });
       } catch (error) {
         broken.push({ n, reason: reasonOf(error), message: 'not delivered: the template failed' });
       }
@@ -324,7 +332,7 @@ export async function deliverNotifications(
 
   async function run(lane: Lane): Promise<void> {
     for (let batch = await next(lane); batch; batch = await next(lane)) {
-      const messages = await prepare(batch);
+      const messages = await prepare(lane.channel, batch);
       if (messages.length === 0) continue;
       if (lane.channel.kind === 'send') await send(lane.channel, messages);
       else await write(lane.channel, messages);
