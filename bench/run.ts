@@ -1,6 +1,7 @@
 // `npm run bench [name...]`: runs the benchmarks and prints their figures. Benchmarks measure;
-// they never fail a build. Names: backtest, detection, fanout, scenarios.
+// they never fail a build. Names: backtest, detection, email, fanout, scenarios.
 import { benchBacktest } from './backtest.ts';
+import { benchEmailDelivery } from './delivery.ts';
 import { benchDetection } from './detection.ts';
 import { benchFanout } from './fanout.ts';
 import { benchScenarios } from './scenarios.ts';
@@ -9,6 +10,7 @@ import { print, type BenchResult } from './support.ts';
 const benches: Record<string, () => Promise<BenchResult>> = {
   backtest: benchBacktest,
   detection: benchDetection,
+  email: benchEmailDelivery,
   fanout: benchFanout,
   scenarios: benchScenarios,
 };
