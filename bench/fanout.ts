@@ -19,7 +19,7 @@ import { composeMail } from '../lib/channels/email.ts';
 import { enqueueFanouts } from '../jobs/fanout-incident-event.ts';
 import { createContext, type AppContext } from '../lib/context.ts';
 import { emailMessageFor } from '../lib/channels/email-channel.ts';
-import { fanOutIncidentEvent } from '../lib/notifications/fanout.ts';
+import { fanOutCauseEvent } from '../lib/notifications/fanout.ts';
 import { renderNotification } from '../lib/notifications/render.ts';
 import { claimNotifications } from '../lib/notifications/store.ts';
 import { migrate } from '../lib/db/migrate.ts';
@@ -317,7 +317,7 @@ async function sendRaw(
   smtpUrl: string,
 ): Promise<{ seconds: number; cpuSeconds: number }> {
   const ids: string[] = [];
-  await fanOutIncidentEvent(ctx, eventId, async (created) => void ids.push(...created));
+  await fanOutCauseEvent(ctx, eventId, async (created) => void ids.push(...created));
   const { claimed } = await claimNotifications(ctx.db, ids, {
     token: randomUUID(),
     worker: ctx.workerId,

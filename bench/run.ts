@@ -1,9 +1,11 @@
 // `npm run bench [name...]`: runs the benchmarks and prints their figures. Benchmarks measure;
-// they never fail a build. Names: backtest, detection, email, fanout, scenarios.
+// they never fail a build. Names: backtest, detection, email, fanout, inventory, restock, scenarios.
 import { benchBacktest } from './backtest.ts';
 import { benchEmailDelivery } from './delivery.ts';
 import { benchDetection } from './detection.ts';
 import { benchFanout } from './fanout.ts';
+import { benchRestock } from './restock.ts';
+import { benchInventory } from './inventory.ts';
 import { benchScenarios } from './scenarios.ts';
 import { print, type BenchResult } from './support.ts';
 
@@ -12,6 +14,8 @@ const benches: Record<string, () => Promise<BenchResult>> = {
   detection: benchDetection,
   email: benchEmailDelivery,
   fanout: benchFanout,
+  restock: benchRestock,
+  inventory: benchInventory,
   scenarios: benchScenarios,
 };
 

@@ -5,6 +5,7 @@ import type { JobsOptions } from 'bullmq';
 import type { AppContext } from '../lib/context.ts';
 import type { EmailSender } from '../lib/channels/email.ts';
 import { deliverNotifications } from '../lib/notifications/deliver.ts';
+import { staleRules } from '../lib/messages/stale.ts';
 import { readOpsNotificationIds } from '../lib/notifications/store.ts';
 
 export const name = 'deliver-notifications';
@@ -60,6 +61,7 @@ export async function deliverBatch(
       templates: await ctx.templates(),
       channels: { email: via.email },
       workerId: ctx.workerId,
+      stale: staleRules(ctx),
     },
     ids,
   );

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { UnrecoverableError, type JobsOptions } from 'bullmq';
 import type { AppContext } from '../lib/context.ts';
-import { fanOutIncidentEvent } from '../lib/notifications/fanout.ts';
+import { fanOutCauseEvent } from '../lib/notifications/fanout.ts';
 import { readIncidentEventId, readIncidentEventUids } from '../lib/notifications/store.ts';
 import { enqueueDeliveries } from './deliver-notifications.ts';
 
@@ -35,9 +35,7 @@ export async function handle(data: z.infer<typeof payload>, ctx: AppContext) {
       `incident event ${data.eventUid} does not exist in this database; expected the uid of a row of forewarn.incident_events`,
     );
   }
-  return fanOutIncidentEvent(ctx, eventId, (ids, batchKey) =>
-    enqueueDeliveries(ctx, ids, `fanout@${batchKey}`),
-  );
+  return fanOutCauseEvent(ctx, eventId, (ids, batchKey) => enqueueDeliveries(ctx, ids, `fanout@${batchKey}`));
 }
 
 /**

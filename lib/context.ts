@@ -10,7 +10,7 @@ import type { Config } from './config/schema.ts';
 import { readDeploymentId } from './db/deployment.ts';
 import { connectionErrorLog, connectionTo, watchPool, type ConnectionErrorLog } from './connection-errors.ts';
 import { createPool, type Pool } from './db/pool.ts';
-import type { Env } from './env.ts';
+import { publicUrlOf, type Env } from './env.ts';
 import { ForewarnError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { InvalidRowReporter } from './platform/invalid-rows.ts';
@@ -39,6 +39,11 @@ export interface AppContext {
   connectionErrors: ConnectionErrorLog;
   /** Signs links that act on an account (FOREWARN_LINK_SECRET; in development, made up if unset). */
   readonly linkSecret: string;
+  /**
+   * The base of public links, e.g. restock links (FOREWARN_PUBLIC_URL; in development, unset, the
+   * HTTP role's own address; in production, unset, reading it throws FW_ENV_MISSING).
+   */
+  readonly publicUrl: string;
   /** The message templates, loaded and checked once. */
   templates: () => Promise<TemplateStore>;
   /** The email channel (SMTP pool or .eml outbox), created on first use. */
@@ -115,6 +120,9 @@ export async function createContext(env: Env, configStore: ConfigStore, logger: 
         );
       }
       return linkSecret;
+    },
+    get publicUrl() {
+      return publicUrlOf(env);
     },
     templates: () => (templates ??= TemplateStore.load()),
     email: () =>

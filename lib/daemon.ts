@@ -1,10 +1,12 @@
-// The long-running process: scheduler and/or workers, by role, sharing one context. Stopping
-// takes no new work, lets running jobs finish within the grace period, then closes connections.
+// The long-running process: scheduler, workers and/or the HTTP server, by role, sharing one
+// context. Stopping takes no new work (the HTTP server stops accepting connections), lets running
+// jobs and requests finish within the grace period, then closes connections.
 import type { Worker } from 'bullmq';
 import { ConfigStore } from './config/store.ts';
 import { connectionTo, isConnectionError } from './connection-errors.ts';
 import { createContext, type AppContext } from './context.ts';
 import { checkProductionEnv, type Env } from './env.ts';
+import { HTTP_PARTS, startHttpServer, type RunningHttpServer } from './http/server.ts';
 import { ForewarnError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { readMigrations } from './db/migrate.ts';
@@ -14,8 +16,13 @@ import { startDetectionWorker } from '../workers/detection.ts';
 import { startFanoutWorker } from '../workers/fanout.ts';
 import { startOpsAlertsWorker } from '../workers/ops-alerts.ts';
 
-export const ROLES = ['scheduler', 'detection', 'notifications'] as const;
+export const ROLES = ['scheduler', 'detection', 'notifications', 'http'] as const;
 export type Role = (typeof ROLES)[number];
+/**
+ * What `forewarn start` runs when no role is named. The HTTP role listens on a port, so it runs
+ * only where it is asked for (`--role http`), usually in replicas of its own behind a proxy.
+ */
+export const DEFAULT_ROLES: readonly Role[] = ['scheduler', 'detection', 'notifications'];
 
 export interface Daemon {
   ctx: AppContext;
@@ -31,8 +38,8 @@ export async function startDaemon(options: {
 }): Promise<Daemon> {
   const { env, logger, roles } = options;
   // Before anything connects: in production a missing secret or mail server is a refusal, not a
-  // development default. (The HTTP role will add its routes to what is checked.)
-  checkProductionEnv(env, roles);
+  // development default. The HTTP role stands for itself and each of its routes.
+  checkProductionEnv(env, roles.includes('http') ? [...roles, ...HTTP_PARTS] : roles);
   const configStore = await ConfigStore.open(env.configPath, logger);
   const ctx = await createContext(env, configStore, logger);
   try {
@@ -63,6 +70,26 @@ export async function startDaemon(options: {
         : log.error({ err: error }, 'worker error'),
     );
   }
+  let http: RunningHttpServer | undefined;
+  if (roles.includes('http')) {
+    try {
+      http = await startHttpServer(
+        {
+          db: ctx.db,
+          platformDb: ctx.platformDb,
+          platformSchema: ctx.platformSchema,
+          linkSecret: ctx.linkSecret,
+          logger,
+          now: Date.now,
+        },
+        { host: env.httpHost, port: env.httpPort },
+      );
+    } catch (error) {
+      await Promise.all(workers.map((w) => w.close(true)));
+      await ctx.close();
+      throw error;
+    }
+  }
   const scheduler = roles.includes('scheduler') ? new Scheduler(ctx) : undefined;
   scheduler?.start();
   logger.info(
@@ -72,6 +99,7 @@ export async function startDaemon(options: {
       worker: ctx.workerId,
       deploymentId: ctx.deploymentId,
       queuePrefix: ctx.queues.prefix,
+      ...(http ? { http: http.address } : {}),
     },
     'forewarn started',
   );
@@ -83,7 +111,8 @@ export async function startDaemon(options: {
       logger.info({ component: 'daemon', reason, graceMs }, 'stopping: no new work, finishing running jobs');
       await scheduler?.stop();
       let forced = false;
-      const drained = Promise.all(workers.map((w) => w.close()));
+      // The HTTP server stops accepting at once and finishes the requests in flight meanwhile.
+      const drained = Promise.all([...workers.map((w) => w.close()), http?.close()]);
       const timeout = new Promise<'timeout'>((resolve) => setTimeout(resolve, graceMs, 'timeout').unref());
       if ((await Promise.race([drained, timeout])) === 'timeout') {
         forced = true;

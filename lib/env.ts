@@ -47,6 +47,20 @@ const envSchema = z.object({
   FOREWARN_OUTBOX: z.string().min(1).default('./outbox'),
   /** Signs links that act on an account (at least 32 characters). */
   FOREWARN_LINK_SECRET: z.string().min(32, 'expected at least 32 characters').optional(),
+  /** Where the HTTP role listens (`forewarn start --role http`). */
+  FOREWARN_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
+  FOREWARN_HTTP_PORT: z.coerce
+    .number({ message: 'expected a port number from 0 to 65535' })
+    .int('expected a port number from 0 to 65535')
+    .min(0, 'expected a port number from 0 to 65535')
+    .max(65_535, 'expected a port number from 0 to 65535')
+    .default(8787),
+  /**
+   * Where users reach the HTTP role from the outside, e.g. https://notify.example.com (a path
+   * prefix is kept): the base of the restock links in messages. Unset in development: the HTTP
+   * role's own address.
+   */
+  FOREWARN_PUBLIC_URL: url(['http:', 'https:']).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** "production" turns missing settings into refusals (checkProductionEnv); anything else is development. */
   NODE_ENV: z.string().optional(),
@@ -73,6 +87,11 @@ export interface Env {
   /** Where .eml files are written when email goes to the outbox. */
   outboxDir: string;
   linkSecret: string | undefined;
+  /** Where the HTTP role listens. */
+  httpHost: string;
+  httpPort: number;
+  /** FOREWARN_PUBLIC_URL; use publicUrlOf(env), which falls back in development only. */
+  publicUrl: string | undefined;
 }
 
 export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
@@ -101,8 +120,30 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
     emailTransport: e.SMTP_URL === undefined ? 'default-outbox' : outbox === undefined ? 'smtp' : 'outbox',
     outboxDir: outbox || e.FOREWARN_OUTBOX,
     linkSecret: e.FOREWARN_LINK_SECRET,
+    httpHost: e.FOREWARN_HTTP_HOST,
+    httpPort: e.FOREWARN_HTTP_PORT,
+    publicUrl: e.FOREWARN_PUBLIC_URL,
   };
 }
+
+/**
+ * The base of public links (FOREWARN_PUBLIC_URL). In development, unset, it is the HTTP role's own
+ * address; in production a link to a made-up address would reach nobody, so it is an error.
+ */
+export function publicUrlOf(env: Env): string {
+  if (env.publicUrl !== undefined) return env.publicUrl;
+  if (env.production) {
+    throw new ForewarnError(
+      'FW_ENV_MISSING',
+      `environment variable FOREWARN_PUBLIC_URL: required with NODE_ENV=production to build public links: expected ${PUBLIC_URL_EXPECTED}, got nothing`,
+    );
+  }
+  const host = env.httpHost.includes(':') ? `[${env.httpHost}]` : env.httpHost;
+  return `http://${host}:${env.httpPort}`;
+}
+
+const PUBLIC_URL_EXPECTED =
+  "the http(s) URL where users reach forewarn's HTTP role, e.g. https://notify.example.com (links in messages point there)";
 
 /**
  * A setting that a part of forewarn cannot do without in production. `neededBy` names the parts:
@@ -132,8 +173,15 @@ export const PRODUCTION_REQUIREMENTS: readonly ProductionRequirement[] = [
     expected:
       'at least 32 characters, the same on every replica and known to the platform ' +
       '(it signs the links in messages; a secret made up per process signs links nobody can verify)',
-    neededBy: ['notifications'],
+    neededBy: ['notifications', 'http:/restock/subscribe', 'http:/restock/stop'],
     isSet: (env) => env.linkSecret !== undefined,
+  },
+  {
+    variable: 'FOREWARN_PUBLIC_URL',
+    expected: PUBLIC_URL_EXPECTED,
+    // The notifications role builds the restock links that messages carry.
+    neededBy: ['notifications', 'http'],
+    isSet: (env) => env.publicUrl !== undefined,
   },
 ];
 

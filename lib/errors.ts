@@ -30,6 +30,12 @@ export const errorCodes = {
     'A worker took a job queued by another deployment (another database) and left it in the queue for its owner.',
   FW_BACKTEST_STATE_UNREADABLE:
     "forewarn backtest could not read the live daemon's stored detector state; its baselines come from a warm-up instead.",
+  FW_HTTP_LISTEN:
+    'The HTTP role could not listen on FOREWARN_HTTP_HOST:FOREWARN_HTTP_PORT (the port is taken, the address is not this host, or binding it needs privileges).',
+  FW_LINK_INVALID:
+    'The HTTP role refused a signed link: its token is missing, malformed, forged or altered, for another action, or expired. Nothing was changed.',
+  FW_LINK_SUBJECT_UNKNOWN:
+    'The HTTP role refused a signed link whose product the platform does not have. Nothing was changed.',
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;

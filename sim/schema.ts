@@ -80,6 +80,11 @@ export async function createPlatformSchema(
       status text NOT NULL,
       created_at timestamptz NOT NULL
     );
+    -- What docs/platform-contract.md recommends for the inventory watcher: sales per product over
+    -- a window, and pending orders per product (their units, and who placed them, by user id).
+    CREATE INDEX IF NOT EXISTS orders_product_created_idx ON ${s}.orders (product_id, created_at);
+    CREATE INDEX IF NOT EXISTS orders_pending_product_user_idx ON ${s}.orders (product_id, user_id)
+      WHERE status = 'pending';
 
     CREATE TABLE IF NOT EXISTS ${s}.restock_subscriptions (
       user_id text NOT NULL,
@@ -87,5 +92,8 @@ export async function createPlatformSchema(
       created_at timestamptz NOT NULL,
       PRIMARY KEY (user_id, product_id)
     );
+    -- What docs/platform-contract.md recommends for restock alerts: a product's subscribers in
+    -- sign-up order, a page at a time.
+    CREATE INDEX IF NOT EXISTS restock_subscriptions_product_idx ON ${s}.restock_subscriptions (product_id, created_at);
   `);
 }

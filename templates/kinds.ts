@@ -111,6 +111,89 @@ const opsSampleOpened: z.input<typeof opsIncidentOpened> = {
   dashboardUrl: 'https://ops.example.com/forewarn/incidents/1842',
 };
 
+const opsErrorSpike = z
+  .object({
+    incidentId: z.string().min(1),
+    /** Platform data: the gateway's or platform's error code. */
+    code: z.string().min(1),
+    /** count: a normally rare code reached the count threshold; surge: its rate jumped above its own. */
+    rule: z.enum(['count', 'surge']),
+    /** Occurrences in the rule's window now. */
+    countNow: z.number().int().nonnegative(),
+    /** What the code usually has in a window of that length (may be fractional). */
+    countBefore: z.number().nonnegative(),
+    /** The rule's window: 10080 for 7 days, 60 for an hour. */
+    windowMinutes: z.number().int().positive(),
+    openedAt: isoTime,
+    /** Platform data: channel ids, most affected first. */
+    topChannels: z.array(
+      z.object({ channel: z.string().min(1), count: z.number().int().positive() }).strict(),
+    ),
+    topRegions: z.array(z.object({ region: z.string().min(1), count: z.number().int().positive() }).strict()),
+    /** Newest first. */
+    exampleAttemptIds: z.array(z.string().min(1)),
+    dashboardUrl: webUrl.nullable(),
+  })
+  .strict();
+
+const opsErrorSpikeSample: z.input<typeof opsErrorSpike> = {
+  incidentId: '2311',
+  code: 'RISK_REJECTED_3DS',
+  rule: 'count',
+  countNow: 10,
+  countBefore: 0.8,
+  windowMinutes: 10080,
+  openedAt: '2026-11-22T09:51:00.000Z',
+  topChannels: [
+    { channel: 'unionpay', count: 7 },
+    { channel: 'bank_card', count: 3 },
+  ],
+  topRegions: [
+    { region: 'CN-GD', count: 6 },
+    { region: 'CN-SH', count: 3 },
+    { region: 'CN-BJ', count: 1 },
+  ],
+  exampleAttemptIds: ['88172612', '88172540', '88160013', '88151120', '88149907'],
+  dashboardUrl: 'https://ops.example.com/forewarn/incidents/2311',
+};
+
+const opsStockLow = z
+  .object({
+    incidentId: z.string().min(1),
+    productId: z.string().min(1),
+    /** Platform data: the product's name. */
+    productName: displayName,
+    stock: z.number().int().nonnegative(),
+    /** The product's own low_stock_threshold, or the configured default. */
+    threshold: z.number().int().nonnegative(),
+    /** Units of pending and fulfilled orders per day over the sales window. */
+    salesPerDay: z.number().nonnegative(),
+    /** Stock over sales per day; null when nothing sold in the window. */
+    daysOfCover: z.number().nonnegative().nullable(),
+    pendingOrders: z.number().int().nonnegative(),
+    pendingUnits: z.number().int().nonnegative(),
+    /** threshold: at or under the threshold; cover: fewer days of cover than configured. */
+    reason: z.enum(['threshold', 'cover']),
+    openedAt: isoTime,
+    dashboardUrl: webUrl.nullable(),
+  })
+  .strict();
+
+const opsSampleStockLow: z.input<typeof opsStockLow> = {
+  incidentId: '2291',
+  productId: 'steam-cn-100',
+  productName: 'Steam 钱包充值卡 100 元',
+  stock: 8,
+  threshold: 10,
+  salesPerDay: 14.286,
+  daysOfCover: 0.56,
+  pendingOrders: 12,
+  pendingUnits: 15,
+  reason: 'threshold',
+  openedAt: '2026-11-22T09:51:00.000Z',
+  dashboardUrl: 'https://ops.example.com/forewarn/incidents/2291',
+};
+
 export const templateKinds = {
   'payment-degraded': defineKind({
     audience: 'users',
@@ -286,6 +369,66 @@ export const templateKinds = {
     },
   }),
 
+  'stock-low': defineKind({
+    audience: 'users',
+    description:
+      'A product the user has a pending order for is running short: delivery may be delayed; a restock reminder is offered.',
+    channels: ['email', 'inapp'],
+    schema: z
+      .object({
+        /** Platform data: the product's name. */
+        productName: displayName,
+        /** The user's pending orders for the product (at least 1). */
+        pendingOrders: z.number().int().positive(),
+        /** When the user's earliest pending order for it was placed. */
+        earliestOrderedAt: isoTime,
+        /** Signed link: ask for a reminder when the product is back in stock. */
+        restockUrl: webUrl,
+        /** Signed link to the user's notification preferences. */
+        preferencesUrl: webUrl,
+      })
+      .strict(),
+    sample: {
+      productName: 'Steam 钱包充值卡 100 元',
+      pendingOrders: 1,
+      earliestOrderedAt: '2026-11-22T09:12:00.000Z',
+      restockUrl: 'https://shop.example.com/restock/subscribe?product=steam-cn-100&token=sample-token',
+      preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
+    },
+    variants: {
+      'several orders': {
+        productName: 'Apple Gift Card US$50',
+        pendingOrders: 3,
+        earliestOrderedAt: '2026-11-21T23:59:59+08:00',
+        restockUrl: 'https://shop.example.com/restock/subscribe?product=apple-us-50&token=sample-token',
+        preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
+      },
+    },
+  }),
+
+  'ops-stock-low': defineKind({
+    audience: 'ops',
+    description:
+      'A product turned low on stock: its stock, sales per day, days of cover and pending orders, for the ops team.',
+    channels: ['email'],
+    schema: opsStockLow,
+    sample: opsSampleStockLow,
+    variants: {
+      'cover, nothing pending, no dashboard': {
+        ...opsSampleStockLow,
+        stock: 120,
+        threshold: 20,
+        salesPerDay: 85.714,
+        daysOfCover: 1.4,
+        pendingOrders: 0,
+        pendingUnits: 0,
+        reason: 'cover',
+        dashboardUrl: null,
+      },
+      'nothing sold': { ...opsSampleStockLow, stock: 0, salesPerDay: 0, daysOfCover: null },
+    },
+  }),
+
   'ops-feed-silent': defineKind({
     audience: 'ops',
     description:
@@ -324,6 +467,170 @@ export const templateKinds = {
         silentPairs: 0,
         seenPairs: 30,
         openIncidents: 1,
+      },
+    },
+  }),
+
+  'ops-alert-group': defineKind({
+    audience: 'ops',
+    description:
+      'Ops alerts of one group (the same region, the same error code) that came within notifications.ops.groupWaitSeconds of the first, as one email listing each with its own subject and text.',
+    channels: ['email'],
+    schema: z
+      .object({
+        /** The key the alerts share, e.g. `region:CN-GD`, `code:BANK_DECLINED`. */
+        groupKey: z.string().min(1),
+        /** What they share (the key before its colon: `region`, `code`); null for a key without one. */
+        groupBy: z.string().min(1).nullable(),
+        /** The shared value (the key after its colon; the whole key when groupBy is null). */
+        groupValue: z.string().min(1),
+        count: z.number().int().min(2),
+        /** notifications.ops.groupWaitSeconds when the group went out. */
+        waitSeconds: z.number().int().nonnegative(),
+        /** Each alert as its own template rendered it: its subject, and its text's paragraphs, line by line. */
+        alerts: z
+          .array(
+            z
+              .object({ subject: z.string().min(1), paragraphs: z.array(z.array(z.string().min(1)).min(1)) })
+              .strict(),
+          )
+          .min(2),
+      })
+      .strict(),
+    sample: {
+      groupKey: 'region:CN-GD',
+      groupBy: 'region',
+      groupValue: 'CN-GD',
+      count: 3,
+      waitSeconds: 30,
+      alerts: [
+        {
+          subject: '[forewarn] OPENED failures on wechat_pay in CN-GD: 117/117 bad (100%, normally 3%)',
+          paragraphs: [
+            [
+              'Incident 1842 opened by payment-health: failed and timed-out payments on 微信支付 (wechat_pay) in CN-GD.',
+            ],
+            ['Opened at: 2026-11-22T09:51:05.000Z (2026-11-22 17:51:05 Beijing time)'],
+            ['Dashboard:', 'https://ops.example.com/forewarn/incidents/1842'],
+          ],
+        },
+        {
+          subject: '[forewarn] OPENED failures on alipay in CN-GD: 96/101 bad (95%, normally 2%)',
+          paragraphs: [
+            [
+              'Incident 1843 opened by payment-health: failed and timed-out payments on 支付宝 (alipay) in CN-GD.',
+            ],
+          ],
+        },
+        {
+          subject: '[forewarn] OPENED slow on unionpay in CN-GD: 41/117 slow (35%, normally 1%)',
+          paragraphs: [
+            ['Incident 1844 opened by payment-health: slow confirmations on 云闪付 (unionpay) in CN-GD.'],
+          ],
+        },
+      ],
+    },
+    variants: {
+      'an error code, no wait': {
+        groupKey: 'code:BANK_DECLINED',
+        groupBy: 'code',
+        groupValue: 'BANK_DECLINED',
+        count: 2,
+        waitSeconds: 0,
+        alerts: [
+          {
+            subject: '[forewarn] BANK_DECLINED: 12 in 7 days',
+            paragraphs: [['BANK_DECLINED reached 12 in 7 days.']],
+          },
+          { subject: '[forewarn] BANK_DECLINED surging', paragraphs: [] },
+        ],
+      },
+      'a key without a colon': {
+        groupKey: 'nightly-batch',
+        groupBy: null,
+        groupValue: 'nightly-batch',
+        count: 2,
+        waitSeconds: 120,
+        alerts: [
+          { subject: 'first', paragraphs: [['one', 'two'], ['three']] },
+          { subject: 'second', paragraphs: [] },
+        ],
+      },
+    },
+  }),
+  'ops-error-spike': defineKind({
+    audience: 'ops',
+    description:
+      'An error code spiked: a normally rare code reached its count in the rolling window, or a code’s rate jumped well above its own baseline.',
+    channels: ['email'],
+    schema: opsErrorSpike,
+    sample: opsErrorSpikeSample,
+    variants: {
+      'surge, one place, no dashboard': {
+        ...opsErrorSpikeSample,
+        code: 'GATEWAY_TIMEOUT',
+        rule: 'surge',
+        countNow: 412,
+        countBefore: 31.5,
+        windowMinutes: 60,
+        topChannels: [{ channel: 'wechat_pay', count: 412 }],
+        topRegions: [{ region: 'CN-ZJ', count: 412 }],
+        exampleAttemptIds: ['90000412'],
+        dashboardUrl: null,
+      },
+      'nothing listed, an odd window': {
+        ...opsErrorSpikeSample,
+        countBefore: 0,
+        windowMinutes: 90,
+        topChannels: [],
+        topRegions: [],
+        exampleAttemptIds: [],
+      },
+    },
+  }),
+  'restock-alert': defineKind({
+    audience: 'users',
+    description:
+      'A product the user asked to be told about is back in stock: how many are available, where to buy it, and how to stop these alerts. It answers the user’s own request (category requested).',
+    channels: ['email', 'inapp'],
+    schema: z
+      .object({
+        productId: z.string().min(1),
+        /** Platform data: the product's name. */
+        productName: displayName,
+        /** Units available when the wave went out (stock minus what pending orders take). */
+        available: z.number().int().nonnegative(),
+        /** 1 for the first wave, 2, 3, ... for later ones (sent while stock remains). */
+        wave: z.number().int().positive(),
+        restockedAt: isoTime,
+        /** The product's page. */
+        productUrl: webUrl,
+        /** Signed link: stop restock alerts for this product. */
+        stopUrl: webUrl,
+        /** Signed link to the user's notification preferences. */
+        preferencesUrl: webUrl,
+      })
+      .strict(),
+    sample: {
+      productId: 'gc-steam-100',
+      productName: 'Steam 充值卡 100 元',
+      available: 80,
+      wave: 1,
+      restockedAt: '2026-11-22T09:30:00.000Z',
+      productUrl: 'https://shop.example.com/products/gc-steam-100',
+      stopUrl: 'https://forewarn.example.com/restock/stop?product=gc-steam-100&token=sample-token',
+      preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
+    },
+    variants: {
+      'later wave, one left': {
+        productId: 'topup-genshin-6480',
+        productName: 'Genshin Impact 6480 Genesis Crystals',
+        available: 1,
+        wave: 3,
+        restockedAt: '2026-11-22T23:59:59+08:00',
+        productUrl: 'https://shop.example.com/products/topup-genshin-6480',
+        stopUrl: 'https://forewarn.example.com/restock/stop?product=topup-genshin-6480&token=sample-token',
+        preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
       },
     },
   }),

@@ -5,7 +5,7 @@ import { createContext } from '../../lib/context.ts';
 import { checkServices } from '../../lib/daemon.ts';
 import { runTickAndDispatch } from '../../jobs/detect.ts';
 import { detectorIds, findDetector } from '../../lib/detection/registry.ts';
-import { draftBatches, opsDrafts } from '../../lib/notifications/fanout.ts';
+import { eventDrafts } from '../../lib/notifications/fanout.ts';
 import type { NotificationDraft } from '../../lib/notifications/store.ts';
 import { ForewarnError } from '../../lib/errors.ts';
 import { parseChoice, parseTime } from '../args.ts';
@@ -42,14 +42,30 @@ export function registerRun(program: Command): void {
           }
           if (options.format === 'json' && options.dryRun) {
             // The notifications these changes would cause, one per line; nothing is recorded or sent.
-            const print = (d: NotificationDraft) =>
+            // Ops alerts carry a null userId and their recipient; every line names the subject.
+            const print = (d: NotificationDraft, subject: string) =>
               process.stdout.write(
-                `${JSON.stringify({ kind: d.kind, userId: d.userId, channel: d.channel, locale: d.locale, dedupeKey: d.dedupeKey })}\n`,
+                `${JSON.stringify({
+                  kind: d.kind,
+                  userId: d.userId,
+                  channel: d.channel,
+                  locale: d.locale,
+                  dedupeKey: d.dedupeKey,
+                  category: d.category,
+                  subject,
+                  ...(d.audience === 'ops' ? { recipient: d.address } : {}),
+                })}\n`,
               );
             for (const recorded of result.recorded) {
-              const payload = { ...recorded.change, incidentId: recorded.incidentId };
-              (await opsDrafts(ctx, payload)).forEach(print);
-              for await (const batch of draftBatches(ctx, payload, null)) batch.drafts.forEach(print);
+              const event = {
+                eventId: recorded.eventId,
+                causeId: recorded.incidentId,
+                type: recorded.change.type,
+                seq: recorded.change.seq ?? 0,
+                payload: { ...recorded.change, incidentId: recorded.incidentId },
+              };
+              for await (const batch of eventDrafts(ctx, event))
+                for (const draft of batch.drafts) print(draft, recorded.change.subjectKey);
             }
             return;
           }

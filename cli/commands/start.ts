@@ -1,18 +1,20 @@
 // `forewarn start`: run the daemon until SIGTERM or SIGINT; SIGHUP reloads the config.
 import { Option, type Command } from 'commander';
-import { ROLES, startDaemon, type Role } from '../../lib/daemon.ts';
+import { DEFAULT_ROLES, ROLES, startDaemon, type Role } from '../../lib/daemon.ts';
 import { UsageError } from '../../lib/errors.ts';
 import { commandEnv } from './shared.ts';
 
 export function registerStart(program: Command): void {
   program
     .command('start')
-    .description('run the daemon: the scheduler and the workers, or only the roles given')
+    .description(
+      'run the daemon: the scheduler and the workers, or only the roles given (the HTTP server only with --role http)',
+    )
     .addOption(
       new Option(
         '--role <roles>',
         `comma-separated roles to run in this process: ${ROLES.join(', ')}`,
-      ).default(ROLES.join(',')),
+      ).default(DEFAULT_ROLES.join(',')),
     )
     .action(async (options: { role: string }) => {
       const roles = parseRoles(options.role);

@@ -43,12 +43,19 @@ export const notificationsConfigSchema = z.strictObject({
     /** Who gets incident alerts (opened and resolved) with the numbers. */
     emails: z.array(z.email()),
     locale: z.string().min(2),
+    /**
+     * How long the first alert of a group (the same region, the same error code) waits for the
+     * others, which then go out with it as one email; 0 sends each group as soon as it is due.
+     */
+    groupWaitSeconds: z.number().int().min(0).max(3_600),
   }),
   links: z.strictObject({
     /** Recharge page; "{channel}" is replaced by the suggested channel's id. */
     payUrl: httpUrl,
     /** Notification settings page; forewarn appends a signed user token (see README). */
     preferencesUrl: httpUrl,
+    /** A product's page (restock alerts); "{product}" is replaced by the product id. */
+    productUrl: httpUrl,
     /** Where ops look at an incident; "{incidentId}" is replaced. Null: no link. */
     dashboardUrl: httpUrl.nullable(),
     /** Signed links stop working after this many days. */

@@ -21,6 +21,7 @@ import { redactUrl, type Env } from '../env.ts';
 import { ForewarnError } from '../errors.ts';
 import { listIncidents, type IncidentRow } from '../incidents/store.ts';
 import { maskId, type Logger } from '../logger.ts';
+import { RESTOCKED, seedShop, SELLING_DOWN, setStock } from './shop.ts';
 
 export interface DemoOptions {
   env: Env;
@@ -38,6 +39,15 @@ const OUTAGE_FOR_MS = 45_000;
 const HISTORY_MS = 70 * 60_000;
 /** The shipped thresholds, with ticks and confirmation shortened so the story fits in two minutes. */
 const DEMO_TIMING = { schedule: '*/5 * * * * *', confirmSeconds: 30, resolveSeconds: 20 };
+/** The other watchers tick every 5 s too, and ops alerts of one region or code wait 5 s for each other. */
+const DEMO_SETTINGS = [
+  [['detectors', 'inventory', 'schedule'], '*/5 * * * * *'],
+  [['detectors', 'errorSpikes', 'schedule'], '*/5 * * * * *'],
+  [['notifications', 'ops', 'groupWaitSeconds'], 5],
+] as const;
+/** When the shop's stock changes, after the start. */
+const SELLS_DOWN_AFTER_MS = 15_000;
+const RESTOCK_AFTER_MS = 25_000;
 
 export async function runDemo(options: DemoOptions): Promise<void> {
   const { say, logger } = options;
@@ -52,10 +62,17 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   await client.connect();
   const configDir = await mkdtemp(join(tmpdir(), 'forewarn-demo-'));
   let traffic: LiveWriter | undefined;
+  const timers: NodeJS.Timeout[] = [];
   let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
   try {
     await createPlatformSchema(client, 'platform', { reset: true });
     await seedPlatform(client, 'platform', platform, users);
+    const shop = await seedShop(
+      client,
+      'platform',
+      users.map((u) => u.id),
+      Date.now(),
+    );
     const started = Date.now();
     const outage: Scenario = {
       ...BROKEN,
@@ -94,11 +111,29 @@ export async function runDemo(options: DemoOptions): Promise<void> {
         `for ${OUTAGE_FOR_MS / 1000} s (every payment there fails).`,
     );
 
+    say(
+      `The shop: ${SELLING_DOWN.name} (${SELLING_DOWN.stock} left, threshold ${SELLING_DOWN.threshold}, ` +
+        `${shop.pendingOrders} pending orders) sells down to ${SELLING_DOWN.lowAt} in ${SELLS_DOWN_AFTER_MS / 1000} s; ` +
+        `${RESTOCKED.name} is sold out with ${shop.subscribers} restock sign-ups and gets ${RESTOCKED.restockTo} units in ${RESTOCK_AFTER_MS / 1000} s.`,
+    );
+    timers.push(
+      setTimeout(
+        () => void setStock(client, 'platform', SELLING_DOWN.id, SELLING_DOWN.lowAt),
+        SELLS_DOWN_AFTER_MS,
+      ),
+      setTimeout(
+        () => void setStock(client, 'platform', RESTOCKED.id, RESTOCKED.restockTo),
+        RESTOCK_AFTER_MS,
+      ),
+    );
     const configPath = await writeConfigVariant(
       options.env.configPath,
-      Object.entries(DEMO_TIMING).map(
-        ([key, value]) => [['detectors', 'paymentHealth', key], value] as const,
-      ),
+      [
+        ...Object.entries(DEMO_TIMING).map(
+          ([key, value]) => [['detectors', 'paymentHealth', key], value] as const,
+        ),
+        ...DEMO_SETTINGS,
+      ],
       configDir,
     );
     say(
@@ -138,7 +173,11 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     say(
       `Ops alerts (opened and resolved, with the numbers): ${ops.email} email(s) to the configured ops addresses.`,
     );
-    const others = (await listIncidents(client, { limit: 100 })).filter((r) => !matches(r));
+    await reportShop(client, deadline, options.env, say);
+    await reportErrorSpikes(client, deadline, say);
+    const others = (await listIncidents(client, { limit: 100 })).filter(
+      (r) => r.detector === PAYMENT_DETECTOR && !matches(r),
+    );
     say(
       others.length === 0
         ? 'No other channel or region was flagged.'
@@ -152,6 +191,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
           : `the emails as .eml files in ${resolve(options.env.outboxDir)}.`),
     );
   } finally {
+    for (const timer of timers) clearTimeout(timer);
     await daemon?.stop('demo finished');
     const written = await traffic?.stop();
     if (written !== undefined)
@@ -165,8 +205,78 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   }
 }
 
+const PAYMENT_DETECTOR = 'payment-health';
+
 function matches(r: IncidentRow): boolean {
-  return r.subject.channel === BROKEN.channel && r.subject.region === BROKEN.region;
+  return (
+    r.detector === PAYMENT_DETECTOR &&
+    r.subject.channel === BROKEN.channel &&
+    r.subject.region === BROKEN.region
+  );
+}
+
+/** The shop's story: the low-stock notice to pending orders and the restock wave. */
+async function reportShop(
+  client: pg.Client,
+  deadline: number,
+  env: Env,
+  say: (line: string) => void,
+): Promise<void> {
+  const low = await poll(client, deadline, (rows) =>
+    rows.find(
+      (r) => r.detector === 'inventory' && r.kind === 'low-stock' && r.subject.productId === SELLING_DOWN.id,
+    ),
+  );
+  if (!low) throw new Error(`${SELLING_DOWN.id} was not found low in time; see the logs above`);
+  const e = low.openEvidence as { stock?: number; salesPerDay?: number; pendingOrders?: number };
+  say(
+    `LOW STOCK ${SELLING_DOWN.name} at ${low.openedAt.toISOString()}: ${e.stock} left, ` +
+      `${Number(e.salesPerDay ?? 0).toFixed(1)} sold a day, ${e.pendingOrders} pending orders.`,
+  );
+  say(
+    describeSent(
+      'Low-stock notices (with a restock-reminder link)',
+      await pollSent(client, low.id, 'stock-low', deadline),
+      env,
+    ),
+  );
+  const restock = await poll(client, deadline, (rows) =>
+    rows.find(
+      (r) => r.detector === 'inventory' && r.kind === 'restock' && r.subject.productId === RESTOCKED.id,
+    ),
+  );
+  if (!restock) throw new Error(`${RESTOCKED.id} was not found restocked in time; see the logs above`);
+  const wave = await pollSent(client, restock.id, 'restock-alert', deadline);
+  const users = await client.query<{ n: number }>(
+    `SELECT count(DISTINCT user_id)::int AS n FROM forewarn.notifications WHERE incident_id = $1 AND kind = 'restock-alert'`,
+    [restock.id],
+  );
+  say(
+    `RESTOCKED ${RESTOCKED.name} at ${restock.openedAt.toISOString()} with ${RESTOCKED.restockTo} units: wave 1 ` +
+      `reached ${users.rows[0]?.n ?? 0} of its subscribers, earliest sign-up first (at most one per unit).`,
+  );
+  say(describeSent('Restock alerts', wave, env));
+}
+
+/** Error-code spikes the watcher opened, with their ops alerts. */
+async function reportErrorSpikes(
+  client: pg.Client,
+  deadline: number,
+  say: (line: string) => void,
+): Promise<void> {
+  const spikes = (await listIncidents(client, { limit: 100 })).filter((r) => r.detector === 'error-spikes');
+  if (spikes.length === 0) {
+    say('No error-code spike was opened.');
+    return;
+  }
+  for (const spike of spikes) {
+    const e = spike.openEvidence as { countNow?: number; countBefore?: number; windowMinutes?: number };
+    const ops = await pollSent(client, spike.id, 'ops-error-spike', deadline);
+    say(
+      `ERROR-CODE SPIKE (${spike.kind}) ${spike.subject.code}: ${e.countNow} in the last ${e.windowMinutes} min, ` +
+        `usually ${Number(e.countBefore ?? 0).toFixed(1)}; ops alerted (${ops.email} email).`,
+    );
+  }
 }
 
 function label(r: IncidentRow): string {

@@ -181,7 +181,7 @@ export interface Detector<
   backtest?(run: BacktestRun<z.infer<S>>): Promise<BacktestOutcome>;
 }
 
-/** `error-spikes` → `errorSpikes`: a detector's config key is its id in camel case. */
+/** `stock-levels` → `stockLevels`: a detector's config key is its id in camel case. */
 export function configKeyOf(id: string): string {
   return id.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
@@ -210,7 +210,7 @@ export function defineDetector<
   ) => Promise<TickResult<Findings, Change>>;
 } {
   if (!/^[a-z][a-z0-9]*(-[a-z0-9]+)*$/.test(definition.id))
-    throw new Error(`detector id "${definition.id}": expected kebab case such as "error-spikes"`);
+    throw new Error(`detector id "${definition.id}": expected kebab case such as "stock-levels"`);
   const configKey = configKeyOf(definition.id);
   const settingsOf = (config: Config) =>
     (config.detectors as unknown as Record<string, z.infer<S>>)[configKey]!;

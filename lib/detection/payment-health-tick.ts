@@ -182,7 +182,9 @@ export const paymentHealth = defineDetector({
       state,
       findings: { ...findings, state },
       proposed: findings.changes,
-      kept: recorded.map((r) => r.change),
+      kept: findings.changes.filter(
+        (c) => !failedSubjects.includes(pairKey(c.subject.channel, c.subject.region)),
+      ),
       recorded,
       failedSubjects,
       opsNotificationIds,

@@ -23,6 +23,8 @@ export interface Recipient {
   /** The email address, if the recipient has one. */
   address: string | null;
   locale: string;
+  /** The channels this recipient gets, when narrower than the kind's (those a warning went on). */
+  channels?: readonly string[];
 }
 
 /** One page of an audience, and where the next starts (null: the audience is exhausted). */
@@ -39,6 +41,8 @@ export interface MessageContext {
   logger: Logger;
   /** Signs links that act on an account. */
   linkSecret: string;
+  /** The base of public links to forewarn's HTTP role (FOREWARN_PUBLIC_URL). */
+  publicUrl: string;
 }
 
 /** A cause event as fan-out hands it to a kind: its payload, type and number, and the event's time. */
@@ -53,6 +57,7 @@ export interface CauseEvent<P extends CauseEventPayload = CauseEventPayload> {
 /** A queued message, as its kind's stale rule sees it when the message's turn comes. */
 export interface QueuedMessage {
   id: string;
+  kind: string;
   causeId: string | null;
   userId: string | null;
   data: Record<string, unknown>;
@@ -66,8 +71,11 @@ export interface MessageKind<
   /** The kind's id: its templates' folder and the `kind` column. */
   id: string;
   category: Category;
-  /** The cause events that send it: the detector's id and the event types. */
-  on: { detector: string; events: readonly string[] };
+  /**
+   * The cause events that send it: the detector's id, the event types and, when the detector
+   * has causes of several kinds (a low-stock episode, a restock), the cause kinds.
+   */
+  on: { detector: string; events: readonly string[]; kinds?: readonly string[] };
   /** The channels it goes on (fan-out skips email for a recipient without an address). */
   channels: (config: Config) => readonly string[];
   /** Reads what every recipient's data needs, once per fan-out run (names, links, counts). */
@@ -104,6 +112,11 @@ export interface MessageKind<
     ctx: Omit<MessageContext, 'db' | 'linkSecret'>,
     messages: readonly QueuedMessage[],
   ) => Promise<Set<string>>;
+  /**
+   * Ops alerts only: alerts with the same key that open within the configured wait reach ops as
+   * one message (Alertmanager's group_by), e.g. a whole region down.
+   */
+  group?: (event: CauseEvent<P>) => string;
   /** The in-app message's link, from its data. */
   link?: (data: Record<string, unknown>) => string | null;
 }

@@ -42,6 +42,7 @@ import {
   markSent,
   type ClaimedNotification,
   type ClaimRef,
+  type StaleRules,
 } from './store.ts';
 
 export interface DeliveryContext {
@@ -57,6 +58,8 @@ export interface DeliveryContext {
   linkOf?: LinkOf;
   /** Recorded with each claim (claimed_by). */
   workerId: string;
+  /** The message kinds' stale rules, applied as messages are claimed. */
+  stale?: StaleRules;
 }
 
 /** Messages of `send` channels are marked sent at most this many at a time, at most this long after the send. */
@@ -190,6 +193,7 @@ export async function deliverNotifications(
       worker: ctx.workerId,
       claimSeconds: settings.claimSeconds,
       maxAttempts: settings.retry.maxAttempts,
+      ...(ctx.stale ? { stale: ctx.stale } : {}),
     });
     lease.hold(claim.claimed.map((n) => n.id));
     outcome.claimed += claim.claimed.length;

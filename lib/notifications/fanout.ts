@@ -1,50 +1,41 @@
-// Fan-out: from one incident event to the notifications it causes. The audience is read in
-// keyset-paginated batches; each batch's notifications and the cursor are committed together,
-// so a fan-out killed anywhere resumes after its last batch and never records anyone twice
-// (dedupe keys are unique as well). Delivery is the next step's job: this one only records.
-// A warning batch re-checks its cause in its own transaction, with the incident's row locked:
-// a resolve waits for a batch being written, and no batch is written after it, so the recovery
-// fan-out (which starts after the resolve) reads everyone who was warned.
-import type { Config } from '../config/schema.ts';
+// Fan-out: from one cause event to the notifications it causes. The message kinds the event sends
+// (lib/messages/registry.ts) are taken one after the other, ops alerts first; each kind's audience
+// is read in keyset-paginated batches, and each batch's notifications and the fan-out's cursor
+// are committed together, so a fan-out killed anywhere resumes after its last batch and never
+// records anyone twice (dedupe keys are unique as well). Delivery is the next step's job: this
+// one only records (in-app messages, a write to forewarn's own database, are delivered in the
+// batch's transaction). A kind with a `stillTrue` rule re-checks its cause in each batch's own
+// transaction, holding the cause's row locked: a payment incident's resolve waits for a warning
+// batch being written, and no batch is written after it, so the recovery fan-out (which starts
+// after the resolve) reads everyone who was warned.
 import { inTransaction, type Pool } from '../db/pool.ts';
-import { lockIncidentIfOpen } from '../incidents/store.ts';
-import type { IncidentChange } from '../../detectors/payment-health/index.ts';
-import { signedUrl } from '../links.ts';
-import type { Logger } from '../logger.ts';
+import type { CauseEventPayload } from '../incidents/store.ts';
+import type { CauseEvent, MessageContext, MessageKind, Recipient } from '../messages/kind.ts';
+import { kindsFor } from '../messages/registry.ts';
 import { readAhead } from '../read-ahead.ts';
-import { readDegradedAudience } from '../platform/audience.ts';
-import { readPaymentChannels } from '../platform/payment-channels.ts';
+import type { TemplateStore } from '../templates/store.ts';
+import { renderNotification, reasonOf } from './render.ts';
 import {
   advanceFanout,
+  moveFanout,
   finishFanout,
   insertNotifications,
-  isIncidentResolved,
   readIncidentEvent,
   recordInAppDeliveries,
-  readWarnedRecipients,
   startFanout,
-  type DeliveryChannel,
   type InAppDelivery,
   type NotificationDraft,
 } from './store.ts';
-import type { TemplateStore } from '../templates/store.ts';
-import { renderNotification, reasonOf } from './render.ts';
 
-export interface FanoutContext {
+export interface FanoutContext extends MessageContext {
   db: Pool;
-  platformDb: Pool;
-  platformSchema: string;
-  config: () => Config;
-  logger: Logger;
-  linkSecret: string;
   templates: () => Promise<TemplateStore>;
 }
 
-export type IncidentEventPayload = IncidentChange & { incidentId: string };
-
 export interface DraftBatch {
+  kind: MessageKind;
   drafts: NotificationDraft[];
-  /** Where the next batch starts; null when the audience is exhausted. */
+  /** Where the next batch of this kind starts; null when its audience is exhausted. */
   cursor: string | null;
   recipients: number;
 }
@@ -58,80 +49,127 @@ export interface FanoutResult {
 }
 
 /**
- * Fans out one incident event. `deliver` is called after each committed batch with the ids of
- * the notifications it created, to put them on the delivery queue (if that is lost, the
- * sweeper finds them), and a key for the batch made from the event's uid, never its id, so that
- * no recreated or restored database can make the same key for another batch.
+ * Where a fan-out stands, as stored in fanouts.cursor: the kind it is at, the cursor within that
+ * kind's audience, and how many recipients it recorded for that kind so far.
  */
-export async function fanOutIncidentEvent(
+interface Position {
+  kind: string;
+  after: string | null;
+  taken: number;
+}
+
+function parsePosition(stored: string | null): Position | null {
+  if (stored === null) return null;
+  try {
+    const value = JSON.parse(stored) as Partial<Position>;
+    if (typeof value.kind === 'string' && typeof value.taken === 'number')
+      return {
+        kind: value.kind,
+        after: typeof value.after === 'string' ? value.after : null,
+        taken: value.taken,
+      };
+  } catch {
+    // An earlier release's cursor: see below.
+  }
+  return null;
+}
+
+/**
+ * Fans out one cause event. `deliver` is called after each committed batch with the ids of the
+ * notifications it created, to put them on the delivery queue (if that is lost, the sweeper
+ * finds them), and a key for the batch made from the event's uid, never its id, so that no
+ * recreated or restored database can make the same key for another batch.
+ */
+export async function fanOutCauseEvent(
   ctx: FanoutContext,
   eventId: string,
   deliver: (ids: string[], batchKey: string) => Promise<void>,
 ): Promise<FanoutResult> {
-  const event = await readIncidentEvent(ctx.db, eventId);
-  if (!event) throw new Error(`incident event ${eventId} does not exist`);
-  if (event.dispatchedAt) return { eventId, recipients: 0, notifications: 0, batches: 0, alreadyDone: true };
-  const payload = event.payload as unknown as IncidentEventPayload;
+  const row = await readIncidentEvent(ctx.db, eventId);
+  if (!row) throw new Error(`cause event ${eventId} does not exist`);
+  if (row.dispatchedAt) return { eventId, recipients: 0, notifications: 0, batches: 0, alreadyDone: true };
+  const event = causeEventOf(row);
   const progress = await startFanout(ctx.db, eventId);
-  const log = ctx.logger.child({ component: 'fanout', incidentId: payload.incidentId, eventId });
+  const log = ctx.logger.child({ component: 'fanout', incidentId: event.causeId, eventId });
+  const kinds = kindsFor(event);
+  // A position this release cannot read (one an earlier release stored mid-way) starts over:
+  // every message already recorded keeps its dedupe key, so nobody is recorded twice.
+  const resumeAt = parsePosition(progress.cursor);
+  let start = resumeAt ? kinds.findIndex((k) => k.id === resumeAt.kind) : 0;
+  if (start < 0) start = kinds.length;
+  const templates = await ctx.templates();
   let notifications = 0;
   let recipients = 0;
   let batches = 0;
 
-  if (progress.cursor === null && progress.batches === 0) {
-    const ops = await opsDrafts(ctx, payload);
-    const ids = await inTransaction(ctx.db, async (client) => {
-      const created = await insertNotifications(client, ops);
-      await advanceFanout(client, eventId, '', 0);
-      return created;
-    });
-    await deliver(ids, `${event.uid}-ops`);
-    notifications += ids.length;
-  }
-
-  // A warning for an incident that resolved before its fan-out ran would arrive stale: ops were
-  // told above, users are not.
-  const stale = payload.type === 'opened' && (await isIncidentResolved(ctx.db, payload.incidentId));
-  const templates = await ctx.templates();
-  let cursor = progress.cursor === '' ? null : progress.cursor;
-  // The next batch is read and rendered while this one is written.
-  const prepared = stale ? [] : readAhead(renderedBatches(templates, draftBatches(ctx, payload, cursor)));
-  let resolvedMidway = false;
-  for await (const { batch, inApp, toSend } of prepared) {
-    const ids = await inTransaction(ctx.db, async (client) => {
-      if (payload.type === 'opened' && !(await lockIncidentIfOpen(client, payload.incidentId))) {
-        resolvedMidway = true;
-        return null;
+  for (let index = start; index < kinds.length; index++) {
+    const kind = kinds[index]!;
+    const from = index === start && resumeAt ? resumeAt : { kind: kind.id, after: null, taken: 0 };
+    // A warning whose cause resolved before its fan-out ran would arrive stale: nobody gets it.
+    const stillTrue = kind.stillTrue;
+    if (stillTrue && !(await inTransaction(ctx.db, (client) => stillTrue(client, event)))) {
+      log.info({ kind: kind.id }, 'the cause resolved before this kind was fanned out: not sent');
+      continue;
+    }
+    let taken = from.taken;
+    let stopped = false;
+    // The next batch is read and rendered while this one is written.
+    const prepared = readAhead(renderedBatches(templates, kindBatches(ctx, event, kind, from.after, taken)));
+    for await (const { batch, inApp, toSend } of prepared) {
+      taken += batch.recipients;
+      const position: Position = { kind: kind.id, after: batch.cursor, taken };
+      const ids = await inTransaction(ctx.db, async (client) => {
+        if (kind.stillTrue && !(await kind.stillTrue(client, event))) return null;
+        const created = await insertNotifications(client, toSend);
+        const inbox = await recordInAppDeliveries(client, inApp);
+        await advanceFanout(client, eventId, JSON.stringify(position), batch.recipients);
+        notifications += created.length + inbox.delivered + inbox.failed;
+        return created;
+      });
+      if (ids === null) {
+        stopped = true;
+        break;
       }
-      const created = await insertNotifications(client, toSend);
-      const inbox = await recordInAppDeliveries(client, inApp);
-      await advanceFanout(client, eventId, batch.cursor ?? cursor ?? '', batch.recipients);
-      notifications += created.length + inbox.delivered + inbox.failed;
-      return created;
-    });
-    if (ids === null) break;
-    batches++;
-    recipients += batch.recipients;
-    await deliver(ids, `${event.uid}-${progress.batches + batches}`);
-    cursor = batch.cursor;
+      batches++;
+      recipients += batch.recipients;
+      await deliver(ids, `${row.uid}-${progress.batches + batches}`);
+    }
+    if (stopped) {
+      // Those told so far get what follows (a recovery notice); the rest of the audience hears nothing.
+      log.info(
+        { kind: kind.id, recipients, notifications, batches },
+        'the cause changed during the fan-out: the remaining batches of this kind are not written',
+      );
+    }
+    const next = kinds[index + 1];
+    if (next) await moveFanout(ctx.db, eventId, JSON.stringify({ kind: next.id, after: null, taken: 0 }));
   }
   await finishFanout(ctx.db, eventId);
-  if (resolvedMidway) {
-    // Those warned so far get the recovery notice; the rest of the audience hears nothing.
-    log.info(
-      { recipients, notifications, batches },
-      'incident resolved during its warning fan-out: the remaining batches are not written',
-    );
-  }
-  log.info({ recipients, notifications, batches }, `fan-out of incident ${payload.type} event done`);
+  log.info({ recipients, notifications, batches }, `fan-out of cause ${event.type} event done`);
   return { eventId, recipients, notifications, batches, alreadyDone: false };
+}
+
+export function causeEventOf(row: {
+  id: string;
+  incidentId: string;
+  type: string;
+  seq: number;
+  payload: Record<string, unknown>;
+}): CauseEvent {
+  return {
+    eventId: row.id,
+    causeId: row.incidentId,
+    type: row.type,
+    seq: row.seq,
+    payload: row.payload as unknown as CauseEventPayload,
+  };
 }
 
 interface RenderedBatch {
   batch: DraftBatch;
   /** In-app messages, rendered: they are delivered in the batch's own transaction. */
   inApp: InAppDelivery[];
-  /** Emails, recorded for the delivery jobs, which own the claims and retries a send needs. */
+  /** The rest, recorded for the delivery jobs, which own the claims and retries a send needs. */
   toSend: NotificationDraft[];
 }
 
@@ -143,233 +181,88 @@ async function* renderedBatches(
     const inApp: InAppDelivery[] = [];
     const toSend: NotificationDraft[] = [];
     for (const draft of batch.drafts) {
-      if (draft.channel === 'inapp') inApp.push({ draft, message: renderInApp(templates, draft) });
+      if (draft.channel === 'inapp')
+        inApp.push({ draft, message: renderInApp(templates, batch.kind, draft) });
       else toSend.push(draft);
     }
     yield { batch, inApp, toSend };
   }
 }
 
-/** The users' notifications for an event, batch by batch, starting after `after`. */
-export async function* draftBatches(
-  ctx: FanoutContext,
-  payload: IncidentEventPayload,
+/** Every kind's notifications for an event, batch by batch: what a dry run prints. */
+export async function* eventDrafts(ctx: MessageContext, event: CauseEvent): AsyncGenerator<DraftBatch> {
+  for (const kind of kindsFor(event)) yield* kindBatches(ctx, event, kind, null, 0);
+}
+
+/** One kind's notifications for an event, batch by batch, starting after `after`. */
+export async function* kindBatches(
+  ctx: MessageContext,
+  event: CauseEvent,
+  kind: MessageKind,
   after: string | null,
+  taken: number,
 ): AsyncGenerator<DraftBatch> {
-  const config = ctx.config().notifications;
-  const channels = await channelNames(ctx);
-  const { channel, region } = payload.subject;
-  if (payload.type === 'opened') {
-    const at = new Date(payload.at);
-    let cursor = after;
-    for (;;) {
-      const members = await readDegradedAudience(ctx.platformDb, {
-        schema: ctx.platformSchema,
-        channel,
-        region,
-        at,
-        stuckWithinMinutes: config.audience.stuckWithinMinutes,
-        usedWithinDays: config.audience.usedWithinDays,
-        after: cursor,
-        limit: config.batchSize,
-      });
-      if (members.length === 0) return;
-      const drafts: NotificationDraft[] = [];
-      for (const member of members) {
-        for (const via of config.userChannels) {
-          if (via === 'email' && !member.email) continue;
-          drafts.push(
-            userDraft(
-              ctx,
-              payload,
-              'payment-degraded',
-              via,
-              member.id,
-              member.email,
-              member.locale,
-              degradedData(ctx, payload, channels, member.id),
-            ),
-          );
-        }
-      }
-      cursor = members[members.length - 1]!.id;
-      yield { drafts, cursor, recipients: members.length };
-      if (members.length < config.batchSize) return;
-    }
-  }
-  // Resolved: the users who were warned, on the channels they were warned on; only when it
-  // recovered (a channel no longer observed, or whose level became its normal, has not).
-  if ((payload.reason ?? 'recovered') !== 'recovered') return;
-  let cursor = parseWarnedCursor(after);
+  const config = ctx.config();
+  const limit = config.notifications.batchSize;
+  const prepared = await kind.prepare?.(ctx, event);
+  const channels = kind.channels(config);
+  let cursor = after;
   for (;;) {
-    const warned = await readWarnedRecipients(ctx.db, payload.incidentId, cursor, config.batchSize);
-    if (warned.length === 0) return;
-    const drafts = warned.map((w) =>
-      userDraft(
-        ctx,
-        payload,
-        'payment-recovered',
-        w.channel,
-        w.userId,
-        w.address,
-        w.locale,
-        recoveredData(ctx, payload, channels, w.userId),
-      ),
-    );
-    const last = warned[warned.length - 1]!;
-    cursor = { userId: last.userId, channel: last.channel };
-    yield {
-      drafts,
-      cursor: `${last.userId}\t${last.channel}`,
-      recipients: new Set(warned.map((w) => w.userId)).size,
-    };
-    if (warned.length < config.batchSize) return;
+    const page = await kind.audience(ctx, event, { after: cursor, limit, taken }, prepared);
+    const drafts: NotificationDraft[] = [];
+    for (const recipient of page.recipients)
+      for (const channel of channels)
+        if (reaches(recipient, channel))
+          drafts.push(draftFor(ctx, event, kind, channel, recipient, prepared));
+    taken += page.recipients.length;
+    if (page.recipients.length > 0 || page.cursor !== null)
+      yield { kind, drafts, cursor: page.cursor, recipients: page.recipients.length };
+    if (page.cursor === null) return;
+    cursor = page.cursor;
   }
 }
 
-/** Ops alerts: one email per configured address, with the numbers. */
-export async function opsDrafts(
-  ctx: FanoutContext,
-  payload: IncidentEventPayload,
-): Promise<NotificationDraft[]> {
-  const config = ctx.config().notifications;
-  const channels = await channelNames(ctx);
-  const kind = payload.type === 'opened' ? 'ops-incident-opened' : 'ops-incident-resolved';
-  const base = {
-    incidentId: payload.incidentId,
-    detector: payload.detector,
-    channel: payload.subject.channel,
-    channelName: channels.get(payload.subject.channel) ?? payload.subject.channel,
-    region: payload.subject.region,
-    kind: payload.kind,
-    backupChannels: payload.backupChannels,
-    dashboardUrl:
-      config.links.dashboardUrl?.replace('{incidentId}', encodeURIComponent(payload.incidentId)) ?? null,
-  };
-  const data =
-    payload.type === 'opened'
-      ? { ...base, openedAt: iso(payload.at), evidence: payload.evidence }
-      : {
-          ...base,
-          openedAt: iso(payload.openedAt),
-          evidence: payload.openEvidence,
-          resolvedAt: iso(payload.at),
-          durationMinutes: Math.round((payload.at - payload.openedAt) / 60_000),
-          reason: payload.reason ?? 'recovered',
-          resolveEvidence: payload.evidence,
-        };
-  return config.ops.emails.map((address) => ({
-    dedupeKey: `incident:${payload.incidentId}:${kind}:email:${address.toLowerCase()}`,
-    cause: `incident:${payload.incidentId}`,
-    incidentId: payload.incidentId,
-    kind,
-    channel: 'email' as const,
-    audience: 'ops' as const,
-    userId: null,
-    address,
-    locale: config.ops.locale,
-    data,
-  }));
+/** Whether a recipient can get a message on a channel: email needs an address, in-app a user. */
+function reaches(recipient: Recipient, channel: string): boolean {
+  if (recipient.channels && !recipient.channels.includes(channel)) return false;
+  if (channel === 'email') return recipient.address !== null;
+  return recipient.userId !== null;
 }
 
-function userDraft(
-  _ctx: FanoutContext,
-  payload: IncidentEventPayload,
-  kind: 'payment-degraded' | 'payment-recovered',
-  channel: DeliveryChannel,
-  userId: string,
-  email: string | null,
-  locale: string,
-  data: Record<string, unknown>,
+function draftFor(
+  ctx: MessageContext,
+  event: CauseEvent,
+  kind: MessageKind,
+  channel: string,
+  recipient: Recipient,
+  prepared: unknown,
 ): NotificationDraft {
+  const to = recipient.userId ?? recipient.address!.toLowerCase();
   return {
-    // (cause, user, kind, channel): the same message can exist once, whoever records it.
-    dedupeKey: `incident:${payload.incidentId}:${kind}:${channel}:${userId}`,
-    cause: `incident:${payload.incidentId}`,
-    incidentId: payload.incidentId,
-    kind,
-    channel,
-    audience: 'user',
-    userId,
-    address: channel === 'email' ? email : null,
-    locale,
-    data,
+    // (cause, kind, channel, recipient): the same message can exist once, whoever records it.
+    dedupeKey: `cause:${event.causeId}:${kind.id}:${channel}:${to}`,
+    cause: `cause:${event.causeId}`,
+    incidentId: event.causeId,
+    kind: kind.id,
+    channel: channel as NotificationDraft['channel'],
+    audience: recipient.userId === null ? 'ops' : 'user',
+    userId: recipient.userId,
+    address: channel === 'email' ? recipient.address : null,
+    locale: recipient.locale,
+    data: kind.data(ctx, event, recipient, prepared),
+    category: kind.category,
+    groupKey: kind.group?.(event) ?? null,
   };
 }
 
-function degradedData(
-  ctx: FanoutContext,
-  payload: IncidentEventPayload,
-  names: Map<string, string>,
-  userId: string,
-): Record<string, unknown> {
-  const backup = payload.backupChannels[0] ?? null;
-  return {
-    userName: null,
-    channelName: names.get(payload.subject.channel) ?? payload.subject.channel,
-    region: payload.subject.region,
-    issue: payload.kind,
-    backupChannelName: backup ? (names.get(backup) ?? backup) : null,
-    backupChannelNames: payload.backupChannels.map((id) => names.get(id) ?? id),
-    openedAt: iso(payload.at),
-    payUrl: payUrl(ctx, backup),
-    preferencesUrl: preferencesUrl(ctx, userId),
-  };
-}
-
-function recoveredData(
-  ctx: FanoutContext,
-  payload: IncidentEventPayload,
-  names: Map<string, string>,
-  userId: string,
-): Record<string, unknown> {
-  return {
-    userName: null,
-    channelName: names.get(payload.subject.channel) ?? payload.subject.channel,
-    region: payload.subject.region,
-    recoveredAt: iso(payload.at),
-    payUrl: payUrl(ctx, payload.subject.channel),
-    preferencesUrl: preferencesUrl(ctx, userId),
-  };
-}
-
-function payUrl(ctx: FanoutContext, channel: string | null): string {
-  const template = ctx.config().notifications.links.payUrl;
-  return template.replace('{channel}', encodeURIComponent(channel ?? ''));
-}
-
-/** The settings link acts on the account, so it carries a signed token naming the user. */
-function preferencesUrl(ctx: FanoutContext, userId: string): string {
-  const links = ctx.config().notifications.links;
-  const expiresAt = Math.floor(Date.now() / 1000) + links.ttlDays * 86_400;
-  return signedUrl(
-    links.preferencesUrl,
-    { userId, purpose: 'notification-preferences', expiresAt },
-    ctx.linkSecret,
-  );
-}
-
-async function channelNames(ctx: FanoutContext): Promise<Map<string, string>> {
-  const { channels } = await readPaymentChannels(ctx.platformDb, ctx.platformSchema);
-  return new Map(channels.map((c) => [c.id, c.displayName]));
-}
-
-function parseWarnedCursor(cursor: string | null): { userId: string; channel: DeliveryChannel } | null {
-  if (!cursor) return null;
-  const [userId, channel] = cursor.split('\t');
-  return userId && (channel === 'email' || channel === 'inapp') ? { userId, channel } : null;
-}
-
-const iso = (ms: number) => new Date(ms).toISOString();
-
-function renderInApp(templates: TemplateStore, draft: NotificationDraft): InAppDelivery['message'] {
+function renderInApp(
+  templates: TemplateStore,
+  kind: MessageKind,
+  draft: NotificationDraft,
+): InAppDelivery['message'] {
   try {
     const message = renderNotification(templates, draft);
-    return {
-      title: message.title ?? '',
-      body: message.text,
-      link: typeof draft.data.payUrl === 'string' ? draft.data.payUrl : null,
-    };
+    return { title: message.title ?? '', body: message.text, link: kind.link?.(draft.data) ?? null };
   } catch (error) {
     return { error: reasonOf(error) };
   }

@@ -1,7 +1,7 @@
 // forewarn's notification records: one small function per query. PostgreSQL holds the truth;
 // BullMQ only carries ids, so any job can be lost and redone from here.
 import type { Queryable } from '../db/pool.ts';
-import type { Category } from '../messages/kind.ts';
+import type { Category, QueuedMessage } from '../messages/kind.ts';
 
 /** A channel's id (lib/channels/registry.ts); the column takes any lowercase id. */
 export type DeliveryChannel = string;
@@ -79,6 +79,33 @@ const PREVIOUS_ATTEMPT = `(CASE WHEN n.status = 'sending'
   THEN 'attempt ' || n.attempts || ' never finished (its claim ran out: the worker crashed or hung while delivering it)'
   ELSE n.last_error END)`;
 
+/** The due, unclaimed messages among `ids` whose kind has a stale rule, as the rules read them. */
+async function readDueForStaleRules(
+  db: Queryable,
+  ids: readonly string[],
+  kinds: readonly string[],
+): Promise<QueuedMessage[]> {
+  if (kinds.length === 0) return [];
+  const { rows } = await db.query<{
+    id: string;
+    kind: string;
+    incident_id: string | null;
+    user_id: string | null;
+    data: Record<string, unknown>;
+  }>(
+    `SELECT id, kind, incident_id, user_id, data FROM forewarn.notifications
+      WHERE id = ANY ($1::bigint[]) AND kind = ANY ($2::text[]) AND status = 'pending' AND next_attempt_at <= now()`,
+    [ids, kinds],
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    kind: r.kind,
+    causeId: r.incident_id,
+    userId: r.user_id,
+    data: r.data,
+  }));
+}
+
 /** Who claims, under which token, for how long, and how many attempts a delivery gets. */
 export interface ClaimOptions {
   /** A UUID of the claimer's own: every outcome is written under it (see markSent). */
@@ -88,11 +115,21 @@ export interface ClaimOptions {
   claimSeconds: number;
   /** retry.maxAttempts: a delivery that has used them all is failed instead of claimed. */
   maxAttempts: number;
+  /** The kinds' stale rules: which of the due messages to cancel rather than send. */
+  stale?: StaleRules;
+}
+
+/** The stale rules of message kinds (lib/messages/stale.ts builds them from the registry). */
+export interface StaleRules {
+  /** The kinds that have a rule: only their messages are looked at. */
+  kinds: readonly string[];
+  /** Of these due messages, the ids to cancel. */
+  pick: (messages: QueuedMessage[]) => Promise<Set<string>>;
 }
 
 export interface ClaimResult {
   claimed: ClaimedNotification[];
-  /** Warnings whose incident resolved first. */
+  /** Messages their kind's stale rule cancelled (e.g. a warning whose incident resolved first). */
   cancelled: number;
   /** Deliveries that had used every attempt, recorded as failed with the reason. */
   exhausted: Array<{ id: string; reason: string }>;
@@ -105,8 +142,8 @@ export interface ClaimResult {
  * out of attempts like any other failure. A claim that ran out without an outcome (its worker
  * died or hung) is taken over only by a claim of that one row: the sweeper queues such rows one
  * per job, so that a message that kills its worker takes no chunk of others with it next time.
- * A warning whose incident resolved before its turn is cancelled instead: a stale warning helps
- * nobody.
+ * A message that its kind's stale rule finds no longer true (a warning whose incident resolved
+ * before its turn) is cancelled instead: a stale warning helps nobody.
  */
 export async function claimNotifications(
   db: Queryable,
@@ -114,6 +151,9 @@ export async function claimNotifications(
   options: ClaimOptions,
 ): Promise<ClaimResult> {
   if (ids.length === 0) return { claimed: [], cancelled: 0, exhausted: [] };
+  const stale = options.stale
+    ? [...(await options.stale.pick(await readDueForStaleRules(db, ids, options.stale.kinds)))]
+    : [];
   const { rows } = await db.query<{
     id: string;
     status: string;
@@ -132,10 +172,7 @@ export async function claimNotifications(
     category: Category;
     group_key: string | null;
   }>(
-    `WITH stale AS (
-       SELECT n.id FROM forewarn.notifications n JOIN forewarn.incidents i ON i.id = n.incident_id
-        WHERE n.id = ANY ($1::bigint[]) AND n.kind = 'payment-degraded' AND i.resolved_at IS NOT NULL
-     )
+    `WITH stale AS (SELECT unnest($6::bigint[]) AS id)
      UPDATE forewarn.notifications n
         SET status = ${CLAIM_OUTCOME},
             attempts = n.attempts + CASE WHEN ${CLAIM_OUTCOME} = 'sending' THEN 1 ELSE 0 END,
@@ -143,7 +180,7 @@ export async function claimNotifications(
             claim_token = CASE WHEN ${CLAIM_OUTCOME} = 'sending' THEN $3::uuid END,
             claimed_by = CASE WHEN ${CLAIM_OUTCOME} = 'sending' THEN $4 ELSE n.claimed_by END,
             last_error = CASE ${CLAIM_OUTCOME}
-                           WHEN 'cancelled' THEN 'cancelled: the incident resolved before the warning went out'
+                           WHEN 'cancelled' THEN 'cancelled: its cause was no longer true when its turn came (the ' || n.kind || ' stale rule)'
                            WHEN 'failed' THEN 'gave up after ' || n.attempts || ' attempts: ' || coalesce(${PREVIOUS_ATTEMPT}, 'no reason recorded')
                            ELSE ${PREVIOUS_ATTEMPT} END,
             finished_at = CASE WHEN ${CLAIM_OUTCOME} = 'sending' THEN NULL ELSE now() END
@@ -155,7 +192,7 @@ export async function claimNotifications(
              OR (cardinality($1::bigint[]) = 1 AND n.status = 'sending' AND n.claimed_until < now()))
      RETURNING n.id, n.status, n.dedupe_key, n.cause, n.incident_id, n.kind, n.channel, n.audience,
                n.user_id, n.address, n.locale, n.data, n.attempts, n.last_error, n.category, n.group_key`,
-    [ids, options.claimSeconds, options.token, options.worker, options.maxAttempts],
+    [ids, options.claimSeconds, options.token, options.worker, options.maxAttempts, stale],
   );
   const claimed = rows
     .filter((r) => r.status === 'sending')
@@ -284,12 +321,12 @@ export async function recordInAppDeliveries(
   const { rows } = await db.query<{ status: string; n: number }>(
     `WITH d AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb)
-         AS d(k text, c text, i bigint, t text, u text, l text, d jsonb, title text, body text, link text, err text)
+         AS d(k text, c text, i bigint, t text, u text, l text, d jsonb, cat text, title text, body text, link text, err text)
      ), recorded AS (
        INSERT INTO forewarn.notifications
-         (dedupe_key, cause, incident_id, kind, channel, audience, user_id, locale, data,
+         (dedupe_key, cause, incident_id, kind, channel, audience, user_id, locale, data, category,
           status, attempts, sent_at, finished_at, last_error)
-       SELECT d.k, d.c, d.i, d.t, 'inapp', 'user', d.u, d.l, d.d,
+       SELECT d.k, d.c, d.i, d.t, 'inapp', 'user', d.u, d.l, d.d, d.cat,
               CASE WHEN d.err IS NULL THEN 'sent' ELSE 'failed' END, 1,
               CASE WHEN d.err IS NULL THEN now() END, now(), d.err
          FROM d
@@ -312,6 +349,7 @@ export async function recordInAppDeliveries(
           u: draft.userId,
           l: draft.locale,
           d: draft.data,
+          cat: draft.category,
           ...('error' in message
             ? { err: message.error }
             : { title: message.title, body: message.body, link: message.link }),
@@ -355,7 +393,9 @@ export interface IncidentEventRow {
   /** Unique across databases, recreated or restored ones too: what job ids are made from. */
   uid: string;
   incidentId: string;
-  type: 'opened' | 'resolved';
+  type: string;
+  /** The event's number within its type (a restock's waves). */
+  seq: number;
   payload: Record<string, unknown>;
   dispatchedAt: Date | null;
 }
@@ -365,11 +405,12 @@ export async function readIncidentEvent(db: Queryable, eventId: string): Promise
     id: string;
     uid: string;
     incident_id: string;
-    type: 'opened' | 'resolved';
+    type: string;
+    seq: number;
     payload: Record<string, unknown>;
     dispatched_at: Date | null;
   }>(
-    'SELECT id, uid, incident_id, type, payload, dispatched_at FROM forewarn.incident_events WHERE id = $1',
+    'SELECT id, uid, incident_id, type, seq, payload, dispatched_at FROM forewarn.incident_events WHERE id = $1',
     [eventId],
   );
   const r = rows[0];
@@ -379,6 +420,7 @@ export async function readIncidentEvent(db: Queryable, eventId: string): Promise
         uid: r.uid,
         incidentId: r.incident_id,
         type: r.type,
+        seq: r.seq,
         payload: r.payload,
         dispatchedAt: r.dispatched_at,
       }
@@ -437,6 +479,14 @@ export async function advanceFanout(
   );
 }
 
+/** Moves the fan-out's cursor without counting a batch (from one message kind to the next). */
+export async function moveFanout(db: Queryable, eventId: string, cursor: string): Promise<void> {
+  await db.query('UPDATE forewarn.fanouts SET cursor = $2, updated_at = now() WHERE event_id = $1', [
+    eventId,
+    cursor,
+  ]);
+}
+
 export async function finishFanout(db: Queryable, eventId: string): Promise<void> {
   await db.query('UPDATE forewarn.fanouts SET finished_at = now(), updated_at = now() WHERE event_id = $1', [
     eventId,
@@ -447,27 +497,33 @@ export async function finishFanout(db: Queryable, eventId: string): Promise<void
   );
 }
 
-/** Users warned of an incident, per channel, after `after` (keyset on user id, then channel). */
-export async function readWarnedRecipients(
+/**
+ * The users a cause's messages of `kind` reached (sent, or being sent), with the channels they
+ * went on, after user `after` (keyset on user id): who hears the follow-up (a recovery notice).
+ */
+export async function readWarnedUsers(
   db: Queryable,
-  incidentId: string,
-  after: { userId: string; channel: DeliveryChannel } | null,
+  causeId: string,
+  kind: string,
+  after: string | null,
   limit: number,
-): Promise<Array<{ userId: string; channel: DeliveryChannel; address: string | null; locale: string }>> {
+): Promise<Array<{ userId: string; channels: DeliveryChannel[]; address: string | null; locale: string }>> {
   const { rows } = await db.query<{
     user_id: string;
-    channel: DeliveryChannel;
+    channels: DeliveryChannel[];
     address: string | null;
     locale: string;
   }>(
-    `SELECT user_id, channel, address, locale FROM forewarn.notifications
-      WHERE incident_id = $1 AND kind = 'payment-degraded' AND status IN ('sent', 'sending')
-        AND ($2::text IS NULL OR (user_id, channel) > ($2::text, $3::text))
-      ORDER BY user_id, channel
+    `SELECT user_id, array_agg(channel ORDER BY channel) AS channels, max(address) AS address, max(locale) AS locale
+       FROM forewarn.notifications
+      WHERE incident_id = $1 AND kind = $2 AND status IN ('sent', 'sending')
+        AND ($3::text IS NULL OR user_id > $3)
+      GROUP BY user_id
+      ORDER BY user_id
       LIMIT $4`,
-    [incidentId, after?.userId ?? null, after?.channel ?? null, limit],
+    [causeId, kind, after, limit],
   );
-  return rows.map((r) => ({ userId: r.user_id, channel: r.channel, address: r.address, locale: r.locale }));
+  return rows.map((r) => ({ userId: r.user_id, channels: r.channels, address: r.address, locale: r.locale }));
 }
 
 /** Events whose fan-out never finished and has not moved for `staleSeconds`. */

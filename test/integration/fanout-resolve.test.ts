@@ -10,11 +10,7 @@ import type pg from 'pg';
 import { loadConfigFile } from '../../lib/config/load.ts';
 import type { Config } from '../../lib/config/schema.ts';
 import { recordCauseChange } from '../../lib/incidents/store.ts';
-import {
-  fanOutIncidentEvent,
-  type FanoutContext,
-  type FanoutResult,
-} from '../../lib/notifications/fanout.ts';
+import { fanOutCauseEvent, type FanoutContext, type FanoutResult } from '../../lib/notifications/fanout.ts';
 import { TemplateStore } from '../../lib/templates/store.ts';
 import { createPlatform, SHIPPED_CONFIG } from '../support/daemon.ts';
 import { LINK_SECRET } from '../support/notifications.ts';
@@ -91,6 +87,7 @@ async function fanoutContext(): Promise<FanoutContext> {
     config: () => config,
     logger: captureLogs('warn').logger,
     linkSecret: LINK_SECRET,
+    publicUrl: 'https://forewarn.example.com',
     templates: () => templates,
   };
 }
@@ -128,7 +125,7 @@ it('a resolve during a long warning fan-out: every warned user gets the recovery
   } as unknown as Parameters<typeof recordCauseChange>[1]);
   const { incidentId } = opened;
 
-  const warning = fanOutIncidentEvent(ctx, opened.eventId, async () => undefined);
+  const warning = fanOutCauseEvent(ctx, opened.eventId, async () => undefined);
   warning.catch(() => undefined);
   const recipients = () =>
     count(
@@ -173,7 +170,7 @@ it('a resolve during a long warning fan-out: every warned user gets the recovery
   } as unknown as Parameters<typeof recordCauseChange>[1]).then(async (resolved) => {
     resolveDone = true;
     warnedAtResolve = await usersWith('payment-degraded', incidentId);
-    recovery = fanOutIncidentEvent(ctx, resolved.eventId, async () => undefined);
+    recovery = fanOutCauseEvent(ctx, resolved.eventId, async () => undefined);
     await recovery;
   });
   resolve.catch(() => undefined);

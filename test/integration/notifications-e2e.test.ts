@@ -171,7 +171,7 @@ beforeAll(async () => {
     notifications: {
       audience: AUDIENCE,
       email: { messageIdDomain: MESSAGE_ID_DOMAIN },
-      ops: { emails: [OPS_EMAIL], locale: 'zh-CN' },
+      ops: { emails: [OPS_EMAIL], locale: 'zh-CN', groupWaitSeconds: 0 },
       links: { dashboardUrl: DASHBOARD },
     },
   });
@@ -448,8 +448,20 @@ describe('forewarn run payment-health --dry-run --format json', () => {
     expect(result.code, `stderr: ${result.stderr}`).toBe(0);
     const lines = result.stdout.split('\n').filter(Boolean);
     const printed = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    // The fields the dry run always printed, its kind's category, the subject, and for ops their recipient.
     for (const p of printed)
-      expect(Object.keys(p).sort()).toEqual(['channel', 'dedupeKey', 'kind', 'locale', 'userId']);
+      expect(Object.keys(p).sort()).toEqual(
+        [
+          'category',
+          'channel',
+          'dedupeKey',
+          'kind',
+          'locale',
+          'subject',
+          'userId',
+          ...(p.userId === null ? ['recipient'] : []),
+        ].sort(),
+      );
 
     const expected = targetedUsers(users, attempts, { channel: CHANNEL, region: REGION, at, ...AUDIENCE });
     expect(expected.length).toBeGreaterThan(100);
@@ -460,9 +472,10 @@ describe('forewarn run payment-health --dry-run --format json', () => {
         userId: null,
         channel: 'email',
         locale: 'zh-CN',
-        dedupeKey: expect.stringMatching(
-          new RegExp(`^incident:\\d+:ops-incident-opened:email:${OPS_EMAIL}$`),
-        ),
+        dedupeKey: expect.stringMatching(new RegExp(`^cause:\\d+:ops-incident-opened:email:${OPS_EMAIL}$`)),
+        category: 'ops',
+        subject: `${CHANNEL}:${REGION}`,
+        recipient: OPS_EMAIL,
       },
     ]);
     const userLines = printed.filter((p) => p.kind !== 'ops-incident-opened');
@@ -475,8 +488,9 @@ describe('forewarn run payment-health --dry-run --format json', () => {
     for (const p of userLines) {
       expect(p.kind).toBe('payment-degraded');
       expect(p.dedupeKey).toMatch(
-        new RegExp(`^incident:\\d+:payment-degraded:${String(p.channel)}:${String(p.userId)}$`),
+        new RegExp(`^cause:\\d+:payment-degraded:${String(p.channel)}:${String(p.userId)}$`),
       );
+      expect(p).toMatchObject({ category: 'service', subject: `${CHANNEL}:${REGION}` });
     }
     expect(duplicates(printed, (p) => String(p.dedupeKey))).toEqual([]);
 

@@ -50,8 +50,10 @@ function refusal(result: CliResult): string[] {
   return result.stderr.trim().split('\n');
 }
 
+const PUBLIC_URL = 'https://notify.example.com';
+
 describe('NODE_ENV=production, forewarn start refuses to start', () => {
-  it('without SMTP_URL and FOREWARN_LINK_SECRET, naming both and what they expect', async () => {
+  it('without SMTP_URL, FOREWARN_LINK_SECRET and FOREWARN_PUBLIC_URL, naming each and what it expects', async () => {
     const lines = refusal(await start({ NODE_ENV: 'production' }));
     expect(lines).toEqual([
       'error [FW_ENV_MISSING]: environment variable SMTP_URL: required with NODE_ENV=production by the notifications role: ' +
@@ -60,11 +62,20 @@ describe('NODE_ENV=production, forewarn start refuses to start', () => {
       'environment variable FOREWARN_LINK_SECRET: required with NODE_ENV=production by the notifications role: ' +
         'expected at least 32 characters, the same on every replica and known to the platform ' +
         '(it signs the links in messages; a secret made up per process signs links nobody can verify), got nothing',
+      'environment variable FOREWARN_PUBLIC_URL: required with NODE_ENV=production by the notifications role: ' +
+        "expected the http(s) URL where users reach forewarn's HTTP role, e.g. https://notify.example.com " +
+        '(links in messages point there), got nothing',
     ]);
   });
 
   it('without SMTP_URL: mail is never written to .eml files unasked', async () => {
-    const lines = refusal(await start({ NODE_ENV: 'production', FOREWARN_LINK_SECRET: LINK_SECRET }));
+    const lines = refusal(
+      await start({
+        NODE_ENV: 'production',
+        FOREWARN_LINK_SECRET: LINK_SECRET,
+        FOREWARN_PUBLIC_URL: PUBLIC_URL,
+      }),
+    );
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^error \[FW_ENV_MISSING\]: environment variable SMTP_URL: required /);
     expect(lines.join('\n')).not.toContain(LINK_SECRET);
@@ -74,6 +85,7 @@ describe('NODE_ENV=production, forewarn start refuses to start', () => {
     const result = await start({
       NODE_ENV: 'production',
       SMTP_URL: `smtp://mailer:${SMTP_PASSWORD}@smtp.example.com:587`,
+      FOREWARN_PUBLIC_URL: PUBLIC_URL,
     });
     const lines = refusal(result);
     expect(lines).toHaveLength(1);
@@ -81,6 +93,34 @@ describe('NODE_ENV=production, forewarn start refuses to start', () => {
       /^error \[FW_ENV_MISSING\]: environment variable FOREWARN_LINK_SECRET: required /,
     );
     expect(result.stderr).not.toContain(SMTP_PASSWORD);
+  });
+
+  it('--role http without FOREWARN_LINK_SECRET and FOREWARN_PUBLIC_URL, naming both and the routes that need them', async () => {
+    const lines = refusal(
+      await start({ NODE_ENV: 'production', FOREWARN_HTTP_PORT: '0' }, ['--role', 'http']),
+    );
+    expect(lines).toEqual([
+      'error [FW_ENV_MISSING]: environment variable FOREWARN_LINK_SECRET: required with NODE_ENV=production by ' +
+        'the HTTP route /restock/subscribe and the HTTP route /restock/stop: ' +
+        'expected at least 32 characters, the same on every replica and known to the platform ' +
+        '(it signs the links in messages; a secret made up per process signs links nobody can verify), got nothing',
+      'environment variable FOREWARN_PUBLIC_URL: required with NODE_ENV=production by the http role: ' +
+        "expected the http(s) URL where users reach forewarn's HTTP role, e.g. https://notify.example.com " +
+        '(links in messages point there), got nothing',
+    ]);
+  });
+
+  it('--role http with the link secret but no public URL, never printing the secret', async () => {
+    const result = await start(
+      { NODE_ENV: 'production', FOREWARN_LINK_SECRET: LINK_SECRET, FOREWARN_HTTP_PORT: '0' },
+      ['--role', 'http'],
+    );
+    const lines = refusal(result);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /^error \[FW_ENV_MISSING\]: environment variable FOREWARN_PUBLIC_URL: required /,
+    );
+    expect(result.stderr).not.toContain(LINK_SECRET);
   });
 
   it('for the roles that need them only when those roles are asked for', async () => {
@@ -109,9 +149,30 @@ describe('starting', () => {
       NODE_ENV: 'production',
       SMTP_URL: `outbox:${join(dir, 'outbox')}`,
       FOREWARN_LINK_SECRET: LINK_SECRET,
+      FOREWARN_PUBLIC_URL: PUBLIC_URL,
     } as DaemonEnv);
     await daemon.waitForLog('forewarn started', START_TIMEOUT_MS);
     expect(daemon.logged('FOREWARN_LINK_SECRET is not set')).toEqual([]);
+    daemon.signal('SIGTERM');
+    expect((await daemon.waitForExit(START_TIMEOUT_MS)).code).toBe(0);
+    expect(daemon.stderr).not.toContain(LINK_SECRET);
+  });
+
+  it('in production, an HTTP replica with the link secret and the public URL, SMTP_URL not needed', async () => {
+    const { env } = await fixture();
+    const daemon = daemons.start(
+      {
+        ...env,
+        NODE_ENV: 'production',
+        FOREWARN_LINK_SECRET: LINK_SECRET,
+        FOREWARN_PUBLIC_URL: 'https://notify.example.com',
+        FOREWARN_HTTP_PORT: '0',
+      } as DaemonEnv,
+      ['--role', 'http'],
+    );
+    const started = await daemon.waitForLog('forewarn started', START_TIMEOUT_MS);
+    const health = await fetch(new URL('/healthz', String(started.http)));
+    expect(health.status).toBe(200);
     daemon.signal('SIGTERM');
     expect((await daemon.waitForExit(START_TIMEOUT_MS)).code).toBe(0);
     expect(daemon.stderr).not.toContain(LINK_SECRET);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { escapeIdentifier } from 'pg';
+import { isMap, parseDocument } from 'yaml';
 import { seedPlatform } from '../../sim/load.ts';
 import { referencePlatform } from '../../sim/platform.ts';
 import { createPlatformSchema } from '../../sim/schema.ts';
@@ -159,7 +160,9 @@ export class Daemons {
 
 /**
  * Writes the shipped config to `file` with the payment-health schedule, enabled flag, grace period
- * and any other line-level edits replaced; returns the path.
+ * and any other line-level edits replaced; returns the path. The other registered detectors are
+ * switched off (unless `otherDetectors`), so that a daemon test's ticks are payment health's alone
+ * however many watchers the registry lists.
  */
 export async function writeConfig(
   file: string,
@@ -168,6 +171,7 @@ export async function writeConfig(
     graceSeconds?: number;
     enabled?: boolean;
     replace?: Array<[RegExp, string]>;
+    otherDetectors?: boolean;
   } = {},
 ): Promise<string> {
   let text = await readFile(SHIPPED_CONFIG, 'utf8');
@@ -180,6 +184,16 @@ export async function writeConfig(
     const next = text.replace(pattern, replacement);
     if (next === text) throw new Error(`writeConfig: ${pattern} matches nothing in ${SHIPPED_CONFIG}`);
     text = next;
+  }
+  if (!options.otherDetectors) {
+    const doc = parseDocument(text);
+    const detectors = doc.get('detectors');
+    if (isMap(detectors))
+      for (const item of detectors.items) {
+        const key = String((item.key as { value?: unknown }).value ?? item.key);
+        if (key !== 'paymentHealth') doc.setIn(['detectors', key, 'enabled'], false);
+      }
+    text = String(doc);
   }
   await writeFile(file, text);
   return file;

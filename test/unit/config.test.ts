@@ -16,10 +16,13 @@ import {
 } from '../../detectors/payment-health/thresholds.ts';
 import { loadConfigFile, parseConfigText } from '../../lib/config/load.ts';
 import type { Config } from '../../lib/config/schema.ts';
+import { registeredDetectors } from '../../lib/detection/registry.ts';
 import { ConfigError, ForewarnError, type ConfigProblem } from '../../lib/errors.ts';
 
 const SHIPPED = fileURLToPath(new URL('../../config/forewarn.yaml', import.meta.url));
 const FILE = 'variant.yaml';
+/** How config errors name the registered detectors. */
+const knownDetectors = registeredDetectors.map((d) => `${d.configKey} (${d.id})`).join(', ');
 
 let shippedText: string;
 let tmp: string;
@@ -329,7 +332,8 @@ describe('config mistakes', () => {
     const text = withEdits([[['detectors', 'lowStock'], { enabled: true }]]);
     const p = problemAt(configError(text), 'detectors.lowStock');
     expect(p.found).toBe('unknown detector "lowStock"');
-    expect(p.expected).toBe('one of the registered detectors: paymentHealth (payment-health)');
+    expect(p.expected).toBe(`one of the registered detectors: ${knownDetectors}`);
+    expect(knownDetectors).toContain('paymentHealth (payment-health)');
   });
 
   it("a detector's settings under its id rather than its config key say which key to use", () => {
@@ -341,7 +345,7 @@ describe('config mistakes', () => {
     const p = problemAt(error, 'detectors.payment-health');
     expect(p.found).toBe('unknown detector "payment-health"');
     expect(p.expected).toBe(
-      "detectors.paymentHealth: a detector's settings go under its id in camel case (known detectors: paymentHealth (payment-health))",
+      `detectors.paymentHealth: a detector's settings go under its id in camel case (known detectors: ${knownDetectors})`,
     );
     expect(problemAt(error, PH).found).toBe('nothing (the key is missing)');
   });

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   checkProductionEnv,
   PRODUCTION_REQUIREMENTS,
+  publicUrlOf,
   readEnv,
   redactUrl,
   type ProductionRequirement,
@@ -42,6 +43,11 @@ describe('readEnv defaults', () => {
     expect(env.smtpUrl).toBeUndefined();
     expect(env.emailTransport).toBe('default-outbox');
     expect(env.outboxDir).toBe('./outbox');
+    // The HTTP role on the loopback interface; public links point at it in development.
+    expect(env.httpHost).toBe('127.0.0.1');
+    expect(env.httpPort).toBe(8787);
+    expect(env.publicUrl).toBeUndefined();
+    expect(publicUrlOf(env)).toBe('http://127.0.0.1:8787');
   });
 
   it('empty strings count as unset', () => {
@@ -69,6 +75,9 @@ describe('readEnv defaults', () => {
       SMTP_URL: 'smtps://mailer:pw@smtp.internal:465',
       FOREWARN_OUTBOX: '/var/spool/forewarn',
       FOREWARN_LINK_SECRET: 'l'.repeat(40),
+      FOREWARN_HTTP_HOST: '0.0.0.0',
+      FOREWARN_HTTP_PORT: '9000',
+      FOREWARN_PUBLIC_URL: 'https://notify.example.com/fw',
     });
     expect(env).toEqual({
       databaseUrl: 'postgres://a@h1/db1',
@@ -83,7 +92,20 @@ describe('readEnv defaults', () => {
       emailTransport: 'smtp',
       outboxDir: '/var/spool/forewarn',
       linkSecret: 'l'.repeat(40),
+      httpHost: '0.0.0.0',
+      httpPort: 9000,
+      publicUrl: 'https://notify.example.com/fw',
     });
+    expect(publicUrlOf(env)).toBe('https://notify.example.com/fw');
+  });
+
+  it("public links: FOREWARN_PUBLIC_URL, or in development the HTTP role's own address", () => {
+    expect(publicUrlOf(readEnv({ FOREWARN_HTTP_HOST: '::1', FOREWARN_HTTP_PORT: '8080' }))).toBe(
+      'http://[::1]:8080',
+    );
+    expect(() => publicUrlOf(readEnv({ NODE_ENV: 'production' }))).toThrow(
+      /^environment variable FOREWARN_PUBLIC_URL: required with NODE_ENV=production to build public links: expected the http\(s\) URL/,
+    );
   });
 
   it('refuses a link secret too short to be one, without echoing it', () => {
@@ -164,9 +186,9 @@ describe('checkProductionEnv', () => {
     expect(missing(readEnv({}), ['scheduler', 'detection', 'notifications'])).toEqual([]);
   });
 
-  it('production without SMTP_URL and FOREWARN_LINK_SECRET names both, with what they expect', () => {
+  it('production without SMTP_URL, FOREWARN_LINK_SECRET and FOREWARN_PUBLIC_URL names each, with what it expects', () => {
     const lines = missing(production(), ['scheduler', 'detection', 'notifications']);
-    expect(lines).toHaveLength(2);
+    expect(lines).toHaveLength(3);
     expect(lines[0]).toBe(
       'environment variable SMTP_URL: required with NODE_ENV=production by the notifications role: ' +
         'expected smtp://user:pass@host:587 or smtps://user:pass@host:465 (email is sent there), ' +
@@ -175,10 +197,16 @@ describe('checkProductionEnv', () => {
     expect(lines[1]).toMatch(
       /^environment variable FOREWARN_LINK_SECRET: required with NODE_ENV=production by the notifications role: expected at least 32 characters, .*got nothing$/,
     );
+    // The restock links in messages point at the HTTP role's public address.
+    expect(lines[2]).toMatch(
+      /^environment variable FOREWARN_PUBLIC_URL: required with NODE_ENV=production by the notifications role: expected the http\(s\) URL .*got nothing$/,
+    );
   });
 
   it('production takes an SMTP server or the outbox chosen explicitly, with a link secret', () => {
     const parts = ['notifications'];
+    const production = (extra: NodeJS.ProcessEnv = {}) =>
+      readEnv({ NODE_ENV: 'production', FOREWARN_PUBLIC_URL: 'https://notify.example.com', ...extra });
     expect(missing(production({ SMTP_URL: 'smtp://mail:25', FOREWARN_LINK_SECRET: SECRET }), parts)).toEqual(
       [],
     );
@@ -194,12 +222,12 @@ describe('checkProductionEnv', () => {
 
   it('checks only what the parts that run need', () => {
     expect(missing(production(), ['scheduler', 'detection'])).toEqual([]);
-    expect(missing(production({ FOREWARN_LINK_SECRET: SECRET }), ['notifications'])).toHaveLength(1);
+    expect(missing(production({ FOREWARN_LINK_SECRET: SECRET }), ['notifications'])).toHaveLength(2);
   });
 
   it('never echoes a value that is set', () => {
     const lines = missing(production({ SMTP_URL: `smtp://u:${PASSWORD}@mail:587` }), ['notifications']);
-    expect(lines).toHaveLength(1);
+    expect(lines).toHaveLength(2);
     expect(lines.join('\n')).not.toContain(PASSWORD);
   });
 
@@ -213,16 +241,35 @@ describe('checkProductionEnv', () => {
         isSet: (env) => env.linkSecret !== undefined,
       },
     ];
-    const env = production({ SMTP_URL: 'smtp://mail:25' });
+    const env = production({ SMTP_URL: 'smtp://mail:25', FOREWARN_PUBLIC_URL: 'https://notify.example.com' });
     expect(missing(env, ['http', 'http:GET /healthz'], withRoute)).toEqual([]);
     expect(missing(env, ['http', 'http:POST /restock/subscribe'], withRoute)).toEqual([
       'environment variable FOREWARN_LINK_SECRET: required with NODE_ENV=production by the HTTP route POST /restock/subscribe: expected the secret that signed the links, got nothing',
     ]);
   });
+
+  it('the HTTP role needs the public URL, and its restock routes the link secret', () => {
+    const parts = ['http', 'http:/healthz', 'http:/restock/subscribe', 'http:/restock/stop'];
+    expect(missing(production(), parts)).toEqual([
+      'environment variable FOREWARN_LINK_SECRET: required with NODE_ENV=production by the HTTP route /restock/subscribe and the HTTP route /restock/stop: ' +
+        'expected at least 32 characters, the same on every replica and known to the platform ' +
+        '(it signs the links in messages; a secret made up per process signs links nobody can verify), got nothing',
+      "environment variable FOREWARN_PUBLIC_URL: required with NODE_ENV=production by the http role: expected the http(s) URL where users reach forewarn's HTTP role, e.g. https://notify.example.com (links in messages point there), got nothing",
+    ]);
+    const set = { FOREWARN_LINK_SECRET: SECRET, FOREWARN_PUBLIC_URL: 'https://notify.example.com' };
+    expect(missing(production(set), parts)).toEqual([]);
+    // SMTP is the notifications role's: an HTTP-only replica does not need it.
+    expect(
+      missing(production({ FOREWARN_PUBLIC_URL: 'https://n.example.com' }), ['http', 'http:/healthz']),
+    ).toEqual([]);
+  });
 });
 
 describe('readEnv refuses invalid values', () => {
   it.each([
+    ['FOREWARN_HTTP_PORT', `port-${PASSWORD}`],
+    ['FOREWARN_HTTP_PORT', '70000'],
+    ['FOREWARN_PUBLIC_URL', `ftp://u:${PASSWORD}@files.example.com`],
     ['DATABASE_URL', `mysql://forewarn:${PASSWORD}@db.internal/forewarn`],
     ['DATABASE_URL', `postgres//forewarn:${PASSWORD}@db.internal/forewarn`],
     ['PLATFORM_DATABASE_URL', `https://reader:${PASSWORD}@replica.internal/shop`],

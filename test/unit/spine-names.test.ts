@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { registeredDetectors } from '../../lib/detection/registry.ts';
+import { messageKinds } from '../../lib/messages/registry.ts';
 
 /** The generic modules: scheduler, tick runner, detection jobs, job registry, fan-out, delivery, CLI. */
 const SPINE_MODULES = [
@@ -27,6 +28,11 @@ const SPINE_MODULES = [
   'lib/notifications/store.ts',
   'lib/notifications/render.ts',
   'lib/notifications/lease.ts',
+  'lib/messages/kind.ts',
+  'lib/messages/shared.ts',
+  'lib/messages/stale.ts',
+  'lib/notifications/ops-groups.ts',
+  'lib/notifications/deliver-groups.ts',
   'lib/channels/email.ts',
   'lib/channels/channel.ts',
   'lib/channels/registry.ts',
@@ -81,6 +87,33 @@ describe('the spine names no watcher', () => {
     expect(
       watcherNamesIn(text, ids),
       `${file} names a watcher; it belongs in the watcher's registry entry`,
+    ).toEqual([]);
+  });
+});
+
+/** A message kind's id as a whole word (payment-degraded, not payment-degraded-x). */
+function kindNamesIn(text: string, kinds: readonly string[]): string[] {
+  const found: string[] = [];
+  text.split('\n').forEach((line, i) => {
+    for (const kind of kinds)
+      if (new RegExp(`(^|[^a-z0-9-])${kind}([^a-z0-9-]|$)`).test(line)) found.push(`line ${i + 1}: ${kind}`);
+  });
+  return found;
+}
+
+describe('the spine names no message kind', () => {
+  const kinds = messageKinds.map((k) => k.id);
+
+  it('has kinds to look for, and finds them where they belong', async () => {
+    expect(kinds.length).toBeGreaterThan(0);
+    for (const kind of kinds) expect(kindNamesIn(`x '${kind}' y`, kinds)).toHaveLength(1);
+  });
+
+  it.each(SPINE_MODULES)('%s', async (file) => {
+    const text = await readFile(new URL(file, root), 'utf8');
+    expect(
+      kindNamesIn(text, kinds),
+      `${file} names a message kind; it belongs in the kind's declaration`,
     ).toEqual([]);
   });
 });

@@ -74,8 +74,18 @@ describe('shipped templates', () => {
         expect(message).toMatchObject({ kind, channel, locale });
         expect(message.text.length).toBeGreaterThan(20);
         expect(message.text).not.toMatch(/\n\n\n/);
-        // The message names what it is about: the channel, or (a data-feed alert) the detector.
-        const subject = 'channelName' in data ? data.channelName : data.detector;
+        // The message names what it is about: the channel, the error code, the product, (a
+        // data-feed alert) the detector, or (a group of ops alerts) what the group shares.
+        const subject =
+          'channelName' in data
+            ? data.channelName
+            : 'code' in data
+              ? data.code
+              : 'productName' in data
+                ? data.productName
+                : 'detector' in data
+                  ? data.detector
+                  : data.groupValue;
         expect(message.text).toContain(subject);
         if (channel === 'email') {
           expect(message.subject).toMatch(/\S/);
@@ -89,8 +99,9 @@ describe('shipped templates', () => {
           expect(message.title).toMatch(/\S/);
           expect(message.subject).toBeUndefined();
           expect(message.html).toBeUndefined();
-          // In-app: one to three sentences.
-          expect(message.text.split(/[。.!?！？]\s*/).filter(Boolean).length).toBeLessThanOrEqual(3);
+          // In-app: one to three sentences (a link, such as a restock alert's stop link, is none).
+          const prose = message.text.replace(/https?:\/\/\S+/g, 'link');
+          expect(prose.split(/[。.!?！？]\s*/).filter(Boolean).length).toBeLessThanOrEqual(3);
         }
       }
     },

@@ -1,0 +1,23 @@
+// What the HTTP role's routes are given: forewarn's database (writes), the platform's (reads, maybe
+// another server: never joined with forewarn's tables), the link secret and a clock.
+import type { FastifyInstance } from 'fastify';
+import type { Pool } from '../db/pool.ts';
+import type { Logger } from '../logger.ts';
+
+export interface HttpDeps {
+  db: Pool;
+  platformDb: Pool;
+  platformSchema: string;
+  /** Verifies the tokens of signed links (FOREWARN_LINK_SECRET). */
+  linkSecret: string;
+  logger: Logger;
+  /** Epoch ms; tokens expire by it. */
+  now: () => number;
+}
+
+/** One concern's routes, and the parts (lib/env.ts PRODUCTION_REQUIREMENTS) they stand for. */
+export interface HttpRoutes {
+  /** `http:<path>`: what a production requirement names when one of these routes needs it. */
+  parts: readonly string[];
+  register(server: FastifyInstance, deps: HttpDeps): void;
+}

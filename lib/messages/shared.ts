@@ -1,0 +1,46 @@
+// What many message kinds share: the ops audience, the "its cause has resolved" stale rule and
+// the signed link to a user's notification settings.
+import type { Queryable } from '../db/pool.ts';
+import { signedUrl } from '../links.ts';
+import type { AudiencePage, MessageContext, QueuedMessage } from './kind.ts';
+
+/** Ops alerts go to every configured ops address, in one page. */
+export async function opsAudience(
+  ctx: MessageContext,
+  _event: unknown,
+  page: { after: string | null },
+): Promise<AudiencePage> {
+  if (page.after !== null) return { recipients: [], cursor: null };
+  const ops = ctx.config().notifications.ops;
+  return {
+    recipients: ops.emails.map((address) => ({ userId: null, address, locale: ops.locale })),
+    cursor: null,
+  };
+}
+
+/** The stale rule of messages about something that must still be true: their cause has resolved. */
+export async function causeResolved(
+  db: Queryable,
+  _ctx: unknown,
+  messages: readonly QueuedMessage[],
+): Promise<Set<string>> {
+  const causes = [...new Set(messages.map((m) => m.causeId).filter((id): id is string => id !== null))];
+  if (causes.length === 0) return new Set();
+  const { rows } = await db.query<{ id: string }>(
+    'SELECT id FROM forewarn.incidents WHERE id = ANY ($1::bigint[]) AND resolved_at IS NOT NULL',
+    [causes],
+  );
+  const resolved = new Set(rows.map((r) => r.id));
+  return new Set(messages.filter((m) => m.causeId !== null && resolved.has(m.causeId)).map((m) => m.id));
+}
+
+/** The settings link acts on the account, so it carries a signed token naming the user. */
+export function preferencesUrl(ctx: Pick<MessageContext, 'config' | 'linkSecret'>, userId: string): string {
+  const links = ctx.config().notifications.links;
+  const expiresAt = Math.floor(Date.now() / 1000) + links.ttlDays * 86_400;
+  return signedUrl(
+    links.preferencesUrl,
+    { userId, purpose: 'notification-preferences', expiresAt },
+    ctx.linkSecret,
+  );
+}
