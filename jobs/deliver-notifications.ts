@@ -5,6 +5,7 @@ import type { JobsOptions } from 'bullmq';
 import type { AppContext } from '../lib/context.ts';
 import type { EmailSender } from '../lib/channels/email.ts';
 import { deliverNotifications } from '../lib/notifications/deliver.ts';
+import { findMessageKind } from '../lib/messages/registry.ts';
 import { staleRules } from '../lib/messages/stale.ts';
 import { readOpsNotificationIds } from '../lib/notifications/store.ts';
 
@@ -60,6 +61,8 @@ export async function deliverBatch(
       logger: ctx.logger,
       templates: await ctx.templates(),
       channels: { email: via.email },
+      // Where an in-app message leads: its kind's link, as the fan-out's inline delivery has it.
+      linkOf: (n) => findMessageKind(n.kind)?.link?.(n.data) ?? null,
       workerId: ctx.workerId,
       stale: staleRules(ctx),
     },
