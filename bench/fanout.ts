@@ -18,7 +18,7 @@ import { writeConfigVariant } from '../lib/config/variant.ts';
 import { composeMail } from '../lib/channels/email.ts';
 import { enqueueFanouts } from '../jobs/fanout-incident-event.ts';
 import { createContext, type AppContext } from '../lib/context.ts';
-import { emailMessageFor } from '../lib/notifications/deliver.ts';
+import { emailMessageFor } from '../lib/channels/email-channel.ts';
 import { fanOutCauseEvent } from '../lib/notifications/fanout.ts';
 import { renderNotification } from '../lib/notifications/render.ts';
 import { claimNotifications } from '../lib/notifications/store.ts';

@@ -1,6 +1,7 @@
 // `npm run bench [name...]`: runs the benchmarks and prints their figures. Benchmarks measure;
-// they never fail a build. Names: backtest, detection, fanout, inventory, restock, scenarios.
+// they never fail a build. Names: backtest, detection, email, fanout, inventory, restock, scenarios.
 import { benchBacktest } from './backtest.ts';
+import { benchEmailDelivery } from './delivery.ts';
 import { benchDetection } from './detection.ts';
 import { benchFanout } from './fanout.ts';
 import { benchRestock } from './restock.ts';
@@ -11,6 +12,7 @@ import { print, type BenchResult } from './support.ts';
 const benches: Record<string, () => Promise<BenchResult>> = {
   backtest: benchBacktest,
   detection: benchDetection,
+  email: benchEmailDelivery,
   fanout: benchFanout,
   restock: benchRestock,
   inventory: benchInventory,

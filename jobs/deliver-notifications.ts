@@ -5,6 +5,7 @@ import type { JobsOptions } from 'bullmq';
 import type { AppContext } from '../lib/context.ts';
 import type { EmailSender } from '../lib/channels/email.ts';
 import { deliverNotifications } from '../lib/notifications/deliver.ts';
+import { findMessageKind } from '../lib/messages/registry.ts';
 import { staleRules } from '../lib/messages/stale.ts';
 import { readOpsNotificationIds } from '../lib/notifications/store.ts';
 
@@ -59,7 +60,9 @@ export async function deliverBatch(
       config: ctx.config,
       logger: ctx.logger,
       templates: await ctx.templates(),
-      email: via.email,
+      channels: { email: via.email },
+      // Where an in-app message leads: its kind's link, as the fan-out's inline delivery has it.
+      linkOf: (n) => findMessageKind(n.kind)?.link?.(n.data) ?? null,
       workerId: ctx.workerId,
       stale: staleRules(ctx),
     },

@@ -47,7 +47,7 @@ export async function handle(data: z.infer<typeof payload>, ctx: AppContext): Pr
       config: ctx.config,
       logger: ctx.logger,
       templates: await ctx.templates(),
-      email: ctx.opsEmail,
+      channels: { email: ctx.opsEmail },
       workerId: ctx.workerId,
     },
     groups,

@@ -4,13 +4,14 @@
 // group of one goes out as its own alert; a larger one as one `ops-alert-group` email listing
 // each member with its own kind's subject and text. Every outcome is written under the claim's
 // token, as in lib/notifications/deliver.ts: a job whose claim was taken over writes nothing.
+import { emailMessageFor } from '../channels/email-channel.ts';
 import { DeliveryError, messageIdFor, type EmailMessage } from '../channels/email.ts';
 import { inTransaction } from '../db/pool.ts';
 import type { Logger } from '../logger.ts';
 import type { TemplateInput } from '../../templates/kinds.ts';
 import type { RenderedMessage, TemplateStore } from '../templates/store.ts';
 import { retryDelayMs } from './backoff.ts';
-import { emailMessageFor, type DeliveryContext } from './deliver.ts';
+import type { DeliveryContext } from './deliver.ts';
 import { startLease, type ClaimLease } from './lease.ts';
 import { claimGroup, holdGroup, lockGroup, readGroupState, type OpsGroup } from './ops-groups.ts';
 import { reasonOf, renderNotification } from './render.ts';
@@ -141,7 +142,7 @@ async function sendGroup(
   }
 
   try {
-    await ctx.email().send(email);
+    await ctx.channels.email().send(email);
   } catch (error) {
     releaseAll();
     await recordSendFailure(ctx, members, error, outcome, log);

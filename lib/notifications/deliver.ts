@@ -1,29 +1,47 @@
-// Delivery: claim recorded notifications a few at a time, just before sending them, render,
-// send, record the outcome. Claims are renewed while the job works and every outcome is written
-// under the claim's token (lib/notifications/lease.ts), so a slow relay cannot let a claim run
-// out under a live job, and a job whose claim was taken over all the same writes nothing.
-// In-app messages are written to the inbox in the same transaction that marks them sent, so they
-// exist exactly once. Emails are marked sent in groups within 50 ms of the server accepting them
-// and carry a stable Message-ID, so the only window for a duplicate is a crash in between.
-import { DeliveryError, messageIdFor, type EmailMessage, type EmailSender } from '../channels/email.ts';
+// Delivery: claim recorded notifications a few at a time, just before their turn, render them,
+// hand each channel its own (lib/channels/registry.ts), record the outcomes. Delivery knows no
+// channel by name: it knows the two kinds a channel can be (lib/channels/channel.ts).
+// - A `send` channel (email; a webhook next) delivers to another system. Its accepted messages
+//   are marked sent in groups within 50 ms, and it gives the receiver a stable id, so the only
+//   window for a duplicate is a crash in between.
+// - A `write` channel (in-app) writes its messages in the same transaction that marks them sent,
+//   so they exist exactly once.
+// Claims are renewed while the job works and every outcome is written under the claim's token
+// (lib/notifications/lease.ts), so a slow receiver cannot let a claim run out under a live job,
+// and a job whose claim was taken over all the same writes nothing. A row whose channel has no
+// implementation, or whose recipient lacks what its channel needs, fails with the reason.
+import {
+  linkFromData,
+  missingRecipient,
+  type Channel,
+  type ChannelContext,
+  type ChannelResources,
+  type LinkOf,
+  type OutgoingMessage,
+  type SendChannel,
+  type SendOutcome,
+  type WriteChannel,
+} from '../channels/channel.ts';
+import {
+  channels as registeredChannels,
+  unknownChannelReason,
+  type ChannelRegistry,
+} from '../channels/registry.ts';
 import type { Config } from '../config/schema.ts';
 import { groupCommit, type GroupCommit } from '../db/group-commit.ts';
 import { inTransaction, type Pool } from '../db/pool.ts';
 import type { Logger } from '../logger.ts';
-import type { RenderedMessage, TemplateStore } from '../templates/store.ts';
+import type { TemplateStore } from '../templates/store.ts';
 import { retryDelayMs } from './backoff.ts';
-import { startLease, type ClaimLease } from './lease.ts';
+import { startLease } from './lease.ts';
 import { reasonOf, renderNotification } from './render.ts';
 import {
   claimNotifications,
-  insertInboxEntries,
   markFailed,
   markRetry,
   markSent,
   type ClaimedNotification,
   type ClaimRef,
-  type InboxEntry,
-  type NotificationDraft,
   type StaleRules,
 } from './store.ts';
 
@@ -32,15 +50,23 @@ export interface DeliveryContext {
   config: () => Config;
   logger: Logger;
   templates: TemplateStore;
-  email: () => EmailSender;
+  /** What the channels deliver with (the pooled email sender...), shared by the process's jobs. */
+  channels: ChannelResources;
+  /** The channels by id: the registered ones (lib/channels/registry.ts) unless given. */
+  registry?: ChannelRegistry;
+  /** Where a message leads (its kind's `link`); by default its data's payUrl. */
+  linkOf?: LinkOf;
   /** Recorded with each claim (claimed_by). */
   workerId: string;
   /** The message kinds' stale rules, applied as messages are claimed. */
   stale?: StaleRules;
 }
 
-/** Sent emails are recorded at most this many at a time, at most this long after the send. */
+/** Messages of `send` channels are marked sent at most this many at a time, at most this long after the send. */
 const SENT_MARKS = { maxItems: 500, maxWaitMs: 50 };
+
+/** Rows claimed at a time when no `send` channel sets the pace (only `write` channels are registered). */
+const WRITE_ONLY_CLAIM = 100;
 
 /**
  * One committer of sent marks per database pool, shared by every delivery job of the process:
@@ -58,7 +84,7 @@ function sentMarksFor(db: Pool, logger: Logger): GroupCommit<ClaimRef> {
       if (taken.length > 0)
         logger.warn(
           { component: 'delivery', code: 'FW_DELIVERY_CLAIM_LOST', notificationIds: taken },
-          `${taken.length} emails were sent after their claim had been taken over; they may arrive twice (with the same Message-ID)`,
+          `${taken.length} messages were delivered after their claim had been taken over; they may arrive twice (with the same id for the receiver)`,
         );
     }, SENT_MARKS);
     sentMarksByPool.set(db, marks);
@@ -77,209 +103,272 @@ export interface DeliveryOutcome {
   retries: Array<{ id: string; retryAt: number }>;
 }
 
+/** A channel's claimed messages waiting for their turn, and how many calls it runs at once. */
+interface Lane {
+  channel: Channel;
+  queue: ClaimedNotification[];
+  runners: number;
+  perCall: number;
+}
+
+interface Failure {
+  n: ClaimedNotification;
+  reason: string;
+  /** The log line's message. */
+  message: string;
+}
+
 export async function deliverNotifications(
   ctx: DeliveryContext,
   ids: readonly string[],
 ): Promise<DeliveryOutcome> {
-  const config = ctx.config().notifications;
+  const config = ctx.config();
+  const settings = config.notifications;
+  const registry = ctx.registry ?? registeredChannels;
+  const linkOf = ctx.linkOf ?? linkFromData;
   const log = ctx.logger.child({ component: 'delivery' });
   const outcome: DeliveryOutcome = { claimed: 0, sent: 0, failed: 0, cancelled: 0, lost: 0, retries: [] };
-  // Two sends per pooled connection: one on the wire, one ready behind it. More would only
-  // wait, rendered, in the sender's queue (other jobs' sends share the same connections). Rows
-  // are claimed as many at a time, when the last claimed ones have been taken up.
-  const inFlight = Math.max(1, config.email.maxConnections * 2);
-  const lease = startLease(ctx.db, config.claimSeconds, log);
+  const channelCtx: ChannelContext = { config, logger: log, resources: ctx.channels };
+  const lanes = new Map<string, Lane>(
+    registry.all.map((channel) => {
+      const limits = channel.kind === 'send' ? channel.limits(config) : { inFlight: 1, perCall: Infinity };
+      const runners = Math.max(1, Math.floor(limits.inFlight));
+      const perCall = Math.max(1, Math.floor(limits.perCall));
+      return [channel.id, { channel, queue: [], runners, perCall }];
+    }),
+  );
+  // As many rows at a time as the busiest send channel keeps in flight, claimed when the last
+  // claimed ones have all been taken up: a row is claimed just before its turn.
+  const sendLanes = [...lanes.values()].filter((l) => l.channel.kind === 'send');
+  const claimSize =
+    sendLanes.length > 0 ? Math.max(...sendLanes.map((l) => l.runners * l.perCall)) : WRITE_ONLY_CLAIM;
+  const lease = startLease(ctx.db, settings.claimSeconds, log);
   const sentMarks = sentMarksFor(ctx.db, ctx.logger);
   // Accepted sends are marked in groups, not one statement each. A crash before a group is
   // written leaves those rows claimed; once the claim runs out they are sent again with the same
-  // Message-ID, the window every email has between the server's "250" and our commit.
+  // id, the window every send has between the receiver's "accepted" and our commit.
   const written = new Set<Promise<void>>();
-  let sendsFailed = false;
-  try {
-    const next = claimInChunks(ids, inFlight, async (chunk) => {
-      const claim = await claimNotifications(ctx.db, chunk, {
-        token: lease.token,
-        worker: ctx.workerId,
-        claimSeconds: config.claimSeconds,
-        maxAttempts: config.retry.maxAttempts,
-        ...(ctx.stale ? { stale: ctx.stale } : {}),
-      });
-      lease.hold(claim.claimed.map((n) => n.id));
-      outcome.claimed += claim.claimed.length;
-      outcome.cancelled += claim.cancelled;
-      outcome.failed += claim.exhausted.length;
-      for (const f of claim.exhausted)
-        log.error({ notificationId: f.id, reason: f.reason }, 'delivery failed: no attempts left');
-      const inapp = claim.claimed.filter((n) => n.channel === 'inapp');
-      if (inapp.length > 0) await deliverInApp(ctx, lease, inapp, outcome, log);
-      return claim.claimed.filter((n) => n.channel === 'email');
+
+  /** A line per failure, with a child logger made only then (one per message costs more than a send). */
+  const logFailure = (level: 'warn' | 'error', n: ClaimedNotification, fields: object, message: string) =>
+    log
+      .child({
+        notificationId: n.id,
+        kind: n.kind,
+        channel: n.channel,
+        ...(n.address ? { to: n.address } : {}),
+        ...(n.userId ? { userId: n.userId } : {}),
+      })
+      [level](fields, message);
+
+  async function fail(failures: readonly Failure[]): Promise<void> {
+    if (failures.length === 0) return;
+    for (const f of failures) lease.release(f.n.id);
+    const marked = new Set(
+      await markFailed(
+        ctx.db,
+        failures.map((f) => ({ id: f.n.id, token: f.n.token, reason: f.reason })),
+      ),
+    );
+    for (const f of failures) {
+      if (!marked.has(f.n.id)) {
+        outcome.lost++;
+        continue;
+      }
+      outcome.failed++;
+      logFailure('error', f.n, { attempt: f.n.attempts, reason: f.reason }, f.message);
+    }
+  }
+
+  // ---- Claiming: the next chunk once every lane's queue is empty.
+  let offset = 0;
+  let claiming: Promise<void> | undefined;
+  let stopped: { error: unknown } | undefined;
+  // Settles when the claim under way ends: lanes whose turn comes after other channels' wait on it.
+  let claimedSignal = signal();
+
+  async function claimChunk(chunk: readonly string[]): Promise<void> {
+    const claim = await claimNotifications(ctx.db, chunk, {
+      token: lease.token,
+      worker: ctx.workerId,
+      claimSeconds: settings.claimSeconds,
+      maxAttempts: settings.retry.maxAttempts,
+      ...(ctx.stale ? { stale: ctx.stale } : {}),
     });
-    let sender: EmailSender | undefined;
-    const runners = Array.from({ length: inFlight }, async () => {
-      for (let n = await next(); n; n = await next()) {
-        if (lease.lost(n.id)) {
+    lease.hold(claim.claimed.map((n) => n.id));
+    outcome.claimed += claim.claimed.length;
+    outcome.cancelled += claim.cancelled;
+    outcome.failed += claim.exhausted.length;
+    for (const f of claim.exhausted)
+      log.error({ notificationId: f.id, reason: f.reason }, 'delivery failed: no attempts left');
+    const refused: Failure[] = [];
+    for (const n of claim.claimed) {
+      const lane = lanes.get(n.channel);
+      const reason = lane ? missingRecipient(lane.channel, n) : unknownChannelReason(n.channel, registry);
+      if (reason === null) lane!.queue.push(n);
+      else refused.push({ n, reason, message: 'not delivered: its channel cannot take it' });
+    }
+    await fail(refused);
+  }
+
+  function claimNext(): Promise<void> {
+    const chunk = ids.slice(offset, (offset += claimSize));
+    claiming = claimChunk(chunk)
+      .catch((error: unknown) => {
+        stopped ??= { error };
+        throw error;
+      })
+      .finally(() => {
+        claiming = undefined;
+        const done = claimedSignal;
+        claimedSignal = signal();
+        done.resolve();
+      });
+    return claiming;
+  }
+
+  /** The lane's next messages to deliver, or undefined when it has nothing left to do. */
+  async function next(lane: Lane): Promise<ClaimedNotification[] | undefined> {
+    for (;;) {
+      if (stopped) return undefined;
+      if (lane.queue.length > 0) return lane.queue.splice(0, lane.perCall);
+      if (claiming) await claiming;
+      else if (offset >= ids.length) return undefined;
+      else if ([...lanes.values()].every((l) => l.queue.length === 0)) await claimNext();
+      // Other channels' messages are ahead: the lane that empties last claims the next chunk.
+      else await claimedSignal.promise;
+    }
+  }
+
+  /** Renders the lane's messages; the ones whose template fails are failed here. */
+  async function prepare(
+    channel: Channel,
+    batch: readonly ClaimedNotification[],
+  ): Promise<OutgoingMessage[]> {
+    const template = channel.template ?? channel.id;
+    const ready: OutgoingMessage[] = [];
+    const broken: Failure[] = [];
+    for (const n of batch) {
+      if (lease.lost(n.id)) {
+        outcome.lost++;
+        continue;
+      }
+      try {
+        const rendered = renderNotification(
+          ctx.templates,
+          n.channel === template ? n : { ...n, channel: template },
+        );
+        ready.push({ notification: n, rendered, link: linkOf(n) });
+      } catch (error) {
+        broken.push({ n, reason: reasonOf(error), message: 'not delivered: the template failed' });
+      }
+    }
+    await fail(broken);
+    return ready;
+  }
+
+  async function send(channel: SendChannel, messages: readonly OutgoingMessage[]): Promise<void> {
+    let results: SendOutcome[];
+    try {
+      results = await channel.send(messages, channelCtx);
+      if (results.length !== messages.length)
+        throw new Error(`returned ${results.length} outcomes for ${messages.length} messages`);
+    } catch (error) {
+      // A channel sorts its failures into outcomes; one that throws is retried like a timeout.
+      const reason = `channel "${channel.id}" threw: ${reasonOf(error)}`;
+      results = messages.map(() => ({ status: 'retry', reason }));
+    }
+    const failures: Failure[] = [];
+    for (const [i, { notification: n }] of messages.entries()) {
+      const result = results[i]!;
+      lease.release(n.id);
+      if (result.status === 'sent') {
+        written.add(sentMarks.add({ id: n.id, token: n.token }));
+        outcome.sent++;
+      } else if (result.status === 'failed') {
+        failures.push({ n, reason: result.reason, message: 'delivery failed' });
+      } else if (n.attempts < settings.retry.maxAttempts) {
+        // The claim that carried this send was the attempt.
+        const delayMs = Math.max(retryDelayMs(settings.retry, n.attempts), result.afterMs ?? 0);
+        const retryAt = await markRetry(ctx.db, n, result.reason, delayMs);
+        if (retryAt === null) {
           outcome.lost++;
           continue;
         }
-        const result = await sendEmail(ctx, (sender ??= ctx.email()), lease, n);
-        if (result.status === 'retry') outcome.retries.push({ id: n.id, retryAt: result.retryAt });
-        else if (result.status === 'sent') {
-          written.add(sentMarks.add({ id: n.id, token: n.token }));
-          outcome.sent++;
-        } else outcome[result.status]++;
+        outcome.retries.push({ id: n.id, retryAt });
+        logFailure(
+          'warn',
+          n,
+          { attempt: n.attempts, retryAt: new Date(retryAt).toISOString(), reason: result.reason },
+          'delivery failed; will retry',
+        );
+      } else {
+        failures.push({
+          n,
+          reason: `gave up after ${n.attempts} attempts: ${result.reason}`,
+          message: 'delivery failed',
+        });
       }
+    }
+    await fail(failures);
+  }
+
+  async function write(channel: WriteChannel, messages: readonly OutgoingMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    for (const m of messages) lease.release(m.notification.id);
+    const marked = await inTransaction(ctx.db, async (client) => {
+      // Marked first: only what is still this job's is written.
+      const marked = new Set(
+        await markSent(
+          client,
+          messages.map((m) => m.notification),
+        ),
+      );
+      await channel.write(
+        client,
+        messages.filter((m) => marked.has(m.notification.id)),
+      );
+      return marked.size;
     });
-    await Promise.all(runners);
-  } catch (error) {
-    sendsFailed = true;
-    throw error;
+    outcome.sent += marked;
+    outcome.lost += messages.length - marked;
+  }
+
+  async function run(lane: Lane): Promise<void> {
+    for (let batch = await next(lane); batch; batch = await next(lane)) {
+      const messages = await prepare(lane.channel, batch);
+      if (messages.length === 0) continue;
+      if (lane.channel.kind === 'send') await send(lane.channel, messages);
+      else await write(lane.channel, messages);
+    }
+  }
+
+  try {
+    const runs = [...lanes.values()].flatMap((lane) => Array.from({ length: lane.runners }, () => run(lane)));
+    // Every runner is waited for, a failed one too: what the others sent is recorded below.
+    const settled = await Promise.allSettled(
+      runs.map((r) =>
+        r.catch((error: unknown) => {
+          stopped ??= { error };
+          throw error;
+        }),
+      ),
+    );
+    const failedRun = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failedRun) throw stopped?.error ?? failedRun.reason;
   } finally {
     // Even when a send threw: what was accepted is recorded before the job ends either way.
     // A failed write fails the job, unless it is failing already (that error is the one to see).
     const writes = await Promise.allSettled(written);
     lease.stop();
     const failedWrite = writes.find((w): w is PromiseRejectedResult => w.status === 'rejected');
-    if (failedWrite && !sendsFailed) throw failedWrite.reason;
+    if (failedWrite && !stopped) throw failedWrite.reason;
   }
   return outcome;
 }
 
-/**
- * Hands out claimed emails one at a time, claiming the next `size` ids whenever the last claimed
- * ones are taken: a row is claimed just before its turn, not for the whole job.
- */
-function claimInChunks(
-  ids: readonly string[],
-  size: number,
-  claim: (chunk: readonly string[]) => Promise<ClaimedNotification[]>,
-): () => Promise<ClaimedNotification | undefined> {
-  let offset = 0;
-  const ready: ClaimedNotification[] = [];
-  let claiming: Promise<void> | undefined;
-  return async () => {
-    for (;;) {
-      const n = ready.shift();
-      if (n) return n;
-      if (!claiming) {
-        if (offset >= ids.length) return undefined;
-        const chunk = ids.slice(offset, (offset += size));
-        claiming = claim(chunk)
-          .then((claimed) => void ready.push(...claimed))
-          .finally(() => (claiming = undefined));
-      }
-      await claiming;
-    }
-  };
-}
-
-async function deliverInApp(
-  ctx: DeliveryContext,
-  lease: ClaimLease,
-  inapp: readonly ClaimedNotification[],
-  outcome: DeliveryOutcome,
-  log: Logger,
-): Promise<void> {
-  const entries: InboxEntry[] = [];
-  const failures: Array<ClaimRef & { reason: string }> = [];
-  for (const n of inapp) {
-    lease.release(n.id);
-    try {
-      const message = renderNotification(ctx.templates, n);
-      entries.push({
-        notificationId: n.id,
-        userId: n.userId!,
-        kind: n.kind,
-        title: message.title ?? '',
-        body: message.text,
-        link: typeof n.data.payUrl === 'string' ? n.data.payUrl : null,
-      });
-    } catch (error) {
-      failures.push({ id: n.id, token: n.token, reason: reasonOf(error) });
-    }
-  }
-  const sent = await inTransaction(ctx.db, async (client) => {
-    // Marked first: only what is still this job's gets an inbox row.
-    const marked = new Set(
-      await markSent(
-        client,
-        entries.map((e) => ({ id: e.notificationId, token: lease.token })),
-      ),
-    );
-    await insertInboxEntries(
-      client,
-      entries.filter((e) => marked.has(e.notificationId)),
-    );
-    return marked.size;
-  });
-  const failed = await markFailed(ctx.db, failures);
-  outcome.sent += sent;
-  outcome.failed += failed.length;
-  outcome.lost += entries.length - sent + failures.length - failed.length;
-  for (const f of failures)
-    log.error({ notificationId: f.id, reason: f.reason }, 'in-app notification failed');
-}
-
-type SendResult = { status: 'sent' | 'failed' | 'lost' } | { status: 'retry'; retryAt: number };
-
-async function sendEmail(
-  ctx: DeliveryContext,
-  sender: EmailSender,
-  lease: ClaimLease,
-  n: ClaimedNotification,
-): Promise<SendResult> {
-  const config = ctx.config().notifications;
-  // Made only when something goes wrong: a child logger per sent email costs more than the send.
-  const log = () =>
-    ctx.logger.child({ component: 'delivery', notificationId: n.id, kind: n.kind, to: n.address ?? '' });
-  const ref = { id: n.id, token: n.token };
-  let message;
-  try {
-    message = renderNotification(ctx.templates, n);
-  } catch (error) {
-    lease.release(n.id);
-    const [failed] = await markFailed(ctx.db, [{ ...ref, reason: reasonOf(error) }]);
-    if (!failed) return { status: 'lost' };
-    log().error({ reason: reasonOf(error) }, 'email not sent: the template failed');
-    return { status: 'failed' };
-  }
-  try {
-    await sender.send(emailMessageFor(n, message, config.email.messageIdDomain));
-  } catch (error) {
-    lease.release(n.id);
-    const retryable = !(error instanceof DeliveryError) || error.retryable;
-    const reason = reasonOf(error);
-    // The claim that carried this send was the attempt.
-    const attempt = n.attempts;
-    if (retryable && attempt < config.retry.maxAttempts) {
-      const delayMs = retryDelayMs(config.retry, attempt);
-      const retryAt = await markRetry(ctx.db, ref, reason, delayMs);
-      if (retryAt === null) return { status: 'lost' };
-      log().warn({ attempt, retryAt: new Date(retryAt).toISOString(), reason }, 'email failed; will retry');
-      return { status: 'retry', retryAt };
-    }
-    const final = retryable ? `gave up after ${attempt} attempts: ${reason}` : reason;
-    const [failed] = await markFailed(ctx.db, [{ ...ref, reason: final }]);
-    if (!failed) return { status: 'lost' };
-    log().error({ attempt, reason: final }, 'email failed');
-    return { status: 'failed' };
-  }
-  lease.release(n.id);
-  return { status: 'sent' };
-}
-
-/** The email a rendered notification becomes: its Message-ID and unsubscribe link included. */
-export function emailMessageFor(
-  n: NotificationDraft,
-  message: RenderedMessage,
-  messageIdDomain: string,
-): EmailMessage {
-  const preferences = typeof n.data.preferencesUrl === 'string' ? n.data.preferencesUrl : null;
-  return {
-    to: n.address!,
-    subject: message.subject ?? '',
-    text: message.text,
-    html: message.html ?? '',
-    messageId: messageIdFor(n.dedupeKey, messageIdDomain),
-    ...(preferences ? { headers: { 'List-Unsubscribe': `<${preferences}>` } } : {}),
-  };
+function signal(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
 }

@@ -1,6 +1,6 @@
 // Rendering a recorded notification with its kind's template, and the one-line reason a failure
 // is recorded with. Shared by the fan-out (in-app) and the delivery jobs (email).
-import { DeliveryError } from '../channels/email.ts';
+import { DeliveryError } from '../channels/delivery-error.ts';
 import type { RenderedMessage, TemplateStore } from '../templates/store.ts';
 import type { TemplateKind } from '../../templates/kinds.ts';
 import type { NotificationDraft } from './store.ts';

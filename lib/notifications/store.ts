@@ -3,7 +3,8 @@
 import type { Queryable } from '../db/pool.ts';
 import type { Category, QueuedMessage } from '../messages/kind.ts';
 
-export type DeliveryChannel = 'email' | 'inapp';
+/** A channel's id (lib/channels/registry.ts); the column takes any lowercase id. */
+export type DeliveryChannel = string;
 
 /** A notification to record: its identity (dedupe key) and everything needed to send it. */
 export interface NotificationDraft {

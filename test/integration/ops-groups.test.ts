@@ -115,7 +115,14 @@ async function ownSubject(pipeline: InProcessPipeline, alert: NotificationDraft)
 }
 
 function deliveryContext(ctx: AppContext, email: () => EmailSender, templates: DeliveryContext['templates']) {
-  return { db: ctx.db, config: ctx.config, logger: ctx.logger, templates, email, workerId: ctx.workerId };
+  return {
+    db: ctx.db,
+    config: ctx.config,
+    logger: ctx.logger,
+    templates,
+    channels: { email },
+    workerId: ctx.workerId,
+  };
 }
 
 let dir: string;

@@ -1,0 +1,70 @@
+// Inline delivery, for the fan-out: of a batch's drafts, those whose channel can deliver within
+// the batch's own transaction (in-app: a row in forewarn's inbox) are rendered up front and then
+// recorded together with their deliveries in that transaction; the rest are recorded for the
+// delivery jobs, which own the claims and retries that a send to another system needs.
+import type { Queryable } from '../db/pool.ts';
+import type { NotificationDraft } from '../notifications/store.ts';
+import type { TemplateStore } from '../templates/store.ts';
+import { linkFromData, missingRecipient, type InlineDelivery, type LinkOf } from './channel.ts';
+import { channels, type ChannelRegistry } from './registry.ts';
+
+export interface InlineBatch {
+  /** How many drafts it delivers. */
+  readonly size: number;
+  /**
+   * Records its drafts as delivered, with their deliveries, in the caller's transaction; a dedupe
+   * key already recorded is skipped. `failed` counts those recorded as failed (their template
+   * could not render; the reason is on the row).
+   */
+  record(client: Queryable): Promise<{ delivered: number; failed: number }>;
+}
+
+export interface SplitBatch {
+  inline: InlineBatch;
+  /** To record with insertNotifications and hand to the delivery jobs. */
+  queued: NotificationDraft[];
+}
+
+/**
+ * Splits a batch's drafts and renders the inline ones (no database work: call it outside the
+ * transaction, e.g. while the previous batch is written). A draft whose channel is unknown, or
+ * whose recipient lacks what its channel needs, is queued: delivery fails it with the reason.
+ */
+export function splitInline(
+  templates: TemplateStore,
+  drafts: readonly NotificationDraft[],
+  options: { linkOf?: LinkOf; registry?: ChannelRegistry } = {},
+): SplitBatch {
+  const registry = options.registry ?? channels;
+  const linkOf = options.linkOf ?? linkFromData;
+  const groups = new Map<InlineDelivery, unknown[]>();
+  const queued: NotificationDraft[] = [];
+  let size = 0;
+  for (const draft of drafts) {
+    const channel = registry.get(draft.channel);
+    const inline = channel?.kind === 'write' ? channel.inline : undefined;
+    if (!channel || !inline || missingRecipient(channel, draft) !== null) {
+      queued.push(draft);
+      continue;
+    }
+    let group = groups.get(inline);
+    if (!group) groups.set(inline, (group = []));
+    group.push(inline.prepare(templates, draft, linkOf(draft)));
+    size++;
+  }
+  return {
+    queued,
+    inline: {
+      size,
+      async record(client) {
+        const total = { delivered: 0, failed: 0 };
+        for (const [inline, prepared] of groups) {
+          const { delivered, failed } = await inline.record(client, prepared);
+          total.delivered += delivered;
+          total.failed += failed;
+        }
+        return total;
+      },
+    },
+  };
+}
