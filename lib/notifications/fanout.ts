@@ -13,17 +13,16 @@ import type { CauseEventPayload } from '../incidents/store.ts';
 import type { CauseEvent, MessageContext, MessageKind, Recipient } from '../messages/kind.ts';
 import { kindsFor } from '../messages/registry.ts';
 import { readAhead } from '../read-ahead.ts';
+import { splitInline, type InlineBatch } from '../channels/inline.ts';
+import { channels } from '../channels/registry.ts';
 import type { TemplateStore } from '../templates/store.ts';
-import { renderNotification, reasonOf } from './render.ts';
 import {
   advanceFanout,
   moveFanout,
   finishFanout,
   insertNotifications,
   readIncidentEvent,
-  recordInAppDeliveries,
   startFanout,
-  type InAppDelivery,
   type NotificationDraft,
 } from './store.ts';
 
@@ -115,13 +114,13 @@ export async function fanOutCauseEvent(
     let stopped = false;
     // The next batch is read and rendered while this one is written.
     const prepared = readAhead(renderedBatches(templates, kindBatches(ctx, event, kind, from.after, taken)));
-    for await (const { batch, inApp, toSend } of prepared) {
+    for await (const { batch, inline, toSend } of prepared) {
       taken += batch.recipients;
       const position: Position = { kind: kind.id, after: batch.cursor, taken };
       const ids = await inTransaction(ctx.db, async (client) => {
         if (kind.stillTrue && !(await kind.stillTrue(client, event))) return null;
         const created = await insertNotifications(client, toSend);
-        const inbox = await recordInAppDeliveries(client, inApp);
+        const inbox = await inline.record(client);
         await advanceFanout(client, eventId, JSON.stringify(position), batch.recipients);
         notifications += created.length + inbox.delivered + inbox.failed;
         return created;
@@ -167,8 +166,8 @@ export function causeEventOf(row: {
 
 interface RenderedBatch {
   batch: DraftBatch;
-  /** In-app messages, rendered: they are delivered in the batch's own transaction. */
-  inApp: InAppDelivery[];
+  /** Messages its channel delivers in the batch's own transaction (in-app), rendered already. */
+  inline: InlineBatch;
   /** The rest, recorded for the delivery jobs, which own the claims and retries a send needs. */
   toSend: NotificationDraft[];
 }
@@ -178,14 +177,10 @@ async function* renderedBatches(
   batches: AsyncIterable<DraftBatch>,
 ): AsyncGenerator<RenderedBatch> {
   for await (const batch of batches) {
-    const inApp: InAppDelivery[] = [];
-    const toSend: NotificationDraft[] = [];
-    for (const draft of batch.drafts) {
-      if (draft.channel === 'inapp')
-        inApp.push({ draft, message: renderInApp(templates, batch.kind, draft) });
-      else toSend.push(draft);
-    }
-    yield { batch, inApp, toSend };
+    const { inline, queued } = splitInline(templates, batch.drafts, {
+      linkOf: (draft) => batch.kind.link?.(draft.data) ?? null,
+    });
+    yield { batch, inline, toSend: queued };
   }
 }
 
@@ -222,11 +217,17 @@ export async function* kindBatches(
   }
 }
 
-/** Whether a recipient can get a message on a channel: email needs an address, in-app a user. */
+/**
+ * Whether a recipient can get a message on a channel: what the channel needs (an address, a
+ * user). A channel no implementation has is recorded all the same, and delivery fails it with the
+ * reason.
+ */
 function reaches(recipient: Recipient, channel: string): boolean {
   if (recipient.channels && !recipient.channels.includes(channel)) return false;
-  if (channel === 'email') return recipient.address !== null;
-  return recipient.userId !== null;
+  const needs = channels.get(channel)?.needs;
+  if (needs === 'address') return recipient.address !== null;
+  if (needs === 'user') return recipient.userId !== null;
+  return true;
 }
 
 function draftFor(
@@ -247,23 +248,10 @@ function draftFor(
     channel: channel as NotificationDraft['channel'],
     audience: recipient.userId === null ? 'ops' : 'user',
     userId: recipient.userId,
-    address: channel === 'email' ? recipient.address : null,
+    address: channels.get(channel)?.needs === 'address' ? recipient.address : null,
     locale: recipient.locale,
     data: kind.data(ctx, event, recipient, prepared),
     category: kind.category,
     groupKey: kind.group?.(event) ?? null,
   };
-}
-
-function renderInApp(
-  templates: TemplateStore,
-  kind: MessageKind,
-  draft: NotificationDraft,
-): InAppDelivery['message'] {
-  try {
-    const message = renderNotification(templates, draft);
-    return { title: message.title ?? '', body: message.text, link: kind.link?.(draft.data) ?? null };
-  } catch (error) {
-    return { error: reasonOf(error) };
-  }
 }
