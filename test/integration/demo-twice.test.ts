@@ -73,7 +73,13 @@ async function demo(run: number): Promise<{ warnings: Sent; recoveries: Sent; sa
     if (!match) throw new Error(`demo run ${run} said no "${what} sent" line:\n${said.join('\n')}`);
     return { inapp: Number(match[1]), email: Number(match[2]) };
   };
-  return { warnings: sent('Warnings'), recoveries: sent('Recovery notices'), said };
+  return {
+    warnings: sent('Warnings'),
+    recoveries: sent('Recovery notices'),
+    lowStock: sent('Low-stock notices (with a restock-reminder link)'),
+    restock: sent('Restock alerts'),
+    said,
+  };
 }
 
 describe('npm run demo, twice on one Redis and queue prefix', () => {
@@ -87,5 +93,12 @@ describe('npm run demo, twice on one Redis and queue prefix', () => {
       expect(run.recoveries).toEqual(run.warnings);
     }
     expect(second.warnings).toEqual(first.warnings);
+    // The shop's story is the same both times: 25 pending orders told, a wave of 60 (one per unit).
+    for (const run of [first, second]) {
+      expect(run.lowStock.inapp).toBe(25);
+      expect(run.restock.inapp).toBe(60);
+    }
+    expect(second.lowStock).toEqual(first.lowStock);
+    expect(second.restock).toEqual(first.restock);
   }, 450_000);
 });
