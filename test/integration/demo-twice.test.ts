@@ -49,7 +49,9 @@ interface Sent {
 }
 
 /** One `forewarn demo`, as the command runs it; returns what it said it sent. */
-async function demo(run: number): Promise<{ warnings: Sent; recoveries: Sent; said: string[] }> {
+async function demo(
+  run: number,
+): Promise<{ warnings: Sent; recoveries: Sent; lowStock: Sent; restock: Sent; said: string[] }> {
   const said: string[] = [];
   const env = readEnv({
     REDIS_URL,
