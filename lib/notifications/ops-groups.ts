@@ -7,8 +7,7 @@
 // never share a group. Every function runs one query; `lockGroup` and what follows it run in
 // one transaction (lib/notifications/deliver-groups.ts).
 import type { Queryable } from '../db/pool.ts';
-import type { Category } from '../messages/kind.ts';
-import type { ClaimedNotification, DeliveryChannel } from './store.ts';
+import { CLAIM_COLUMNS, claimedOf, type ClaimedNotification, type ClaimRow } from './store.ts';
 
 /** What makes a group: the key the kind gave, the kind, and the address (lower-cased). */
 export interface OpsGroup {
@@ -129,24 +128,7 @@ export async function claimGroup(
   ids: readonly string[],
   options: { token: string; worker: string; claimSeconds: number; maxAttempts: number },
 ): Promise<GroupClaim> {
-  const { rows } = await db.query<{
-    id: string;
-    status: string;
-    dedupe_key: string;
-    cause: string;
-    incident_id: string | null;
-    kind: string;
-    channel: DeliveryChannel;
-    audience: 'user' | 'ops';
-    user_id: string | null;
-    address: string | null;
-    locale: string;
-    data: Record<string, unknown>;
-    attempts: number;
-    last_error: string | null;
-    category: Category;
-    group_key: string | null;
-  }>(
+  const { rows } = await db.query<ClaimRow>(
     `WITH live AS (
        SELECT id, attempts >= $5 AS exhausted,
               CASE WHEN status = 'sending'
@@ -170,8 +152,7 @@ export async function claimGroup(
       -- Re-checked on the row's newest version: a holder that renewed its claim keeps it.
       WHERE n.id = l.id
         AND (n.status = 'pending' OR (n.status = 'sending' AND n.claimed_until < now()))
-     RETURNING n.id, n.status, n.dedupe_key, n.cause, n.incident_id, n.kind, n.channel, n.audience,
-               n.user_id, n.address, n.locale, n.data, n.attempts, n.last_error, n.category, n.group_key`,
+     RETURNING ${CLAIM_COLUMNS}`,
     [ids, options.claimSeconds, options.token, options.worker, options.maxAttempts],
   );
   const byId = (a: { id: string }, b: { id: string }) => Number(BigInt(a.id) - BigInt(b.id));
@@ -179,23 +160,7 @@ export async function claimGroup(
     claimed: rows
       .filter((r) => r.status === 'sending')
       .sort(byId)
-      .map((r) => ({
-        id: r.id,
-        dedupeKey: r.dedupe_key,
-        cause: r.cause,
-        incidentId: r.incident_id,
-        kind: r.kind,
-        channel: r.channel,
-        audience: r.audience,
-        userId: r.user_id,
-        address: r.address,
-        locale: r.locale,
-        data: r.data,
-        category: r.category,
-        groupKey: r.group_key,
-        attempts: r.attempts,
-        token: options.token,
-      })),
+      .map((r) => claimedOf(r, options.token)),
     exhausted: rows
       .filter((r) => r.status === 'failed')
       .sort(byId)

@@ -79,6 +79,51 @@ const PREVIOUS_ATTEMPT = `(CASE WHEN n.status = 'sending'
   THEN 'attempt ' || n.attempts || ' never finished (its claim ran out: the worker crashed or hung while delivering it)'
   ELSE n.last_error END)`;
 
+/** A row as a claim returns it (CLAIM_COLUMNS). */
+export interface ClaimRow {
+  id: string;
+  status: string;
+  dedupe_key: string;
+  cause: string;
+  incident_id: string | null;
+  kind: string;
+  channel: DeliveryChannel;
+  audience: 'user' | 'ops';
+  user_id: string | null;
+  address: string | null;
+  locale: string;
+  data: Record<string, unknown>;
+  attempts: number;
+  last_error: string | null;
+  category: Category;
+  group_key: string | null;
+}
+
+/** What a claim's RETURNING lists, for ClaimRow. */
+export const CLAIM_COLUMNS = `n.id, n.status, n.dedupe_key, n.cause, n.incident_id, n.kind, n.channel, n.audience,
+               n.user_id, n.address, n.locale, n.data, n.attempts, n.last_error, n.category, n.group_key`;
+
+/** A claimed row as delivery hands it on, with the token its outcome is written under. */
+export function claimedOf(r: ClaimRow, token: string): ClaimedNotification {
+  return {
+    id: r.id,
+    dedupeKey: r.dedupe_key,
+    cause: r.cause,
+    incidentId: r.incident_id,
+    kind: r.kind,
+    channel: r.channel,
+    audience: r.audience,
+    userId: r.user_id,
+    address: r.address,
+    locale: r.locale,
+    data: r.data,
+    category: r.category,
+    groupKey: r.group_key,
+    attempts: r.attempts,
+    token,
+  };
+}
+
 /** The due, unclaimed messages among `ids` whose kind has a stale rule, as the rules read them. */
 async function readDueForStaleRules(
   db: Queryable,
@@ -154,24 +199,7 @@ export async function claimNotifications(
   const stale = options.stale
     ? [...(await options.stale.pick(await readDueForStaleRules(db, ids, options.stale.kinds)))]
     : [];
-  const { rows } = await db.query<{
-    id: string;
-    status: string;
-    dedupe_key: string;
-    cause: string;
-    incident_id: string | null;
-    kind: string;
-    channel: DeliveryChannel;
-    audience: 'user' | 'ops';
-    user_id: string | null;
-    address: string | null;
-    locale: string;
-    data: Record<string, unknown>;
-    attempts: number;
-    last_error: string | null;
-    category: Category;
-    group_key: string | null;
-  }>(
+  const { rows } = await db.query<ClaimRow>(
     `WITH stale AS (SELECT unnest($6::bigint[]) AS id)
      UPDATE forewarn.notifications n
         SET status = ${CLAIM_OUTCOME},
@@ -190,29 +218,10 @@ export async function claimNotifications(
         AND n.next_attempt_at <= now()
         AND (n.status = 'pending'
              OR (cardinality($1::bigint[]) = 1 AND n.status = 'sending' AND n.claimed_until < now()))
-     RETURNING n.id, n.status, n.dedupe_key, n.cause, n.incident_id, n.kind, n.channel, n.audience,
-               n.user_id, n.address, n.locale, n.data, n.attempts, n.last_error, n.category, n.group_key`,
+     RETURNING ${CLAIM_COLUMNS}`,
     [ids, options.claimSeconds, options.token, options.worker, options.maxAttempts, stale],
   );
-  const claimed = rows
-    .filter((r) => r.status === 'sending')
-    .map((r) => ({
-      id: r.id,
-      dedupeKey: r.dedupe_key,
-      cause: r.cause,
-      incidentId: r.incident_id,
-      kind: r.kind,
-      channel: r.channel,
-      audience: r.audience,
-      userId: r.user_id,
-      address: r.address,
-      locale: r.locale,
-      data: r.data,
-      category: r.category,
-      groupKey: r.group_key,
-      attempts: r.attempts,
-      token: options.token,
-    }));
+  const claimed = rows.filter((r) => r.status === 'sending').map((r) => claimedOf(r, options.token));
   return {
     claimed,
     cancelled: rows.filter((r) => r.status === 'cancelled').length,
