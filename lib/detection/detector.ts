@@ -21,6 +21,29 @@ export const detectorBaseSettings = {
   /** A tick further ahead of the platform database's clock than this is refused. */
   maxClockSkewSeconds: z.number().int().positive(),
 };
+/** A combination of settings that no single key's check can see, as a detector reports it. */
+export interface SettingsProblem {
+  path: string[];
+  expected: string;
+  found: unknown;
+}
+
+/**
+ * A settings schema's cross-key check (zod's superRefine): each problem the detector's own check
+ * finds becomes an issue at its path, "expected ..." with what was found.
+ */
+export function refineSettings<T>(problems: (settings: T) => readonly SettingsProblem[]) {
+  return (settings: T, ctx: z.RefinementCtx): void => {
+    for (const problem of problems(settings))
+      ctx.addIssue({
+        code: 'custom',
+        path: problem.path,
+        message: `expected ${problem.expected}`,
+        input: problem.found,
+      });
+  };
+}
+
 export interface DetectorBaseSettings {
   enabled: boolean;
   schedule: string;

@@ -33,19 +33,16 @@ import {
 } from '../incidents/store.ts';
 import { readErrorExamples, readErrorOccurrences, readFirstAttemptAt } from '../platform/error-codes.ts';
 import { readInvalidAttempts } from '../platform/payment-attempts.ts';
-import { defineDetector, detectorBaseSettings, type TickResult as GenericTickResult } from './detector.ts';
+import {
+  defineDetector,
+  detectorBaseSettings,
+  refineSettings,
+  type TickResult as GenericTickResult,
+} from './detector.ts';
 
 export const errorSpikesConfigSchema = errorSpikesThresholdsSchema
   .extend(detectorBaseSettings)
-  .superRefine((settings, ctx) => {
-    for (const problem of settingsProblems(settings))
-      ctx.addIssue({
-        code: 'custom',
-        path: problem.path,
-        message: `expected ${problem.expected}`,
-        input: problem.found,
-      });
-  });
+  .superRefine(refineSettings(settingsProblems));
 export type ErrorSpikesConfig = z.infer<typeof errorSpikesConfigSchema>;
 
 /**

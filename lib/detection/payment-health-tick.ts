@@ -36,7 +36,12 @@ import {
 import { readPaymentChannels } from '../platform/payment-channels.ts';
 import { feedAlertDrafts } from '../notifications/feed-alerts.ts';
 import { insertNotifications } from '../notifications/store.ts';
-import { defineDetector, detectorBaseSettings, type TickResult as GenericTickResult } from './detector.ts';
+import {
+  defineDetector,
+  detectorBaseSettings,
+  refineSettings,
+  type TickResult as GenericTickResult,
+} from './detector.ts';
 
 export { platformNow } from './tick.ts';
 export type { DetectionContext } from './detector.ts';
@@ -46,16 +51,8 @@ export const paymentHealthConfigSchema = paymentHealthThresholdsSchema
     ...detectorBaseSettings,
     overrides: paymentHealthOverridesSchema,
   })
-  .superRefine((settings, ctx) => {
-    // Combinations a single key's check cannot see: a pair that could never alert, and the like.
-    for (const problem of settingsProblems(settings))
-      ctx.addIssue({
-        code: 'custom',
-        path: problem.path,
-        message: `expected ${problem.expected}`,
-        input: problem.found,
-      });
-  });
+  // Combinations a single key's check cannot see: a pair that could never alert, and the like.
+  .superRefine(refineSettings(settingsProblems));
 export type PaymentHealthConfig = z.infer<typeof paymentHealthConfigSchema>;
 
 /** What `detect` reads: the pair signals and channels; the query is kept for the recorder. */
