@@ -1,5 +1,5 @@
 // `npm run bench [name...]`: runs the benchmarks and prints their figures. Benchmarks measure;
-// they never fail a build. Names: backtest, detection, email, fanout, inventory, restock, scenarios.
+// they never fail a build. Names: backtest, detection, email, fanout, inventory, restock, scenarios, slow-relay.
 import { benchBacktest } from './backtest.ts';
 import { benchEmailDelivery } from './delivery.ts';
 import { benchDetection } from './detection.ts';
@@ -7,6 +7,7 @@ import { benchFanout } from './fanout.ts';
 import { benchRestock } from './restock.ts';
 import { benchInventory } from './inventory.ts';
 import { benchScenarios } from './scenarios.ts';
+import { benchSlowRelay } from './slow-relay.ts';
 import { print, type BenchResult } from './support.ts';
 
 const benches: Record<string, () => Promise<BenchResult>> = {
@@ -17,6 +18,7 @@ const benches: Record<string, () => Promise<BenchResult>> = {
   restock: benchRestock,
   inventory: benchInventory,
   scenarios: benchScenarios,
+  'slow-relay': benchSlowRelay,
 };
 
 const wanted = process.argv.slice(2);
