@@ -18,6 +18,7 @@ import { enqueueFanouts, jobIdFor as fanoutJobId } from '../../jobs/fanout-incid
 import { jobIdFor as sweepJobId } from '../../jobs/sweep-notifications.ts';
 import { startDaemon, type Daemon } from '../../lib/daemon.ts';
 import { migrate } from '../../lib/db/migrate.ts';
+import { detectorIds } from '../../lib/detection/registry.ts';
 import { readEnv } from '../../lib/env.ts';
 import { recordCauseChange } from '../../lib/incidents/store.ts';
 import { defaultQueuePrefix } from '../../lib/queue/identity.ts';
@@ -241,7 +242,11 @@ describe('two deployments on one Redis, each with its own database', () => {
 
   it('take the default prefixes of their own deployment ids and both run every tick', async () => {
     const configPath = await writeConfigWith(join(dir, 'ticks.yaml'), {
-      detectors: { paymentHealth: { schedule: '*/5 * * * * *' } },
+      // Two watchers on the same schedule, so each queue holds more than one watcher's ticks.
+      detectors: {
+        paymentHealth: { schedule: '*/5 * * * * *' },
+        inventory: { schedule: '*/5 * * * * *' },
+      },
     });
     const deployments: Array<{ db: TestDatabase; deploymentId: string }> = [];
     for (let i = 0; i < 2; i++) {
@@ -312,11 +317,14 @@ describe('two deployments on one Redis, each with its own database', () => {
       const jobs = await withQueue(prefixes[i]!, 'detection', (queue) =>
         queue.getJobs(['completed', 'failed'], 0, -1),
       );
-      expect(jobs.length).toBeGreaterThanOrEqual(3);
+      const detectorNames = detectorIds.join('|');
+      const paymentTicks = jobs.filter((job) => job.id?.startsWith('payment-health@'));
+      expect(paymentTicks.length).toBeGreaterThanOrEqual(3);
+      expect(jobs.some((job) => job.id?.startsWith('inventory@'))).toBe(true);
       for (const job of jobs) {
         expect(job.finishedOn && !job.failedReason).toBeTruthy();
         expect(job.data).toMatchObject({ deploymentId });
-        expect(job.id).toMatch(new RegExp(`^payment-health@${deploymentId}@`));
+        expect(job.id).toMatch(new RegExp(`^(${detectorNames})@${deploymentId}@`));
       }
     }
   }, 60_000);
