@@ -365,7 +365,11 @@ function tickFigures(run: TickRun): Figure[] {
       max((t) => t.peakLiveHeapMb),
       'MiB',
     ),
-    figure(`${p}: state (detector_state.state) as JSON`, rest.at(-1)!.stateBytes / 1024, 'KiB'),
+    figure(
+      `${p}: state (its detector_state and subject_state rows) as JSON`,
+      rest.at(-1)!.stateBytes / 1024,
+      'KiB',
+    ),
     figure(`${p}: state, stored (TOAST-compressed)`, rest.at(-1)!.stateStoredBytes / 1024, 'KiB'),
     figure(`${p}: window cache (detector_state.window_cache) as JSON`, rest.at(-1)!.cacheBytes / 1024, 'KiB'),
     figure(`${p}: window cache, stored (TOAST-compressed)`, rest.at(-1)!.cacheStoredBytes / 1024, 'KiB'),
@@ -750,7 +754,7 @@ function labelOf(sql: string): string {
   if (/date_part\('epoch', now\(\)\)/.test(sql)) return 'database clock';
   if (/payment_channels/.test(sql)) return 'channels';
   if (/window_cache/.test(sql)) return 'window cache';
-  if (/detector_state/.test(sql)) return 'state';
+  if (/detector_state|subject_state/.test(sql)) return 'state';
   if (/detector_runs/.test(sql)) return 'run record';
   return 'other';
 }
@@ -947,7 +951,12 @@ async function measureTick(
     cache_bytes: number | null;
     cache_stored: number | null;
   }>(
-    `SELECT octet_length(state::text) AS bytes, pg_column_size(state) AS stored,
+    `SELECT octet_length(state::text)
+              + (SELECT coalesce(sum(octet_length(s.state::text)), 0) FROM forewarn.subject_state s WHERE s.detector = $1)
+              AS bytes,
+            pg_column_size(state)
+              + (SELECT coalesce(sum(pg_column_size(s.state)), 0) FROM forewarn.subject_state s WHERE s.detector = $1)
+              AS stored,
             octet_length(window_cache::text) AS cache_bytes, pg_column_size(window_cache) AS cache_stored
        FROM forewarn.detector_state WHERE detector = $1`,
     [DETECTOR],

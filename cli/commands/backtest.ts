@@ -1,6 +1,7 @@
 // `forewarn backtest`: replay a detector over stored history to see what would have fired.
 import { Option, type Command } from 'commander';
 import { createPool } from '../../lib/db/pool.ts';
+import type { Detector } from '../../lib/detection/detector.ts';
 import { registeredDetectors } from '../../lib/detection/registry.ts';
 import { UsageError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
@@ -48,7 +49,7 @@ export function registerBacktest(program: Command): void {
         const progress = progressPrinter();
         try {
           const detector = replayable.find((d) => d.id === options.detector)!;
-          const storedState = await readStoredState(env.databaseUrl, detector.id, logger);
+          const storedState = await readStoredState(env.databaseUrl, detector, logger);
           const report = await detector.backtest!({
             platformDb: db,
             schema: env.platformSchema,
@@ -91,15 +92,11 @@ export function registerBacktest(program: Command): void {
  * learned baselines. A missing database or schema just means there is none; any other failure
  * (unreachable, refused) is said at warn level, since the baselines then come from a warm-up.
  */
-async function readStoredState(databaseUrl: string, detector: string, logger: Logger): Promise<unknown> {
+async function readStoredState(databaseUrl: string, detector: Detector, logger: Logger): Promise<unknown> {
   const db = createPool(databaseUrl, { applicationName: 'forewarn-backtest', max: 1 });
   try {
-    const { rows } = await db.query<{ state: unknown }>(
-      `SELECT state FROM forewarn.detector_state WHERE detector = $1`,
-      [detector],
-    );
     // What a stored state holds (and whether it has baselines yet) is the detector's to say.
-    return rows[0]?.state ?? null;
+    return await detector.readStoredState(db);
   } catch (error) {
     const code = (error as { code?: string }).code;
     // 3D000: no such database; 3F000 / 42P01: no forewarn schema or table (never migrated).

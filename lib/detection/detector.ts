@@ -6,10 +6,11 @@
 import { z } from 'zod';
 import { cronExpression } from '../config/cron.ts';
 import type { Config } from '../config/schema.ts';
-import type { Pool, PoolClient } from '../db/pool.ts';
+import type { Pool, PoolClient, Queryable } from '../db/pool.ts';
 import type { CauseChange, RecordedChange } from '../incidents/store.ts';
 import type { Logger } from '../logger.ts';
 import type { InvalidRowReporter } from '../platform/invalid-rows.ts';
+import { readStoredState } from './state.ts';
 import { runTick } from './tick.ts';
 
 /** Settings every detector has, read by the scheduler and the tick runner. */
@@ -127,6 +128,18 @@ export interface BacktestOutcome {
   summary: string;
 }
 
+/**
+ * A state kept one row per subject (forewarn.subject_state) beside a detector-wide head
+ * (forewarn.detector_state.state): the tick runner reads the rows with the head and writes back
+ * only the subjects whose state changed. For watchers of thousands of subjects, read whole every
+ * tick; a watcher of millions pages its own rows (inventory, error spikes) and needs no layout.
+ */
+export interface SubjectStateLayout<State> {
+  split: (state: State) => { head: object; subjects: Readonly<Record<string, unknown>> };
+  /** `head` as stored: an earlier release's may still hold its subjects. */
+  join: (head: State, subjects: ReadonlyMap<string, unknown>) => State;
+}
+
 export interface DetectorDefinition<
   Id extends string,
   S extends z.ZodType<DetectorBaseSettings>,
@@ -144,6 +157,8 @@ export interface DetectorDefinition<
   /** Ticks are evaluated at multiples of this many milliseconds (rounded down). */
   bucketMs: number;
   initialState: () => State;
+  /** Where the state is kept one row per subject; without it, one JSON document. */
+  subjectState?: SubjectStateLayout<State>;
   /** A stored state as an earlier release saved it, brought to today's shape. */
   upgradeState: (stored: State) => State;
   /**
@@ -201,6 +216,8 @@ export interface Detector<
   settingsOf: (config: Config) => z.infer<S>;
   tick: (ctx: DetectionContext, tickAt: number, options?: { dryRun?: boolean }) => Promise<TickResult>;
   describe: (result: TickResult) => string;
+  /** The state the live daemon stored (null before its first tick), as `backtest` takes it. */
+  readStoredState: (db: Queryable) => Promise<unknown>;
   backtest?(run: BacktestRun<z.infer<S>>): Promise<BacktestOutcome>;
 }
 
@@ -247,6 +264,7 @@ export function defineDetector<
     run,
     tick: run as Detector['tick'],
     describe: definition.describe as Detector['describe'],
+    readStoredState: (db) => readStoredState(definition, db),
     ...(definition.backtest ? { backtest: definition.backtest } : {}),
   };
 }

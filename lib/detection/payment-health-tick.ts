@@ -69,6 +69,15 @@ export const paymentHealth = defineDetector({
   settings: paymentHealthConfigSchema,
   bucketMs: BUCKET_MS,
   initialState: initialPaymentHealthState,
+  // One subject_state row per channel × region pair; the head keeps the detector-wide fields.
+  subjectState: {
+    split: ({ pairs, ...head }) => ({ head, subjects: pairs }),
+    join: (head, subjects) => ({
+      ...head,
+      // An earlier release kept the pairs in the head (migration 011 moves them to rows).
+      pairs: { ...head.pairs, ...(Object.fromEntries(subjects) as PaymentHealthState['pairs']) },
+    }),
+  },
   upgradeState,
 
   async prepare(ctx) {

@@ -7,9 +7,7 @@
 import type { z } from 'zod';
 import { inTransaction, type Pool, type PoolClient, type Queryable } from '../db/pool.ts';
 import {
-  readDetectorState,
   recordDetectorRun,
-  saveDetectorState,
   type CauseChange,
   type RecordedChange,
   type StoredState,
@@ -22,6 +20,7 @@ import {
   type DetectorDefinition,
   type TickResult,
 } from './detector.ts';
+import { loadState, saveState } from './state.ts';
 
 /**
  * What each process's last committed tick saved, by detector and by the pool it saved through:
@@ -105,7 +104,7 @@ export async function runTick<
   const work = async (
     client: PoolClient,
   ): Promise<TickResult<Findings, Change> & { saved?: StoredState<State, Cache> }> => {
-    const stored = await readDetectorState<State, Cache>(client, id, detector.initialState(), {
+    const stored = await loadState<State, Cache>(client, detector, {
       lock: !options.dryRun,
       remembered: memory,
     });
@@ -143,7 +142,7 @@ export async function runTick<
       now,
       log,
     });
-    const saved = await saveDetectorState(client, id, {
+    const saved = await saveState(client, detector, stored, {
       state: recording.state,
       cache: reading.cache,
       evaluatedAt: now,

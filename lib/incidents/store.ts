@@ -10,6 +10,11 @@ export interface StoredState<S, C = unknown> {
   cache: C | null;
   /** A random id of the save that wrote this row; null before the first save. */
   version: string | null;
+  /**
+   * For a state kept one row per subject: each subject's state as this process last wrote it, so
+   * that the next save writes only the subjects that changed. Absent when read from the database.
+   */
+  subjectJson?: ReadonlyMap<string, string>;
 }
 
 /**
@@ -221,20 +226,42 @@ export async function readSubjectStatePage<S>(
   return rows.map((r) => ({ subjectKey: r.subject_key, state: r.state }));
 }
 
+/** Every subject state of a detector, as stored JSON (a detector with thousands of subjects, not millions). */
+export async function readAllSubjectStates(db: Queryable, detector: string): Promise<Map<string, unknown>> {
+  const { rows } = await db.query<{ subject_key: string; state: unknown }>(
+    'SELECT subject_key, state FROM forewarn.subject_state WHERE detector = $1',
+    [detector],
+  );
+  return new Map(rows.map((r) => [r.subject_key, r.state]));
+}
+
 /** Writes the given subjects' states (null deletes the row: the subject has nothing to remember). */
 export async function saveSubjectStates<S>(
   db: Queryable,
   detector: string,
   states: ReadonlyArray<{ subjectKey: string; state: S | null }>,
 ): Promise<void> {
-  const kept = states.filter((s) => s.state !== null);
-  const dropped = states.filter((s) => s.state === null).map((s) => s.subjectKey);
+  await saveSubjectStateJson(
+    db,
+    detector,
+    states.flatMap((s) => (s.state === null ? [] : [[s.subjectKey, JSON.stringify(s.state)] as const])),
+    states.filter((s) => s.state === null).map((s) => s.subjectKey),
+  );
+}
+
+/** Writes subjects' states already turned to JSON, and deletes the `dropped` subjects' rows. */
+export async function saveSubjectStateJson(
+  db: Queryable,
+  detector: string,
+  kept: ReadonlyArray<readonly [subjectKey: string, json: string]>,
+  dropped: readonly string[],
+): Promise<void> {
   if (kept.length > 0)
     await db.query(
       `INSERT INTO forewarn.subject_state (detector, subject_key, state)
        SELECT $1, s.k, s.s FROM jsonb_to_recordset($2::jsonb) AS s(k text, s jsonb)
        ON CONFLICT (detector, subject_key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()`,
-      [detector, JSON.stringify(kept.map((s) => ({ k: s.subjectKey, s: s.state })))],
+      [detector, `[${kept.map(([key, json]) => `{"k":${JSON.stringify(key)},"s":${json}}`).join(',')}]`],
     );
   if (dropped.length > 0)
     await db.query(

@@ -11,6 +11,7 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emptyTally, type KindState, type PaymentHealthState } from '../../detectors/payment-health/index.ts';
+import { saveSubjectStates } from '../../lib/incidents/store.ts';
 import { generateUsers, referencePlatform, type Platform } from '../../sim/platform.ts';
 import { generateAttempts, type Scenario } from '../../sim/traffic.ts';
 import { runForewarn, type CliResult } from '../support/cli.ts';
@@ -151,6 +152,22 @@ const STORED_UNIONPAY_OPENED = UNIONPAY_DOWN.from + 3 * MINUTE;
  * 6 h of its traffic); unionpay's at 8% of 10,000, with its outage's incident open, which a
  * backtest must not take over (it decides incidents afresh, with the thresholds it is given).
  */
+/** Stores a state as the live daemon does: the head in detector_state, each pair in subject_state. */
+async function storeState(pool: TestDatabase['pool'], state: PaymentHealthState): Promise<void> {
+  const { pairs, ...head } = state;
+  await pool.query(
+    `INSERT INTO forewarn.detector_state (detector, evaluated_at, state) VALUES ('payment-health', $1, $2)
+     ON CONFLICT (detector) DO UPDATE SET evaluated_at = EXCLUDED.evaluated_at, state = EXCLUDED.state`,
+    [new Date(FROM - 2 * MINUTE), JSON.stringify(head)],
+  );
+  await pool.query(`DELETE FROM forewarn.subject_state WHERE detector = 'payment-health'`);
+  await saveSubjectStates(
+    pool,
+    'payment-health',
+    Object.entries(pairs).map(([subjectKey, pair]) => ({ subjectKey, state: pair })),
+  );
+}
+
 function storedState(): PaymentHealthState {
   const idle: KindState = {
     degradedSince: null,
@@ -233,10 +250,7 @@ beforeAll(async () => {
   );
   expect(rows[0]!.n).toBe(0);
   withoutState = await backtest();
-  await db.pool.query(
-    `INSERT INTO forewarn.detector_state (detector, evaluated_at, state) VALUES ('payment-health', $1, $2)`,
-    [new Date(FROM - 2 * MINUTE), JSON.stringify(storedState())],
-  );
+  await storeState(db.pool, storedState());
   withState = await backtest();
 }, 300_000);
 
@@ -339,11 +353,7 @@ describe('forewarn backtest with a stored state whose pairs is empty (a daemon t
 
   beforeAll(async () => {
     const state: PaymentHealthState = { evaluatedAt: FROM - 2 * MINUTE, pairs: {}, feedSilentSince: null };
-    const { rowCount } = await db.pool.query(
-      `UPDATE forewarn.detector_state SET state = $1 WHERE detector = 'payment-health'`,
-      [JSON.stringify(state)],
-    );
-    expect(rowCount).toBe(1);
+    await storeState(db.pool, state);
     emptyState = await backtest();
   }, 120_000);
 
@@ -418,10 +428,7 @@ describe('forewarn backtest with a stored baseline for a pair that is quiet in t
       // Last seen by the daemon 3 h before FROM.
       pairs: { [key]: { ...stored.pairs[key]!, lastSeenAt: FROM - 180 * MINUTE } },
     };
-    await quietDb.pool.query(
-      `INSERT INTO forewarn.detector_state (detector, evaluated_at, state) VALUES ('payment-health', $1, $2)`,
-      [new Date(FROM - 2 * MINUTE), JSON.stringify(state)],
-    );
+    await storeState(quietDb.pool, state);
     quiet = await backtest({ database: quietDb });
   }, 180_000);
 

@@ -5,10 +5,14 @@
 // break the platform contract are skipped, counted and logged once each.
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { IncidentChange } from '../../detectors/payment-health/index.ts';
+import type { IncidentChange, PaymentHealthState } from '../../detectors/payment-health/index.ts';
 import { ConfigStore } from '../../lib/config/store.ts';
 import { createContext, type AppContext } from '../../lib/context.ts';
-import { runPaymentHealthTick, type TickResult } from '../../lib/detection/payment-health-tick.ts';
+import {
+  paymentHealth,
+  runPaymentHealthTick,
+  type TickResult,
+} from '../../lib/detection/payment-health-tick.ts';
 import { readEnv } from '../../lib/env.ts';
 import { generateUsers, referencePlatform } from '../../sim/platform.ts';
 import { generateAttempts } from '../../sim/traffic.ts';
@@ -58,6 +62,7 @@ function dryRunAlso(tickAt: number): boolean {
 interface Snapshot {
   counts: ForewarnCounts;
   state: Array<{ evaluated_at: Date | null; state: string }>;
+  subjects: Array<{ detector: string; subject_key: string; state: string }>;
 }
 
 interface TickRecord {
@@ -91,7 +96,10 @@ async function snapshot(): Promise<Snapshot> {
   const { rows } = await db.pool.query<{ evaluated_at: Date | null; state: string }>(
     'SELECT evaluated_at, state::text AS state FROM forewarn.detector_state ORDER BY detector',
   );
-  return { counts, state: rows };
+  const subjects = await db.pool.query<{ detector: string; subject_key: string; state: string }>(
+    'SELECT detector, subject_key, state::text AS state FROM forewarn.subject_state ORDER BY detector, subject_key',
+  );
+  return { counts, state: rows, subjects: subjects.rows };
 }
 
 function invalidRowLines(): Array<Record<string, unknown>> {
@@ -401,11 +409,13 @@ describe('replicas taking turns', () => {
       expect((await runPaymentHealthTick(ctx, first + STEP)).outcome).toBe('stale');
       const next = await runPaymentHealthTick(ctx, first + 2 * STEP);
       expect(next.outcome).toBe('evaluated');
-      const { rows } = await db.pool.query<{ evaluated_at: Date; state: unknown }>(
-        'SELECT evaluated_at, state FROM forewarn.detector_state',
+      const { rows } = await db.pool.query<{ evaluated_at: Date }>(
+        'SELECT evaluated_at FROM forewarn.detector_state',
       );
       expect(rows[0]!.evaluated_at).toEqual(new Date(first + 2 * STEP));
-      expect(rows[0]!.state).toEqual(JSON.parse(JSON.stringify(next.findings!.state)));
+      expect(await paymentHealth.readStoredState(db.pool)).toEqual(
+        JSON.parse(JSON.stringify(next.findings!.state)),
+      );
     } finally {
       await other.close();
     }
@@ -517,11 +527,9 @@ describe('one pair that cannot be recorded', () => {
     // Tried again at every later tick: the pair's state was kept, so it is still opening.
     const last = results[results.length - 1]!;
     expect(last.failedSubjects).toEqual(['wechat_pay:CN-GD']);
-    const state = await pairDb.pool.query<{
-      state: { pairs: Record<string, { kinds: { failures: { open: unknown } } }> };
-    }>(`SELECT state FROM forewarn.detector_state`);
-    expect(state.rows[0]!.state.pairs['wechat_pay:CN-GD']!.kinds.failures.open).toBeNull();
-    expect(state.rows[0]!.state.pairs['alipay:CN-GD']!.kinds.failures.open).not.toBeNull();
+    const state = (await paymentHealth.readStoredState(pairDb.pool)) as PaymentHealthState;
+    expect(state.pairs['wechat_pay:CN-GD']!.kinds.failures.open).toBeNull();
+    expect(state.pairs['alipay:CN-GD']!.kinds.failures.open).not.toBeNull();
   });
 });
 

@@ -14,12 +14,15 @@ import {
   type Evidence,
   type ObservedAttempt,
   type PaymentHealthSettings,
-  type PaymentHealthState,
 } from '../../detectors/payment-health/index.ts';
 import { backtestPaymentHealth, type BacktestReport } from '../../lib/backtest/payment-health.ts';
 import { ConfigStore } from '../../lib/config/store.ts';
 import { createContext, type AppContext } from '../../lib/context.ts';
-import { runPaymentHealthTick, type TickResult } from '../../lib/detection/payment-health-tick.ts';
+import {
+  paymentHealth,
+  runPaymentHealthTick,
+  type TickResult,
+} from '../../lib/detection/payment-health-tick.ts';
 import { readEnv } from '../../lib/env.ts';
 import { streamAttempts } from '../../lib/platform/payment-attempts.ts';
 import { readPaymentChannels } from '../../lib/platform/payment-channels.ts';
@@ -283,8 +286,8 @@ describe('live ticks while rows are updated in place, then a backtest of the sto
   });
 
   it('a replay of the stored history ends in the state the live ticks stored', async () => {
-    const { rows } = await db.pool.query<{ state: PaymentHealthState; evaluated_at: Date }>(
-      `SELECT state, evaluated_at FROM forewarn.detector_state WHERE detector = 'payment-health'`,
+    const { rows } = await db.pool.query<{ evaluated_at: Date }>(
+      `SELECT evaluated_at FROM forewarn.detector_state WHERE detector = 'payment-health'`,
     );
     expect(rows[0]!.evaluated_at.getTime()).toBe(LAST_TICK);
     const attempts: ObservedAttempt[] = [];
@@ -304,6 +307,6 @@ describe('live ticks while rows are updated in place, then a backtest of the sto
       stepMs: STEP,
     });
     expect(replay.ticks).toBe(ticks.length);
-    expect(replay.state).toEqual(rows[0]!.state);
+    expect(replay.state).toEqual(await paymentHealth.readStoredState(db.pool));
   });
 });

@@ -499,6 +499,7 @@ describe('forewarn run payment-health --dry-run --format json', () => {
       incidents: 0,
       incident_events: 0,
       detector_state: 0,
+      subject_state: 0,
       detector_runs: 0,
     });
     const { rows } = await fresh.pool.query<{ notifications: number; inbox: number; fanouts: number }>(

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { templateKinds } from '../../templates/kinds.ts';
 import { migrate, MIGRATIONS_DIR } from '../../lib/db/migrate.ts';
+import { paymentHealth } from '../../lib/detection/payment-health-tick.ts';
 import { recordCauseChange } from '../../lib/incidents/store.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { enqueueFanouts } from '../../jobs/fanout-incident-event.ts';
@@ -238,8 +239,17 @@ it('migrates with forewarn migrate: open incidents, state, pending and sent mess
   expect(new Set(keys.slice(1).map((k) => k.category))).toEqual(new Set(['service']));
   const open = await db.pool.query('SELECT id FROM forewarn.incidents WHERE resolved_at IS NULL');
   expect(open.rows).toEqual([{ id: incidentId }]);
-  const state = await db.pool.query<{ state: unknown }>('SELECT state FROM forewarn.detector_state');
-  expect(state.rows).toEqual([{ state: STATE }]);
+  // The pairs moved to one subject_state row each (migration 011); together they are the old state.
+  const { pairs, ...head } = STATE;
+  const state = await db.pool.query<{ state: unknown; version: string | null }>(
+    'SELECT state, version FROM forewarn.detector_state',
+  );
+  expect(state.rows).toEqual([{ state: head, version: null }]);
+  const rows = await db.pool.query<{ subject_key: string }>(
+    `SELECT subject_key FROM forewarn.subject_state WHERE detector = 'payment-health' ORDER BY 1`,
+  );
+  expect(rows.rows.map((r) => r.subject_key)).toEqual(Object.keys(pairs).sort());
+  expect(await paymentHealth.readStoredState(db.pool)).toEqual(STATE);
 });
 
 it('finishes the interrupted warning fan-out and the pending email: the rest are warned, nobody twice', async () => {

@@ -131,7 +131,13 @@ export async function insertRawAttempts(
   );
 }
 
-export const FOREWARN_TABLES = ['incidents', 'incident_events', 'detector_state', 'detector_runs'] as const;
+export const FOREWARN_TABLES = [
+  'incidents',
+  'incident_events',
+  'detector_state',
+  'subject_state',
+  'detector_runs',
+] as const;
 export type ForewarnCounts = Record<(typeof FOREWARN_TABLES)[number], number>;
 
 /** Row counts of forewarn's own tables. */
