@@ -167,7 +167,7 @@ async function childMain(request: ChildRequest): Promise<Measured> {
     const memory = watchMemory();
     const { value: result, ms } = await timed(() => runInventoryTick(ctx, request.tickAt));
     if (result.outcome !== 'evaluated') throw new Error(`tick ${result.outcome}: ${result.detail ?? ''}`);
-    return { ms, rows: result.findings?.products ?? 0, changes: result.changes.length, ...memory.stop() };
+    return { ms, rows: result.findings?.subjects ?? 0, changes: result.changes.length, ...memory.stop() };
   } finally {
     await pool.end();
   }

@@ -228,7 +228,7 @@ export function detectInventory(
     if (state?.outSince !== undefined) out++;
     if (state?.restock) restocking++;
   }
-  return { changes, updates, low, out, restocking };
+  return { changes, updates, tally: { low, out, restocking } };
 }
 
 /** Field by field: a state read back from jsonb has its keys in another order. */

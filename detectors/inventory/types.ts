@@ -105,12 +105,17 @@ export interface StateUpdate {
   state: ProductState | null;
 }
 
+/** Products low, out, and with an open restock: of a page, summed over a pass. */
+export interface InventoryTally {
+  low: number;
+  out: number;
+  restocking: number;
+}
+
 export interface InventoryPageFindings {
   changes: InventoryChange[];
   /** The products whose state changed, and their new state; unchanged products are absent. */
   updates: StateUpdate[];
-  /** Products low, out, and with an open restock after this page. */
-  low: number;
-  out: number;
-  restocking: number;
+  /** After this page. */
+  tally: InventoryTally;
 }

@@ -10,6 +10,7 @@ import type { Pool, PoolClient, Queryable } from '../db/pool.ts';
 import type { CauseChange, RecordedChange } from '../incidents/store.ts';
 import type { Logger } from '../logger.ts';
 import type { InvalidRowReporter } from '../platform/invalid-rows.ts';
+import type { PagedPass, PassFindings } from './paged.ts';
 import { readStoredState } from './state.ts';
 import { runTick } from './tick.ts';
 
@@ -132,7 +133,7 @@ export interface BacktestOutcome {
  * A state kept one row per subject (forewarn.subject_state) beside a detector-wide head
  * (forewarn.detector_state.state): the tick runner reads the rows with the head and writes back
  * only the subjects whose state changed. For watchers of thousands of subjects, read whole every
- * tick; a watcher of millions pages its own rows (inventory, error spikes) and needs no layout.
+ * tick; a watcher of millions pages its subjects (`pass`, lib/detection/paged.ts) instead.
  */
 export interface SubjectStateLayout<State> {
   split: (state: State) => { head: object; subjects: Readonly<Record<string, unknown>> };
@@ -140,7 +141,11 @@ export interface SubjectStateLayout<State> {
   join: (head: State, subjects: ReadonlyMap<string, unknown>) => State;
 }
 
-export interface DetectorDefinition<
+/**
+ * What a watcher declares. Its evaluation takes one of two forms: a whole tick (`detect` over one
+ * reading, then `record`), or a paged pass (`pass`) for more subjects than one reading can hold.
+ */
+export type DetectorDefinition<
   Id extends string,
   S extends z.ZodType<DetectorBaseSettings>,
   State,
@@ -149,6 +154,58 @@ export interface DetectorDefinition<
   Findings,
   Change extends DetectedChange,
   Prepared = undefined,
+  SubjectSignals = never,
+  SubjectState = never,
+  Tally = never,
+> = DetectorCommon<Id, S, State, Cache, Signals, Findings, Change, Prepared> &
+  (
+    | WholeTick<S, State, Signals, Findings, Change>
+    | PagedTick<S, Signals, Change, SubjectSignals, SubjectState, Tally>
+  );
+
+/** A whole tick: the pure detector sees every subject's signals at once. */
+export interface WholeTick<S extends z.ZodType<DetectorBaseSettings>, State, Signals, Findings, Change> {
+  /** Pure: no I/O, no clock. */
+  detect: (signals: Signals, previous: State, settings: z.infer<S>, now: number) => Findings;
+  /** Records the findings (incidents, outbox events) in the tick's transaction. */
+  record: (
+    client: PoolClient,
+    ctx: DetectionContext,
+    tick: {
+      findings: Findings;
+      signals: Signals;
+      previous: State;
+      settings: z.infer<S>;
+      now: number;
+      log: Logger;
+    },
+  ) => Promise<Recording<State, Findings, Change>>;
+  pass?: never;
+}
+
+/** A paged pass (lib/detection/paged.ts): its findings are the pass's counts. */
+export interface PagedTick<
+  S extends z.ZodType<DetectorBaseSettings>,
+  Signals,
+  Change,
+  SubjectSignals,
+  SubjectState,
+  Tally,
+> {
+  pass: PagedPass<z.infer<S>, Signals, SubjectSignals, SubjectState, Change & CauseChange, Tally>;
+  detect?: never;
+  record?: never;
+}
+
+export interface DetectorCommon<
+  Id extends string,
+  S extends z.ZodType<DetectorBaseSettings>,
+  State,
+  Cache,
+  Signals,
+  Findings,
+  Change extends DetectedChange,
+  Prepared,
 > {
   /** Kebab case: the CLI argument, the `detector` column, the tick job ids. */
   id: Id;
@@ -181,21 +238,6 @@ export interface DetectorDefinition<
       prepared: Prepared;
     },
   ) => Promise<Reading<Signals, Cache>>;
-  /** Pure: no I/O, no clock. */
-  detect: (signals: Signals, previous: State, settings: z.infer<S>, now: number) => Findings;
-  /** Records the findings (incidents, outbox events) in the tick's transaction. */
-  record: (
-    client: PoolClient,
-    ctx: DetectionContext,
-    tick: {
-      findings: Findings;
-      signals: Signals;
-      previous: State;
-      settings: z.infer<S>;
-      now: number;
-      log: Logger;
-    },
-  ) => Promise<Recording<State, Findings, Change>>;
   /** Logs what a committed tick recorded. */
   committed?: (log: Logger, recorded: RecordedChange<Change & CauseChange>[]) => void;
   /** Lines `forewarn run` prints after its one-line header. */
@@ -221,6 +263,41 @@ export interface Detector<
   backtest?(run: BacktestRun<z.infer<S>>): Promise<BacktestOutcome>;
 }
 
+/** A registered detector with its typed tick, for the detector's own callers and tests. */
+export type DefinedDetector<
+  Id extends string,
+  S extends z.ZodType<DetectorBaseSettings>,
+  Findings,
+  Change extends DetectedChange,
+> = Detector<Id, S> & {
+  run: (
+    ctx: DetectionContext,
+    tickAt: number,
+    options?: { dryRun?: boolean },
+  ) => Promise<TickResult<Findings, Change>>;
+};
+
+/**
+ * Declares a watcher whose pass is paged (see lib/detection/paged.ts); its findings are the pass's
+ * counts and it keeps no cache.
+ */
+export function definePagedDetector<
+  Id extends string,
+  S extends z.ZodType<DetectorBaseSettings>,
+  State,
+  Signals,
+  Change extends DetectedChange & CauseChange,
+  SubjectSignals,
+  SubjectState,
+  Tally,
+  Prepared = undefined,
+>(
+  definition: DetectorCommon<Id, S, State, null, Signals, PassFindings<Tally>, Change, Prepared> &
+    PagedTick<S, Signals, Change, SubjectSignals, SubjectState, Tally>,
+): DefinedDetector<Id, S, PassFindings<Tally>, Change> {
+  return defineDetector(definition);
+}
+
 /** `stock-levels` → `stockLevels`: a detector's config key is its id in camel case. */
 export function configKeyOf(id: string): string {
   return id.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
@@ -239,16 +316,24 @@ export function defineDetector<
   Findings,
   Change extends DetectedChange,
   Prepared = undefined,
+  SubjectSignals = never,
+  SubjectState = never,
+  Tally = never,
 >(
-  definition: DetectorDefinition<Id, S, State, Cache, Signals, Findings, Change, Prepared>,
-): Detector<Id, S> & {
-  /** The typed tick, for the detector's own callers and tests. */
-  run: (
-    ctx: DetectionContext,
-    tickAt: number,
-    options?: { dryRun?: boolean },
-  ) => Promise<TickResult<Findings, Change>>;
-} {
+  definition: DetectorDefinition<
+    Id,
+    S,
+    State,
+    Cache,
+    Signals,
+    Findings,
+    Change,
+    Prepared,
+    SubjectSignals,
+    SubjectState,
+    Tally
+  >,
+): DefinedDetector<Id, S, Findings, Change> {
   if (!/^[a-z][a-z0-9]*(-[a-z0-9]+)*$/.test(definition.id))
     throw new Error(`detector id "${definition.id}": expected kebab case such as "stock-levels"`);
   const configKey = configKeyOf(definition.id);

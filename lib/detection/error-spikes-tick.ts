@@ -24,13 +24,7 @@ import {
 } from '../../detectors/error-spikes/index.ts';
 import { table } from '../format.ts';
 import { readAllOpenCauses } from '../incidents/open-causes.ts';
-import {
-  readSubjectStatePage,
-  readSubjectStates,
-  recordCauseChange,
-  saveSubjectStates,
-  type RecordedChange,
-} from '../incidents/store.ts';
+import { readSubjectStatePage, readSubjectStates, saveSubjectStates } from '../incidents/store.ts';
 import { readErrorExamples, readErrorOccurrences, readFirstAttemptAt } from '../platform/error-codes.ts';
 import { readInvalidAttempts } from '../platform/payment-attempts.ts';
 import {
@@ -39,6 +33,7 @@ import {
   refineSettings,
   type TickResult as GenericTickResult,
 } from './detector.ts';
+import { recordBySubject } from './record-changes.ts';
 
 export const errorSpikesConfigSchema = errorSpikesThresholdsSchema
   .extend(detectorBaseSettings)
@@ -156,23 +151,10 @@ export const errorSpikes = defineDetector({
     detectErrorSpikes(signals, previous, settings, now),
 
   async record(client, _ctx, { findings, log }) {
-    const recorded: RecordedChange<SpikeChange>[] = [];
-    const failedSubjects: string[] = [];
-    for (const change of findings.changes) {
-      try {
-        // A savepoint per change: one code that cannot be recorded leaves the others recorded.
-        await client.query('SAVEPOINT spike_change');
-        recorded.push(await recordCauseChange(client, change));
-        await client.query('RELEASE SAVEPOINT spike_change');
-      } catch (error) {
-        await client.query('ROLLBACK TO SAVEPOINT spike_change').catch(() => undefined);
-        if (!failedSubjects.includes(change.code)) failedSubjects.push(change.code);
-        log.error(
-          { err: error, code: change.code, change: change.type, rule: change.kind },
-          'could not record an error-spike change; it is evaluated again next tick',
-        );
-      }
-    }
+    const { recorded, failed: failedSubjects } = await recordBySubject(client, findings.changes, {
+      log,
+      describe: (c) => ({ code: c.code, change: c.type, rule: c.kind }),
+    });
     // Counts are saved whatever was recorded: the incidents table, read every tick, says what is open.
     await saveSubjectStates(
       client,

@@ -24,7 +24,6 @@ import {
 } from '../../detectors/payment-health/index.ts';
 import { backtestPaymentHealth, type BacktestIncident } from '../backtest/payment-health.ts';
 import { percent, table } from '../format.ts';
-import { recordCauseChange, type RecordedChange } from '../incidents/store.ts';
 import {
   readInvalidAttempts,
   readPairSignalsIncremental,
@@ -42,6 +41,7 @@ import {
   refineSettings,
   type TickResult as GenericTickResult,
 } from './detector.ts';
+import { recordBySubject } from './record-changes.ts';
 
 export { platformNow } from './tick.ts';
 export type { DetectionContext } from './detector.ts';
@@ -150,39 +150,31 @@ export const paymentHealth = defineDetector({
       feedAlertDrafts(ctx.config().notifications, DETECTOR, findings.feed, now, openIncidents),
     );
 
-    const recorded: RecordedChange<IncidentChange & { subjectKey: string }>[] = [];
-    const failedSubjects: string[] = [];
-    for (const change of findings.changes) {
-      const key = pairKey(change.subject.channel, change.subject.region);
-      if (failedSubjects.includes(key)) continue;
-      try {
-        if (change.type === 'opened') {
+    const { recorded, failed: failedSubjects } = await recordBySubject(
+      client,
+      findings.changes.map((change) => ({
+        ...change,
+        subjectKey: pairKey(change.subject.channel, change.subject.region),
+      })),
+      {
+        log,
+        describe: (c) => ({
+          channel: c.subject.channel,
+          region: c.subject.region,
+          change: c.type,
+          kind: c.kind,
+        }),
+        prepare: async (change) => {
+          if (change.type !== 'opened') return;
           change.evidence.topErrorCodes = await readTopErrorCodes(
             ctx.platformDb,
             signals.query,
             change.subject,
             now - change.evidence.windowSeconds * 1000,
           );
-        }
-        // A savepoint per change: one pair that cannot be recorded leaves the others recorded.
-        await client.query('SAVEPOINT pair_change');
-        recorded.push(await recordCauseChange(client, { ...change, subjectKey: key }));
-        await client.query('RELEASE SAVEPOINT pair_change');
-      } catch (error) {
-        await client.query('ROLLBACK TO SAVEPOINT pair_change').catch(() => undefined);
-        failedSubjects.push(key);
-        log.error(
-          {
-            err: error,
-            channel: change.subject.channel,
-            region: change.subject.region,
-            change: change.type,
-            kind: change.kind,
-          },
-          'could not record an incident change; the pair keeps its previous state and is tried again next tick',
-        );
-      }
-    }
+        },
+      },
+    );
     const state = keepPrevious(findings.state, previous, failedSubjects);
     return {
       state,

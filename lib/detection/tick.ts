@@ -18,8 +18,10 @@ import {
   type DetectionContext,
   type DetectorBaseSettings,
   type DetectorDefinition,
+  type Recording,
   type TickResult,
 } from './detector.ts';
+import { runPass } from './paged.ts';
 import { loadState, saveState } from './state.ts';
 
 /**
@@ -53,8 +55,23 @@ export async function runTick<
   Findings,
   Change extends DetectedChange,
   Prepared,
+  SubjectSignals,
+  SubjectState,
+  Tally,
 >(
-  detector: DetectorDefinition<Id, S, State, Cache, Signals, Findings, Change, Prepared>,
+  detector: DetectorDefinition<
+    Id,
+    S,
+    State,
+    Cache,
+    Signals,
+    Findings,
+    Change,
+    Prepared,
+    SubjectSignals,
+    SubjectState,
+    Tally
+  >,
   settings: z.infer<S>,
   ctx: DetectionContext,
   tickAt: number,
@@ -133,15 +150,18 @@ export async function runTick<
       prepared,
     });
     const skippedRows = preparedSkipped + reading.skippedRows;
-    const findings = detector.detect(reading.signals, previous, settings, now);
-    const recording = await detector.record(client, ctx, {
-      findings,
-      signals: reading.signals,
-      previous,
-      settings,
-      now,
-      log,
-    });
+    const tick = { signals: reading.signals, previous, settings, now, log };
+    const recording = detector.pass
+      ? // A paged detector's findings are its pass's (definePagedDetector declares them so).
+        ((await runPass(client, ctx, { id, pass: detector.pass }, tick)) as unknown as Recording<
+          State,
+          Findings,
+          Change
+        >)
+      : await detector.record(client, ctx, {
+          ...tick,
+          findings: detector.detect(reading.signals, previous, settings, now),
+        });
     const saved = await saveState(client, detector, stored, {
       state: recording.state,
       cache: reading.cache,

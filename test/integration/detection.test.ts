@@ -516,7 +516,7 @@ describe('one pair that cannot be recorded', () => {
     for (const r of failed) expect(r.failedSubjects).toEqual(['wechat_pay:CN-GD']);
     const errors = pairLogs
       .lines()
-      .filter((l) => l.msg?.toString().startsWith('could not record an incident change'));
+      .filter((l) => l.msg?.toString().startsWith('could not record a cause change'));
     expect(errors.length).toBe(failed.length);
     expect(errors[0]).toMatchObject({
       channel: 'wechat_pay',

@@ -331,7 +331,7 @@ describe('inventory ticks over a product selling down to low', () => {
     const retired = (await events()).filter((e) => e.subject_key === 'retired');
     expect(retired.map((e) => `${e.kind} ${e.type}`)).toEqual(['low-stock opened', 'low-stock resolved']);
     expect(retired[1]!.payload).toMatchObject({ resolution: 'removed', productName: 'Retired product' });
-    expect(ticks[2]!.result.findings?.removed).toBe(1);
+    expect(ticks[2]!.result.findings?.gone).toBe(1);
   });
 
   it('a dry run computes the change and writes nothing', () => {
