@@ -7,6 +7,7 @@ import type { EmailSender } from '../lib/channels/email.ts';
 import { deliverNotifications } from '../lib/notifications/deliver.ts';
 import { findMessageKind } from '../lib/messages/registry.ts';
 import { staleRules } from '../lib/messages/stale.ts';
+import { holdRule } from '../lib/notifications/policy.ts';
 import { readOpsNotificationIds } from '../lib/notifications/store.ts';
 
 export const name = 'deliver-notifications';
@@ -46,6 +47,7 @@ export interface DeliveryJobResult {
   cancelled: number;
   lost: number;
   retries: number;
+  held: number;
 }
 
 /** Delivers `ids` through `email`; temporary failures come back as jobs of `job`. */
@@ -65,9 +67,21 @@ export async function deliverBatch(
       linkOf: (n) => findMessageKind(n.kind)?.link?.(n.data) ?? null,
       workerId: ctx.workerId,
       stale: staleRules(ctx),
+      hold: holdRule(ctx.config()),
     },
     ids,
   );
+  // Held messages (quiet hours) come back when their window ends; the sweeper is the safety net.
+  for (const held of outcome.later) {
+    await ctx.queues.enqueue(
+      via.job,
+      { ids: [held.id] },
+      {
+        jobId: `held@${ctx.deploymentId}@${held.id}@${held.dueAt}`,
+        delay: Math.max(0, held.dueAt - Date.now()),
+      },
+    );
+  }
   // Temporary failures come back when due; the sweeper is the safety net if this is lost.
   for (const retry of outcome.retries) {
     await ctx.queues.enqueue(
@@ -87,6 +101,7 @@ export async function deliverBatch(
     cancelled: outcome.cancelled,
     lost: outcome.lost,
     retries: outcome.retries.length,
+    held: outcome.later.length,
   };
 }
 

@@ -194,6 +194,92 @@ const opsSampleStockLow: z.input<typeof opsStockLow> = {
   dashboardUrl: 'https://ops.example.com/forewarn/incidents/2291',
 };
 
+/**
+ * A security check-up after days without activity (the account-inactivity watcher). Nothing in it
+ * is a secret or a signed link: the only URL it may show is the platform's own security page.
+ */
+const securityCheckup = z
+  .object({
+    /** The platform's name as configured (e.g. 示例卡盟); not platform data. */
+    siteName: z.string().min(1),
+    /**
+     * The last activity (or, when neverSignedIn, the sign-up) date, already written for the
+     * user's locale in the user's own time zone, e.g. 2026年11月30日 or 30 November 2026. Write it
+     * as it is: no `date` filter, no "Beijing time".
+     */
+    lastActiveDate: z.string().min(1),
+    /** The user's IANA time zone, e.g. Asia/Shanghai (the zone lastActiveDate is written in). */
+    timezone: z.string().min(1),
+    /** True when the user never signed in after signing up; lastActiveDate is the sign-up date. */
+    neverSignedIn: z.boolean(),
+    /** Whole days without activity when the check-up was decided. */
+    idleDays: z.number().int().min(1),
+    /** The configured step reached (3, 30, ...). */
+    stepDays: z.number().int().min(1),
+    /** The platform's configured account-security page on its fixed domain; null: show no link at all. */
+    securityUrl: webUrl.nullable(),
+  })
+  .strict();
+
+const securityCheckupSample: z.input<typeof securityCheckup> = {
+  siteName: '示例卡盟',
+  lastActiveDate: '2026年11月30日',
+  timezone: 'Asia/Shanghai',
+  neverSignedIn: false,
+  idleDays: 3,
+  stepDays: 3,
+  securityUrl: 'https://shop.example.com/account/security',
+};
+
+const securityCheckupVariants: Record<string, z.input<typeof securityCheckup>> = {
+  'no security page': {
+    ...securityCheckupSample,
+    lastActiveDate: '2026年11月2日',
+    idleDays: 31,
+    stepDays: 30,
+    securityUrl: null,
+  },
+  'never signed in': {
+    ...securityCheckupSample,
+    lastActiveDate: '2026年11月26日',
+    neverSignedIn: true,
+    idleDays: 7,
+    stepDays: 3,
+  },
+  'an English date, another zone, one day': {
+    siteName: 'Example Card Shop',
+    lastActiveDate: '2 December 2026',
+    timezone: 'Europe/London',
+    neverSignedIn: false,
+    idleDays: 1,
+    stepDays: 1,
+    securityUrl: 'https://shop.example.com/account/security',
+  },
+  'years idle, never signed in, no security page': {
+    ...securityCheckupSample,
+    lastActiveDate: '2023年12月3日',
+    neverSignedIn: true,
+    idleDays: 1096,
+    stepDays: 365,
+    securityUrl: null,
+  },
+};
+
+const securityCheckupReminder = securityCheckup
+  .extend({
+    /** The step of the earlier check-up in this inactivity period (3 when this one is at 30). */
+    previousStepDays: z.number().int().min(1),
+  })
+  .strict();
+
+const securityCheckupReminderSample: z.input<typeof securityCheckupReminder> = {
+  ...securityCheckupSample,
+  lastActiveDate: '2026年11月3日',
+  idleDays: 30,
+  stepDays: 30,
+  previousStepDays: 3,
+};
+
 export const templateKinds = {
   'payment-degraded': defineKind({
     audience: 'users',
@@ -631,6 +717,48 @@ export const templateKinds = {
         productUrl: 'https://shop.example.com/products/topup-genshin-6480',
         stopUrl: 'https://forewarn.example.com/restock/stop?product=topup-genshin-6480&token=sample-token',
         preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
+      },
+    },
+  }),
+  'security-checkup': defineKind({
+    audience: 'users',
+    description:
+      'The first security check-up of an inactivity period (whichever step the user reached first): no activity since a date, so review recent sign-ins and devices, change a password used elsewhere, turn on two-step verification, open the site or app yourself; we never ask for a password or code. A check-up, not an order; no links but the platform’s security page.',
+    channels: ['email', 'inapp'],
+    schema: securityCheckup,
+    sample: securityCheckupSample,
+    variants: securityCheckupVariants,
+  }),
+  'security-checkup-reminder': defineKind({
+    audience: 'users',
+    description:
+      'A later security check-up in the same inactivity period (e.g. at 30 days after one at 3): it mentions the earlier note calmly and repeats the checklist, shorter.',
+    channels: ['email', 'inapp'],
+    schema: securityCheckupReminder,
+    sample: securityCheckupReminderSample,
+    variants: {
+      'no security page': {
+        ...securityCheckupReminderSample,
+        securityUrl: null,
+      },
+      'never signed in': { ...securityCheckupReminderSample, neverSignedIn: true },
+      'an English date, another zone': {
+        ...securityCheckupReminderSample,
+        siteName: 'Example Card Shop',
+        lastActiveDate: '3 November 2026',
+        timezone: 'America/Los_Angeles',
+        idleDays: 30,
+        stepDays: 30,
+        previousStepDays: 7,
+      },
+      'years idle, never signed in, no security page': {
+        ...securityCheckupReminderSample,
+        lastActiveDate: '2023年12月3日',
+        neverSignedIn: true,
+        idleDays: 1096,
+        stepDays: 365,
+        previousStepDays: 90,
+        securityUrl: null,
       },
     },
   }),

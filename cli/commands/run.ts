@@ -5,6 +5,8 @@ import { createContext } from '../../lib/context.ts';
 import { checkServices } from '../../lib/daemon.ts';
 import { runTickAndDispatch } from '../../jobs/detect.ts';
 import { detectorIds, findDetector } from '../../lib/detection/registry.ts';
+import { findMessageKind } from '../../lib/messages/registry.ts';
+import type { CauseEvent } from '../../lib/messages/kind.ts';
 import { eventDrafts } from '../../lib/notifications/fanout.ts';
 import type { NotificationDraft } from '../../lib/notifications/store.ts';
 import { ForewarnError } from '../../lib/errors.ts';
@@ -42,8 +44,10 @@ export function registerRun(program: Command): void {
           }
           if (options.format === 'json' && options.dryRun) {
             // The notifications these changes would cause, one per line; nothing is recorded or sent.
-            // Ops alerts carry a null userId and their recipient; every line names the subject.
-            const print = (d: NotificationDraft, subject: string) =>
+            // Ops alerts carry a null userId and their recipient; every line names the subject. A
+            // kind may add its own fields (a check-up's step); a message the delivery policy holds
+            // (quiet hours) says when it would go (sendAt).
+            const print = (d: NotificationDraft, subject: string, event: CauseEvent) =>
               process.stdout.write(
                 `${JSON.stringify({
                   kind: d.kind,
@@ -54,6 +58,8 @@ export function registerRun(program: Command): void {
                   category: d.category,
                   subject,
                   ...(d.audience === 'ops' ? { recipient: d.address } : {}),
+                  ...findMessageKind(d.kind)?.summary?.(event),
+                  ...(d.notBefore != null ? { sendAt: new Date(d.notBefore).toISOString() } : {}),
                 })}\n`,
               );
             for (const recorded of result.recorded) {
@@ -64,8 +70,8 @@ export function registerRun(program: Command): void {
                 seq: recorded.change.seq ?? 0,
                 payload: { ...recorded.change, incidentId: recorded.incidentId },
               };
-              for await (const batch of eventDrafts(ctx, event))
-                for (const draft of batch.drafts) print(draft, recorded.change.subjectKey);
+              for await (const batch of eventDrafts(ctx, event, result.tickAt))
+                for (const draft of batch.drafts) print(draft, recorded.change.subjectKey, event);
             }
             return;
           }

@@ -28,7 +28,8 @@ export interface SplitBatch {
 /**
  * Splits a batch's drafts and renders the inline ones (no database work: call it outside the
  * transaction, e.g. while the previous batch is written). A draft whose channel is unknown, or
- * whose recipient lacks what its channel needs, is queued: delivery fails it with the reason.
+ * whose recipient lacks what its channel needs, is queued: delivery fails it with the reason. So
+ * is a draft held for later (quiet hours): delivery takes it when its time comes.
  */
 export function splitInline(
   templates: TemplateStore,
@@ -43,7 +44,8 @@ export function splitInline(
   for (const draft of drafts) {
     const channel = registry.get(draft.channel);
     const inline = channel?.kind === 'write' ? channel.inline : undefined;
-    if (!channel || !inline || missingRecipient(channel, draft) !== null) {
+    // A message the delivery policy holds (quiet hours) waits in the queue for its time.
+    if (!channel || !inline || draft.notBefore != null || missingRecipient(channel, draft) !== null) {
       queued.push(draft);
       continue;
     }

@@ -2,13 +2,27 @@
 // defaults. Every key is documented in the YAML file itself and in README.md#configuration.
 import { z } from 'zod';
 import { detectorSettingsShape } from '../detection/registry.ts';
+import { categories } from '../messages/kind.ts';
 import { cronExpression } from './cron.ts';
 
 const positiveInt = z.number().int().positive();
 
 const httpUrl = z.url({ protocol: /^https?$/, message: 'expected an http(s) URL' });
 
+const wallTime = z
+  .string()
+  .regex(/^([01][0-9]|2[0-3]):[0-5][0-9]$/, 'expected a local time "HH:MM" from 00:00 to 23:59');
+
+/** A daily window of local times in the recipient's own zone; from after to spans midnight. */
+const quietWindowSchema = z
+  .strictObject({ from: wallTime, to: wallTime })
+  .refine((w) => w.from !== w.to, {
+    message: 'expected from and to to differ (a window of no length holds nothing)',
+  });
+
 export const notificationsConfigSchema = z.strictObject({
+  /** The platform's name as messages give it ("open the <siteName> app yourself"). */
+  siteName: z.string().min(1),
   /** How users are reached; ops are always reached by email. */
   userChannels: z
     .array(z.enum(['email', 'inapp']))
@@ -58,9 +72,25 @@ export const notificationsConfigSchema = z.strictObject({
     productUrl: httpUrl,
     /** Where ops look at an incident; "{incidentId}" is replaced. Null: no link. */
     dashboardUrl: httpUrl.nullable(),
+    /**
+     * The account-security page that security check-ups may link to, on the platform's own fixed
+     * domain; taken as it is (nothing is added to it). Null: check-ups carry no link at all.
+     */
+    securityUrl: z
+      .url({ protocol: /^https$/, message: 'expected an https URL' })
+      .refine((u) => !/[{}]/.test(u) && new URL(u).search === '' && new URL(u).username === '', {
+        message: 'expected a fixed page address: no placeholders, query string or user name',
+      })
+      .nullable(),
     /** Signed links stop working after this many days. */
     ttlDays: positiveInt,
   }),
+  /**
+   * Quiet hours per category, in each recipient's own time zone (users.timezone): a message of
+   * the category that comes due inside the window is held until it ends, never dropped.
+   * Categories not listed are never held (a payment warning is urgent).
+   */
+  quietHours: z.partialRecord(z.enum(categories), quietWindowSchema),
   sweeper: z.strictObject({
     schedule: cronExpression,
     /** Work untouched this long (an event not fanned out, a claim not released) is picked up again. */

@@ -157,10 +157,11 @@ export type DetectorDefinition<
   SubjectSignals = never,
   SubjectState = never,
   Tally = never,
+  Fact = never,
 > = DetectorCommon<Id, S, State, Cache, Signals, Findings, Change, Prepared> &
   (
     | WholeTick<S, State, Signals, Findings, Change>
-    | PagedTick<S, Signals, Change, SubjectSignals, SubjectState, Tally>
+    | PagedTick<S, Signals, Change, SubjectSignals, SubjectState, Tally, Fact>
   );
 
 /** A whole tick: the pure detector sees every subject's signals at once. */
@@ -191,8 +192,9 @@ export interface PagedTick<
   SubjectSignals,
   SubjectState,
   Tally,
+  Fact,
 > {
-  pass: PagedPass<z.infer<S>, Signals, SubjectSignals, SubjectState, Change & CauseChange, Tally>;
+  pass: PagedPass<z.infer<S>, Signals, SubjectSignals, SubjectState, Change & CauseChange, Tally, Fact>;
   detect?: never;
   record?: never;
 }
@@ -290,10 +292,11 @@ export function definePagedDetector<
   SubjectSignals,
   SubjectState,
   Tally,
+  Fact,
   Prepared = undefined,
 >(
   definition: DetectorCommon<Id, S, State, null, Signals, PassFindings<Tally>, Change, Prepared> &
-    PagedTick<S, Signals, Change, SubjectSignals, SubjectState, Tally>,
+    PagedTick<S, Signals, Change, SubjectSignals, SubjectState, Tally, Fact>,
 ): DefinedDetector<Id, S, PassFindings<Tally>, Change> {
   return defineDetector(definition);
 }
@@ -319,6 +322,7 @@ export function defineDetector<
   SubjectSignals = never,
   SubjectState = never,
   Tally = never,
+  Fact = never,
 >(
   definition: DetectorDefinition<
     Id,
@@ -331,7 +335,8 @@ export function defineDetector<
     Prepared,
     SubjectSignals,
     SubjectState,
-    Tally
+    Tally,
+    Fact
   >,
 ): DefinedDetector<Id, S, Findings, Change> {
   if (!/^[a-z][a-z0-9]*(-[a-z0-9]+)*$/.test(definition.id))

@@ -101,8 +101,11 @@ export const inventory = definePagedDetector({
       restocking: total.restocking + page.restocking,
     }),
     pageSize: (settings) => settings.pageSize,
-    existing: (ctx, keys) => readExistingProducts(ctx.platformDb, ctx.platformSchema, keys),
-    detectGone: detectRemoved,
+    lookup: async (ctx, keys) =>
+      new Map(
+        [...(await readExistingProducts(ctx.platformDb, ctx.platformSchema, keys))].map((k) => [k, true]),
+      ),
+    sweep: (key, state, exists, _settings, now) => (exists ? null : detectRemoved(key, state, now)),
     describeChange: (c) => ({ productId: c.productId, change: c.type, kind: c.kind }),
   },
 

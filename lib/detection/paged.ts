@@ -1,10 +1,12 @@
 // A paged pass: how the tick runner evaluates a watcher of more subjects than one reading can hold
 // (a catalogue of products, a user base). It reads a page of subjects' signals, that page's states
 // from forewarn.subject_state, runs the watcher's pure `detect` on the page, and records the page's
-// cause changes (a savepoint a subject) and changed states before it reads on, so a pass over
-// millions of subjects takes the memory of one page. Then it sweeps the stored subjects the
-// platform no longer has, a page at a time too. All in the tick's transaction: a dry run rolls
-// it all back.
+// cause changes (set-based, falling back to a savepoint a subject) and changed states before it
+// reads on, so a pass over millions of subjects takes the memory of one page. A watcher may pace
+// itself: at most `limit` subjects get changes recorded per pass, the rest wait for the next.
+// Then it sweeps the stored subjects, a page at a time too: the watcher's pure `sweep` ends those
+// whose cause the platform's facts no longer bear out (a product removed, a user who came back).
+// All in the tick's transaction: a dry run rolls it all back.
 import type { PoolClient } from '../db/pool.ts';
 import {
   readSubjectStatePage,
@@ -16,7 +18,7 @@ import {
 import type { Logger } from '../logger.ts';
 import { readAhead } from '../read-ahead.ts';
 import type { DetectedChange, DetectionContext, Recording } from './detector.ts';
-import { recordBySubject } from './record-changes.ts';
+import { recordInBulk } from './record-changes.ts';
 
 /** What the pure detector finds on one page. */
 export interface PageFindings<SubjectState, Change, Tally> {
@@ -31,12 +33,19 @@ export interface PageFindings<SubjectState, Change, Tally> {
 export interface PassFindings<Tally> {
   subjects: number;
   pages: number;
-  /** Stored subjects the platform no longer has (their causes ended). */
+  /** Stored subjects the sweep ended (the platform no longer bears their cause out). */
   gone: number;
+  /**
+   * Subjects whose changes wait for a later pass because this one reached its `limit`: live, those
+   * of the page it stopped in (more may follow it); a dry run reads on and counts them all.
+   */
+  deferred: number;
+  /** Whether the pass stopped at its limit. */
+  limited: boolean;
   tally: Tally;
 }
 
-export interface PagedPass<Settings, Signals, SubjectSignals, SubjectState, Change, Tally> {
+export interface PagedPass<Settings, Signals, SubjectSignals, SubjectState, Change, Tally, Fact = true> {
   /** The subjects' signals a page at a time, in key order (`signals`: what `read` found first). */
   pages: (
     ctx: DetectionContext,
@@ -52,12 +61,30 @@ export interface PagedPass<Settings, Signals, SubjectSignals, SubjectState, Chan
   ) => PageFindings<SubjectState, Change, Tally>;
   emptyTally: () => Tally;
   addTally: (total: Tally, page: Tally) => Tally;
+  /**
+   * Pacing: at most this many subjects get changes recorded in one pass (from what `read` found,
+   * e.g. a rate times the time since the last pass); the pass stops reading there. Absent: no limit.
+   */
+  limit?: (signals: Signals, settings: Settings) => number;
   /** How many stored states a page of the sweep reads. */
   pageSize: (settings: Settings) => number;
-  /** The stored subjects the platform no longer has: which of `keys` it still has. */
-  existing: (ctx: DetectionContext, keys: readonly string[]) => Promise<ReadonlySet<string>>;
-  /** Pure: the changes that end a subject the platform no longer has. */
-  detectGone: (subjectKey: string, state: SubjectState, now: number) => Change[];
+  /** What the platform has of stored subjects, for the sweep: a subject it no longer has is absent. */
+  lookup: (
+    ctx: DetectionContext,
+    keys: readonly string[],
+    settings: Settings,
+  ) => Promise<ReadonlyMap<string, Fact>>;
+  /**
+   * Pure: the changes that end a stored subject's cause (its state is then dropped), or null while
+   * it stands. `fact` is what `lookup` found (undefined: the platform no longer has the subject).
+   */
+  sweep: (
+    subjectKey: string,
+    state: SubjectState,
+    fact: Fact | undefined,
+    settings: Settings,
+    now: number,
+  ) => Change[] | null;
   /** The fields that name a change of a subject that could not be recorded, in the error line. */
   describeChange: (change: Change) => Record<string, unknown>;
 }
@@ -71,23 +98,52 @@ export async function runPass<
   Change extends DetectedChange & CauseChange,
   Tally,
   State,
+  Fact,
 >(
   client: PoolClient,
   ctx: DetectionContext,
-  detector: { id: string; pass: PagedPass<Settings, Signals, SubjectSignals, SubjectState, Change, Tally> },
-  tick: { signals: Signals; previous: State; settings: Settings; now: number; log: Logger },
+  detector: {
+    id: string;
+    pass: PagedPass<Settings, Signals, SubjectSignals, SubjectState, Change, Tally, Fact>;
+  },
+  tick: {
+    signals: Signals;
+    previous: State;
+    settings: Settings;
+    now: number;
+    log: Logger;
+    /** A dry run ignores the limit, so that it lists everything due. */
+    dryRun?: boolean;
+  },
 ): Promise<Recording<State, PassFindings<Tally>, Change>> {
   const { pass } = detector;
   const { settings, now } = tick;
   const recorder = new PassRecorder<SubjectState, Change>(client, detector.id, tick.log, pass.describeChange);
-  const findings: PassFindings<Tally> = { subjects: 0, pages: 0, gone: 0, tally: pass.emptyTally() };
+  const findings: PassFindings<Tally> = {
+    subjects: 0,
+    pages: 0,
+    gone: 0,
+    deferred: 0,
+    limited: false,
+    tally: pass.emptyTally(),
+  };
+  let room = pass.limit ? Math.max(0, Math.floor(pass.limit(tick.signals, settings))) : Infinity;
   for await (const page of readAhead(pass.pages(ctx, { settings, now, signals: tick.signals }))) {
     const states = await readSubjectStates<SubjectState>(client, detector.id, page.map(pass.keyOf));
     const found = pass.detect(page, states, settings, now);
-    await recorder.apply(found.changes, found.updates);
+    const { kept, deferred } = withinLimit(found, room);
+    room -= kept.subjects;
+    findings.deferred += deferred;
     findings.subjects += page.length;
     findings.pages++;
     findings.tally = pass.addTally(findings.tally, found.tally);
+    if (tick.dryRun || deferred === 0) {
+      await recorder.apply(found.changes, found.updates);
+      continue;
+    }
+    await recorder.apply(kept.changes, kept.updates);
+    findings.limited = true;
+    break;
   }
 
   const pageSize = pass.pageSize(settings);
@@ -96,16 +152,20 @@ export async function runPass<
     const stored: Array<{ subjectKey: string; state: SubjectState }> =
       await readSubjectStatePage<SubjectState>(client, detector.id, after, pageSize);
     if (stored.length === 0) break;
-    const existing = await pass.existing(
+    const facts = await pass.lookup(
       ctx,
       stored.map((s) => s.subjectKey),
+      settings,
     );
-    const gone = stored.filter((s) => !existing.has(s.subjectKey));
+    const ended = stored.flatMap((s) => {
+      const changes = pass.sweep(s.subjectKey, s.state, facts.get(s.subjectKey), settings, now);
+      return changes === null ? [] : [{ subjectKey: s.subjectKey, changes }];
+    });
     await recorder.apply(
-      gone.flatMap((s) => pass.detectGone(s.subjectKey, s.state, now)),
-      gone.map((s) => ({ subjectKey: s.subjectKey, state: null })),
+      ended.flatMap((e) => e.changes),
+      ended.map((e) => ({ subjectKey: e.subjectKey, state: null })),
     );
-    findings.gone += gone.length;
+    findings.gone += ended.length;
     after = stored.at(-1)!.subjectKey;
     if (stored.length < pageSize) break;
   }
@@ -118,6 +178,34 @@ export async function runPass<
     recorded: recorder.recorded,
     failedSubjects: recorder.failed,
     opsNotificationIds: [],
+  };
+}
+
+/**
+ * A page's findings cut to `room` subjects with changes, in the order of their first change
+ * (subjects without changes keep their state updates); `deferred` counts the subjects left out.
+ */
+function withinLimit<SubjectState, Change extends CauseChange>(
+  found: PageFindings<SubjectState, Change, unknown>,
+  room: number,
+): {
+  kept: Pick<PageFindings<SubjectState, Change, unknown>, 'changes' | 'updates'> & { subjects: number };
+  deferred: number;
+} {
+  const subjects = [...new Set(found.changes.map((c) => c.subjectKey))];
+  if (subjects.length <= room)
+    return {
+      kept: { changes: found.changes, updates: found.updates, subjects: subjects.length },
+      deferred: 0,
+    };
+  const left = new Set(subjects.slice(room));
+  return {
+    kept: {
+      changes: found.changes.filter((c) => !left.has(c.subjectKey)),
+      updates: found.updates.filter((u) => !left.has(u.subjectKey)),
+      subjects: room,
+    },
+    deferred: left.size,
   };
 }
 
@@ -142,7 +230,7 @@ class PassRecorder<SubjectState, Change extends CauseChange> {
     updates: ReadonlyArray<{ subjectKey: string; state: SubjectState | null }>,
   ): Promise<void> {
     this.proposed.push(...changes);
-    const { recorded, failed } = await recordBySubject(this.client, changes, {
+    const { recorded, failed } = await recordInBulk(this.client, changes, {
       log: this.log,
       describe: this.describe,
     });

@@ -5,10 +5,11 @@
 // entry (reader, recorder) in lib/detection/, its message kinds and config keys.
 import type { ConfigKeyOf, Detector } from './detector.ts';
 import { errorSpikes } from './error-spikes-tick.ts';
+import { inactivity } from './inactivity-tick.ts';
 import { inventory } from './inventory-tick.ts';
 import { paymentHealth } from './payment-health-tick.ts';
 
-export const detectors = [paymentHealth, errorSpikes, inventory] as const;
+export const detectors = [paymentHealth, errorSpikes, inventory, inactivity] as const;
 
 export type RegisteredDetector = (typeof detectors)[number];
 export type DetectorId = RegisteredDetector['id'];

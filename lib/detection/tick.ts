@@ -58,6 +58,7 @@ export async function runTick<
   SubjectSignals,
   SubjectState,
   Tally,
+  Fact,
 >(
   detector: DetectorDefinition<
     Id,
@@ -70,7 +71,8 @@ export async function runTick<
     Prepared,
     SubjectSignals,
     SubjectState,
-    Tally
+    Tally,
+    Fact
   >,
   settings: z.infer<S>,
   ctx: DetectionContext,
@@ -153,11 +155,12 @@ export async function runTick<
     const tick = { signals: reading.signals, previous, settings, now, log };
     const recording = detector.pass
       ? // A paged detector's findings are its pass's (definePagedDetector declares them so).
-        ((await runPass(client, ctx, { id, pass: detector.pass }, tick)) as unknown as Recording<
-          State,
-          Findings,
-          Change
-        >)
+        ((await runPass(
+          client,
+          ctx,
+          { id, pass: detector.pass },
+          { ...tick, dryRun: options.dryRun },
+        )) as unknown as Recording<State, Findings, Change>)
       : await detector.record(client, ctx, {
           ...tick,
           findings: detector.detect(reading.signals, previous, settings, now),

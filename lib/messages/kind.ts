@@ -23,6 +23,8 @@ export interface Recipient {
   /** The email address, if the recipient has one. */
   address: string | null;
   locale: string;
+  /** The recipient's IANA zone (users.timezone): quiet hours are theirs. Absent: the config's zone. */
+  timezone?: string | null;
   /** The channels this recipient gets, when narrower than the kind's (those a warning went on). */
   channels?: readonly string[];
 }
@@ -119,4 +121,6 @@ export interface MessageKind<
   group?: (event: CauseEvent<P>) => string;
   /** The in-app message's link, from its data. */
   link?: (data: Record<string, unknown>) => string | null;
+  /** Fields a dry run's JSON line adds for this kind (e.g. which reminder step a message is). */
+  summary?: (event: CauseEvent<P>) => Record<string, unknown>;
 }

@@ -2,6 +2,7 @@
 // iterate over it and name no kind themselves (test/unit/spine-names.test.ts).
 import type { MessageKind } from './kind.ts';
 import { errorSpikesMessageKinds } from './error-spikes.ts';
+import { inactivityMessageKinds } from './inactivity.ts';
 import { inventoryMessageKinds } from './inventory.ts';
 import { restockAlert } from './inventory-restock.ts';
 import { paymentHealthKinds } from './payment-health.ts';
@@ -11,6 +12,7 @@ export const messageKinds: readonly MessageKind[] = [
   ...errorSpikesMessageKinds,
   ...inventoryMessageKinds,
   restockAlert,
+  ...inactivityMessageKinds,
 ] as unknown as readonly MessageKind[];
 
 /** The kinds a cause event sends, ops alerts first (they must not wait behind users' batches). */

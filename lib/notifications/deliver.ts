@@ -42,6 +42,7 @@ import {
   markSent,
   type ClaimedNotification,
   type ClaimRef,
+  type HoldRule,
   type StaleRules,
 } from './store.ts';
 
@@ -60,6 +61,8 @@ export interface DeliveryContext {
   workerId: string;
   /** The message kinds' stale rules, applied as messages are claimed. */
   stale?: StaleRules;
+  /** The delivery policy's hold (quiet hours), applied as messages are claimed. */
+  hold?: HoldRule;
 }
 
 /** Messages of `send` channels are marked sent at most this many at a time, at most this long after the send. */
@@ -101,6 +104,8 @@ export interface DeliveryOutcome {
   lost: number;
   /** Temporary failures, due again at `retryAt`. */
   retries: Array<{ id: string; retryAt: number }>;
+  /** Messages not due yet (held by the delivery policy), due at `dueAt`. */
+  later: Array<{ id: string; dueAt: number }>;
 }
 
 /** A channel's claimed messages waiting for their turn, and how many calls it runs at once. */
@@ -127,7 +132,15 @@ export async function deliverNotifications(
   const registry = ctx.registry ?? registeredChannels;
   const linkOf = ctx.linkOf ?? linkFromData;
   const log = ctx.logger.child({ component: 'delivery' });
-  const outcome: DeliveryOutcome = { claimed: 0, sent: 0, failed: 0, cancelled: 0, lost: 0, retries: [] };
+  const outcome: DeliveryOutcome = {
+    claimed: 0,
+    sent: 0,
+    failed: 0,
+    cancelled: 0,
+    lost: 0,
+    retries: [],
+    later: [],
+  };
   const channelCtx: ChannelContext = { config, logger: log, resources: ctx.channels };
   const lanes = new Map<string, Lane>(
     registry.all.map((channel) => {
@@ -194,7 +207,9 @@ export async function deliverNotifications(
       claimSeconds: settings.claimSeconds,
       maxAttempts: settings.retry.maxAttempts,
       ...(ctx.stale ? { stale: ctx.stale } : {}),
+      ...(ctx.hold ? { hold: ctx.hold } : {}),
     });
+    outcome.later.push(...claim.later);
     lease.hold(claim.claimed.map((n) => n.id));
     outcome.claimed += claim.claimed.length;
     outcome.cancelled += claim.cancelled;

@@ -15,6 +15,7 @@ import { kindsFor } from '../messages/registry.ts';
 import { readAhead } from '../read-ahead.ts';
 import { splitInline, type InlineBatch } from '../channels/inline.ts';
 import { channels } from '../channels/registry.ts';
+import { holdFor } from './policy.ts';
 import type { TemplateStore } from '../templates/store.ts';
 import {
   advanceFanout,
@@ -184,18 +185,29 @@ async function* renderedBatches(
   }
 }
 
-/** Every kind's notifications for an event, batch by batch: what a dry run prints. */
-export async function* eventDrafts(ctx: MessageContext, event: CauseEvent): AsyncGenerator<DraftBatch> {
-  for (const kind of kindsFor(event)) yield* kindBatches(ctx, event, kind, null, 0);
+/**
+ * Every kind's notifications for an event, batch by batch: what a dry run prints, with the
+ * delivery policy judged at `at` (the dry run's time).
+ */
+export async function* eventDrafts(
+  ctx: MessageContext,
+  event: CauseEvent,
+  at?: number,
+): AsyncGenerator<DraftBatch> {
+  for (const kind of kindsFor(event)) yield* kindBatches(ctx, event, kind, null, 0, at);
 }
 
-/** One kind's notifications for an event, batch by batch, starting after `after`. */
+/**
+ * One kind's notifications for an event, batch by batch, starting after `after`; the delivery
+ * policy (quiet hours) is judged at `at`, by default when each batch is made.
+ */
 export async function* kindBatches(
   ctx: MessageContext,
   event: CauseEvent,
   kind: MessageKind,
   after: string | null,
   taken: number,
+  at?: number,
 ): AsyncGenerator<DraftBatch> {
   const config = ctx.config();
   const limit = config.notifications.batchSize;
@@ -205,10 +217,11 @@ export async function* kindBatches(
   for (;;) {
     const page = await kind.audience(ctx, event, { after: cursor, limit, taken }, prepared);
     const drafts: NotificationDraft[] = [];
+    const now = at ?? Date.now();
     for (const recipient of page.recipients)
       for (const channel of channels)
         if (reaches(recipient, channel))
-          drafts.push(draftFor(ctx, event, kind, channel, recipient, prepared));
+          drafts.push(draftFor(ctx, event, kind, channel, recipient, prepared, now));
     taken += page.recipients.length;
     if (page.recipients.length > 0 || page.cursor !== null)
       yield { kind, drafts, cursor: page.cursor, recipients: page.recipients.length };
@@ -237,8 +250,12 @@ function draftFor(
   channel: string,
   recipient: Recipient,
   prepared: unknown,
+  now: number,
 ): NotificationDraft {
   const to = recipient.userId ?? recipient.address!.toLowerCase();
+  const timezone = recipient.timezone ?? null;
+  // The delivery policy, as the message is recorded: one that comes in quiet hours waits for their end.
+  const hold = holdFor(ctx.config(), { category: kind.category, timezone }, now);
   return {
     // (cause, kind, channel, recipient): the same message can exist once, whoever records it.
     dedupeKey: `cause:${event.causeId}:${kind.id}:${channel}:${to}`,
@@ -253,5 +270,8 @@ function draftFor(
     data: kind.data(ctx, event, recipient, prepared),
     category: kind.category,
     groupKey: kind.group?.(event) ?? null,
+    timezone,
+    notBefore: hold?.until ?? null,
+    heldReason: hold?.reason ?? null,
   };
 }

@@ -22,6 +22,12 @@ export interface NotificationDraft {
   category: Category;
   /** Ops alerts that may be sent as one message share this key (null: never grouped). */
   groupKey?: string | null;
+  /** The recipient's IANA zone (users.timezone), for quiet hours at claim time; null: unknown. */
+  timezone?: string | null;
+  /** Held by the delivery policy until then (epoch ms); null or absent: due at once. */
+  notBefore?: number | null;
+  /** Why it is held (lib/notifications/policy.ts). */
+  heldReason?: string | null;
 }
 
 export interface ClaimedNotification extends NotificationDraft {
@@ -42,10 +48,12 @@ export async function insertNotifications(
   // costs more than the insert itself for a batch of thousands.
   const { rows } = await db.query<{ id: string }>(
     `INSERT INTO forewarn.notifications
-       (dedupe_key, cause, incident_id, kind, channel, audience, user_id, address, locale, data, category, group_key)
-     SELECT d.k, d.c, d.i, d.t, d.ch, d.a, d.u, d.ad, d.l, d.d, d.cat, d.g
+       (dedupe_key, cause, incident_id, kind, channel, audience, user_id, address, locale, data, category, group_key,
+        timezone, next_attempt_at, held_reason)
+     SELECT d.k, d.c, d.i, d.t, d.ch, d.a, d.u, d.ad, d.l, d.d, d.cat, d.g, d.tz, coalesce(d.nb, now()), d.h
        FROM jsonb_to_recordset($1::jsonb)
-         AS d(k text, c text, i bigint, t text, ch text, a text, u text, ad text, l text, d jsonb, cat text, g text)
+         AS d(k text, c text, i bigint, t text, ch text, a text, u text, ad text, l text, d jsonb, cat text, g text,
+              tz text, nb timestamptz, h text)
      ON CONFLICT (dedupe_key) DO NOTHING
      RETURNING id`,
     [
@@ -63,6 +71,9 @@ export async function insertNotifications(
           d: d.data,
           cat: d.category,
           g: d.groupKey ?? null,
+          tz: d.timezone ?? null,
+          nb: d.notBefore == null ? null : new Date(d.notBefore).toISOString(),
+          h: d.heldReason ?? null,
         })),
       ),
     ],
@@ -162,6 +173,18 @@ export interface ClaimOptions {
   maxAttempts: number;
   /** The kinds' stale rules: which of the due messages to cancel rather than send. */
   stale?: StaleRules;
+  /** The delivery policy: which due messages to hold (quiet hours), and until when. */
+  hold?: HoldRule;
+}
+
+/** The delivery policy's hold, as the claim applies it (lib/notifications/policy.ts). */
+export interface HoldRule {
+  /** The categories it may hold: only their messages are looked at. */
+  categories: readonly string[];
+  holdFor: (message: {
+    category: Category;
+    timezone: string | null;
+  }) => { until: number; reason: string } | null;
 }
 
 /** The stale rules of message kinds (lib/messages/stale.ts builds them from the registry). */
@@ -178,6 +201,8 @@ export interface ClaimResult {
   cancelled: number;
   /** Deliveries that had used every attempt, recorded as failed with the reason. */
   exhausted: Array<{ id: string; reason: string }>;
+  /** Pending messages not due yet (held by the policy, now or when recorded), and when they are. */
+  later: Array<{ id: string; dueAt: number }>;
 }
 
 /**
@@ -195,7 +220,8 @@ export async function claimNotifications(
   ids: readonly string[],
   options: ClaimOptions,
 ): Promise<ClaimResult> {
-  if (ids.length === 0) return { claimed: [], cancelled: 0, exhausted: [] };
+  if (ids.length === 0) return { claimed: [], cancelled: 0, exhausted: [], later: [] };
+  if (options.hold) await holdDue(db, ids, options.hold);
   const stale = options.stale
     ? [...(await options.stale.pick(await readDueForStaleRules(db, ids, options.stale.kinds)))]
     : [];
@@ -228,7 +254,45 @@ export async function claimNotifications(
     exhausted: rows
       .filter((r) => r.status === 'failed')
       .map((r) => ({ id: r.id, reason: r.last_error ?? '' })),
+    later: await readNotDue(db, ids),
   };
+}
+
+/**
+ * The policy's hold at claim time: of the given messages that are due, those it holds are moved
+ * to the end of their window with the reason, so the claim below does not take them.
+ */
+async function holdDue(db: Queryable, ids: readonly string[], rule: HoldRule): Promise<void> {
+  if (rule.categories.length === 0) return;
+  const { rows } = await db.query<{ id: string; category: Category; timezone: string | null }>(
+    `SELECT id, category, timezone FROM forewarn.notifications
+      WHERE id = ANY ($1::bigint[]) AND category = ANY ($2::text[]) AND status = 'pending' AND next_attempt_at <= now()`,
+    [ids, rule.categories],
+  );
+  const held = rows.flatMap((r) => {
+    const hold = rule.holdFor(r);
+    return hold ? [{ id: r.id, until: new Date(hold.until).toISOString(), reason: hold.reason }] : [];
+  });
+  if (held.length === 0) return;
+  await db.query(
+    `UPDATE forewarn.notifications n SET next_attempt_at = h.until, held_reason = h.reason
+       FROM jsonb_to_recordset($1::jsonb) AS h(id bigint, until timestamptz, reason text)
+      WHERE n.id = h.id AND n.status = 'pending'`,
+    [JSON.stringify(held)],
+  );
+}
+
+/** Of the given messages, the pending ones whose time has not come, with their time. */
+async function readNotDue(
+  db: Queryable,
+  ids: readonly string[],
+): Promise<Array<{ id: string; dueAt: number }>> {
+  const { rows } = await db.query<{ id: string; due_at: Date }>(
+    `SELECT id, next_attempt_at AS due_at FROM forewarn.notifications
+      WHERE id = ANY ($1::bigint[]) AND status = 'pending' AND next_attempt_at > now()`,
+    [ids],
+  );
+  return rows.map((r) => ({ id: r.id, dueAt: r.due_at.getTime() }));
 }
 
 /**

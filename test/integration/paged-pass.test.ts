@@ -37,6 +37,8 @@ let platform: Level[] = [];
 
 const settings = z.object({ ...detectorBaseSettings, pageSize: z.number().int().positive() });
 type Settings = z.infer<typeof settings>;
+/** The toy's pacing: at most this many subjects get changes recorded per pass. */
+let limit = Infinity;
 const SETTINGS: Settings = { enabled: true, schedule: '* * * * * *', maxClockSkewSeconds: 60, pageSize: 2 };
 
 function change(key: string, type: LevelChange['type'], level: number, at: number): LevelChange {
@@ -51,6 +53,7 @@ const toy = definePagedDetector({
   upgradeState: (stored: { version: number }) => stored,
   read: async () => ({ signals: null, cache: null, skippedRows: 0 }),
   pass: {
+    limit: () => limit,
     async *pages(_ctx: DetectionContext, { settings }: { settings: Settings; now: number; signals: null }) {
       const sorted = [...platform].sort((a, b) => a.key.localeCompare(b.key));
       for (let i = 0; i < sorted.length; i += settings.pageSize) yield sorted.slice(i, i + settings.pageSize);
@@ -80,10 +83,10 @@ const toy = definePagedDetector({
     emptyTally: () => ({ high: 0 }),
     addTally: (a: { high: number }, b: { high: number }) => ({ high: a.high + b.high }),
     pageSize: (s: Settings) => s.pageSize,
-    existing: async (_ctx: DetectionContext, keys: readonly string[]) =>
-      new Set(keys.filter((k) => platform.some((p) => p.key === k))),
-    detectGone: (key: string, state: { high: boolean }, now: number) =>
-      state.high ? [change(key, 'resolved', 0, now)] : [],
+    lookup: async (_ctx: DetectionContext, keys: readonly string[]) =>
+      new Map(keys.filter((k) => platform.some((p) => p.key === k)).map((k) => [k, true] as const)),
+    sweep: (key: string, state: { high: boolean }, exists: true | undefined, _s: Settings, now: number) =>
+      exists ? null : state.high ? [change(key, 'resolved', 0, now)] : [],
     describeChange: (c: LevelChange) => ({ key: c.subject.key, change: c.type }),
   },
   describe: () => '',
@@ -136,7 +139,14 @@ describe('a paged pass of a watcher declared in a test', () => {
       { key: 'e', level: 13 },
     ];
     const dry = await toy.run(ctx, T0, { dryRun: true });
-    expect(dry.findings).toEqual({ subjects: 5, pages: 3, gone: 0, tally: { high: 3 } });
+    expect(dry.findings).toEqual({
+      subjects: 5,
+      pages: 3,
+      gone: 0,
+      deferred: 0,
+      limited: false,
+      tally: { high: 3 },
+    });
     expect(dry.changes.map((c) => `${c.subjectKey} ${c.type}`)).toEqual(['a opened', 'c opened', 'e opened']);
     expect(await states()).toEqual({});
     expect(await causes()).toEqual([]);
@@ -145,7 +155,14 @@ describe('a paged pass of a watcher declared in a test', () => {
   it('records each page: causes opened, changed states written', async () => {
     const tick = await toy.run(ctx, T0);
     expect(tick.outcome).toBe('evaluated');
-    expect(tick.findings).toEqual({ subjects: 5, pages: 3, gone: 0, tally: { high: 3 } });
+    expect(tick.findings).toEqual({
+      subjects: 5,
+      pages: 3,
+      gone: 0,
+      deferred: 0,
+      limited: false,
+      tally: { high: 3 },
+    });
     expect(await causes()).toEqual(['a open', 'c open', 'e open']);
     expect(await states()).toEqual({ a: { high: true }, c: { high: true }, e: { high: true } });
   });
@@ -173,5 +190,34 @@ describe('a paged pass of a watcher declared in a test', () => {
     expect(tick.findings).toMatchObject({ gone: 1 });
     expect(await causes()).toEqual(['a resolved', 'c resolved', 'e open']);
     expect(await states()).toEqual({ e: { high: true } });
+  });
+
+  it('a paced pass records at most its limit of subjects and stops; the next pass goes on; a dry run lists all', async () => {
+    platform = [
+      { key: 'e', level: 13 },
+      { key: 'f', level: 14 },
+      { key: 'g', level: 15 },
+      { key: 'h', level: 16 },
+    ];
+    limit = 2;
+    try {
+      const dry = await toy.run(ctx, T0 + 3_000, { dryRun: true });
+      expect(dry.changes.map((c) => c.subjectKey)).toEqual(['f', 'g', 'h']);
+      expect(dry.findings).toMatchObject({ deferred: 1, limited: false });
+
+      const first = await toy.run(ctx, T0 + 3_000);
+      expect(first.changes.map((c) => c.subjectKey)).toEqual(['f', 'g']);
+      // Pages of two: e f, then g h, in which the limit is reached; the pass stops there.
+      expect(first.findings).toMatchObject({ subjects: 4, pages: 2, deferred: 1, limited: true });
+      expect(await causes()).toEqual(['a resolved', 'c resolved', 'e open', 'f open', 'g open']);
+      expect(Object.keys(await states())).toEqual(['e', 'f', 'g']);
+
+      const second = await toy.run(ctx, T0 + 4_000);
+      expect(second.changes.map((c) => c.subjectKey)).toEqual(['h']);
+      expect(second.findings).toMatchObject({ deferred: 0, limited: false });
+      expect(Object.keys(await states())).toEqual(['e', 'f', 'g', 'h']);
+    } finally {
+      limit = Infinity;
+    }
   });
 });

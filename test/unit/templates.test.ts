@@ -75,17 +75,20 @@ describe('shipped templates', () => {
         expect(message.text.length).toBeGreaterThan(20);
         expect(message.text).not.toMatch(/\n\n\n/);
         // The message names what it is about: the channel, the error code, the product, (a
-        // data-feed alert) the detector, or (a group of ops alerts) what the group shares.
+        // security check-up) the user's account on the platform, (a data-feed alert) the
+        // detector, or (a group of ops alerts) what the group shares.
         const subject =
           'channelName' in data
             ? data.channelName
             : 'code' in data
               ? data.code
-              : 'productName' in data
-                ? data.productName
-                : 'detector' in data
-                  ? data.detector
-                  : data.groupValue;
+              : 'siteName' in data
+                ? data.siteName
+                : 'productName' in data
+                  ? data.productName
+                  : 'detector' in data
+                    ? data.detector
+                    : data.groupValue;
         expect(message.text).toContain(subject);
         if (channel === 'email') {
           expect(message.subject).toMatch(/\S/);
