@@ -14,11 +14,9 @@ const wallTime = z
   .regex(/^([01][0-9]|2[0-3]):[0-5][0-9]$/, 'expected a local time "HH:MM" from 00:00 to 23:59');
 
 /** A daily window of local times in the recipient's own zone; from after to spans midnight. */
-const quietWindowSchema = z
-  .strictObject({ from: wallTime, to: wallTime })
-  .refine((w) => w.from !== w.to, {
-    message: 'expected from and to to differ (a window of no length holds nothing)',
-  });
+const quietWindowSchema = z.strictObject({ from: wallTime, to: wallTime }).refine((w) => w.from !== w.to, {
+  message: 'expected from and to to differ (a window of no length holds nothing)',
+});
 
 export const notificationsConfigSchema = z.strictObject({
   /** The platform's name as messages give it ("open the <siteName> app yourself"). */

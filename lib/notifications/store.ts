@@ -213,7 +213,9 @@ export interface ClaimResult {
  * died or hung) is taken over only by a claim of that one row: the sweeper queues such rows one
  * per job, so that a message that kills its worker takes no chunk of others with it next time.
  * A message that its kind's stale rule finds no longer true (a warning whose incident resolved
- * before its turn) is cancelled instead: a stale warning helps nobody.
+ * before its turn) is cancelled instead: a stale warning helps nobody. A due message that the
+ * delivery policy holds (`hold`: quiet hours) is moved to its new time, not taken; those not due
+ * yet are returned as `later`, so the caller can come back for them when they are.
  */
 export async function claimNotifications(
   db: Queryable,
@@ -221,10 +223,18 @@ export async function claimNotifications(
   options: ClaimOptions,
 ): Promise<ClaimResult> {
   if (ids.length === 0) return { claimed: [], cancelled: 0, exhausted: [], later: [] };
-  if (options.hold) await holdDue(db, ids, options.hold);
   const stale = options.stale
     ? [...(await options.stale.pick(await readDueForStaleRules(db, ids, options.stale.kinds)))]
     : [];
+  // A stale message is cancelled, quiet hours or not; the policy holds the others.
+  if (options.hold) {
+    const cancelled = new Set(stale);
+    await holdDue(
+      db,
+      ids.filter((id) => !cancelled.has(id)),
+      options.hold,
+    );
+  }
   const { rows } = await db.query<ClaimRow>(
     `WITH stale AS (SELECT unnest($6::bigint[]) AS id)
      UPDATE forewarn.notifications n
