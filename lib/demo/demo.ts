@@ -21,6 +21,8 @@ import { redactUrl, type Env } from '../env.ts';
 import { ForewarnError } from '../errors.ts';
 import { listIncidents, type IncidentRow } from '../incidents/store.ts';
 import { maskId, type Logger } from '../logger.ts';
+import { loadConfigFile } from '../config/load.ts';
+import { idleAccounts, localTime, seedIdleAccounts, type IdleAccount } from './checkups.ts';
 import { RESTOCKED, seedShop, SELLING_DOWN, setStock } from './shop.ts';
 
 export interface DemoOptions {
@@ -46,11 +48,12 @@ const HISTORY_MS = 70 * 60_000;
 /** The shipped thresholds, with ticks and confirmation shortened so the story fits in two minutes. */
 const DEMO_TIMING = { schedule: '*/5 * * * * *', confirmSeconds: 30, resolveSeconds: 20 };
 /**
- * Inventory ticks every 5 s too (error spikes keep their minute), and ops alerts of one region or
- * code wait 5 s for each other.
+ * Inventory and inactivity tick every 5 s too (error spikes keep their minute), and ops alerts of
+ * one region or code wait 5 s for each other.
  */
 const DEMO_SETTINGS = [
   [['detectors', 'inventory', 'schedule'], '*/5 * * * * *'],
+  [['detectors', 'inactivity', 'schedule'], '*/5 * * * * *'],
   // The history is 70 minutes: a surge is judged against the 10 minutes before the last hour.
   [['detectors', 'errorSpikes', 'surge', 'minBaselineMinutes'], 5],
   [['notifications', 'ops', 'groupWaitSeconds'], 5],
@@ -83,6 +86,8 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       users.map((u) => u.id),
       Date.now(),
     );
+    const idle = idleAccounts(await loadConfigFile(options.env.configPath), Date.now());
+    await seedIdleAccounts(client, 'platform', idle, Date.now());
     const started = Date.now();
     const outage: Scenario = {
       ...BROKEN,
@@ -198,6 +203,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     );
     await reportShop(client, deadline, options.env, say);
     await reportErrorSpikes(client, deadline, say);
+    await reportCheckups(client, idle, deadline, say);
     const others = (await listIncidents(client, { limit: 100 })).filter(
       (r) => r.detector === PAYMENT_DETECTOR && !matches(r),
     );
@@ -279,6 +285,48 @@ async function reportShop(
       `reached ${users.rows[0]?.n ?? 0} of its subscribers, earliest sign-up first (at most one per unit).`,
   );
   say(describeSent('Restock alerts', wave, env));
+}
+
+/**
+ * The security check-ups: those that go out now are sent by email and in-app; the one in quiet
+ * hours waits, recorded with its reason and time.
+ */
+async function reportCheckups(
+  client: pg.Client,
+  accounts: readonly IdleAccount[],
+  deadline: number,
+  say: (line: string) => void,
+): Promise<void> {
+  type Row = { user_id: string; kind: string; channel: string; status: string; next_attempt_at: Date };
+  const read = async () =>
+    (
+      await client.query<Row>(
+        `SELECT user_id, kind, channel, status, next_attempt_at FROM forewarn.notifications
+          WHERE category = 'security' AND user_id = ANY ($1::text[]) ORDER BY user_id, channel`,
+        [accounts.map((a) => a.id)],
+      )
+    ).rows;
+  const settled = (rows: Row[]) =>
+    accounts.every((a) => {
+      const own = rows.filter((r) => r.user_id === a.id);
+      return own.length === 2 && own.every((r) => r.status === (a.heldUntil === null ? 'sent' : 'pending'));
+    });
+  let rows = await read();
+  while (Date.now() < deadline && !settled(rows)) {
+    await new Promise((r) => setTimeout(r, 500));
+    rows = await read();
+  }
+  if (!settled(rows))
+    throw new Error('the security check-ups were not sent (or held) in time; see the logs above');
+  const now = Date.now();
+  const told = accounts.map((a) => {
+    const own = rows.filter((r) => r.user_id === a.id);
+    const what = `${maskId(a.id)} idle ${a.idleDays} days (${a.locale}, ${localTime(now, a.timezone)}): ${own[0]!.kind}`;
+    return a.heldUntil === null
+      ? `${what} sent by ${own.map((r) => r.channel).join(' and ')}`
+      : `${what} held by the quiet hours until ${localTime(own[0]!.next_attempt_at.getTime(), a.timezone)} (${own[0]!.next_attempt_at.toISOString()})`;
+  });
+  say(`SECURITY CHECK-UPS (account inactivity): ${told.join('; ')}.`);
 }
 
 /** Error-code spikes the watcher opened, with their ops alerts. */
