@@ -31,6 +31,8 @@ const SPINE_MODULES = [
   'lib/notifications/store.ts',
   'lib/notifications/render.ts',
   'lib/notifications/lease.ts',
+  'lib/notifications/policy.ts',
+  'lib/policy/quiet-hours.ts',
   'lib/messages/kind.ts',
   'lib/messages/shared.ts',
   'lib/messages/stale.ts',
