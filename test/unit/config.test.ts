@@ -252,6 +252,37 @@ describe('config mistakes', () => {
     expect([windowsLine, windowsLine + 1]).toContain(lineOfProblem(p));
   });
 
+  it('inactivity steps out of order, a maximum under the last step, bad quiet hours and a security link built from data are refused', () => {
+    const error = configError(
+      withEdits([
+        [
+          ['detectors', 'inactivity', 'stepDays'],
+          [3, 30, 30],
+        ],
+        [['detectors', 'inactivity', 'maxIdleDays'], 30],
+        [['notifications', 'quietHours', 'security'], { from: '22:00', to: '24:00' }],
+        [['notifications', 'quietHours', 'promotional'], { from: '08:00', to: '08:00' }],
+        [['notifications', 'links', 'securityUrl'], 'https://www.example.com/security?user={userId}'],
+      ]),
+    );
+    expect(problemAt(error, 'detectors.inactivity.stepDays.2')).toMatchObject({
+      expected: 'steps in ascending order, each greater than the one before (30)',
+      found: '30',
+    });
+    expect(problemAt(error, 'detectors.inactivity.maxIdleDays').expected).toBe(
+      'more days than the last step (30)',
+    );
+    expect(problemAt(error, 'notifications.quietHours.security.to').expected).toBe(
+      'a local time "HH:MM" from 00:00 to 23:59',
+    );
+    expect(problemAt(error, 'notifications.quietHours.promotional').expected).toContain(
+      'from and to to differ',
+    );
+    expect(problemAt(error, 'notifications.links.securityUrl').expected).toContain(
+      'no placeholders, query string',
+    );
+  });
+
   it('a baseline cap and margins under which a pair could never alert are refused, per override', () => {
     const text = withEdits([
       [['detectors', 'paymentHealth', 'overrides', 'channels', 'bank_card', 'baseline'], { maxRate: 0.5 }],
