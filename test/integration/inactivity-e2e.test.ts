@@ -139,6 +139,16 @@ describe('check-ups through the pipeline (Redis, SMTP)', () => {
       expect(r.held_reason).toContain(`security quiet hours ${window.from}-${window.to} in UTC`);
       expect(r.next_attempt_at.getTime()).toBeGreaterThan(Date.now());
     }
+    // Delivery comes back for each when its window ends: a delayed job per held message.
+    const delivery = pipeline.ctx.queues.get('delivery');
+    for (const n of asleep) {
+      const due = rows[0]!.next_attempt_at.getTime();
+      const job = await waitFor('the delayed delivery of a held check-up', () =>
+        delivery.getJob(`held@${pipeline.ctx.deploymentId}@${n.id}@${due}`),
+      );
+      expect(await job.isDelayed()).toBe(true);
+      expect(job.data).toMatchObject({ ids: [n.id] });
+    }
     expect(smtp.messages.map((m) => m.envelope.to[0])).toEqual(['awake@example.com']);
   });
 
