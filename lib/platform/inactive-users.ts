@@ -45,15 +45,18 @@ export async function readIdleUserPage(db: Queryable, q: IdlePageQuery): Promise
       WHERE status = 'active'
         AND coalesce(last_active_at, created_at) <= $1
         AND coalesce(last_active_at, created_at) > $2
-        AND ($3::timestamptz IS NULL OR (coalesce(last_active_at, created_at), id) < ($3, $4::text))
+        ${
+          // Two texts, not "$3 IS NULL OR ...": a condition that may be switched off cannot bound
+          // the index scan, and every page would read the index from its start.
+          q.after ? 'AND (coalesce(last_active_at, created_at), id) < ($4::timestamptz, $5::text)' : ''
+        }
       ORDER BY coalesce(last_active_at, created_at) DESC, id DESC
-      LIMIT $5`,
+      LIMIT $3`,
     [
       new Date(q.idleUntilMs),
       new Date(q.idleAfterMs),
-      q.after?.cursor ?? null,
-      q.after?.userId ?? null,
       q.limit,
+      ...(q.after ? [q.after.cursor, q.after.userId] : []),
     ],
   );
   return rows.map((r) => ({
