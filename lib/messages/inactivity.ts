@@ -95,36 +95,34 @@ async function userCameBack(
   return stale;
 }
 
-export const securityCheckup: MessageKind<CheckupPayload, Prepared> = {
-  id: 'security-checkup',
+/** What both check-ups share: the category, the one user, the period's rules and the link. */
+const checkupKind = {
   category: 'security',
-  on: { detector: DETECTOR, events: ['opened'] },
   channels: (config) => config.notifications.userChannels,
   prepare,
   audience,
-  data: (ctx, event, recipient): TemplateInput<'security-checkup'> => checkupData(ctx, event, recipient),
   // Written only while the period is open (its row locked meanwhile).
   stillTrue: (client, event) => lockIncidentIfOpen(client, event.causeId),
   stale: userCameBack,
   link: (data) => (typeof data.securityUrl === 'string' ? data.securityUrl : null),
   summary: (event) => ({ step: event.payload.stepDays }),
+} satisfies Omit<MessageKind<CheckupPayload, Prepared>, 'id' | 'on' | 'data'>;
+
+export const securityCheckup: MessageKind<CheckupPayload, Prepared> = {
+  ...checkupKind,
+  id: 'security-checkup',
+  on: { detector: DETECTOR, events: ['opened'] },
+  data: (ctx, event, recipient): TemplateInput<'security-checkup'> => checkupData(ctx, event, recipient),
 };
 
 export const securityCheckupReminder: MessageKind<CheckupPayload, Prepared> = {
+  ...checkupKind,
   id: 'security-checkup-reminder',
-  category: 'security',
   on: { detector: DETECTOR, events: ['step'] },
-  channels: (config) => config.notifications.userChannels,
-  prepare,
-  audience,
   data: (ctx, event, recipient): TemplateInput<'security-checkup-reminder'> => ({
     ...checkupData(ctx, event, recipient),
     previousStepDays: event.payload.previousStepDays ?? event.payload.stepDays,
   }),
-  stillTrue: (client, event) => lockIncidentIfOpen(client, event.causeId),
-  stale: userCameBack,
-  link: (data) => (typeof data.securityUrl === 'string' ? data.securityUrl : null),
-  summary: (event) => ({ step: event.payload.stepDays }),
 };
 
 export const inactivityMessageKinds: readonly MessageKind<CheckupPayload, Prepared>[] = [
