@@ -35,10 +35,12 @@ export async function createPlatformSchema(
       last_active_at timestamptz,
       created_at timestamptz NOT NULL
     );
-    -- What docs/platform-contract.md recommends for the inactivity watcher: active users by when
-    -- they were last active (or signed up), most recent first, a page at a time.
+    -- What docs/platform-contract.md recommends for the inactivity watcher: users by when they
+    -- were last active (or signed up), most recent first, a page at a time. Not partial: PostgreSQL
+    -- keeps statistics for a plain expression index, and without them it plans each page as a
+    -- sort of every idle user.
     CREATE INDEX IF NOT EXISTS users_idle_since_idx
-      ON ${s}.users ((coalesce(last_active_at, created_at)) DESC, id DESC) WHERE status = 'active';
+      ON ${s}.users ((coalesce(last_active_at, created_at)) DESC, id DESC);
 
     CREATE TABLE IF NOT EXISTS ${s}.payment_channels (
       id text PRIMARY KEY,
