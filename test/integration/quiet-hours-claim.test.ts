@@ -16,9 +16,10 @@ import {
 import { createTestDatabase, type TestDatabase } from '../support/services.ts';
 
 const SHIPPED = fileURLToPath(new URL('../../config/forewarn.yaml', import.meta.url));
-// 03:00 and 10:00 in Los Angeles (PST) on 4 December 2026.
-const NIGHT = Date.parse('2026-12-04T11:00:00Z');
-const MORNING = Date.parse('2026-12-04T18:00:00Z');
+// 03:00 and 10:00 in Los Angeles (PST) on 4 December 2099: far ahead of the database's clock,
+// so that a held message is never due by the time the test runs.
+const NIGHT = Date.parse('2099-12-04T11:00:00Z');
+const MORNING = Date.parse('2099-12-04T18:00:00Z');
 
 let db: TestDatabase;
 let config: Config;
@@ -66,14 +67,14 @@ describe('quiet hours at claim time', () => {
     ]);
     const result = await claim([security!, service!], NIGHT);
     expect(result.claimed.map((n) => n.id)).toEqual([service]);
-    expect(result.later).toEqual([{ id: security, dueAt: Date.parse('2026-12-04T16:00:00Z') }]);
+    expect(result.later).toEqual([{ id: security, dueAt: Date.parse('2099-12-04T16:00:00Z') }]);
     const { rows } = await db.pool.query<{ status: string; next_attempt_at: Date; held_reason: string }>(
       'SELECT status, next_attempt_at, held_reason FROM forewarn.notifications WHERE id = $1',
       [security],
     );
-    expect(rows[0]).toMatchObject({ status: 'pending', next_attempt_at: new Date('2026-12-04T16:00:00Z') });
+    expect(rows[0]).toMatchObject({ status: 'pending', next_attempt_at: new Date('2099-12-04T16:00:00Z') });
     expect(rows[0]!.held_reason).toBe(
-      'held: security quiet hours 22:00-08:00 in America/Los_Angeles, until 2026-12-04T16:00:00.000Z',
+      'held: security quiet hours 22:00-08:00 in America/Los_Angeles, until 2099-12-04T16:00:00.000Z',
     );
   });
 
