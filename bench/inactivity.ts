@@ -8,8 +8,9 @@
 // one transaction; the second pass, a minute later, is the steady state (nothing new, the sweep
 // over every remembered period included), run once with forewarn's tables as the first pass left
 // them and once after ANALYZE (what autovacuum does meanwhile, where it runs). Beside them,
-// "decide only": the pass's reads and its pure detector (readIdleUserPage, readSubjectStates,
-// detectInactivity) with nothing written, and the time the pass's statements took, by statement.
+// "decide only": the pass's reads and its pure detector (readIdleUserPage,
+// readSubjectStatesBetween and readSubjectStates, detectInactivity) with nothing written, and the
+// time the pass's statements took, by statement.
 //
 // Memory: the pass reads one page of users at a time, so the steady pass should hold about the
 // same heap at 5,000,000 users as at 1,000,000. Each measurement runs in a child process of its
@@ -28,7 +29,7 @@ import { loadConfigFile } from '../lib/config/load.ts';
 import type { Config } from '../lib/config/schema.ts';
 import { migrate } from '../lib/db/migrate.ts';
 import { inactivity, inactivityConfigSchema } from '../lib/detection/inactivity-tick.ts';
-import { readSubjectStates } from '../lib/incidents/store.ts';
+import { readSubjectStates, readSubjectStatesBetween } from '../lib/incidents/store.ts';
 import { createLogger } from '../lib/logger.ts';
 import { readIdleUserPage } from '../lib/platform/inactive-users.ts';
 import { InvalidRowReporter } from '../lib/platform/invalid-rows.ts';
@@ -355,14 +356,18 @@ async function childMain(request: ChildRequest): Promise<Measured> {
         let rows = 0;
         let pages = 0;
         let changes = 0;
+        let below: number | null = null;
         for (;;) {
           const read = await readIdleUserPage(pool, { ...page, after });
           const users = read.filter((r) => r.timezone !== null && isTimeZone(r.timezone));
-          const states = await readSubjectStates<InactivityState>(
-            pool,
-            inactivity.id,
-            users.map((u) => u.userId),
-          );
+          // As the pass reads them: the page's range of periods, then by key those elsewhere.
+          const from = Math.min(...users.map((u) => u.idleSince));
+          const ranged = await readSubjectStatesBetween<InactivityState>(pool, inactivity.id, from, below);
+          below = from;
+          const states = new Map(ranged.map((r) => [r.subjectKey, r.state]));
+          const elsewhere = users.map((u) => u.userId).filter((id) => !states.has(id));
+          for (const [id, state] of await readSubjectStates<InactivityState>(pool, inactivity.id, elsewhere))
+            states.set(id, state);
           changes += detectInactivity(users, states, settings, now).changes.length;
           rows += read.length;
           pages++;
@@ -408,7 +413,9 @@ const STATEMENTS: Array<[name: string, pattern: RegExp]> = [
   ['readIdleUserPage', /FROM\s+\S+\.users\s+WHERE status = 'active'/],
   ['readActiveIdleSince', /FROM\s+\S+\.users\s+WHERE id = ANY/],
   ['readSubjectStates', /FROM forewarn\.subject_state WHERE detector = \$1 AND subject_key = ANY/],
-  ['readSubjectStatePage', /FROM forewarn\.subject_state\s+WHERE detector = \$1 AND \(\$2::text IS NULL/],
+  ['readSubjectStatesBetween', /FROM forewarn\.subject_state\s+WHERE detector = \$1 AND position >= \$2/],
+  ['readPositionedStatePage', /FROM forewarn\.subject_state\s+WHERE detector = \$1 AND position IS NOT NULL/],
+  ['readUnpositionedStatePage', /FROM forewarn\.subject_state\s+WHERE detector = \$1 AND position IS NULL/],
   ['saveSubjectStates upsert', /INSERT INTO forewarn\.subject_state/],
   ['saveSubjectStates delete', /DELETE FROM forewarn\.subject_state/],
   ['incidents resolve', /UPDATE forewarn\.incidents/],

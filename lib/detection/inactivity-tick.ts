@@ -82,6 +82,8 @@ export const inactivity = definePagedDetector({
   pass: {
     pages: (ctx, { settings, now }) => idlePages(ctx, settings, now),
     keyOf: (user) => user.userId,
+    // Pages come most recently idle first, and a remembered period holds its start.
+    position: { ofSubject: (user) => user.idleSince, ofState: (state) => state.since },
     detect: detectInactivity,
     limit: (signals) => signals.budget,
     emptyTally: () => ({ idle: 0, opened: 0, steps: 0, ended: 0 }),

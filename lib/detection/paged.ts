@@ -6,14 +6,21 @@
 // itself: at most `limit` subjects get changes recorded per pass, the rest wait for the next.
 // Then it sweeps the stored subjects, a page at a time too: the watcher's pure `sweep` ends those
 // whose cause the platform's facts no longer bear out (a product removed, a user who came back).
+// A pass whose pages come in the order of a number (`position`) reads each page's states as one
+// range of that number and sweeps, page by page, only the states in the range no subject matched,
+// then those below the last page; the states its pages matched are not read twice.
 // All in the tick's transaction: a dry run rolls it all back.
 import type { PoolClient } from '../db/pool.ts';
 import {
-  readSubjectStatePage,
+  readPositionedStatePage,
+  readSubjectStatesBetween,
   readSubjectStates,
+  readUnpositionedStatePage,
   saveSubjectStates,
   type CauseChange,
+  type PositionedState,
   type RecordedChange,
+  type SubjectStateWrite,
 } from '../incidents/store.ts';
 import type { Logger } from '../logger.ts';
 import { readAhead } from '../read-ahead.ts';
@@ -45,6 +52,11 @@ export interface PassFindings<Tally> {
   tally: Tally;
 }
 
+export interface PassPositions<SubjectSignals, SubjectState> {
+  ofSubject: (subject: SubjectSignals) => number;
+  ofState: (state: SubjectState) => number;
+}
+
 export interface PagedPass<Settings, Signals, SubjectSignals, SubjectState, Change, Tally, Fact = true> {
   /** The subjects' signals a page at a time, in key order (`signals`: what `read` found first). */
   pages: (
@@ -66,6 +78,14 @@ export interface PagedPass<Settings, Signals, SubjectSignals, SubjectState, Chan
    * e.g. a rate times the time since the last pass); the pass stops reading there. Absent: no limit.
    */
   limit?: (signals: Signals, settings: Settings) => number;
+  /**
+   * For a pass whose pages come in descending order of a number (inactivity: the idle period's
+   * start): that number for a subject, and for a stored state (equal while the state is the
+   * subject's current one). Each page's states are then read as one range of positions, and only
+   * the states in it that no page subject matched are swept, so a steady pass looks nothing up
+   * twice. Absent: a page's states are looked up by key, and the sweep walks every stored state.
+   */
+  position?: PassPositions<SubjectSignals, SubjectState>;
   /** How many stored states a page of the sweep reads. */
   pageSize: (settings: Settings) => number;
   /** What the platform has of stored subjects, for the sweep: a subject it no longer has is absent. */
@@ -128,30 +148,8 @@ export async function runPass<
     tally: pass.emptyTally(),
   };
   let room = pass.limit ? Math.max(0, Math.floor(pass.limit(tick.signals, settings))) : Infinity;
-  for await (const page of readAhead(pass.pages(ctx, { settings, now, signals: tick.signals }))) {
-    const states = await readSubjectStates<SubjectState>(client, detector.id, page.map(pass.keyOf));
-    const found = pass.detect(page, states, settings, now);
-    const { kept, deferred } = withinLimit(found, room);
-    room -= kept.subjects;
-    findings.deferred += deferred;
-    findings.subjects += page.length;
-    findings.pages++;
-    findings.tally = pass.addTally(findings.tally, found.tally);
-    if (tick.dryRun || deferred === 0) {
-      await recorder.apply(found.changes, found.updates);
-      continue;
-    }
-    await recorder.apply(kept.changes, kept.updates);
-    findings.limited = true;
-    break;
-  }
-
-  const pageSize = pass.pageSize(settings);
-  let after: string | null = null;
-  for (;;) {
-    const stored: Array<{ subjectKey: string; state: SubjectState }> =
-      await readSubjectStatePage<SubjectState>(client, detector.id, after, pageSize);
-    if (stored.length === 0) break;
+  const sweep = async (stored: ReadonlyArray<{ subjectKey: string; state: SubjectState }>) => {
+    if (stored.length === 0) return;
     const facts = await pass.lookup(
       ctx,
       stored.map((s) => s.subjectKey),
@@ -166,8 +164,53 @@ export async function runPass<
       ended.map((e) => ({ subjectKey: e.subjectKey, state: null })),
     );
     findings.gone += ended.length;
-    after = stored.at(-1)!.subjectKey;
+  };
+  const positioned = new PositionedReads(client, detector.id, pass.position);
+
+  for await (const page of readAhead(pass.pages(ctx, { settings, now, signals: tick.signals }))) {
+    const { states, unmatched } = await positioned.statesOf(page, pass.keyOf);
+    const found = pass.detect(page, states, settings, now);
+    const { kept, deferred } = withinLimit(found, room);
+    room -= kept.subjects;
+    findings.deferred += deferred;
+    findings.subjects += page.length;
+    findings.pages++;
+    findings.tally = pass.addTally(findings.tally, found.tally);
+    const limited = !tick.dryRun && deferred > 0;
+    await recorder.apply(limited ? kept.changes : found.changes, positioned.writes(limited ? kept : found));
+    // States in this page's range that no subject of it matched: the platform may no longer bear
+    // them out (the user came back, or is no longer active).
+    await sweep(unmatched);
+    if (limited) {
+      findings.limited = true;
+      break;
+    }
+  }
+
+  // Then the stored states below the last page's range (or all, without positions).
+  const pageSize = pass.pageSize(settings);
+  if (pass.position) {
+    let after: { position: number; subjectKey: string } | null = null;
+    for (;;) {
+      const stored: Array<PositionedState<SubjectState>> = await readPositionedStatePage<SubjectState>(
+        client,
+        detector.id,
+        positioned.lowest,
+        after,
+        pageSize,
+      );
+      await sweep(stored);
+      if (stored.length < pageSize) break;
+      after = stored.at(-1)!;
+    }
+  }
+  let after: string | null = null;
+  for (;;) {
+    const stored: Array<{ subjectKey: string; state: SubjectState }> =
+      await readUnpositionedStatePage<SubjectState>(client, detector.id, after, pageSize);
+    await sweep(stored);
     if (stored.length < pageSize) break;
+    after = stored.at(-1)!.subjectKey;
   }
 
   return {
@@ -227,7 +270,7 @@ class PassRecorder<SubjectState, Change extends CauseChange> {
 
   async apply(
     changes: readonly Change[],
-    updates: ReadonlyArray<{ subjectKey: string; state: SubjectState | null }>,
+    updates: ReadonlyArray<SubjectStateWrite<SubjectState>>,
   ): Promise<void> {
     this.proposed.push(...changes);
     const { recorded, failed } = await recordInBulk(this.client, changes, {
@@ -242,5 +285,72 @@ class PassRecorder<SubjectState, Change extends CauseChange> {
       this.detector,
       updates.filter((u) => !keep.has(u.subjectKey)),
     );
+  }
+}
+
+/**
+ * A page's stored states: with positions, the states in the page's range of positions (from its
+ * lowest position up to the previous page's lowest), plus, looked up by key, those of its
+ * subjects whose state lies elsewhere (a period that moved); `unmatched` are the range's states no
+ * page subject has. Without positions, the page's subjects' states by key, and nothing unmatched.
+ */
+class PositionedReads<SubjectSignals, SubjectState> {
+  /** The lowest position read so far: the next page's range ends below it. */
+  lowest: number | null = null;
+
+  constructor(
+    private readonly client: PoolClient,
+    private readonly detector: string,
+    private readonly position: PassPositions<SubjectSignals, SubjectState> | undefined,
+  ) {}
+
+  async statesOf(
+    page: readonly SubjectSignals[],
+    keyOf: (subject: SubjectSignals) => string,
+  ): Promise<{
+    states: Map<string, SubjectState>;
+    unmatched: Array<{ subjectKey: string; state: SubjectState }>;
+  }> {
+    const keys = page.map(keyOf);
+    if (!this.position)
+      return { states: await readSubjectStates(this.client, this.detector, keys), unmatched: [] };
+    const positions = page.map(this.position.ofSubject);
+    const from = Math.min(...positions);
+    const highest = Math.max(...positions);
+    if (this.lowest !== null && highest > this.lowest)
+      throw new Error(
+        `the ${this.detector} pass's pages are not in descending position: a page reaches ${highest} after one reached down to ${this.lowest}`,
+      );
+    const ranged = await readSubjectStatesBetween<SubjectState>(
+      this.client,
+      this.detector,
+      from,
+      this.lowest,
+    );
+    this.lowest = from;
+    const onPage = new Set(keys);
+    const states = new Map<string, SubjectState>();
+    const unmatched: Array<{ subjectKey: string; state: SubjectState }> = [];
+    for (const r of ranged) {
+      if (onPage.has(r.subjectKey)) states.set(r.subjectKey, r.state);
+      else unmatched.push(r);
+    }
+    const elsewhere = keys.filter((k) => !states.has(k));
+    if (elsewhere.length > 0)
+      for (const [k, state] of await readSubjectStates<SubjectState>(this.client, this.detector, elsewhere))
+        states.set(k, state);
+    return { states, unmatched };
+  }
+
+  /** The page's state updates, each with its position when the pass has them. */
+  writes(found: {
+    updates: ReadonlyArray<{ subjectKey: string; state: SubjectState | null }>;
+  }): Array<SubjectStateWrite<SubjectState>> {
+    const position = this.position;
+    if (!position) return [...found.updates];
+    return found.updates.map((u) => ({
+      ...u,
+      position: u.state === null ? null : position.ofState(u.state),
+    }));
   }
 }

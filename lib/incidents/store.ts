@@ -235,16 +235,37 @@ export async function readAllSubjectStates(db: Queryable, detector: string): Pro
   return new Map(rows.map((r) => [r.subject_key, r.state]));
 }
 
-/** Writes the given subjects' states (null deletes the row: the subject has nothing to remember). */
+/**
+ * A subject's state to write: null deletes the row (the subject has nothing to remember).
+ * `position` is where the state sorts for a pass whose pages come in position order.
+ */
+export interface SubjectStateWrite<S> {
+  subjectKey: string;
+  state: S | null;
+  position?: number | null;
+}
+
+/** Writes the given subjects' states, and deletes the rows of those whose state is null. */
 export async function saveSubjectStates<S>(
   db: Queryable,
   detector: string,
-  states: ReadonlyArray<{ subjectKey: string; state: S | null }>,
+  states: ReadonlyArray<SubjectStateWrite<S>>,
 ): Promise<void> {
-  await saveSubjectStateJson(
+  const kept = states.filter((s) => s.state !== null);
+  if (kept.length > 0)
+    await db.query(
+      `INSERT INTO forewarn.subject_state (detector, subject_key, state, position)
+       SELECT $1, s.k, s.s, s.p FROM jsonb_to_recordset($2::jsonb) AS s(k text, s jsonb, p float8)
+       ON CONFLICT (detector, subject_key)
+       DO UPDATE SET state = EXCLUDED.state, position = EXCLUDED.position, updated_at = now()`,
+      [
+        detector,
+        `[${kept.map((s) => `{"k":${JSON.stringify(s.subjectKey)},"s":${JSON.stringify(s.state)},"p":${s.position ?? null}}`).join(',')}]`,
+      ],
+    );
+  await deleteSubjectStates(
     db,
     detector,
-    states.flatMap((s) => (s.state === null ? [] : [[s.subjectKey, JSON.stringify(s.state)] as const])),
     states.filter((s) => s.state === null).map((s) => s.subjectKey),
   );
 }
@@ -263,11 +284,77 @@ export async function saveSubjectStateJson(
        ON CONFLICT (detector, subject_key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()`,
       [detector, `[${kept.map(([key, json]) => `{"k":${JSON.stringify(key)},"s":${json}}`).join(',')}]`],
     );
-  if (dropped.length > 0)
+  await deleteSubjectStates(db, detector, dropped);
+}
+
+async function deleteSubjectStates(db: Queryable, detector: string, subjectKeys: readonly string[]) {
+  if (subjectKeys.length > 0)
     await db.query(
       'DELETE FROM forewarn.subject_state WHERE detector = $1 AND subject_key = ANY ($2::text[])',
-      [detector, dropped],
+      [detector, subjectKeys],
     );
+}
+
+export interface PositionedState<S> {
+  subjectKey: string;
+  state: S;
+  position: number;
+}
+
+/**
+ * The states positioned in [from, below) (below null: no upper bound): one range of the
+ * subject_state_by_position index, for a page of a pass that comes in descending position.
+ */
+export async function readSubjectStatesBetween<S>(
+  db: Queryable,
+  detector: string,
+  from: number,
+  below: number | null,
+): Promise<Array<PositionedState<S>>> {
+  const { rows } = await db.query<{ subject_key: string; state: S; position: number }>(
+    `SELECT subject_key, state, position FROM forewarn.subject_state
+      WHERE detector = $1 AND position >= $2 AND ($3::float8 IS NULL OR position < $3)`,
+    [detector, from, below],
+  );
+  return rows.map((r) => ({ subjectKey: r.subject_key, state: r.state, position: r.position }));
+}
+
+/**
+ * A page of the states positioned below `below`, highest position first (ties by subject key,
+ * descending); `after` is the last state of the previous page.
+ */
+export async function readPositionedStatePage<S>(
+  db: Queryable,
+  detector: string,
+  below: number | null,
+  after: { position: number; subjectKey: string } | null,
+  limit: number,
+): Promise<Array<PositionedState<S>>> {
+  const { rows } = await db.query<{ subject_key: string; state: S; position: number }>(
+    `SELECT subject_key, state, position FROM forewarn.subject_state
+      WHERE detector = $1 AND position IS NOT NULL
+        AND ($2::float8 IS NULL OR position < $2)
+        AND ($3::float8 IS NULL OR (position, subject_key) < ($3, $4::text))
+      ORDER BY position DESC, subject_key DESC LIMIT $5`,
+    [detector, below, after?.position ?? null, after?.subjectKey ?? null, limit],
+  );
+  return rows.map((r) => ({ subjectKey: r.subject_key, state: r.state, position: r.position }));
+}
+
+/** A page of the states without a position, in subject-key order after `after`. */
+export async function readUnpositionedStatePage<S>(
+  db: Queryable,
+  detector: string,
+  after: string | null,
+  limit: number,
+): Promise<Array<{ subjectKey: string; state: S }>> {
+  const { rows } = await db.query<{ subject_key: string; state: S }>(
+    `SELECT subject_key, state FROM forewarn.subject_state
+      WHERE detector = $1 AND position IS NULL AND ($2::text IS NULL OR subject_key > $2)
+      ORDER BY subject_key LIMIT $3`,
+    [detector, after, limit],
+  );
+  return rows.map((r) => ({ subjectKey: r.subject_key, state: r.state }));
 }
 
 export async function recordDetectorRun(
