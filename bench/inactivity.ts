@@ -10,10 +10,11 @@
 // them and once after ANALYZE (what autovacuum does meanwhile, where it runs). Beside them,
 // "decide only": the pass's reads and its pure detector (readIdleUserPage,
 // readSubjectStatesBetween and readSubjectStates, detectInactivity) with nothing written, and the
-// time the pass's statements took, by statement.
+// time the pass's statements took, by statement; and the floor of the first pass's writes: the
+// same causes, outbox events and states made by INSERT ... SELECT in `psql` alone.
 //
-// Memory: the pass reads one page of users at a time, so the steady pass should hold about the
-// same heap at 5,000,000 users as at 1,000,000. Each measurement runs in a child process of its
+// Memory: the pass reads one page of users at a time and keeps a few of its changes in full, so
+// a pass should hold about the same heap at 5,000,000 users as at 1,000,000. Each measurement runs in a child process of its
 // own (this file, run with `child`), so its peak RSS is its own, not the loader's.
 //
 // Sizes: BENCH_INACTIVITY_USERS (1000000,5000000); the node-pg baseline, decide only and the
@@ -29,6 +30,7 @@ import { loadConfigFile } from '../lib/config/load.ts';
 import type { Config } from '../lib/config/schema.ts';
 import { migrate } from '../lib/db/migrate.ts';
 import { inactivity, inactivityConfigSchema } from '../lib/detection/inactivity-tick.ts';
+import { CHANGES_KEPT_IN_FULL } from '../lib/detection/paged.ts';
 import { readSubjectStates, readSubjectStatesBetween } from '../lib/incidents/store.ts';
 import { createLogger } from '../lib/logger.ts';
 import { readIdleUserPage } from '../lib/platform/inactive-users.ts';
@@ -132,6 +134,17 @@ export async function benchInactivity(): Promise<BenchResult> {
 
       const first = await inChild({ ...base, type: 'tick', breakdown: detailed });
       measure('first pass (every idle user due a check-up)', first, 'pass');
+      if (detailed && first.changes > 0) {
+        const floorMs = await psqlWriteFloor(db.url, first.changes);
+        figures.push(
+          figure(
+            `${n}, psql writing the first pass's ${fmt(first.changes)} causes, events and states alone (INSERT ... SELECT)`,
+            Math.round(floorMs),
+            'ms',
+          ),
+          figure(`${n}, psql writing them: check-ups per second`, perSecond(first.changes, floorMs), '/s'),
+        );
+      }
       const passes: Array<[string, Measured]> = [['first pass', first]];
       if (first.stopped) {
         notes.push(
@@ -170,7 +183,7 @@ export async function benchInactivity(): Promise<BenchResult> {
     `pages of ${fmt(pageSize)} users (BENCH_INACTIVITY_PAGE), stepDays [${shipped.stepDays.join(', ')}], maxIdleDays ${shipped.maxIdleDays}, remindersPerMinute ${fmt(REMINDERS_PER_MINUTE)} (pacing out of the way)`,
     `autovacuum is ${autovacuum} on this server; the first pass writes forewarn's rows in its own transaction, so it plans with the statistics of before it whatever autovacuum does`,
     'no dry run figure: a dry run records in its transaction as a live pass does and rolls it back; "decide only" is the pass without its writes',
-    "each node-pg measurement in a fresh process (its RSS includes node and tsx); a pass keeps every change it records for its result, so the first pass's heap grows with its check-ups",
+    `each node-pg measurement in a fresh process (its RSS includes node and tsx); a live pass keeps ${CHANGES_KEPT_IN_FULL.toLocaleString('en-US')} of the changes it records in full and of the rest their event ids (for the fan-out), so the first pass's heap grows by an id per check-up`,
   );
   return { name: 'inactivity: idle-user pass', figures, notes };
 }
@@ -245,15 +258,7 @@ async function psqlRead(
         AND coalesce(last_active_at, created_at) <= '${until}'
         AND coalesce(last_active_at, created_at) > '${after}'
       ORDER BY coalesce(last_active_at, created_at) DESC, id DESC`;
-  const psql = (sql: string, out?: string) =>
-    new Promise<string>((resolve, reject) =>
-      execFile(
-        'psql',
-        ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', sql, ...(out ? ['-o', out] : [])],
-        { maxBuffer: 1024 * 1024 },
-        (error, stdout) => (error ? reject(error) : resolve(stdout)),
-      ),
-    );
+  const psql = (sql: string, out?: string) => runPsql(url, sql, out);
   const plan = (await psql(`EXPLAIN (COSTS OFF) ${select}`))
     .split('\n')
     .filter((line) => /Scan|Sort/.test(line))
@@ -262,6 +267,42 @@ async function psqlRead(
   const { ms } = await timed(() => psql(select, '/dev/null'));
   const rows = Number((await psql(`SELECT count(*) FROM (${select}) AS s`)).trim());
   return { ms, rows, plan };
+}
+
+/** Runs SQL through `psql` (output to `out` if given), resolving with what it printed. */
+function runPsql(url: string, sql: string, out?: string): Promise<string> {
+  return new Promise<string>((resolve, reject) =>
+    execFile(
+      'psql',
+      ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', sql, ...(out ? ['-o', out] : [])],
+      { maxBuffer: 1024 * 1024 },
+      (error, stdout) => (error ? reject(error) : resolve(stdout)),
+    ),
+  );
+}
+
+/**
+ * What recording `count` check-ups costs PostgreSQL alone on this schema: the same rows the first
+ * pass writes (a cause, its outbox event, a state each, with every index and constraint), made
+ * by INSERT ... SELECT from generate_series in one transaction through `psql`, rolled back.
+ */
+async function psqlWriteFloor(url: string, count: number): Promise<number> {
+  const sql = `BEGIN;
+    WITH cause AS (
+      INSERT INTO forewarn.incidents (detector, subject_key, subject, kind, opened_at, open_evidence)
+      SELECT 'bench-floor', g::text, jsonb_build_object('userId', g::text), 'inactive', now(),
+             jsonb_build_object('since', 0, 'neverSignedIn', false, 'idleDays', 10, 'stepDays', 3, 'previousStepDays', null)
+        FROM generate_series(1, ${count}) AS g
+      RETURNING id, subject_key, open_evidence)
+    INSERT INTO forewarn.incident_events (incident_id, type, seq, occurred_at, payload)
+    SELECT id, 'opened', 0, now(), open_evidence || jsonb_build_object('userId', subject_key, 'incidentId', id::text)
+      FROM cause;
+    INSERT INTO forewarn.subject_state (detector, subject_key, state, position)
+    SELECT 'bench-floor', g::text, jsonb_build_object('since', 0, 'stepDays', 3), 0
+      FROM generate_series(1, ${count}) AS g;
+    ROLLBACK;`;
+  const { ms } = await timed(() => runPsql(url, sql));
+  return ms;
 }
 
 type ChildRequest = {
@@ -399,7 +440,7 @@ async function childMain(request: ChildRequest): Promise<Measured> {
       ms,
       rows: findings.subjects,
       pages: findings.pages,
-      changes: result.changes.length,
+      changes: result.changeCount,
       ...memory.stop(),
       ...(statements ? { statements: statements() } : {}),
     };

@@ -45,7 +45,7 @@ export function detectionJob<Id extends string>(detector: Detector<Id>) {
     defaultOptions,
     async handle(data: z.infer<typeof payload>, ctx: AppContext) {
       const result = await runTickAndDispatch(detector.tick, ctx, Date.parse(data.tickAt));
-      return { outcome: result.outcome, changes: result.changes.length, skippedRows: result.skippedRows };
+      return { outcome: result.outcome, changes: result.changeCount, skippedRows: result.skippedRows };
     },
   } as const;
 }
@@ -64,10 +64,7 @@ export async function runTickAndDispatch<R extends TickResult>(
   if (options.dryRun) return result;
   // The events are committed; their fan-out is the notification pipeline's (and the sweeper's,
   // should this enqueue be lost).
-  await fanoutIncidentEvent.enqueueFanouts(
-    ctx,
-    result.recorded.map((recorded) => recorded.eventId),
-  );
+  await fanoutIncidentEvent.enqueueFanouts(ctx, result.eventIds);
   // An ops alert the tick recorded itself (the sweeper sends it too, should this be lost).
   if (result.opsNotificationIds.length > 0)
     await enqueueDeliveries(ctx, result.opsNotificationIds, `feed@${ctx.deploymentId}@${result.tickAt}`);

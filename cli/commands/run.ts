@@ -92,7 +92,7 @@ export function registerRun(program: Command): void {
           }
           process.stdout.write(
             `${detector.id} at ${when}${options.dryRun ? ' (dry run: nothing written)' : ''}: ` +
-              `${result.changes.length} change(s), ${result.skippedRows} platform row(s) skipped\n`,
+              `${result.changeCount} change(s), ${result.skippedRows} platform row(s) skipped\n`,
           );
           process.stdout.write(detector.describe(result));
         } finally {

@@ -73,9 +73,16 @@ export interface TickResult<Findings = unknown, Change extends DetectedChange = 
   outcome: 'evaluated' | 'stale' | 'refused';
   /** Why a tick was refused. */
   detail?: string;
-  /** The changes recorded (a dry run: every change the findings hold). */
+  /**
+   * The changes recorded (a dry run: every change the findings hold). A live paged pass keeps
+   * the first thousands in full, so that its memory does not grow with what it records;
+   * `changeCount` counts them all.
+   */
   changes: Change[];
   recorded: RecordedChange[];
+  changeCount: number;
+  /** The outbox event of every change recorded, for the fan-out. */
+  eventIds: string[];
   findings: Findings | null;
   skippedRows: number;
   /** Subjects whose change could not be recorded; they are tried again next tick. */
@@ -101,6 +108,8 @@ export interface Recording<State, Findings, Change> {
   proposed: Change[];
   kept: Change[];
   recorded: RecordedChange<Change & CauseChange>[];
+  /** Changes recorded beyond those kept in full (a live paged pass): how many, and their events. */
+  omitted?: { changes: number; eventIds: string[] };
   failedSubjects: string[];
   opsNotificationIds: string[];
 }
@@ -240,8 +249,8 @@ export interface DetectorCommon<
       prepared: Prepared;
     },
   ) => Promise<Reading<Signals, Cache>>;
-  /** Logs what a committed tick recorded. */
-  committed?: (log: Logger, recorded: RecordedChange<Change & CauseChange>[]) => void;
+  /** Logs what a committed tick recorded (`recorded`: those kept in full, of `changeCount`). */
+  committed?: (log: Logger, recorded: RecordedChange<Change & CauseChange>[], changeCount: number) => void;
   /** Lines `forewarn run` prints after its one-line header. */
   describe: (result: TickResult<Findings, Change>) => string;
   /** Replays stored history (`forewarn backtest --detector <id>`), where history exists. */

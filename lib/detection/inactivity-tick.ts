@@ -102,7 +102,7 @@ export const inactivity = definePagedDetector({
     describeChange: (c) => ({ userId: c.userId, change: c.type }),
   },
 
-  committed(log, recorded) {
+  committed(log, recorded, changeCount) {
     for (const r of recorded.slice(0, LISTED_CHANGES)) {
       const c = r.change;
       log.info(
@@ -117,10 +117,10 @@ export const inactivity = definePagedDetector({
         c.type === 'resolved' ? 'inactivity period ended' : `security check-up at ${c.stepDays} days`,
       );
     }
-    if (recorded.length > LISTED_CHANGES)
+    if (changeCount > LISTED_CHANGES)
       log.info(
-        { changes: recorded.length, logged: LISTED_CHANGES },
-        `${recorded.length} inactivity changes recorded; the first ${LISTED_CHANGES} are logged one by one`,
+        { changes: changeCount, logged: LISTED_CHANGES },
+        `${changeCount} inactivity changes recorded; the first ${LISTED_CHANGES} are logged one by one`,
       );
   },
 
@@ -139,8 +139,8 @@ export const inactivity = definePagedDetector({
           c.type === 'resolved' ? c.resolution : c.neverSignedIn ? 'never signed in' : null,
         ]),
       )}\n`;
-      if (result.changes.length > listed.length)
-        out += `... and ${result.changes.length - listed.length} more (--format json lists them all)\n`;
+      if (result.changeCount > listed.length)
+        out += `... and ${result.changeCount - listed.length} more (a dry run with --format json lists them all)\n`;
     }
     const f = result.findings;
     if (f) {

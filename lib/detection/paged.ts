@@ -79,8 +79,8 @@ export interface PagedPass<Settings, Signals, SubjectSignals, SubjectState, Chan
    */
   limit?: (signals: Signals, settings: Settings) => number;
   /**
-   * For a pass whose pages come in descending order of a number (inactivity: the idle period's
-   * start): that number for a subject, and for a stored state (equal while the state is the
+   * For a pass whose pages come in descending order of a number (e.g. when a subject's period
+   * began): that number for a subject, and for a stored state (equal while the state is the
    * subject's current one). Each page's states are then read as one range of positions, and only
    * the states in it that no page subject matched are swept, so a steady pass looks nothing up
    * twice. Absent: a page's states are looked up by key, and the sweep walks every stored state.
@@ -138,7 +138,15 @@ export async function runPass<
 ): Promise<Recording<State, PassFindings<Tally>, Change>> {
   const { pass } = detector;
   const { settings, now } = tick;
-  const recorder = new PassRecorder<SubjectState, Change>(client, detector.id, tick.log, pass.describeChange);
+  const recorder = new PassRecorder<SubjectState, Change>(
+    client,
+    detector.id,
+    tick.log,
+    pass.describeChange,
+    {
+      keepAll: tick.dryRun === true,
+    },
+  );
   const findings: PassFindings<Tally> = {
     subjects: 0,
     pages: 0,
@@ -219,6 +227,7 @@ export async function runPass<
     proposed: recorder.proposed,
     kept: recorder.recorded.map((r) => r.change),
     recorded: recorder.recorded,
+    omitted: recorder.omitted,
     failedSubjects: recorder.failed,
     opsNotificationIds: [],
   };
@@ -252,13 +261,20 @@ function withinLimit<SubjectState, Change extends CauseChange>(
   };
 }
 
+/** A live pass keeps this many of its recorded changes in full; of the rest, their event ids. */
+export const CHANGES_KEPT_IN_FULL = 1_000;
+
 /**
  * A pass's changes and states, page by page: a subject whose change cannot be recorded keeps its
- * previous state (and is tried again next tick); only changed states are written.
+ * previous state (and is tried again next tick); only changed states are written. A live pass
+ * keeps CHANGES_KEPT_IN_FULL recorded changes (for its log and `forewarn run`) and of the others
+ * only their event ids (for the fan-out), so a first pass over a large backlog does not hold
+ * every check-up; a dry run keeps all, to list them.
  */
 class PassRecorder<SubjectState, Change extends CauseChange> {
   readonly proposed: Change[] = [];
   readonly recorded: RecordedChange<Change>[] = [];
+  readonly omitted = { changes: 0, eventIds: [] as string[] };
   readonly failed: string[] = [];
 
   constructor(
@@ -266,18 +282,24 @@ class PassRecorder<SubjectState, Change extends CauseChange> {
     private readonly detector: string,
     private readonly log: Logger,
     private readonly describe: (change: Change) => Record<string, unknown>,
+    private readonly options: { keepAll: boolean },
   ) {}
 
   async apply(
     changes: readonly Change[],
     updates: ReadonlyArray<SubjectStateWrite<SubjectState>>,
   ): Promise<void> {
-    this.proposed.push(...changes);
+    if (this.options.keepAll) this.proposed.push(...changes);
     const { recorded, failed } = await recordInBulk(this.client, changes, {
       log: this.log,
       describe: this.describe,
     });
-    this.recorded.push(...recorded);
+    const room = this.options.keepAll ? Infinity : Math.max(0, CHANGES_KEPT_IN_FULL - this.recorded.length);
+    this.recorded.push(...recorded.slice(0, room));
+    for (const r of recorded.slice(room)) {
+      this.omitted.changes++;
+      this.omitted.eventIds.push(r.eventId);
+    }
     this.failed.push(...failed);
     const keep = new Set(failed);
     await saveSubjectStates(

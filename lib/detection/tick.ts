@@ -83,7 +83,15 @@ export async function runTick<
   const startedAt = Date.now();
   const now = Math.floor(tickAt / detector.bucketMs) * detector.bucketMs;
   const log = ctx.logger.child({ component: 'detector', detector: id });
-  const empty = { changes: [], recorded: [], findings: null, failedSubjects: [], opsNotificationIds: [] };
+  const empty = {
+    changes: [],
+    recorded: [],
+    changeCount: 0,
+    eventIds: [],
+    findings: null,
+    failedSubjects: [],
+    opsNotificationIds: [],
+  };
   let remembered = rememberedTicks.get(id);
   if (!remembered) rememberedTicks.set(id, (remembered = new WeakMap()));
 
@@ -176,7 +184,7 @@ export async function runTick<
       outcome: 'evaluated',
       startedAt,
       worker: ctx.workerId,
-      changes: recording.kept.length,
+      changes: recording.kept.length + (recording.omitted?.changes ?? 0),
       skippedRows,
     });
     return {
@@ -184,6 +192,10 @@ export async function runTick<
       outcome: 'evaluated',
       changes: options.dryRun ? recording.proposed : recording.kept,
       recorded: (committed = recording.recorded),
+      changeCount: options.dryRun
+        ? recording.proposed.length
+        : recording.kept.length + (recording.omitted?.changes ?? 0),
+      eventIds: [...recording.recorded.map((r) => r.eventId), ...(recording.omitted?.eventIds ?? [])],
       findings: recording.findings,
       skippedRows,
       failedSubjects: recording.failedSubjects,
@@ -197,7 +209,7 @@ export async function runTick<
     : await inTransaction(ctx.db, work);
   // Only once committed: a rolled-back tick must leave nothing remembered.
   if (saved && !options.dryRun) remembered.set(ctx.db, saved);
-  if (!options.dryRun && committed) detector.committed?.(log, committed);
+  if (!options.dryRun && committed) detector.committed?.(log, committed, result.changeCount);
   return result;
 }
 

@@ -11,6 +11,7 @@ import {
   detectorBaseSettings,
   type DetectionContext,
 } from '../../lib/detection/detector.ts';
+import { CHANGES_KEPT_IN_FULL } from '../../lib/detection/paged.ts';
 import { InvalidRowReporter } from '../../lib/platform/invalid-rows.ts';
 import type { Config } from '../../lib/config/schema.ts';
 import { captureLogs, createTestDatabase, type TestDatabase } from '../support/services.ts';
@@ -223,5 +224,30 @@ describe('a paged pass in descending position', () => {
       shuffled = false;
     }
     expect(await positions()).toEqual(['a@50', 'd@45', 'f@42', 'g@48']);
+  });
+
+  it('a live pass keeps the first changes in full and of the others their events; a dry run keeps all', async () => {
+    platform = Array.from({ length: 1_500 }, (_, i) => ({ key: `m${i}`, since: 1_000 + i }));
+    SETTINGS.pageSize = 400;
+    try {
+      // The four states left from before (positions 42 to 50) lie below every page: gone.
+      const dry = await toy.run(ctx, T0 + 6_000, { dryRun: true });
+      expect(dry.changeCount).toBe(1_504);
+      expect(dry.changes).toHaveLength(1_504);
+
+      const live = await toy.run(ctx, T0 + 6_000);
+      expect(live.changeCount).toBe(1_504);
+      expect(live.changes).toHaveLength(CHANGES_KEPT_IN_FULL);
+      expect(live.recorded).toHaveLength(CHANGES_KEPT_IN_FULL);
+      expect(new Set(live.eventIds).size).toBe(1_504);
+      const { rows } = await db.pool.query<{ id: string }>(
+        `SELECT e.id FROM forewarn.incident_events e JOIN forewarn.incidents i ON i.id = e.incident_id
+          WHERE i.detector = $1 AND e.occurred_at = $2`,
+        [ID, new Date(T0 + 6_000)],
+      );
+      expect(rows.map((r) => r.id).sort()).toEqual([...live.eventIds].sort());
+    } finally {
+      SETTINGS.pageSize = 2;
+    }
   });
 });
