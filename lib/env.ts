@@ -47,6 +47,25 @@ const envSchema = z.object({
   FOREWARN_OUTBOX: z.string().min(1).default('./outbox'),
   /** Signs links that act on an account (at least 32 characters). */
   FOREWARN_LINK_SECRET: z.string().min(32, 'expected at least 32 characters').optional(),
+  /**
+   * Secrets FOREWARN_LINK_SECRET replaced, comma-separated: links they signed still verify until
+   * they are removed from here (README.md#rotating-the-link-secret).
+   */
+  FOREWARN_LINK_SECRETS_OLD: z
+    .string()
+    .transform((value) => value.split(',').map((secret) => secret.trim()))
+    .superRefine((secrets, ctx) => {
+      secrets.forEach((secret, i) => {
+        if (secret.length < 32) {
+          // Which entry, never its value.
+          ctx.addIssue({
+            code: 'custom',
+            message: `entry ${i + 1} of ${secrets.length}: expected a comma-separated list of secrets of at least 32 characters each${secret === '' ? ' (this one is empty: a stray comma?)' : ''}`,
+          });
+        }
+      });
+    })
+    .optional(),
   /** Where the HTTP role listens (`forewarn start --role http`). */
   FOREWARN_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
   FOREWARN_HTTP_PORT: z.coerce
@@ -87,6 +106,8 @@ export interface Env {
   /** Where .eml files are written when email goes to the outbox. */
   outboxDir: string;
   linkSecret: string | undefined;
+  /** FOREWARN_LINK_SECRETS_OLD: secrets that verify links but no longer sign them. */
+  oldLinkSecrets: readonly string[];
   /** Where the HTTP role listens. */
   httpHost: string;
   httpPort: number;
@@ -120,6 +141,7 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
     emailTransport: e.SMTP_URL === undefined ? 'default-outbox' : outbox === undefined ? 'smtp' : 'outbox',
     outboxDir: outbox || e.FOREWARN_OUTBOX,
     linkSecret: e.FOREWARN_LINK_SECRET,
+    oldLinkSecrets: e.FOREWARN_LINK_SECRETS_OLD ?? [],
     httpHost: e.FOREWARN_HTTP_HOST,
     httpPort: e.FOREWARN_HTTP_PORT,
     publicUrl: e.FOREWARN_PUBLIC_URL,
