@@ -179,6 +179,8 @@ export interface ProductionRequirement {
   expected: string;
   neededBy: readonly string[];
   isSet(env: Env): boolean;
+  /** What it holds instead, for the message, when it is set but not as expected; default "nothing". */
+  got?(env: Env): string;
 }
 
 export const PRODUCTION_REQUIREMENTS: readonly ProductionRequirement[] = [
@@ -195,7 +197,7 @@ export const PRODUCTION_REQUIREMENTS: readonly ProductionRequirement[] = [
     expected:
       'at least 32 characters, the same on every replica and known to the platform ' +
       '(it signs the links in messages; a secret made up per process signs links nobody can verify)',
-    neededBy: ['notifications', 'http:/restock/subscribe', 'http:/restock/stop'],
+    neededBy: ['notifications', 'http:/restock/subscribe', 'http:/restock/stop', 'http:/unsubscribe'],
     isSet: (env) => env.linkSecret !== undefined,
   },
   {
@@ -204,6 +206,16 @@ export const PRODUCTION_REQUIREMENTS: readonly ProductionRequirement[] = [
     // The notifications role builds the restock links that messages carry.
     neededBy: ['notifications', 'http'],
     isSet: (env) => env.publicUrl !== undefined,
+  },
+  {
+    variable: 'FOREWARN_PUBLIC_URL',
+    expected:
+      'an https URL: the List-Unsubscribe header of emails points there, and mail providers take ' +
+      'only https for one-click unsubscribe (RFC 8058)',
+    neededBy: ['notifications', 'http:/unsubscribe'],
+    // Unset is the requirement above's refusal; this one is about an http:// URL.
+    isSet: (env) => env.publicUrl === undefined || env.publicUrl.startsWith('https:'),
+    got: () => 'an http:// URL',
   },
 ];
 
@@ -223,7 +235,7 @@ export function checkProductionEnv(
     if (needing.length === 0 || requirement.isSet(env)) continue;
     lines.push(
       `environment variable ${requirement.variable}: required with NODE_ENV=production by ${needing.map(describePart).join(' and ')}: ` +
-        `expected ${requirement.expected}, got nothing`,
+        `expected ${requirement.expected}, got ${requirement.got?.(env) ?? 'nothing'}`,
     );
   }
   if (lines.length > 0) throw new ForewarnError('FW_ENV_MISSING', lines.join('\n'));

@@ -279,6 +279,26 @@ describe('checkProductionEnv', () => {
       missing(production({ FOREWARN_PUBLIC_URL: 'https://n.example.com' }), ['http', 'http:/healthz']),
     ).toEqual([]);
   });
+
+  it('the unsubscribe route needs an https public URL (one-click unsubscribe), naming what it holds instead', () => {
+    const set = { FOREWARN_LINK_SECRET: SECRET, FOREWARN_PUBLIC_URL: 'http://notify.example.com' };
+    const https =
+      'environment variable FOREWARN_PUBLIC_URL: required with NODE_ENV=production by the HTTP route /unsubscribe: ' +
+      'expected an https URL: the List-Unsubscribe header of emails points there, and mail providers take only https ' +
+      'for one-click unsubscribe (RFC 8058), got an http:// URL';
+    expect(missing(production(set), ['http', 'http:/unsubscribe'])).toEqual([https]);
+    expect(missing(production(set), ['http', 'http:/restock/stop'])).toEqual([]);
+    expect(
+      missing(production({ ...set, FOREWARN_PUBLIC_URL: 'https://notify.example.com' }), [
+        'http',
+        'http:/unsubscribe',
+      ]),
+    ).toEqual([]);
+    // Unset is one refusal, not two.
+    expect(missing(production({ FOREWARN_LINK_SECRET: SECRET }), ['http', 'http:/unsubscribe'])).toHaveLength(
+      1,
+    );
+  });
 });
 
 describe('readEnv refuses invalid values', () => {
