@@ -91,6 +91,8 @@ export async function startInProcess(options: {
   prefix: string;
   configPath: string;
   smtpUrl?: string;
+  /** FOREWARN_PUBLIC_URL: the base of the links messages carry. */
+  publicUrl?: string;
   worker?: boolean;
 }): Promise<InProcessPipeline> {
   const logs = captureLogs('info');
@@ -103,6 +105,7 @@ export async function startInProcess(options: {
     FOREWARN_CONFIG: options.configPath,
     SMTP_URL: options.smtpUrl,
     FOREWARN_LINK_SECRET: LINK_SECRET,
+    FOREWARN_PUBLIC_URL: options.publicUrl,
     LOG_LEVEL: 'info',
   });
   const ctx = await createContext(env, await ConfigStore.open(options.configPath, logs.logger), logs.logger);
