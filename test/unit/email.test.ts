@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import {
   classifySendError,
   createEmailSender,
+  dkimSigning,
   DeliveryError,
   isPlausibleEmailAddress,
   messageIdFor,
@@ -283,5 +284,36 @@ describe('createEmailSender', () => {
     const text = JSON.stringify(lines());
     expect(text).toContain('smtp://mailer:***@127.0.0.1:2525');
     expect(text).not.toContain('hunter2');
+  });
+});
+
+describe('dkimSigning', () => {
+  const key = '-----BEGIN PRIVATE KEY-----\n(checked by lib/env.ts)\n-----END PRIVATE KEY-----\n';
+  const settings = { domainName: 'notify.example.com', keySelector: 'fw2026' };
+
+  it('is off with neither a key nor a config, and signs with both', () => {
+    expect(dkimSigning(undefined, undefined)).toBeUndefined();
+    expect(dkimSigning(key, settings)).toEqual({ ...settings, privateKey: key });
+  });
+
+  it('refuses a config without a key, naming both variables and the config key', () => {
+    expect(() => dkimSigning(undefined, settings)).toThrow(
+      /^notifications\.email\.dkim is set \(domainName "notify\.example\.com", keySelector "fw2026"\) but there is no key to sign with: expected the environment variable FOREWARN_DKIM_PRIVATE_KEY \(the PEM\) or FOREWARN_DKIM_PRIVATE_KEY_FILE/,
+    );
+  });
+
+  it('refuses a key without a config, never showing the key', () => {
+    let error: unknown;
+    try {
+      dkimSigning(key, undefined);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ForewarnError);
+    expect((error as ForewarnError).code).toBe('FW_EMAIL_CONFIG_INVALID');
+    expect((error as Error).message).toMatch(
+      /FOREWARN_DKIM_PRIVATE_KEY.* but the config has no notifications\.email\.dkim: expected notifications\.email\.dkim: \{ domainName/,
+    );
+    expect((error as Error).message).not.toContain('checked by');
   });
 });
