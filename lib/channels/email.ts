@@ -520,15 +520,17 @@ function checkedMail(log: Logger, from: string, message: EmailMessage): SendMail
 
 /** Checks a message and turns it into nodemailer's form; a malformed one is a permanent failure. */
 export function composeMail(from: string, message: EmailMessage): SendMailOptions {
-  const refuse = (reason: string, detail: string) =>
+  const refuse = (reason: string, detail: string, addressRejected = false) =>
     new DeliveryError(`email ${message.messageId}: ${reason} (permanent): ${detail}`, {
       retryable: false,
       reason,
+      addressRejected,
     });
   if (!isPlausibleEmailAddress(message.to)) {
     throw refuse(
       'invalid recipient address',
       `to: expected one address such as "name@example.com", got ${JSON.stringify(maskEmail(message.to))}`,
+      true,
     );
   }
   if (!/^<?[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+>?$/.test(message.messageId)) {
@@ -629,12 +631,14 @@ export function classifySendError(error: unknown, context: { messageId?: string 
 
   let retryable: boolean;
   let reason: string;
+  let addressRejected = false;
   if (responseCode !== undefined) {
     // RFC 5321: 4yz is transient, 5yz permanent, except 503 (bad sequence), which a new session fixes.
     retryable = responseCode < 500 || responseCode === 503;
     reason = `smtp ${responseCode}${command && command !== 'CONN' ? ` at ${command}` : ''}`;
     if (code === 'EAUTH') reason = `auth failed: ${reason}${retryable ? '' : ', check the SMTP credentials'}`;
     else if (command === 'CONN') reason = `${reason}, connection closed`;
+    else if (!retryable) addressRejected = isAddressRejection(responseCode, response, command);
   } else if (code !== undefined && PERMANENT_CODES.has(code)) {
     retryable = false;
     reason =
@@ -660,8 +664,26 @@ export function classifySendError(error: unknown, context: { messageId?: string 
     : maskEmailsIn(message).slice(0, 200);
   return new DeliveryError(
     `email ${context.messageId ?? '(unknown message)'}: ${reason} (${retryable ? 'retryable' : 'permanent'})${said ? `: ${said}` : ''}`,
-    { retryable, reason, responseCode, transportCode: code, cause: error },
+    { retryable, reason, responseCode, transportCode: code, addressRejected, cause: error },
   );
+}
+
+/**
+ * Whether a permanent SMTP reply says that the address itself is bad, so that it is never tried
+ * again (suppressed), rather than this one message. With an RFC 3463 enhanced code, it decides:
+ * 5.1.x (bad mailbox, bad domain, bad syntax, moved) is the address; 5.2.x (mailbox full or
+ * disabled), 5.6.x (content), 5.7.x (policy, spam, authentication) and the rest are not. Without
+ * one, RFC 5321's 550 (mailbox unavailable), 551 (not local) and 553 (name not allowed) are the
+ * address when they answer RCPT TO; the same codes after DATA are as often about the content.
+ */
+export function isAddressRejection(
+  responseCode: number,
+  response: string | undefined,
+  command: string | undefined,
+): boolean {
+  const enhanced = /^\d{3}[ -]([245])\.(\d{1,3})\.\d{1,3}\b/.exec(response ?? '');
+  if (enhanced) return enhanced[1] === '5' && enhanced[2] === '1';
+  return command === 'RCPT TO' && [550, 551, 553].includes(responseCode);
 }
 
 function connectionReason(code: string, message: string, e: NodemailerShapedError): string {

@@ -7,6 +7,7 @@ import {
   createEmailSender,
   dkimSigning,
   DeliveryError,
+  isAddressRejection,
   isPlausibleEmailAddress,
   messageIdFor,
   outboxFileName,
@@ -315,5 +316,54 @@ describe('dkimSigning', () => {
       /FOREWARN_DKIM_PRIVATE_KEY.* but the config has no notifications\.email\.dkim: expected notifications\.email\.dkim: \{ domainName/,
     );
     expect((error as Error).message).not.toContain('checked by');
+  });
+});
+
+describe('isAddressRejection', () => {
+  it.each([
+    [550, '550 5.1.1 <a@example.com>: no such user', 'RCPT TO', true],
+    [550, '550 5.1.2 bad destination domain', 'RCPT TO', true],
+    [553, '553 5.1.3 malformed address', 'RCPT TO', true],
+    [550, '550 5.1.1 no such user', 'DATA', true],
+    [550, '550 mailbox unavailable', 'RCPT TO', true],
+    [551, '551 user not local', 'RCPT TO', true],
+    [553, '553 mailbox name not allowed', 'RCPT TO', true],
+    [550, '550 5.7.1 relaying denied', 'RCPT TO', false],
+    [554, '554 5.7.1 message refused as spam', 'DATA', false],
+    [552, '552 5.2.2 mailbox full', 'RCPT TO', false],
+    [550, '550 message refused', 'DATA', false],
+    [554, '554 transaction failed', 'RCPT TO', false],
+    [552, '552 message too big', 'DATA', false],
+  ])('%i %j at %s → %s', (code, response, command, expected) => {
+    expect(isAddressRejection(code, response, command)).toBe(expected);
+  });
+
+  it('is what classifySendError records on a permanent failure, never on a temporary one', () => {
+    const bounce = classifySendError({
+      code: 'EENVELOPE',
+      responseCode: 550,
+      response: '550 5.1.1 no such user',
+      command: 'RCPT TO',
+    });
+    expect(bounce).toMatchObject({
+      retryable: false,
+      addressRejected: true,
+      reason: 'smtp 550 at RCPT TO',
+    });
+    const later = classifySendError({
+      code: 'EENVELOPE',
+      responseCode: 450,
+      response: '450 4.1.1 mailbox busy',
+      command: 'RCPT TO',
+    });
+    expect(later).toMatchObject({ retryable: true, addressRejected: false });
+    const spam = classifySendError({
+      code: 'EMESSAGE',
+      responseCode: 554,
+      response: '554 5.7.1 spam',
+      command: 'DATA',
+    });
+    expect(spam).toMatchObject({ retryable: false, addressRejected: false, reason: 'smtp 554 at DATA' });
+    expect(classifySendError({ code: 'ETIMEDOUT' })).toMatchObject({ addressRejected: false });
   });
 });
