@@ -7,7 +7,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { SendChannel } from '../../lib/channels/channel.ts';
 import { createEmailSender, type EmailSender } from '../../lib/channels/email.ts';
+import { channelRegistry, registeredChannels } from '../../lib/channels/registry.ts';
 import { loadConfigFile } from '../../lib/config/load.ts';
 import type { Config } from '../../lib/config/schema.ts';
 import { deliverNotifications, type DeliveryContext } from '../../lib/notifications/deliver.ts';
@@ -22,16 +24,16 @@ import { accept, reject, startSmtpServer, type SmtpBehaviour, type TestSmtpServe
 const degraded = templateKinds['payment-degraded'].sample;
 
 let seq = 0;
-function draft(address: string | null): NotificationDraft {
+function draft(address: string | null, channel = 'email'): NotificationDraft {
   seq += 1;
   const userId = `u-sup-${String(seq).padStart(3, '0')}`;
   return {
-    dedupeKey: `test:suppression:payment-degraded:email:${userId}`,
+    dedupeKey: `test:suppression:payment-degraded:${channel}:${userId}`,
     cause: 'test:suppression',
     incidentId: null,
     category: 'service',
     kind: 'payment-degraded',
-    channel: 'email',
+    channel,
     audience: 'user',
     userId,
     address,
@@ -97,7 +99,9 @@ beforeEach(async () => {
   answers.clear();
 });
 
-function context(): DeliveryContext & { logs: ReturnType<typeof captureLogs> } {
+function context(overrides: Partial<DeliveryContext> = {}): DeliveryContext & {
+  logs: ReturnType<typeof captureLogs>;
+} {
   const logs = captureLogs('info');
   return {
     db: db.pool,
@@ -107,6 +111,7 @@ function context(): DeliveryContext & { logs: ReturnType<typeof captureLogs> } {
     channels: { email: () => sender },
     workerId: 'test:suppression',
     logs,
+    ...overrides,
   };
 }
 
@@ -200,6 +205,57 @@ describe('failures that suppress nothing', () => {
     await deliverNotifications(context(), [id!]);
     const [row] = await readNotifications(db.pool);
     expect(row).toMatchObject({ status: 'failed', last_error: 'FW_DELIVERY_PERMANENT: smtp 550 at RCPT TO' });
+    expect(await suppressions()).toEqual([]);
+  });
+});
+
+describe('any send channel', () => {
+  /** A channel delivery has never heard of, whose receiver says every address is unknown. */
+  const pager = (beforeAnswer: (ids: string[]) => Promise<void> = async () => undefined): SendChannel => ({
+    id: 'pager',
+    kind: 'send',
+    needs: 'address',
+    template: 'inapp',
+    limits: () => ({ inFlight: 1, perCall: 10 }),
+    send: async (messages) => {
+      await beforeAnswer(messages.map((m) => m.notification.id));
+      return messages.map(() => ({
+        status: 'failed',
+        reason: 'pager 404: no such number',
+        addressRejected: true,
+      }));
+    },
+  });
+
+  it('suppresses under its own channel id when its outcome says the address is bad', async () => {
+    const registry = channelRegistry([...registeredChannels, pager()]);
+    const [id] = await insertNotifications(db.pool, [draft('+8613800138000', 'pager')]);
+    const outcome = await deliverNotifications(context({ registry }), [id!]);
+    expect(outcome).toMatchObject({ failed: 1 });
+    expect(await suppressions()).toEqual([
+      {
+        channel: 'pager',
+        address: '+8613800138000',
+        reason: 'pager 404: no such number',
+        notification_id: id,
+      },
+    ]);
+    // Another channel's list is its own: the same address is not suppressed for email.
+    expect(await readSuppressed(db.pool, 'email', ['+8613800138000'])).toEqual(new Set());
+  });
+
+  it('suppresses nothing for a failure recorded by no one: the claim was taken over meanwhile', async () => {
+    // Another worker took the claim while the send was out: its outcome is not this job's to write.
+    const takeOver = async (ids: string[]) => {
+      await db.pool.query(
+        'UPDATE forewarn.notifications SET claim_token = gen_random_uuid() WHERE id = ANY ($1::bigint[])',
+        [ids],
+      );
+    };
+    const registry = channelRegistry([...registeredChannels, pager(takeOver)]);
+    const [id] = await insertNotifications(db.pool, [draft('+8613900139000', 'pager')]);
+    const outcome = await deliverNotifications(context({ registry }), [id!]);
+    expect(outcome).toMatchObject({ failed: 0, lost: 1 });
     expect(await suppressions()).toEqual([]);
   });
 });
