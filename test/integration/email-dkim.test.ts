@@ -87,12 +87,13 @@ describe('DKIM over SMTP', () => {
   let smtp: TestSmtpServer;
   let sender: EmailSender | undefined;
 
+  let logs: ReturnType<typeof captureLogs>;
   const open = (signing: DkimSigning | undefined): EmailSender =>
     (sender = createEmailSender({
       smtpUrl: smtp.url,
       outboxDir: '/nonexistent/unused',
       from: FROM,
-      logger: captureLogs().logger,
+      logger: (logs = captureLogs()).logger,
       timeouts: { connectMs: 2_000, greetingMs: 2_000, socketMs: 5_000 },
       dkim: signing,
     }));
@@ -135,6 +136,12 @@ describe('DKIM over SMTP', () => {
     expect(result!.signingDomain).toBe(DOMAIN);
     expect(result!.selector).toBe(SELECTOR);
     expect(lookups).toEqual([`TXT ${SELECTOR}._domainkey.${DOMAIN}`]);
+
+    // The log says where the key is published, never the key.
+    expect(logs.lines().find((l) => l.msg === 'email sender ready')).toMatchObject({
+      dkim: `${SELECTOR}._domainkey.${DOMAIN}`,
+    });
+    expect(JSON.stringify(logs.lines())).not.toContain(privateKeyPem.split('\n')[1]);
   });
 
   it('does not verify once the body is changed after signing', async () => {
