@@ -20,7 +20,7 @@ export const errorCodes = {
   FW_DELIVERY_PERMANENT:
     'An email was refused for good; sending the same message again would fail the same way.',
   FW_EMAIL_CONFIG_INVALID:
-    'The email channel was set up with a malformed SMTP URL, sender address or outbox directory.',
+    'The email channel was set up with a malformed SMTP URL, sender address or outbox directory, or half a DKIM setup.',
   FW_CLOCK_SKEW:
     "A detector tick lies ahead of the platform database's clock by more than the configured skew and was refused.",
   FW_FEED_SILENT: 'Most payment pairs went silent at once: the platform data feed looks stalled.',

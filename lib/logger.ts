@@ -18,6 +18,8 @@ const SECRET_KEYS = new Set([
   'databaseUrl',
   'platformDatabaseUrl',
   'redisUrl',
+  'privateKey',
+  'dkimPrivateKey',
 ]);
 /** Keys whose values are an address, at any depth (also in arrays under them). */
 const EMAIL_KEYS = new Set(['email', 'to', 'cc', 'bcc']);
