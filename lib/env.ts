@@ -47,6 +47,8 @@ const envSchema = z.object({
   FOREWARN_OUTBOX: z.string().min(1).default('./outbox'),
   /** Signs links that act on an account (at least 32 characters). */
   FOREWARN_LINK_SECRET: z.string().min(32, 'expected at least 32 characters').optional(),
+  /** The bearer token of the preferences API (at least 32 characters), shared with the platform. */
+  FOREWARN_API_TOKEN: z.string().min(32, 'expected at least 32 characters').optional(),
   /** Where the HTTP role listens (`forewarn start --role http`). */
   FOREWARN_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
   FOREWARN_HTTP_PORT: z.coerce
@@ -87,6 +89,8 @@ export interface Env {
   /** Where .eml files are written when email goes to the outbox. */
   outboxDir: string;
   linkSecret: string | undefined;
+  /** FOREWARN_API_TOKEN: what the preferences API's callers must present; unset, it refuses every call. */
+  apiToken: string | undefined;
   /** Where the HTTP role listens. */
   httpHost: string;
   httpPort: number;
@@ -120,6 +124,7 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
     emailTransport: e.SMTP_URL === undefined ? 'default-outbox' : outbox === undefined ? 'smtp' : 'outbox',
     outboxDir: outbox || e.FOREWARN_OUTBOX,
     linkSecret: e.FOREWARN_LINK_SECRET,
+    apiToken: e.FOREWARN_API_TOKEN,
     httpHost: e.FOREWARN_HTTP_HOST,
     httpPort: e.FOREWARN_HTTP_PORT,
     publicUrl: e.FOREWARN_PUBLIC_URL,
@@ -182,6 +187,13 @@ export const PRODUCTION_REQUIREMENTS: readonly ProductionRequirement[] = [
     // The notifications role builds the restock links that messages carry.
     neededBy: ['notifications', 'http'],
     isSet: (env) => env.publicUrl !== undefined,
+  },
+  {
+    variable: 'FOREWARN_API_TOKEN',
+    expected:
+      'at least 32 characters, known to the platform (its calls to the preferences API carry it as a bearer token)',
+    neededBy: ['http:/api/preferences'],
+    isSet: (env) => env.apiToken !== undefined,
   },
 ];
 
