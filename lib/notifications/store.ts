@@ -329,13 +329,15 @@ async function holdDue(db: Queryable, ids: readonly string[], rule: HoldRule): P
 
 /**
  * The policy's opt-outs and suppressions at claim time, as they stand now: of the given messages
- * that are due, those whose user opted out since they were recorded, or whose address was
- * suppressed since, are cancelled with the reason (held_reason). One query finds them all.
+ * that are due (`dueOnly`; any pending one otherwise, for a group that is due as a whole), those
+ * whose user opted out since they were recorded, or whose address was suppressed since, are
+ * cancelled with the reason (held_reason). One query finds them all.
  */
-async function withholdDue(
+export async function withholdDue(
   db: Queryable,
   ids: readonly string[],
   withhold: NonNullable<HoldRule['withhold']>,
+  options: { dueOnly: boolean } = { dueOnly: true },
 ): Promise<Array<{ id: string; reason: string }>> {
   if (ids.length === 0) return [];
   const { rows } = await db.query<{
@@ -354,9 +356,9 @@ async function withholdDue(
        LEFT JOIN forewarn.preferences p
          ON p.user_id = n.user_id AND p.category = n.category AND p.channel = n.channel AND p.opted_out
        LEFT JOIN forewarn.suppressions s ON s.channel = n.channel AND s.address = lower(n.address)
-      WHERE n.id = ANY ($1::bigint[]) AND n.status = 'pending' AND n.next_attempt_at <= now()
+      WHERE n.id = ANY ($1::bigint[]) AND n.status = 'pending' AND (NOT $2 OR n.next_attempt_at <= now())
         AND (p.user_id IS NOT NULL OR s.address IS NOT NULL)`,
-    [ids],
+    [ids, options.dueOnly],
   );
   const withheld = rows.flatMap((r) => {
     const reason = withhold(

@@ -10,7 +10,10 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../lib/config/load.ts';
 import type { Config } from '../../lib/config/schema.ts';
+import { deliverOpsGroups } from '../../lib/notifications/deliver-groups.ts';
+import { readOpsGroups } from '../../lib/notifications/ops-groups.ts';
 import { holdRule } from '../../lib/notifications/policy.ts';
+import { TemplateStore } from '../../lib/templates/store.ts';
 import {
   claimNotifications,
   insertNotifications,
@@ -24,7 +27,7 @@ import {
   savePreferences,
   suppressAddress,
 } from '../../lib/policy/preferences.ts';
-import { createTestDatabase, type TestDatabase } from '../support/services.ts';
+import { captureLogs, createTestDatabase, type TestDatabase } from '../support/services.ts';
 
 const SHIPPED = fileURLToPath(new URL('../../config/forewarn.yaml', import.meta.url));
 
@@ -206,5 +209,54 @@ describe('at claim time', () => {
     });
     expect(result.withheld).toEqual([{ id: promo, reason: 'opted out: promotional by email' }]);
     expect(result.claimed.map((n) => n.id)).toEqual([inapp]);
+  });
+
+  it('cancels a due group of ops alerts to a suppressed address, and sends nothing', async () => {
+    const ids = await insertNotifications(db.pool, [
+      draft({
+        audience: 'ops',
+        userId: null,
+        address: 'Ops@Example.com',
+        category: 'ops',
+        kind: 'ops-payment-degraded',
+        groupKey: 'region:CN-GD',
+      }),
+      draft({
+        audience: 'ops',
+        userId: null,
+        address: 'ops@example.com',
+        category: 'ops',
+        kind: 'ops-payment-degraded',
+        groupKey: 'region:CN-GD',
+      }),
+    ]);
+    // Past the group's wait: due now.
+    await db.pool.query("UPDATE forewarn.notifications SET created_at = now() - interval '1 hour'");
+    await suppressAddress(db.pool, { channel: 'email', address: 'ops@example.com', reason: 'mailbox gone' });
+    const { groups } = await readOpsGroups(db.pool, ids);
+    const outcome = await deliverOpsGroups(
+      {
+        db: db.pool,
+        config: () => config,
+        logger: captureLogs('error').logger,
+        templates: await TemplateStore.load(),
+        channels: {
+          email: () => {
+            throw new Error('a suppressed address must not be tried');
+          },
+        },
+        workerId: 'test',
+        hold: holdRule(config),
+      },
+      groups,
+    );
+    expect(outcome).toMatchObject({ claimed: 0, sent: 0, withheld: 2 });
+    const { rows } = await db.pool.query<{ status: string; held_reason: string }>(
+      'SELECT status, held_reason FROM forewarn.notifications ORDER BY id',
+    );
+    expect(rows).toEqual([
+      { status: 'cancelled', held_reason: expect.stringMatching(/^suppressed: mailbox gone \(since /) },
+      { status: 'cancelled', held_reason: expect.stringMatching(/^suppressed: mailbox gone \(since /) },
+    ]);
   });
 });
