@@ -52,6 +52,8 @@ const envSchema = z.object({
   /** The DKIM signing key, PEM (a key file's contents), or the path of a PEM file; at most one. */
   FOREWARN_DKIM_PRIVATE_KEY: z.string().optional(),
   FOREWARN_DKIM_PRIVATE_KEY_FILE: z.string().optional(),
+  /** The bearer token of the preferences API (at least 32 characters), shared with the platform. */
+  FOREWARN_API_TOKEN: z.string().min(32, 'expected at least 32 characters').optional(),
   /** Where the HTTP role listens (`forewarn start --role http`). */
   FOREWARN_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
   FOREWARN_HTTP_PORT: z.coerce
@@ -97,6 +99,8 @@ export interface Env {
    * or the file FOREWARN_DKIM_PRIVATE_KEY_FILE names; undefined: mail is not signed.
    */
   dkimPrivateKey: string | undefined;
+  /** FOREWARN_API_TOKEN: what the preferences API's callers must present; unset, it refuses every call. */
+  apiToken: string | undefined;
   /** Where the HTTP role listens. */
   httpHost: string;
   httpPort: number;
@@ -131,6 +135,7 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
     outboxDir: outbox || e.FOREWARN_OUTBOX,
     linkSecret: e.FOREWARN_LINK_SECRET,
     dkimPrivateKey: readDkimPrivateKey(e.FOREWARN_DKIM_PRIVATE_KEY, e.FOREWARN_DKIM_PRIVATE_KEY_FILE),
+    apiToken: e.FOREWARN_API_TOKEN,
     httpHost: e.FOREWARN_HTTP_HOST,
     httpPort: e.FOREWARN_HTTP_PORT,
     publicUrl: e.FOREWARN_PUBLIC_URL,
@@ -248,6 +253,13 @@ export const PRODUCTION_REQUIREMENTS: readonly ProductionRequirement[] = [
     // The notifications role builds the restock links that messages carry.
     neededBy: ['notifications', 'http'],
     isSet: (env) => env.publicUrl !== undefined,
+  },
+  {
+    variable: 'FOREWARN_API_TOKEN',
+    expected:
+      'at least 32 characters, known to the platform (its calls to the preferences API carry it as a bearer token)',
+    neededBy: ['http:/api/preferences'],
+    isSet: (env) => env.apiToken !== undefined,
   },
 ];
 

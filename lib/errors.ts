@@ -34,6 +34,9 @@ export const errorCodes = {
     'The HTTP role could not listen on FOREWARN_HTTP_HOST:FOREWARN_HTTP_PORT (the port is taken, the address is not this host, or binding it needs privileges).',
   FW_LINK_INVALID:
     'The HTTP role refused a signed link: its token is missing, malformed, forged or altered, for another action, or expired. Nothing was changed.',
+  FW_API_UNAUTHORIZED:
+    'A preferences API call came without the bearer token FOREWARN_API_TOKEN, or with another one.',
+  FW_API_INVALID: 'A preferences API call named a malformed user id or carried a body of the wrong form.',
   FW_LINK_SUBJECT_UNKNOWN:
     'The HTTP role refused a signed link whose product the platform does not have. Nothing was changed.',
 } as const;

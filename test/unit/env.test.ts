@@ -123,6 +123,18 @@ describe('readEnv defaults', () => {
     }
   });
 
+  it('refuses an API token too short to be one, without echoing it', () => {
+    let message = '';
+    try {
+      readEnv({ FOREWARN_API_TOKEN: 'short-api-token' });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/FOREWARN_API_TOKEN: expected at least 32 characters/);
+    expect(message).not.toContain('short-api-token');
+    expect(readEnv({ FOREWARN_API_TOKEN: 't'.repeat(32) }).apiToken).toBe('t'.repeat(32));
+  });
+
   it('reads process.env when given nothing', () => {
     vi.stubEnv('PLATFORM_SCHEMA', 'tenant_a');
     vi.stubEnv('FOREWARN_CONFIG', '/tmp/other.yaml');
@@ -222,6 +234,19 @@ describe('checkProductionEnv', () => {
     expect(missing(production({ FOREWARN_OUTBOX: '/srv', FOREWARN_LINK_SECRET: SECRET }), parts)).toEqual([
       expect.stringMatching(/^environment variable SMTP_URL: /),
     ]);
+  });
+
+  it('production needs FOREWARN_API_TOKEN for the preferences API only', () => {
+    const lines = missing(production(), ['http:/api/preferences']);
+    expect(lines).toEqual([
+      expect.stringMatching(
+        /^environment variable FOREWARN_API_TOKEN: required with NODE_ENV=production by the HTTP route \/api\/preferences: expected at least 32 characters/,
+      ),
+    ]);
+    expect(missing(production({ FOREWARN_API_TOKEN: 't'.repeat(32) }), ['http:/api/preferences'])).toEqual(
+      [],
+    );
+    expect(missing(production(), ['notifications']).join('\n')).not.toContain('FOREWARN_API_TOKEN');
   });
 
   it('checks only what the parts that run need', () => {
