@@ -453,7 +453,7 @@ async function childMain(request: ChildRequest): Promise<Measured> {
 const STATEMENTS: Array<[name: string, pattern: RegExp]> = [
   ['readIdleUserPage', /FROM\s+\S+\.users\s+WHERE status = 'active'/],
   ['readActiveIdleSince', /FROM\s+\S+\.users\s+WHERE id = ANY/],
-  ['readSubjectStates', /FROM forewarn\.subject_state WHERE detector = \$1 AND subject_key = ANY/],
+  ['readSubjectStates', /FROM forewarn\.subject_state WHERE detector = \$1 AND subject_key = k\.key/],
   ['readSubjectStatesBetween', /FROM forewarn\.subject_state\s+WHERE detector = \$1 AND position >= \$2/],
   ['readPositionedStatePage', /FROM forewarn\.subject_state\s+WHERE detector = \$1 AND position IS NOT NULL/],
   ['readUnpositionedStatePage', /FROM forewarn\.subject_state\s+WHERE detector = \$1 AND position IS NULL/],

@@ -8,6 +8,7 @@ import type { JobsOptions } from 'bullmq';
 import type { z } from 'zod';
 import type { AppContext } from '../lib/context.ts';
 import { deliverOpsGroups } from '../lib/notifications/deliver-groups.ts';
+import { holdRule } from '../lib/notifications/policy.ts';
 import { readOpsGroups } from '../lib/notifications/ops-groups.ts';
 import {
   defaultOptions,
@@ -49,6 +50,7 @@ export async function handle(data: z.infer<typeof payload>, ctx: AppContext): Pr
       templates: await ctx.templates(),
       channels: { email: ctx.opsEmail },
       workerId: ctx.workerId,
+      hold: holdRule(ctx.config()),
     },
     groups,
   );
@@ -72,7 +74,7 @@ export async function handle(data: z.infer<typeof payload>, ctx: AppContext): Pr
     claimed: single.claimed + grouped.claimed,
     sent: single.sent + grouped.sent,
     failed: single.failed + grouped.failed,
-    cancelled: single.cancelled,
+    cancelled: single.cancelled + grouped.withheld,
     lost: single.lost + grouped.lost,
     retries: single.retries + grouped.retries.reduce((n, r) => n + r.ids.length, 0),
     held: grouped.held.reduce((n, h) => n + h.ids.length, 0),

@@ -18,7 +18,7 @@ import { InvalidRowReporter } from './platform/invalid-rows.ts';
 import { defaultQueuePrefix } from './queue/identity.ts';
 import { createRedis } from './queue/redis.ts';
 import { Queues, type QueueName } from './queue/queues.ts';
-import { createEmailSender, type EmailSender } from './channels/email.ts';
+import { createEmailSender, dkimSigning, type EmailSender } from './channels/email.ts';
 import { TemplateStore } from './templates/store.ts';
 
 export interface AppContext {
@@ -58,6 +58,8 @@ export interface AppContext {
 }
 
 export async function createContext(env: Env, configStore: ConfigStore, logger: Logger): Promise<AppContext> {
+  // Before anything connects: a DKIM key without its domain and selector (or the reverse) stops here.
+  const dkim = dkimSigning(env.dkimPrivateKey, configStore.get().notifications.email.dkim);
   const connectionErrors = connectionErrorLog(logger);
   const db = createPool(env.databaseUrl, { applicationName: 'forewarn' });
   watchPool(connectionErrors, db, connectionTo('postgres', 'forewarn', env.databaseUrl));
@@ -139,6 +141,7 @@ export async function createContext(env: Env, configStore: ConfigStore, logger: 
         logger,
         connectionErrors,
         pool: { maxConnections: configStore.get().notifications.email.maxConnections },
+        dkim,
       })),
     opsEmail: () =>
       (opsEmail ??= createEmailSender({
@@ -148,6 +151,7 @@ export async function createContext(env: Env, configStore: ConfigStore, logger: 
         logger,
         connectionErrors,
         pool: { maxConnections: 1 },
+        dkim,
       })),
     async close() {
       configStore.close();

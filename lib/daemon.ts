@@ -79,6 +79,7 @@ export async function startDaemon(options: {
           platformDb: ctx.platformDb,
           platformSchema: ctx.platformSchema,
           linkKeys: ctx.linkKeys,
+          apiToken: env.apiToken,
           logger,
           now: Date.now,
         },

@@ -2,6 +2,8 @@
 // this object, and `redactUrl` is what any message about a connection must use. With
 // NODE_ENV=production nothing falls back to a development default where it matters: what each
 // part of the daemon needs is a declared list, checked at start for the parts that run.
+import { createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ForewarnError } from './errors.ts';
 
@@ -66,6 +68,11 @@ const envSchema = z.object({
       });
     })
     .optional(),
+  /** The DKIM signing key, PEM (a key file's contents), or the path of a PEM file; at most one. */
+  FOREWARN_DKIM_PRIVATE_KEY: z.string().optional(),
+  FOREWARN_DKIM_PRIVATE_KEY_FILE: z.string().optional(),
+  /** The bearer token of the preferences API (at least 32 characters), shared with the platform. */
+  FOREWARN_API_TOKEN: z.string().min(32, 'expected at least 32 characters').optional(),
   /** Where the HTTP role listens (`forewarn start --role http`). */
   FOREWARN_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
   FOREWARN_HTTP_PORT: z.coerce
@@ -108,6 +115,13 @@ export interface Env {
   linkSecret: string | undefined;
   /** FOREWARN_LINK_SECRETS_OLD: secrets that verify links but no longer sign them. */
   oldLinkSecrets: readonly string[];
+  /**
+   * The DKIM signing key (PEM, checked to be an RSA private key), from FOREWARN_DKIM_PRIVATE_KEY
+   * or the file FOREWARN_DKIM_PRIVATE_KEY_FILE names; undefined: mail is not signed.
+   */
+  dkimPrivateKey: string | undefined;
+  /** FOREWARN_API_TOKEN: what the preferences API's callers must present; unset, it refuses every call. */
+  apiToken: string | undefined;
   /** Where the HTTP role listens. */
   httpHost: string;
   httpPort: number;
@@ -142,10 +156,67 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
     outboxDir: outbox || e.FOREWARN_OUTBOX,
     linkSecret: e.FOREWARN_LINK_SECRET,
     oldLinkSecrets: e.FOREWARN_LINK_SECRETS_OLD ?? [],
+    dkimPrivateKey: readDkimPrivateKey(e.FOREWARN_DKIM_PRIVATE_KEY, e.FOREWARN_DKIM_PRIVATE_KEY_FILE),
+    apiToken: e.FOREWARN_API_TOKEN,
     httpHost: e.FOREWARN_HTTP_HOST,
     httpPort: e.FOREWARN_HTTP_PORT,
     publicUrl: e.FOREWARN_PUBLIC_URL,
   };
+}
+
+const DKIM_KEY_EXPECTED =
+  'an RSA private key in PEM ("-----BEGIN PRIVATE KEY-----" or "-----BEGIN RSA PRIVATE KEY-----", 1024 bits or more; 2048 recommended)';
+
+/**
+ * The DKIM key from the environment, checked here so that a bad one stops the start: nodemailer
+ * signs with rsa-sha256 only and, should signing fail, sends the message unsigned without a word.
+ * Messages name the variable and what was expected, never the key.
+ */
+function readDkimPrivateKey(inline: string | undefined, file: string | undefined): string | undefined {
+  if (inline !== undefined && file !== undefined) {
+    throw new ForewarnError(
+      'FW_ENV_INVALID',
+      'environment variables FOREWARN_DKIM_PRIVATE_KEY and FOREWARN_DKIM_PRIVATE_KEY_FILE: expected at most one of them, got both',
+    );
+  }
+  let pem: string;
+  let variable: string;
+  if (inline !== undefined) {
+    variable = 'FOREWARN_DKIM_PRIVATE_KEY';
+    // A PEM in a one-line variable often arrives with its line breaks written as "\n".
+    pem = inline.includes('\\n') && !inline.includes('\n') ? inline.replace(/\\n/g, '\n') : inline;
+  } else if (file !== undefined) {
+    variable = 'FOREWARN_DKIM_PRIVATE_KEY_FILE';
+    try {
+      pem = readFileSync(file, 'utf8');
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      throw new ForewarnError(
+        'FW_ENV_INVALID',
+        `environment variable ${variable}: cannot read ${JSON.stringify(file)} (${typeof code === 'string' ? code : String(error)}): expected the path of a file holding ${DKIM_KEY_EXPECTED}`,
+        { cause: error },
+      );
+    }
+  } else {
+    return undefined;
+  }
+  let key;
+  try {
+    key = createPrivateKey(pem);
+  } catch {
+    throw new ForewarnError(
+      'FW_ENV_INVALID',
+      `environment variable ${variable}: expected ${DKIM_KEY_EXPECTED}, got something that does not parse as a private key`,
+    );
+  }
+  const bits = key.asymmetricKeyDetails?.modulusLength;
+  if (key.asymmetricKeyType !== 'rsa' || bits === undefined || bits < 1024) {
+    throw new ForewarnError(
+      'FW_ENV_INVALID',
+      `environment variable ${variable}: expected ${DKIM_KEY_EXPECTED}, got ${key.asymmetricKeyType === 'rsa' ? `an RSA key of ${bits ?? 'unknown'} bits` : `a key of type ${key.asymmetricKeyType ?? 'unknown'}`}`,
+    );
+  }
+  return pem;
 }
 
 /**
@@ -216,6 +287,13 @@ export const PRODUCTION_REQUIREMENTS: readonly ProductionRequirement[] = [
     // Unset is the requirement above's refusal; this one is about an http:// URL.
     isSet: (env) => env.publicUrl === undefined || env.publicUrl.startsWith('https:'),
     got: () => 'an http:// URL',
+  },
+  {
+    variable: 'FOREWARN_API_TOKEN',
+    expected:
+      'at least 32 characters, known to the platform (its calls to the preferences API carry it as a bearer token)',
+    neededBy: ['http:/api/preferences'],
+    isSet: (env) => env.apiToken !== undefined,
   },
 ];
 

@@ -20,7 +20,7 @@ export const errorCodes = {
   FW_DELIVERY_PERMANENT:
     'An email was refused for good; sending the same message again would fail the same way.',
   FW_EMAIL_CONFIG_INVALID:
-    'The email channel was set up with a malformed SMTP URL, sender address or outbox directory.',
+    'The email channel was set up with a malformed SMTP URL, sender address or outbox directory, or half a DKIM setup.',
   FW_CLOCK_SKEW:
     "A detector tick lies ahead of the platform database's clock by more than the configured skew and was refused.",
   FW_FEED_SILENT: 'Most payment pairs went silent at once: the platform data feed looks stalled.',
@@ -34,6 +34,9 @@ export const errorCodes = {
     'The HTTP role could not listen on FOREWARN_HTTP_HOST:FOREWARN_HTTP_PORT (the port is taken, the address is not this host, or binding it needs privileges).',
   FW_LINK_INVALID:
     'The HTTP role refused a signed link: its token is missing, malformed, forged or altered, for another action, or expired. Nothing was changed.',
+  FW_API_UNAUTHORIZED:
+    'A preferences API call came without the bearer token FOREWARN_API_TOKEN, or with another one.',
+  FW_API_INVALID: 'A preferences API call named a malformed user id or carried a body of the wrong form.',
   FW_LINK_SUBJECT_UNKNOWN:
     'The HTTP role refused a signed link whose product the platform does not have. Nothing was changed.',
 } as const;

@@ -14,11 +14,14 @@ const SECRET_KEYS = new Set([
   'secret',
   'linkSecret',
   'linkKeys',
+  'apiToken',
   'authorization',
   'smtpUrl',
   'databaseUrl',
   'platformDatabaseUrl',
   'redisUrl',
+  'privateKey',
+  'dkimPrivateKey',
 ]);
 /** Keys whose values are an address, at any depth (also in arrays under them). */
 const EMAIL_KEYS = new Set(['email', 'to', 'cc', 'bcc']);

@@ -60,6 +60,7 @@ export function registerRun(program: Command): void {
                   ...(d.audience === 'ops' ? { recipient: d.address } : {}),
                   ...findMessageKind(d.kind)?.summary?.(event),
                   ...(d.notBefore != null ? { sendAt: new Date(d.notBefore).toISOString() } : {}),
+                  ...(d.withheldReason != null ? { withheld: d.withheldReason } : {}),
                 })}\n`,
               );
             for (const recorded of result.recorded) {

@@ -32,8 +32,12 @@ export type SendOutcome =
   | { status: 'sent' }
   /** Temporary: tried again after a backoff (at least `afterMs`, e.g. a Retry-After), while attempts last. */
   | { status: 'retry'; reason: string; afterMs?: number }
-  /** Permanent: recorded as failed with the reason, never tried again. */
-  | { status: 'failed'; reason: string };
+  /**
+   * Permanent: recorded as failed with the reason, never tried again. `addressRejected`: the
+   * failure says the address itself is bad (no such mailbox, malformed), not just this message;
+   * delivery then adds it to the channel's suppression list in the same transaction.
+   */
+  | { status: 'failed'; reason: string; addressRejected?: boolean };
 
 /**
  * What channels use to deliver, made once per process and shared by every delivery job (the

@@ -11,6 +11,11 @@ export interface DeliveryErrorDetails {
   responseCode?: number | undefined;
   /** The transport's own error code, e.g. nodemailer's ECONNECTION or EENVELOPE. */
   transportCode?: string | undefined;
+  /**
+   * Permanent, and about the address itself (no such mailbox, a malformed address), not this
+   * message: the address goes on the channel's suppression list. False unless said.
+   */
+  addressRejected?: boolean | undefined;
   cause?: unknown;
 }
 
@@ -19,6 +24,7 @@ export class DeliveryError extends ForewarnError {
   readonly reason: string;
   readonly responseCode: number | undefined;
   readonly transportCode: string | undefined;
+  readonly addressRejected: boolean;
 
   constructor(message: string, details: DeliveryErrorDetails) {
     super(
@@ -31,5 +37,6 @@ export class DeliveryError extends ForewarnError {
     this.reason = details.reason;
     this.responseCode = details.responseCode;
     this.transportCode = details.transportCode;
+    this.addressRejected = !details.retryable && details.addressRejected === true;
   }
 }

@@ -34,8 +34,9 @@ async function sendOne(
     return { status: 'sent' };
   } catch (error) {
     // An error of another kind than the sender's own is unexpected: retried, within the attempts.
-    const retryable = !(error instanceof DeliveryError) || error.retryable;
-    return { status: retryable ? 'retry' : 'failed', reason: reasonOf(error) };
+    if (!(error instanceof DeliveryError) || error.retryable)
+      return { status: 'retry', reason: reasonOf(error) };
+    return { status: 'failed', reason: reasonOf(error), addressRejected: error.addressRejected };
   }
 }
 

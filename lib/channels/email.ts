@@ -7,6 +7,7 @@ import { constants } from 'node:fs';
 import { access, link, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import nodemailer, { type SendMailOptions } from 'nodemailer';
+import type { DKIMOptions } from 'nodemailer/lib/dkim';
 import addressparser from 'nodemailer/lib/addressparser';
 import { connectionErrorLog, connectionTo, type ConnectionErrorLog } from '../connection-errors.ts';
 import { redactUrl } from '../env.ts';
@@ -80,6 +81,72 @@ export interface EmailSenderOptions {
    */
   pool?: { maxConnections?: number; maxMessages?: number; maxInFlight?: number };
   timeouts?: EmailTimeouts;
+  /** Signs every message (SMTP and outbox alike); from `dkimSigning`. Absent: unsigned. */
+  dkim?: DkimSigning | undefined;
+}
+
+/** A DKIM key and where its public half is published: `<keySelector>._domainkey.<domainName>`. */
+export interface DkimSigning {
+  domainName: string;
+  keySelector: string;
+  /** PEM, an RSA private key (lib/env.ts checks it). */
+  privateKey: string;
+}
+
+/**
+ * The header fields a DKIM signature covers, each only when the message has it (nodemailer leaves
+ * absent ones out of h=). RFC 8058 asks for List-Unsubscribe and List-Unsubscribe-Post to be
+ * signed, so that nobody on the way can point the one-click unsubscribe elsewhere.
+ */
+export const DKIM_SIGNED_HEADERS = [
+  'From',
+  'Sender',
+  'Reply-To',
+  'To',
+  'Cc',
+  'Subject',
+  'Date',
+  'Message-ID',
+  'In-Reply-To',
+  'References',
+  'MIME-Version',
+  'Content-Type',
+  'Content-Transfer-Encoding',
+  'List-Id',
+  'List-Unsubscribe',
+  'List-Unsubscribe-Post',
+] as const;
+
+/**
+ * The DKIM signing of a deployment: the key from the environment and the domain and selector from
+ * the config, both or neither. One without the other is a mistake (mail would go out unsigned
+ * although a key was meant to sign it), so it stops the start, naming what is missing.
+ */
+export function dkimSigning(
+  privateKey: string | undefined,
+  settings: { domainName: string; keySelector: string } | undefined,
+): DkimSigning | undefined {
+  if (privateKey === undefined && settings === undefined) return undefined;
+  if (privateKey === undefined) {
+    throw new ForewarnError(
+      'FW_EMAIL_CONFIG_INVALID',
+      `notifications.email.dkim is set (domainName ${JSON.stringify(settings!.domainName)}, keySelector ${JSON.stringify(settings!.keySelector)}) but there is no key to sign with: ` +
+        'expected the environment variable FOREWARN_DKIM_PRIVATE_KEY (the PEM) or FOREWARN_DKIM_PRIVATE_KEY_FILE (its path), or remove notifications.email.dkim to send unsigned',
+    );
+  }
+  if (settings === undefined) {
+    throw new ForewarnError(
+      'FW_EMAIL_CONFIG_INVALID',
+      'a DKIM key is set (FOREWARN_DKIM_PRIVATE_KEY or FOREWARN_DKIM_PRIVATE_KEY_FILE) but the config has no notifications.email.dkim: ' +
+        'expected notifications.email.dkim: { domainName: "example.com", keySelector: "forewarn" } naming where its public key is published, or unset the variable to send unsigned',
+    );
+  }
+  return { domainName: settings.domainName, keySelector: settings.keySelector, privateKey };
+}
+
+/** nodemailer's `dkim` transport option for the signing, or nothing. */
+function dkimOption(dkim: DkimSigning | undefined): { dkim?: DKIMOptions } {
+  return dkim === undefined ? {} : { dkim: { ...dkim, headerFieldNames: DKIM_SIGNED_HEADERS.join(':') } };
 }
 
 const DEFAULT_TIMEOUTS: Required<EmailTimeouts> = {
@@ -118,7 +185,7 @@ export function createEmailSender(options: EmailSenderOptions): EmailSender {
   }
   const log = options.logger.child({ component: 'email' });
   return smtpUrl === undefined
-    ? createOutboxSender(path.resolve(options.outboxDir), from, timeouts, log)
+    ? createOutboxSender(path.resolve(options.outboxDir), from, timeouts, log, options.dkim)
     : createSmtpSender(
         smtpUrl,
         from,
@@ -126,6 +193,7 @@ export function createEmailSender(options: EmailSenderOptions): EmailSender {
         timeouts,
         log,
         options.connectionErrors ?? connectionErrorLog(options.logger),
+        options.dkim,
       );
 }
 
@@ -174,6 +242,7 @@ function createSmtpSender(
   timeouts: Required<EmailTimeouts>,
   log: Logger,
   connectionErrors: ConnectionErrorLog,
+  dkim: DkimSigning | undefined,
 ): EmailSender {
   const server = checkSmtpUrl(smtpUrl);
   const maxConnections = positiveInteger('pool.maxConnections', pool.maxConnections ?? 5);
@@ -191,11 +260,15 @@ function createSmtpSender(
     // nodemailer's own log lines name recipients in free text, which the logger cannot mask;
     // ours carry the message id, the masked recipient and the sorted reason instead.
     logger: false,
+    ...dkimOption(dkim),
   });
   // A failed send rejects its own promise; what the transport emits besides (nodemailer forwards
   // its pool's errors) would crash the process without a listener, and flood the log with one.
   connectionErrors.watch(transporter, connectionTo('smtp', 'smtp', smtpUrl));
-  log.info({ transport: 'smtp', server, maxConnections, maxMessages }, 'email sender ready');
+  log.info(
+    { transport: 'smtp', server, maxConnections, maxMessages, dkim: dkimSummary(dkim) },
+    'email sender ready',
+  );
 
   const inFlight = new Set<InFlight>();
   let closing: Promise<void> | undefined;
@@ -288,13 +361,17 @@ function createOutboxSender(
   from: string,
   timeouts: Required<EmailTimeouts>,
   log: Logger,
+  dkim: DkimSigning | undefined,
 ): EmailSender {
-  // Builds the MIME message without sending it anywhere: the same composer as SMTP uses.
-  const composer = nodemailer.createTransport({ streamTransport: true, buffer: true });
+  // Builds the MIME message without sending it anywhere: the same composer (and signature) as SMTP.
+  const composer = nodemailer.createTransport({ streamTransport: true, buffer: true, ...dkimOption(dkim) });
   const inFlight = new Set<InFlight>();
   let closing: Promise<void> | undefined;
   let dirReady: Promise<unknown> | undefined;
-  log.info({ transport: 'outbox', outboxDir }, 'email sender ready: no SMTP URL, writing .eml files');
+  log.info(
+    { transport: 'outbox', outboxDir, dkim: dkimSummary(dkim) },
+    'email sender ready: no SMTP URL, writing .eml files',
+  );
 
   async function write(message: EmailMessage, mail: SendMailOptions): Promise<SendResult> {
     const file = path.join(outboxDir, outboxFileName(message.messageId));
@@ -443,15 +520,17 @@ function checkedMail(log: Logger, from: string, message: EmailMessage): SendMail
 
 /** Checks a message and turns it into nodemailer's form; a malformed one is a permanent failure. */
 export function composeMail(from: string, message: EmailMessage): SendMailOptions {
-  const refuse = (reason: string, detail: string) =>
+  const refuse = (reason: string, detail: string, addressRejected = false) =>
     new DeliveryError(`email ${message.messageId}: ${reason} (permanent): ${detail}`, {
       retryable: false,
       reason,
+      addressRejected,
     });
   if (!isPlausibleEmailAddress(message.to)) {
     throw refuse(
       'invalid recipient address',
       `to: expected one address such as "name@example.com", got ${JSON.stringify(maskEmail(message.to))}`,
+      true,
     );
   }
   if (!/^<?[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+>?$/.test(message.messageId)) {
@@ -552,12 +631,14 @@ export function classifySendError(error: unknown, context: { messageId?: string 
 
   let retryable: boolean;
   let reason: string;
+  let addressRejected = false;
   if (responseCode !== undefined) {
     // RFC 5321: 4yz is transient, 5yz permanent, except 503 (bad sequence), which a new session fixes.
     retryable = responseCode < 500 || responseCode === 503;
     reason = `smtp ${responseCode}${command && command !== 'CONN' ? ` at ${command}` : ''}`;
     if (code === 'EAUTH') reason = `auth failed: ${reason}${retryable ? '' : ', check the SMTP credentials'}`;
     else if (command === 'CONN') reason = `${reason}, connection closed`;
+    else if (!retryable) addressRejected = isAddressRejection(responseCode, response, command);
   } else if (code !== undefined && PERMANENT_CODES.has(code)) {
     retryable = false;
     reason =
@@ -583,8 +664,26 @@ export function classifySendError(error: unknown, context: { messageId?: string 
     : maskEmailsIn(message).slice(0, 200);
   return new DeliveryError(
     `email ${context.messageId ?? '(unknown message)'}: ${reason} (${retryable ? 'retryable' : 'permanent'})${said ? `: ${said}` : ''}`,
-    { retryable, reason, responseCode, transportCode: code, cause: error },
+    { retryable, reason, responseCode, transportCode: code, addressRejected, cause: error },
   );
+}
+
+/**
+ * Whether a permanent SMTP reply says that the address itself is bad, so that it is never tried
+ * again (suppressed), rather than this one message. With an RFC 3463 enhanced code, it decides:
+ * 5.1.x (bad mailbox, bad domain, bad syntax, moved) is the address; 5.2.x (mailbox full or
+ * disabled), 5.6.x (content), 5.7.x (policy, spam, authentication) and the rest are not. Without
+ * one, RFC 5321's 550 (mailbox unavailable), 551 (not local) and 553 (name not allowed) are the
+ * address when they answer RCPT TO; the same codes after DATA are as often about the content.
+ */
+export function isAddressRejection(
+  responseCode: number,
+  response: string | undefined,
+  command: string | undefined,
+): boolean {
+  const enhanced = /^\d{3}[ -]([245])\.(\d{1,3})\.\d{1,3}\b/.exec(response ?? '');
+  if (enhanced) return enhanced[1] === '5' && enhanced[2] === '1';
+  return command === 'RCPT TO' && [550, 551, 553].includes(responseCode);
 }
 
 function connectionReason(code: string, message: string, e: NodemailerShapedError): string {
@@ -637,6 +736,11 @@ function senderClosed(messageId: string): DeliveryError {
 
 // ---------------------------------------------------------------------------------------------
 // Options
+
+/** What a log line may say about the signing: where, never the key. */
+function dkimSummary(dkim: DkimSigning | undefined): string {
+  return dkim === undefined ? 'off' : `${dkim.keySelector}._domainkey.${dkim.domainName}`;
+}
 
 function checkFrom(from: string): string {
   const parsed = addressparser(from, { flatten: true });

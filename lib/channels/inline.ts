@@ -29,7 +29,8 @@ export interface SplitBatch {
  * Splits a batch's drafts and renders the inline ones (no database work: call it outside the
  * transaction, e.g. while the previous batch is written). A draft whose channel is unknown, or
  * whose recipient lacks what its channel needs, is queued: delivery fails it with the reason. So
- * is a draft held for later (quiet hours): delivery takes it when its time comes.
+ * is a draft held for later (quiet hours): delivery takes it when its time comes; and a draft the
+ * policy withholds (opted out, suppressed), which is recorded as cancelled and never delivered.
  */
 export function splitInline(
   templates: TemplateStore,
@@ -45,7 +46,13 @@ export function splitInline(
     const channel = registry.get(draft.channel);
     const inline = channel?.kind === 'write' ? channel.inline : undefined;
     // A message the delivery policy holds (quiet hours) waits in the queue for its time.
-    if (!channel || !inline || draft.notBefore != null || missingRecipient(channel, draft) !== null) {
+    if (
+      !channel ||
+      !inline ||
+      draft.notBefore != null ||
+      draft.withheldReason != null ||
+      missingRecipient(channel, draft) !== null
+    ) {
       queued.push(draft);
       continue;
     }

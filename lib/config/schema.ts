@@ -50,6 +50,27 @@ export const notificationsConfigSchema = z.strictObject({
       .string()
       .regex(/^[A-Za-z0-9.-]+$/, 'expected a domain name such as "notify.example.com"'),
     maxConnections: positiveInt,
+    /**
+     * DKIM signing (the key itself comes from FOREWARN_DKIM_PRIVATE_KEY or ..._FILE): the d= domain
+     * and the s= selector whose TXT record `<keySelector>._domainkey.<domainName>` holds the public
+     * key. Absent: mail is not signed; set without a key, or a key without it, stops the start.
+     */
+    dkim: z
+      .strictObject({
+        domainName: z
+          .string()
+          .regex(
+            /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/,
+            'expected the domain signed for, such as "example.com" (the From address\'s domain or a parent of it)',
+          ),
+        keySelector: z
+          .string()
+          .regex(
+            /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/,
+            'expected a DKIM selector such as "forewarn2026" (letters, digits, "-", dot-separated)',
+          ),
+      })
+      .optional(),
   }),
   ops: z.strictObject({
     /** Who gets incident alerts (opened and resolved) with the numbers. */

@@ -12,6 +12,8 @@ export interface HttpDeps {
   /** Verifies the tokens of signed links (FOREWARN_LINK_SECRET and FOREWARN_LINK_SECRETS_OLD). */
   linkKeys: LinkKeyring;
   logger: Logger;
+  /** The preferences API's bearer token (FOREWARN_API_TOKEN); unset, the API refuses every call. */
+  apiToken?: string | undefined;
   /** Epoch ms; tokens expire by it. */
   now: () => number;
 }

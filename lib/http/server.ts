@@ -7,6 +7,7 @@ import { ForewarnError } from '../errors.ts';
 import type { HttpDeps, HttpRoutes } from './deps.ts';
 import { wantsJson } from './refusals.ts';
 import { healthzRoutes } from './routes/healthz.ts';
+import { preferencesRoutes } from './routes/preferences.ts';
 import { restockRoutes } from './routes/restock.ts';
 import { unsubscribeRoutes } from './routes/unsubscribe.ts';
 import { addSecurityHeaders } from './security.ts';
@@ -15,7 +16,7 @@ import { problemPage } from './pages.ts';
 export type { HttpDeps } from './deps.ts';
 
 /** Every route module the role serves. */
-const ROUTES: readonly HttpRoutes[] = [healthzRoutes, restockRoutes, unsubscribeRoutes];
+const ROUTES: readonly HttpRoutes[] = [healthzRoutes, restockRoutes, unsubscribeRoutes, preferencesRoutes];
 
 /**
  * What the HTTP role stands for in lib/env.ts's production requirements: the role itself and
@@ -34,6 +35,9 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
     // by route pattern, instead.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
+    // Path parameters up to 200 characters reach their route, which says what it expects of them
+    // (the router answers a longer one with a bare 404).
+    routerOptions: { maxParamLength: 200 },
     // Requests that hang must not hold a close (SIGTERM) for long.
     requestTimeout: 30_000,
     // On close: idle keep-alive sockets are closed at once, requests in flight may finish.

@@ -203,8 +203,14 @@ export async function readSubjectStates<S>(
   subjectKeys: readonly string[],
 ): Promise<Map<string, S>> {
   if (subjectKeys.length === 0) return new Map();
+  // One index probe per key, in key order: with `= ANY`, PostgreSQL planned a scan of every
+  // state of the detector for each call, so a pass over a growing table grew quadratically.
   const { rows } = await db.query<{ subject_key: string; state: S }>(
-    `SELECT subject_key, state FROM forewarn.subject_state WHERE detector = $1 AND subject_key = ANY ($2::text[])`,
+    `SELECT s.subject_key, s.state
+       FROM (SELECT DISTINCT key FROM unnest($2::text[]) AS key ORDER BY key) AS k
+      CROSS JOIN LATERAL (
+        SELECT subject_key, state FROM forewarn.subject_state WHERE detector = $1 AND subject_key = k.key
+      ) AS s`,
     [detector, subjectKeys],
   );
   return new Map(rows.map((r) => [r.subject_key, r.state]));

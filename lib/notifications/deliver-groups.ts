@@ -15,7 +15,14 @@ import type { DeliveryContext } from './deliver.ts';
 import { startLease, type ClaimLease } from './lease.ts';
 import { claimGroup, holdGroup, lockGroup, readGroupState, type OpsGroup } from './ops-groups.ts';
 import { reasonOf, renderNotification } from './render.ts';
-import { markFailed, markRetry, markSent, type ClaimedNotification, type ClaimRef } from './store.ts';
+import {
+  markFailed,
+  markRetry,
+  markSent,
+  withholdDue,
+  type ClaimedNotification,
+  type ClaimRef,
+} from './store.ts';
 
 export interface GroupDeliveryOutcome {
   /** Alerts claimed (members of the groups that were due). */
@@ -26,6 +33,8 @@ export interface GroupDeliveryOutcome {
   failed: number;
   /** Taken over by another worker while this job held them, and left to it. */
   lost: number;
+  /** Withheld by the delivery policy (the group's address was suppressed), cancelled with the reason. */
+  withheld: number;
   /** Groups not due yet: their pending members, held until `dueAt` (epoch ms, database clock). */
   held: Array<{ ids: string[]; dueAt: number; now: number }>;
   /** Groups whose email failed for now: their members, due again at `retryAt`. */
@@ -44,6 +53,7 @@ export async function deliverOpsGroups(
     emails: 0,
     failed: 0,
     lost: 0,
+    withheld: 0,
     held: [],
     retries: [],
   };
@@ -59,6 +69,10 @@ export async function deliverOpsGroups(
           const ids = await holdGroup(client, state.ids, state.dueAt);
           return { kind: 'held' as const, held: { ids, dueAt: state.dueAt, now: state.now } };
         }
+        // The policy, as it stands now: a suppressed address is not tried (cancelled with the reason).
+        const withhold = ctx.hold?.withhold;
+        if (withhold)
+          outcome.withheld += (await withholdDue(client, state.ids, withhold, { dueOnly: false })).length;
         const claim = await claimGroup(client, state.ids, {
           token: lease.token,
           worker: ctx.workerId,

@@ -9,7 +9,9 @@
 // Claims are renewed while the job works and every outcome is written under the claim's token
 // (lib/notifications/lease.ts), so a slow receiver cannot let a claim run out under a live job,
 // and a job whose claim was taken over all the same writes nothing. A row whose channel has no
-// implementation, or whose recipient lacks what its channel needs, fails with the reason.
+// implementation, or whose recipient lacks what its channel needs, fails with the reason. A
+// permanent failure that says the address itself is bad also suppresses the address (README
+// "Suppressed addresses"), in the transaction that records the failure.
 import {
   linkFromData,
   missingRecipient,
@@ -29,8 +31,9 @@ import {
 } from '../channels/registry.ts';
 import type { Config } from '../config/schema.ts';
 import { groupCommit, type GroupCommit } from '../db/group-commit.ts';
-import { inTransaction, type Pool } from '../db/pool.ts';
+import { inTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import type { Logger } from '../logger.ts';
+import { suppressAddress } from '../policy/preferences.ts';
 import type { TemplateStore } from '../templates/store.ts';
 import { retryDelayMs } from './backoff.ts';
 import { startLease } from './lease.ts';
@@ -121,6 +124,32 @@ interface Failure {
   reason: string;
   /** The log line's message. */
   message: string;
+  /** The channel said the address itself is bad: it goes on the suppression list. */
+  suppress?: boolean;
+}
+
+/**
+ * Marks the failures failed and, in the same transaction, suppresses the addresses of those that
+ * say so (only of the rows still this job's): the outcome and the suppression commit together.
+ */
+async function recordFailures(db: Pool, failures: readonly Failure[]): Promise<string[]> {
+  const refs = failures.map((f) => ({ id: f.n.id, token: f.n.token, reason: f.reason }));
+  const suppressing = failures.filter((f) => f.suppress && f.n.address);
+  if (suppressing.length === 0) return markFailed(db, refs);
+  return inTransaction(db, async (client: Queryable) => {
+    const marked = await markFailed(client, refs);
+    const mine = new Set(marked);
+    for (const f of suppressing) {
+      if (!mine.has(f.n.id)) continue;
+      await suppressAddress(client, {
+        channel: f.n.channel,
+        address: f.n.address!,
+        reason: f.reason,
+        notificationId: f.n.id,
+      });
+    }
+    return marked;
+  });
 }
 
 export async function deliverNotifications(
@@ -177,19 +206,21 @@ export async function deliverNotifications(
   async function fail(failures: readonly Failure[]): Promise<void> {
     if (failures.length === 0) return;
     for (const f of failures) lease.release(f.n.id);
-    const marked = new Set(
-      await markFailed(
-        ctx.db,
-        failures.map((f) => ({ id: f.n.id, token: f.n.token, reason: f.reason })),
-      ),
-    );
+    const marked = new Set(await recordFailures(ctx.db, failures));
     for (const f of failures) {
       if (!marked.has(f.n.id)) {
         outcome.lost++;
         continue;
       }
       outcome.failed++;
-      logFailure('error', f.n, { attempt: f.n.attempts, reason: f.reason }, f.message);
+      // The address is in the line's `to`, masked like every address in the logs.
+      const suppressed = f.suppress === true && Boolean(f.n.address);
+      logFailure(
+        'error',
+        f.n,
+        { attempt: f.n.attempts, reason: f.reason, ...(suppressed ? { suppressed } : {}) },
+        suppressed ? `${f.message}; address suppressed` : f.message,
+      );
     }
   }
 
@@ -301,7 +332,12 @@ export async function deliverNotifications(
         written.add(sentMarks.add({ id: n.id, token: n.token }));
         outcome.sent++;
       } else if (result.status === 'failed') {
-        failures.push({ n, reason: result.reason, message: 'delivery failed' });
+        failures.push({
+          n,
+          reason: result.reason,
+          message: 'delivery failed',
+          ...(result.addressRejected ? { suppress: true } : {}),
+        });
       } else if (n.attempts < settings.retry.maxAttempts) {
         // The claim that carried this send was the attempt.
         const delayMs = Math.max(retryDelayMs(settings.retry, n.attempts), result.afterMs ?? 0);

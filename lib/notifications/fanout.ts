@@ -16,7 +16,7 @@ import { kindsFor } from '../messages/registry.ts';
 import { readAhead } from '../read-ahead.ts';
 import { splitInline, type InlineBatch } from '../channels/inline.ts';
 import { channels } from '../channels/registry.ts';
-import { holdFor } from './policy.ts';
+import { holdFor, withholdDrafts } from './policy.ts';
 import type { TemplateStore } from '../templates/store.ts';
 import {
   advanceFanout,
@@ -100,6 +100,7 @@ export async function fanOutCauseEvent(
   if (start < 0) start = kinds.length;
   const templates = await ctx.templates();
   let notifications = 0;
+  let withheld = 0;
   let recipients = 0;
   let batches = 0;
 
@@ -125,6 +126,7 @@ export async function fanOutCauseEvent(
         const inbox = await inline.record(client);
         await advanceFanout(client, eventId, JSON.stringify(position), batch.recipients);
         notifications += created.length + inbox.delivered + inbox.failed;
+        withheld += toSend.filter((d) => d.withheldReason != null).length;
         return created;
       });
       if (ids === null) {
@@ -146,7 +148,7 @@ export async function fanOutCauseEvent(
     if (next) await moveFanout(ctx.db, eventId, JSON.stringify({ kind: next.id, after: null, taken: 0 }));
   }
   await finishFanout(ctx.db, eventId);
-  log.info({ recipients, notifications, batches }, `fan-out of cause ${event.type} event done`);
+  log.info({ recipients, notifications, withheld, batches }, `fan-out of cause ${event.type} event done`);
   return { eventId, recipients, notifications, batches, alreadyDone: false };
 }
 
@@ -200,7 +202,8 @@ export async function* eventDrafts(
 
 /**
  * One kind's notifications for an event, batch by batch, starting after `after`; the delivery
- * policy (quiet hours) is judged at `at`, by default when each batch is made.
+ * policy (quiet hours) is judged at `at`, by default when each batch is made, and its opt-outs
+ * and suppressions as they are recorded now.
  */
 export async function* kindBatches(
   ctx: MessageContext,
@@ -225,7 +228,14 @@ export async function* kindBatches(
           drafts.push(draftFor(ctx, event, kind, channel, recipient, prepared, now));
     taken += page.recipients.length;
     if (page.recipients.length > 0 || page.cursor !== null)
-      yield { kind, drafts, cursor: page.cursor, recipients: page.recipients.length };
+      yield {
+        kind,
+        // The policy's opt-outs and suppressions, one query per batch: withheld drafts are
+        // recorded with their reason and never sent.
+        drafts: await withholdDrafts(ctx.db, drafts),
+        cursor: page.cursor,
+        recipients: page.recipients.length,
+      };
     if (page.cursor === null) return;
     cursor = page.cursor;
   }

@@ -2,11 +2,15 @@
 // when a message is recorded (fan-out) and again when its turn comes (the delivery claim), so a
 // retry that comes due at night is held like a first attempt. Today it holds messages of a
 // category with quiet hours (notifications.quietHours) until the window ends in the recipient's
-// own zone; the reason is recorded on the row (held_reason). Held, never dropped.
+// own zone; the reason is recorded on the row (held_reason). Held, never dropped. A message its
+// user opted out of (that category on that channel), or one to an address on the channel's
+// suppression list, is withheld instead: recorded as cancelled with the reason, never sent.
 import type { Config } from '../config/schema.ts';
+import type { Queryable } from '../db/pool.ts';
 import type { Category } from '../messages/kind.ts';
+import { canOptOut, readPolicyRecords, type Suppression } from '../policy/preferences.ts';
 import { isTimeZone, quietUntil } from '../policy/quiet-hours.ts';
-import type { HoldRule } from './store.ts';
+import type { HoldRule, NotificationDraft } from './store.ts';
 
 export interface Hold {
   /** When the message may go (epoch ms). */
@@ -42,5 +46,59 @@ export function holdRule(
   return {
     categories: Object.keys(config.notifications.quietHours),
     holdFor: (message) => holdFor(config, message, now()),
+    withhold: withheldReason,
   };
+}
+
+/** A message as the opt-outs and suppressions judge it. */
+export interface WithholdSubject {
+  /** Null for ops alerts: no user's preferences apply to them. */
+  userId: string | null;
+  category: Category;
+  channel: string;
+  address: string | null;
+}
+
+/** What was found for the message: whether its user opted out, and its address's suppression. */
+export interface WithholdFindings {
+  optedOut: boolean;
+  suppression: Suppression | null;
+}
+
+/**
+ * Why the message must not go at all, or null. A suppressed address is never tried, whoever it
+ * belongs to (ops too); a user's opt-out applies to their own messages, except where the
+ * category cannot be switched off (security in-app).
+ */
+export function withheldReason(message: WithholdSubject, found: WithholdFindings): string | null {
+  if (message.address !== null && found.suppression)
+    return `suppressed: ${found.suppression.reason} (since ${found.suppression.since.toISOString()})`;
+  if (message.userId !== null && found.optedOut && canOptOut(message.category, message.channel))
+    return `opted out: ${message.category} by ${message.channel}`;
+  return null;
+}
+
+/**
+ * The batch's drafts with those the policy withholds marked (withheldReason), after one query
+ * for the whole batch.
+ */
+export async function withholdDrafts(
+  db: Queryable,
+  drafts: readonly NotificationDraft[],
+): Promise<NotificationDraft[]> {
+  const userIds = new Set<string>();
+  const addresses = new Map<string, { channel: string; address: string }>();
+  for (const d of drafts) {
+    if (d.userId !== null) userIds.add(d.userId);
+    if (d.address !== null)
+      addresses.set(`${d.channel}\u0000${d.address}`, { channel: d.channel, address: d.address });
+  }
+  const records = await readPolicyRecords(db, [...userIds], [...addresses.values()]);
+  return drafts.map((d) => {
+    const reason = withheldReason(d, {
+      optedOut: d.userId !== null && records.optedOut(d.userId, d.category, d.channel),
+      suppression: d.address === null ? null : (records.suppression(d.channel, d.address) ?? null),
+    });
+    return reason === null ? d : { ...d, withheldReason: reason, notBefore: null, heldReason: null };
+  });
 }

@@ -28,6 +28,11 @@ export interface NotificationDraft {
   notBefore?: number | null;
   /** Why it is held (lib/notifications/policy.ts). */
   heldReason?: string | null;
+  /**
+   * Withheld by the delivery policy (opted out, suppressed): recorded as cancelled with this
+   * reason (held_reason) and never sent.
+   */
+  withheldReason?: string | null;
 }
 
 export interface ClaimedNotification extends NotificationDraft {
@@ -38,7 +43,10 @@ export interface ClaimedNotification extends NotificationDraft {
   token: string;
 }
 
-/** Records drafts; a dedupe key already recorded is skipped. Returns the ids of new rows. */
+/**
+ * Records drafts; a dedupe key already recorded is skipped. A withheld draft is recorded as
+ * cancelled, with its reason. Returns the ids of the new rows to deliver (not the withheld ones).
+ */
 export async function insertNotifications(
   db: Queryable,
   drafts: readonly NotificationDraft[],
@@ -46,16 +54,18 @@ export async function insertNotifications(
   if (drafts.length === 0) return [];
   // One JSON document rather than ten arrays: node-pg would quote every array element, which
   // costs more than the insert itself for a batch of thousands.
-  const { rows } = await db.query<{ id: string }>(
+  const { rows } = await db.query<{ id: string; status: string }>(
     `INSERT INTO forewarn.notifications
        (dedupe_key, cause, incident_id, kind, channel, audience, user_id, address, locale, data, category, group_key,
-        timezone, next_attempt_at, held_reason)
-     SELECT d.k, d.c, d.i, d.t, d.ch, d.a, d.u, d.ad, d.l, d.d, d.cat, d.g, d.tz, coalesce(d.nb, now()), d.h
+        timezone, next_attempt_at, held_reason, status, finished_at)
+     SELECT d.k, d.c, d.i, d.t, d.ch, d.a, d.u, d.ad, d.l, d.d, d.cat, d.g, d.tz, coalesce(d.nb, now()),
+            coalesce(d.w, d.h), CASE WHEN d.w IS NULL THEN 'pending' ELSE 'cancelled' END,
+            CASE WHEN d.w IS NOT NULL THEN now() END
        FROM jsonb_to_recordset($1::jsonb)
          AS d(k text, c text, i bigint, t text, ch text, a text, u text, ad text, l text, d jsonb, cat text, g text,
-              tz text, nb timestamptz, h text)
+              tz text, nb timestamptz, h text, w text)
      ON CONFLICT (dedupe_key) DO NOTHING
-     RETURNING id`,
+     RETURNING id, status`,
     [
       JSON.stringify(
         drafts.map((d) => ({
@@ -74,11 +84,12 @@ export async function insertNotifications(
           tz: d.timezone ?? null,
           nb: d.notBefore == null ? null : new Date(d.notBefore).toISOString(),
           h: d.heldReason ?? null,
+          w: d.withheldReason ?? null,
         })),
       ),
     ],
   );
-  return rows.map((r) => r.id);
+  return rows.filter((r) => r.status === 'pending').map((r) => r.id);
 }
 
 /** What a claim does with a row it may take: $5 is retry.maxAttempts. */
@@ -185,6 +196,14 @@ export interface HoldRule {
     category: Category;
     timezone: string | null;
   }) => { until: number; reason: string } | null;
+  /**
+   * Why a due message must not go at all (its user opted out since it was recorded, its address
+   * was suppressed since), or null: it is then cancelled with that reason.
+   */
+  withhold?: (
+    message: { userId: string | null; category: Category; channel: string; address: string | null },
+    found: { optedOut: boolean; suppression: { reason: string; since: Date } | null },
+  ) => string | null;
 }
 
 /** The stale rules of message kinds (lib/messages/stale.ts builds them from the registry). */
@@ -197,8 +216,13 @@ export interface StaleRules {
 
 export interface ClaimResult {
   claimed: ClaimedNotification[];
-  /** Messages their kind's stale rule cancelled (e.g. a warning whose incident resolved first). */
+  /**
+   * Messages cancelled: by their kind's stale rule (e.g. a warning whose incident resolved
+   * first), or withheld by the policy (see `withheld`).
+   */
   cancelled: number;
+  /** Of those, the ones the delivery policy withheld (opted out, suppressed), with the reason. */
+  withheld: Array<{ id: string; reason: string }>;
   /** Deliveries that had used every attempt, recorded as failed with the reason. */
   exhausted: Array<{ id: string; reason: string }>;
   /** Pending messages not due yet (held by the policy, now or when recorded), and when they are. */
@@ -222,13 +246,23 @@ export async function claimNotifications(
   ids: readonly string[],
   options: ClaimOptions,
 ): Promise<ClaimResult> {
-  if (ids.length === 0) return { claimed: [], cancelled: 0, exhausted: [], later: [] };
+  if (ids.length === 0) return { claimed: [], cancelled: 0, withheld: [], exhausted: [], later: [] };
   const stale = options.stale
     ? [...(await options.stale.pick(await readDueForStaleRules(db, ids, options.stale.kinds)))]
     : [];
-  // A stale message is cancelled, quiet hours or not; the policy holds the others.
+  // A stale message is cancelled, quiet hours or not; the policy withholds or holds the others.
+  let withheld: Array<{ id: string; reason: string }> = [];
   if (options.hold) {
     const cancelled = new Set(stale);
+    const withhold = options.hold.withhold;
+    if (withhold) {
+      withheld = await withholdDue(
+        db,
+        ids.filter((id) => !cancelled.has(id)),
+        withhold,
+      );
+      for (const w of withheld) cancelled.add(w.id);
+    }
     await holdDue(
       db,
       ids.filter((id) => !cancelled.has(id)),
@@ -260,7 +294,8 @@ export async function claimNotifications(
   const claimed = rows.filter((r) => r.status === 'sending').map((r) => claimedOf(r, options.token));
   return {
     claimed,
-    cancelled: rows.filter((r) => r.status === 'cancelled').length,
+    cancelled: rows.filter((r) => r.status === 'cancelled').length + withheld.length,
+    withheld,
     exhausted: rows
       .filter((r) => r.status === 'failed')
       .map((r) => ({ id: r.id, reason: r.last_error ?? '' })),
@@ -290,6 +325,63 @@ async function holdDue(db: Queryable, ids: readonly string[], rule: HoldRule): P
       WHERE n.id = h.id AND n.status = 'pending'`,
     [JSON.stringify(held)],
   );
+}
+
+/**
+ * The policy's opt-outs and suppressions at claim time, as they stand now: of the given messages
+ * that are due (`dueOnly`; any pending one otherwise, for a group that is due as a whole), those
+ * whose user opted out since they were recorded, or whose address was suppressed since, are
+ * cancelled with the reason (held_reason). One query finds them all.
+ */
+export async function withholdDue(
+  db: Queryable,
+  ids: readonly string[],
+  withhold: NonNullable<HoldRule['withhold']>,
+  options: { dueOnly: boolean } = { dueOnly: true },
+): Promise<Array<{ id: string; reason: string }>> {
+  if (ids.length === 0) return [];
+  const { rows } = await db.query<{
+    id: string;
+    user_id: string | null;
+    category: Category;
+    channel: string;
+    address: string | null;
+    opted_out: boolean;
+    suppressed_reason: string | null;
+    suppressed_at: Date | null;
+  }>(
+    `SELECT n.id, n.user_id, n.category, n.channel, n.address, p.user_id IS NOT NULL AS opted_out,
+            s.reason AS suppressed_reason, s.created_at AS suppressed_at
+       FROM forewarn.notifications n
+       LEFT JOIN forewarn.preferences p
+         ON p.user_id = n.user_id AND p.category = n.category AND p.channel = n.channel AND p.opted_out
+       LEFT JOIN forewarn.suppressions s ON s.channel = n.channel AND s.address = lower(n.address)
+      WHERE n.id = ANY ($1::bigint[]) AND n.status = 'pending' AND (NOT $2 OR n.next_attempt_at <= now())
+        AND (p.user_id IS NOT NULL OR s.address IS NOT NULL)`,
+    [ids, options.dueOnly],
+  );
+  const withheld = rows.flatMap((r) => {
+    const reason = withhold(
+      { userId: r.user_id, category: r.category, channel: r.channel, address: r.address },
+      {
+        optedOut: r.opted_out,
+        suppression:
+          r.suppressed_reason === null ? null : { reason: r.suppressed_reason, since: r.suppressed_at! },
+      },
+    );
+    return reason === null ? [] : [{ id: r.id, reason }];
+  });
+  if (withheld.length === 0) return [];
+  const { rows: cancelled } = await db.query<{ id: string }>(
+    `UPDATE forewarn.notifications n
+        SET status = 'cancelled', held_reason = w.reason, finished_at = now()
+       FROM jsonb_to_recordset($1::jsonb) AS w(id bigint, reason text)
+      WHERE n.id = w.id AND n.status = 'pending'
+     RETURNING n.id`,
+    [JSON.stringify(withheld)],
+  );
+  const done = new Set(cancelled.map((r) => r.id));
+  return withheld.filter((w) => done.has(w.id));
 }
 
 /** Of the given messages, the pending ones whose time has not come, with their time. */

@@ -88,3 +88,60 @@ export async function readSuppressed(
   );
   return new Set(rows.map((r) => r.address));
 }
+
+/** Why an address is on a channel's suppression list, and since when. */
+export interface Suppression {
+  reason: string;
+  since: Date;
+}
+
+/** What the policy finds for a batch of messages: opt-outs and suppressions (lib/notifications/policy.ts). */
+export interface PolicyRecords {
+  optedOut(userId: string, category: Category, channel: string): boolean;
+  /** The address's suppression on the channel (looked up lower-cased), if any. */
+  suppression(channel: string, address: string): Suppression | undefined;
+}
+
+const optOutKey = (userId: string, category: string, channel: string) =>
+  `${userId}\u0000${category}\u0000${channel}`;
+const suppressionKey = (channel: string, address: string) => `${channel}\u0000${address.toLowerCase()}`;
+
+/**
+ * The opt-outs of `userIds` (any category and channel) and the suppressions of `addresses`, in
+ * one query: what the policy needs for a batch of a fan-out, which may reach 100,000 users.
+ */
+export async function readPolicyRecords(
+  db: Queryable,
+  userIds: readonly string[],
+  addresses: ReadonlyArray<{ channel: string; address: string }>,
+): Promise<PolicyRecords> {
+  const optedOut = new Set<string>();
+  const suppressed = new Map<string, Suppression>();
+  if (userIds.length > 0 || addresses.length > 0) {
+    const { rows } = await db.query<{
+      user_id: string | null;
+      category: string | null;
+      channel: string;
+      address: string | null;
+      reason: string | null;
+      since: Date | null;
+    }>(
+      `SELECT user_id, category, channel, NULL AS address, NULL AS reason, NULL::timestamptz AS since
+         FROM forewarn.preferences WHERE user_id = ANY ($1::text[]) AND opted_out
+       UNION ALL
+       SELECT NULL, NULL, s.channel, s.address, s.reason, s.created_at
+         FROM forewarn.suppressions s
+         JOIN unnest($2::text[], $3::text[]) AS a(channel, address) ON s.channel = a.channel AND s.address = a.address`,
+      [userIds, addresses.map((a) => a.channel), addresses.map((a) => a.address.toLowerCase())],
+    );
+    for (const r of rows) {
+      if (r.address !== null)
+        suppressed.set(suppressionKey(r.channel, r.address), { reason: r.reason!, since: r.since! });
+      else optedOut.add(optOutKey(r.user_id!, r.category!, r.channel));
+    }
+  }
+  return {
+    optedOut: (userId, category, channel) => optedOut.has(optOutKey(userId, category, channel)),
+    suppression: (channel, address) => suppressed.get(suppressionKey(channel, address)),
+  };
+}

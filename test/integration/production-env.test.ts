@@ -51,6 +51,10 @@ function refusal(result: CliResult): string[] {
 }
 
 const PUBLIC_URL = 'https://notify.example.com';
+const API_TOKEN = 'api-token-never-printed-0123456789abcdef';
+const API_TOKEN_LINE =
+  'environment variable FOREWARN_API_TOKEN: required with NODE_ENV=production by the HTTP route /api/preferences: ' +
+  'expected at least 32 characters, known to the platform (its calls to the preferences API carry it as a bearer token), got nothing';
 
 describe('NODE_ENV=production, forewarn start refuses to start', () => {
   it('without SMTP_URL, FOREWARN_LINK_SECRET and FOREWARN_PUBLIC_URL, naming each and what it expects', async () => {
@@ -95,7 +99,7 @@ describe('NODE_ENV=production, forewarn start refuses to start', () => {
     expect(result.stderr).not.toContain(SMTP_PASSWORD);
   });
 
-  it('--role http without FOREWARN_LINK_SECRET and FOREWARN_PUBLIC_URL, naming both and the routes that need them', async () => {
+  it('--role http without FOREWARN_LINK_SECRET, FOREWARN_PUBLIC_URL and FOREWARN_API_TOKEN, naming each and the routes that need them', async () => {
     const lines = refusal(
       await start({ NODE_ENV: 'production', FOREWARN_HTTP_PORT: '0' }, ['--role', 'http']),
     );
@@ -107,12 +111,33 @@ describe('NODE_ENV=production, forewarn start refuses to start', () => {
       'environment variable FOREWARN_PUBLIC_URL: required with NODE_ENV=production by the http role: ' +
         "expected the http(s) URL where users reach forewarn's HTTP role, e.g. https://notify.example.com " +
         '(links in messages point there), got nothing',
+      API_TOKEN_LINE,
     ]);
   });
 
-  it('--role http with the link secret but no public URL, never printing the secret', async () => {
+  it('--role http without FOREWARN_API_TOKEN: the preferences API does not start open', async () => {
+    const lines = refusal(
+      await start(
+        {
+          NODE_ENV: 'production',
+          FOREWARN_LINK_SECRET: LINK_SECRET,
+          FOREWARN_PUBLIC_URL: PUBLIC_URL,
+          FOREWARN_HTTP_PORT: '0',
+        },
+        ['--role', 'http'],
+      ),
+    );
+    expect(lines).toEqual([`error [FW_ENV_MISSING]: ${API_TOKEN_LINE}`]);
+  });
+
+  it('--role http with the link secret and the API token but no public URL, never printing either', async () => {
     const result = await start(
-      { NODE_ENV: 'production', FOREWARN_LINK_SECRET: LINK_SECRET, FOREWARN_HTTP_PORT: '0' },
+      {
+        NODE_ENV: 'production',
+        FOREWARN_LINK_SECRET: LINK_SECRET,
+        FOREWARN_API_TOKEN: API_TOKEN,
+        FOREWARN_HTTP_PORT: '0',
+      },
       ['--role', 'http'],
     );
     const lines = refusal(result);
@@ -121,6 +146,7 @@ describe('NODE_ENV=production, forewarn start refuses to start', () => {
       /^error \[FW_ENV_MISSING\]: environment variable FOREWARN_PUBLIC_URL: required /,
     );
     expect(result.stderr).not.toContain(LINK_SECRET);
+    expect(result.stderr).not.toContain(API_TOKEN);
   });
 
   it('for the roles that need them only when those roles are asked for', async () => {
@@ -158,7 +184,7 @@ describe('starting', () => {
     expect(daemon.stderr).not.toContain(LINK_SECRET);
   });
 
-  it('in production, an HTTP replica with the link secret and the public URL, SMTP_URL not needed', async () => {
+  it('in production, an HTTP replica with the link secret, the public URL and the API token, SMTP_URL not needed', async () => {
     const { env } = await fixture();
     const daemon = daemons.start(
       {
@@ -166,6 +192,7 @@ describe('starting', () => {
         NODE_ENV: 'production',
         FOREWARN_LINK_SECRET: LINK_SECRET,
         FOREWARN_PUBLIC_URL: 'https://notify.example.com',
+        FOREWARN_API_TOKEN: API_TOKEN,
         FOREWARN_HTTP_PORT: '0',
       } as DaemonEnv,
       ['--role', 'http'],
@@ -173,9 +200,15 @@ describe('starting', () => {
     const started = await daemon.waitForLog('forewarn started', START_TIMEOUT_MS);
     const health = await fetch(new URL('/healthz', String(started.http)));
     expect(health.status).toBe(200);
+    // The API takes the token the replica was started with.
+    const api = await fetch(new URL('/api/preferences/u-1', String(started.http)), {
+      headers: { authorization: `Bearer ${API_TOKEN}` },
+    });
+    expect(api.status).toBe(200);
     daemon.signal('SIGTERM');
     expect((await daemon.waitForExit(START_TIMEOUT_MS)).code).toBe(0);
     expect(daemon.stderr).not.toContain(LINK_SECRET);
+    expect(daemon.stderr).not.toContain(API_TOKEN);
   });
 
   it('in production, a scheduler and detection replica needs neither', async () => {

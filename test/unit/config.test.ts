@@ -613,3 +613,36 @@ describe('lookback', () => {
     });
   });
 });
+
+describe('notifications.email.dkim', () => {
+  const DKIM = ['notifications', 'email', 'dkim'];
+
+  it('is absent in the shipped file: mail is not signed unless asked for', () => {
+    expect(parseConfigText(shippedText, FILE).notifications.email.dkim).toBeUndefined();
+  });
+
+  it('takes the signing domain and selector', () => {
+    const text = withEdits([[DKIM, { domainName: 'notify.example.com', keySelector: 'fw2026' }]]);
+    expect(parseConfigText(text, FILE).notifications.email.dkim).toEqual({
+      domainName: 'notify.example.com',
+      keySelector: 'fw2026',
+    });
+  });
+
+  it('refuses a domain that is no host name, a selector with a dot at the edge, and a missing half', () => {
+    const badDomain = configError(withEdits([[DKIM, { domainName: 'not a domain', keySelector: 'fw' }]]));
+    expect(problemAt(badDomain, 'notifications.email.dkim.domainName').expected).toMatch(
+      /the domain signed for/,
+    );
+    const badSelector = configError(withEdits([[DKIM, { domainName: 'example.com', keySelector: '.fw' }]]));
+    expect(problemAt(badSelector, 'notifications.email.dkim.keySelector').expected).toMatch(
+      /a DKIM selector/,
+    );
+    const half = configError(withEdits([[DKIM, { domainName: 'example.com' }]]));
+    expect(problemAt(half, 'notifications.email.dkim.keySelector')).toBeDefined();
+    const extra = configError(
+      withEdits([[DKIM, { domainName: 'example.com', keySelector: 'fw', privateKey: 'x' }]]),
+    );
+    expect(extra.problems.length).toBeGreaterThan(0);
+  });
+});

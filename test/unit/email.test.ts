@@ -5,7 +5,9 @@ import { describe, expect, it } from 'vitest';
 import {
   classifySendError,
   createEmailSender,
+  dkimSigning,
   DeliveryError,
+  isAddressRejection,
   isPlausibleEmailAddress,
   messageIdFor,
   outboxFileName,
@@ -283,5 +285,85 @@ describe('createEmailSender', () => {
     const text = JSON.stringify(lines());
     expect(text).toContain('smtp://mailer:***@127.0.0.1:2525');
     expect(text).not.toContain('hunter2');
+  });
+});
+
+describe('dkimSigning', () => {
+  const key = '-----BEGIN PRIVATE KEY-----\n(checked by lib/env.ts)\n-----END PRIVATE KEY-----\n';
+  const settings = { domainName: 'notify.example.com', keySelector: 'fw2026' };
+
+  it('is off with neither a key nor a config, and signs with both', () => {
+    expect(dkimSigning(undefined, undefined)).toBeUndefined();
+    expect(dkimSigning(key, settings)).toEqual({ ...settings, privateKey: key });
+  });
+
+  it('refuses a config without a key, naming both variables and the config key', () => {
+    expect(() => dkimSigning(undefined, settings)).toThrow(
+      /^notifications\.email\.dkim is set \(domainName "notify\.example\.com", keySelector "fw2026"\) but there is no key to sign with: expected the environment variable FOREWARN_DKIM_PRIVATE_KEY \(the PEM\) or FOREWARN_DKIM_PRIVATE_KEY_FILE/,
+    );
+  });
+
+  it('refuses a key without a config, never showing the key', () => {
+    let error: unknown;
+    try {
+      dkimSigning(key, undefined);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ForewarnError);
+    expect((error as ForewarnError).code).toBe('FW_EMAIL_CONFIG_INVALID');
+    expect((error as Error).message).toMatch(
+      /FOREWARN_DKIM_PRIVATE_KEY.* but the config has no notifications\.email\.dkim: expected notifications\.email\.dkim: \{ domainName/,
+    );
+    expect((error as Error).message).not.toContain('checked by');
+  });
+});
+
+describe('isAddressRejection', () => {
+  it.each([
+    [550, '550 5.1.1 <a@example.com>: no such user', 'RCPT TO', true],
+    [550, '550 5.1.2 bad destination domain', 'RCPT TO', true],
+    [553, '553 5.1.3 malformed address', 'RCPT TO', true],
+    [550, '550 5.1.1 no such user', 'DATA', true],
+    [550, '550 mailbox unavailable', 'RCPT TO', true],
+    [551, '551 user not local', 'RCPT TO', true],
+    [553, '553 mailbox name not allowed', 'RCPT TO', true],
+    [550, '550 5.7.1 relaying denied', 'RCPT TO', false],
+    [554, '554 5.7.1 message refused as spam', 'DATA', false],
+    [552, '552 5.2.2 mailbox full', 'RCPT TO', false],
+    [550, '550 message refused', 'DATA', false],
+    [554, '554 transaction failed', 'RCPT TO', false],
+    [552, '552 message too big', 'DATA', false],
+  ])('%i %j at %s → %s', (code, response, command, expected) => {
+    expect(isAddressRejection(code, response, command)).toBe(expected);
+  });
+
+  it('is what classifySendError records on a permanent failure, never on a temporary one', () => {
+    const bounce = classifySendError({
+      code: 'EENVELOPE',
+      responseCode: 550,
+      response: '550 5.1.1 no such user',
+      command: 'RCPT TO',
+    });
+    expect(bounce).toMatchObject({
+      retryable: false,
+      addressRejected: true,
+      reason: 'smtp 550 at RCPT TO',
+    });
+    const later = classifySendError({
+      code: 'EENVELOPE',
+      responseCode: 450,
+      response: '450 4.1.1 mailbox busy',
+      command: 'RCPT TO',
+    });
+    expect(later).toMatchObject({ retryable: true, addressRejected: false });
+    const spam = classifySendError({
+      code: 'EMESSAGE',
+      responseCode: 554,
+      response: '554 5.7.1 spam',
+      command: 'DATA',
+    });
+    expect(spam).toMatchObject({ retryable: false, addressRejected: false, reason: 'smtp 554 at DATA' });
+    expect(classifySendError({ code: 'ETIMEDOUT' })).toMatchObject({ addressRejected: false });
   });
 });

@@ -1,6 +1,10 @@
 // The environment: defaults for a local setup, and invalid values refused with the variable's
 // name but never its value (connection URLs carry passwords).
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   checkProductionEnv,
   PRODUCTION_REQUIREMENTS,
@@ -135,6 +139,18 @@ describe('readEnv defaults', () => {
     );
   });
 
+  it('refuses an API token too short to be one, without echoing it', () => {
+    let message = '';
+    try {
+      readEnv({ FOREWARN_API_TOKEN: 'short-api-token' });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/FOREWARN_API_TOKEN: expected at least 32 characters/);
+    expect(message).not.toContain('short-api-token');
+    expect(readEnv({ FOREWARN_API_TOKEN: 't'.repeat(32) }).apiToken).toBe('t'.repeat(32));
+  });
+
   it('reads process.env when given nothing', () => {
     vi.stubEnv('PLATFORM_SCHEMA', 'tenant_a');
     vi.stubEnv('FOREWARN_CONFIG', '/tmp/other.yaml');
@@ -234,6 +250,19 @@ describe('checkProductionEnv', () => {
     expect(missing(production({ FOREWARN_OUTBOX: '/srv', FOREWARN_LINK_SECRET: SECRET }), parts)).toEqual([
       expect.stringMatching(/^environment variable SMTP_URL: /),
     ]);
+  });
+
+  it('production needs FOREWARN_API_TOKEN for the preferences API only', () => {
+    const lines = missing(production(), ['http:/api/preferences']);
+    expect(lines).toEqual([
+      expect.stringMatching(
+        /^environment variable FOREWARN_API_TOKEN: required with NODE_ENV=production by the HTTP route \/api\/preferences: expected at least 32 characters/,
+      ),
+    ]);
+    expect(missing(production({ FOREWARN_API_TOKEN: 't'.repeat(32) }), ['http:/api/preferences'])).toEqual(
+      [],
+    );
+    expect(missing(production(), ['notifications']).join('\n')).not.toContain('FOREWARN_API_TOKEN');
   });
 
   it('checks only what the parts that run need', () => {
@@ -370,5 +399,80 @@ describe('redactUrl', () => {
   it('never echoes an unparseable value', () => {
     const redacted = redactUrl(`not a url with ${PASSWORD}`);
     expect(redacted).not.toContain(PASSWORD);
+  });
+});
+
+describe('the DKIM key (FOREWARN_DKIM_PRIVATE_KEY, FOREWARN_DKIM_PRIVATE_KEY_FILE)', () => {
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const pem = rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'forewarn-dkim-env-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('is absent by default: mail is not signed', () => {
+    expect(readEnv({}).dkimPrivateKey).toBeUndefined();
+  });
+
+  it('reads the PEM from the variable, also with its line breaks written as \\n', () => {
+    expect(readEnv({ FOREWARN_DKIM_PRIVATE_KEY: pem }).dkimPrivateKey).toBe(pem);
+    const oneLine = pem.replace(/\n/g, '\\n');
+    expect(readEnv({ FOREWARN_DKIM_PRIVATE_KEY: oneLine }).dkimPrivateKey).toBe(pem);
+  });
+
+  it('reads the PEM from the file the _FILE variable names', async () => {
+    const file = path.join(dir, 'dkim.pem');
+    await writeFile(file, pem, { mode: 0o600 });
+    expect(readEnv({ FOREWARN_DKIM_PRIVATE_KEY_FILE: file }).dkimPrivateKey).toBe(pem);
+  });
+
+  it('refuses a value that is no private key, naming the variable and never echoing the value', () => {
+    const error = envError({ FOREWARN_DKIM_PRIVATE_KEY: `not-a-key-${PASSWORD}` });
+    expect(error.code).toBe('FW_ENV_INVALID');
+    expect(error.message).toMatch(
+      /^environment variable FOREWARN_DKIM_PRIVATE_KEY: expected an RSA private key in PEM .*got something that does not parse as a private key$/,
+    );
+    expect(error.message).not.toContain(PASSWORD);
+  });
+
+  it('refuses a public key, and a key of another type than RSA (nodemailer signs rsa-sha256 only)', () => {
+    const publicPem = rsa.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    expect(envError({ FOREWARN_DKIM_PRIVATE_KEY: publicPem }).message).toMatch(
+      /FOREWARN_DKIM_PRIVATE_KEY: .*does not parse as a private key/,
+    );
+    const ed = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    expect(envError({ FOREWARN_DKIM_PRIVATE_KEY: ed }).message).toMatch(
+      /FOREWARN_DKIM_PRIVATE_KEY: expected an RSA private key .*got a key of type ed25519$/,
+    );
+    const small = generateKeyPairSync('rsa', { modulusLength: 512 })
+      .privateKey.export({ type: 'pkcs8', format: 'pem' })
+      .toString();
+    expect(envError({ FOREWARN_DKIM_PRIVATE_KEY: small }).message).toMatch(/got an RSA key of 512 bits$/);
+  });
+
+  it('refuses a file that cannot be read or holds no key, naming the variable and the path', async () => {
+    const missing = path.join(dir, 'missing.pem');
+    const error = envError({ FOREWARN_DKIM_PRIVATE_KEY_FILE: missing });
+    expect(error.message).toContain(
+      `environment variable FOREWARN_DKIM_PRIVATE_KEY_FILE: cannot read ${JSON.stringify(missing)} (ENOENT)`,
+    );
+    const garbage = path.join(dir, 'garbage.pem');
+    await writeFile(garbage, `-----BEGIN PRIVATE KEY-----\n${PASSWORD}\n-----END PRIVATE KEY-----\n`);
+    const bad = envError({ FOREWARN_DKIM_PRIVATE_KEY_FILE: garbage });
+    expect(bad.message).toMatch(
+      /^environment variable FOREWARN_DKIM_PRIVATE_KEY_FILE: expected an RSA private key/,
+    );
+    expect(bad.message).not.toContain(PASSWORD);
+  });
+
+  it('refuses both variables at once', () => {
+    expect(
+      envError({ FOREWARN_DKIM_PRIVATE_KEY: pem, FOREWARN_DKIM_PRIVATE_KEY_FILE: '/x.pem' }).message,
+    ).toBe(
+      'environment variables FOREWARN_DKIM_PRIVATE_KEY and FOREWARN_DKIM_PRIVATE_KEY_FILE: expected at most one of them, got both',
+    );
   });
 });

@@ -236,6 +236,18 @@ describe('secrets', () => {
       expect(raw).not.toContain(secret);
   });
 
+  it('censors a DKIM private key wherever it sits', () => {
+    const { logger, lines } = captureLogs();
+    const pem = '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n';
+    logger.info({ dkim: { domainName: 'example.com', privateKey: pem }, env: { dkimPrivateKey: pem } }, 'x');
+    const line = only(lines());
+    expect(line).toMatchObject({
+      dkim: { domainName: 'example.com', privateKey: '[secret]' },
+      env: { dkimPrivateKey: '[secret]' },
+    });
+    expect(JSON.stringify(line)).not.toContain('MIIEvQIBADANBgkqhkiG9w0BAQEFAASC');
+  });
+
   it('censors passwords and connection URLs, top level and one level down', () => {
     const { logger, lines } = captureLogs();
     logger.warn(

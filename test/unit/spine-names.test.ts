@@ -33,6 +33,8 @@ const SPINE_MODULES = [
   'lib/notifications/lease.ts',
   'lib/notifications/policy.ts',
   'lib/policy/quiet-hours.ts',
+  'lib/policy/preferences.ts',
+  'lib/http/routes/preferences.ts',
   'lib/messages/kind.ts',
   'lib/messages/shared.ts',
   'lib/messages/stale.ts',
