@@ -24,6 +24,7 @@ import { templateKinds } from '../templates/kinds.ts';
 import { startDeliveryWorker } from '../workers/delivery.ts';
 import { pump, startSink } from './email.ts';
 import { benchDatabase, figure, positiveIntFromEnv, type BenchResult } from './support.ts';
+import { linkKeyring } from '../lib/links.ts';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const WARM_UP = 2_000;
@@ -58,7 +59,7 @@ export async function benchEmailDelivery(): Promise<BenchResult> {
       queuePrefix: prefix,
       smtpUrl: sink.url,
       outboxDir: join(dir, 'outbox'),
-      linkSecret: 'bench-secret-bench-secret-bench-secret-0123',
+      linkKeys: linkKeyring('bench-secret-bench-secret-bench-secret-0123'),
     };
     ctx = await createContext(env, await ConfigStore.open(configPath, logger), logger);
     await ctx.templates();

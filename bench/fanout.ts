@@ -45,6 +45,7 @@ import {
   type Figure,
   type MemoryPeaks,
 } from './support.ts';
+import { linkKeyring } from '../lib/links.ts';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const execFileAsync = promisify(execFile);
@@ -223,7 +224,7 @@ export async function fanOut(options: FanoutOptions): Promise<FanoutRun> {
       queuePrefix: prefix,
       smtpUrl: sink?.url,
       outboxDir: join(dir, 'outbox'),
-      linkSecret: 'bench-secret-bench-secret-bench-secret-0123',
+      linkKeys: linkKeyring('bench-secret-bench-secret-bench-secret-0123'),
     };
     const store = await ConfigStore.open(configPath, logger);
     const ctx = await createContext(env, store, logger);

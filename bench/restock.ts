@@ -32,6 +32,7 @@ import {
   type BenchResult,
   type Figure,
 } from './support.ts';
+import { linkKeyring } from '../lib/links.ts';
 
 const SCHEMA = 'platform';
 const PRODUCT = 'gc-steam-100';
@@ -120,7 +121,7 @@ export async function benchWave(size: number, noise: number): Promise<WaveRun> {
       config: () => config,
       logger,
       publicUrl: 'https://notify.example.com',
-      linkSecret: 'bench-link-secret-0123456789abcdef',
+      linkKeys: linkKeyring('bench-link-secret-0123456789abcdef'),
     };
     const baseline = await bareKeysetSelect(platform, config.notifications.batchSize);
     const event = await openRestock(fw, size);

@@ -27,6 +27,7 @@ import { templateKinds } from '../templates/kinds.ts';
 import { startDeliveryWorker } from '../workers/delivery.ts';
 import { startFanoutWorker } from '../workers/fanout.ts';
 import { benchDatabase, figure, positiveIntFromEnv, watchMemory, type BenchResult } from './support.ts';
+import { linkKeyring } from '../lib/links.ts';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const CONNECTIONS_PER_WORKER = 3;
@@ -98,7 +99,7 @@ export async function benchSlowRelay(): Promise<BenchResult> {
       queuePrefix: `bench-relay-${process.pid}`,
       smtpUrl: relay.url,
       outboxDir: join(dir, 'outbox'),
-      linkSecret: 'bench-secret-bench-secret-bench-secret-0123',
+      linkKeys: linkKeyring('bench-secret-bench-secret-bench-secret-0123'),
     };
     for (let i = 0; i < 2; i++) {
       const ctx = await createContext(env, await ConfigStore.open(configPath, logger), logger);

@@ -13,6 +13,7 @@ import { createPool, type Pool } from './db/pool.ts';
 import { publicUrlOf, type Env } from './env.ts';
 import { ForewarnError } from './errors.ts';
 import type { Logger } from './logger.ts';
+import { linkKeyring, type LinkKeyring } from './links.ts';
 import { InvalidRowReporter } from './platform/invalid-rows.ts';
 import { defaultQueuePrefix } from './queue/identity.ts';
 import { createRedis } from './queue/redis.ts';
@@ -37,8 +38,11 @@ export interface AppContext {
   invalidRows: InvalidRowReporter;
   /** Where every connection's errors go: one rate-limited JSON line per connection and code. */
   connectionErrors: ConnectionErrorLog;
-  /** Signs links that act on an account (FOREWARN_LINK_SECRET; in development, made up if unset). */
-  readonly linkSecret: string;
+  /**
+   * Sign and verify links that act on an account: FOREWARN_LINK_SECRET signs (in development, made
+   * up if unset), FOREWARN_LINK_SECRETS_OLD still verify.
+   */
+  readonly linkKeys: LinkKeyring;
   /**
    * The base of public links, e.g. restock links (FOREWARN_PUBLIC_URL; in development, unset, the
    * HTTP role's own address; in production, unset, reading it throws FW_ENV_MISSING).
@@ -95,6 +99,8 @@ export async function createContext(env: Env, configStore: ConfigStore, logger: 
       'FOREWARN_LINK_SECRET is not set: signed links use a random per-process secret the platform cannot verify',
     );
   }
+  // The one place the keyring is built from the environment.
+  const linkKeys = linkSecret === undefined ? undefined : linkKeyring(linkSecret, env.oldLinkSecrets);
   let templates: Promise<TemplateStore> | undefined;
   let email: EmailSender | undefined;
   let opsEmail: EmailSender | undefined;
@@ -114,14 +120,14 @@ export async function createContext(env: Env, configStore: ConfigStore, logger: 
     connectionErrors,
     // Production never makes one up: a process whose roles do not need it (checkProductionEnv)
     // starts without it, and fails here should it ever sign a link.
-    get linkSecret() {
-      if (linkSecret === undefined) {
+    get linkKeys() {
+      if (linkKeys === undefined) {
         throw new ForewarnError(
           'FW_ENV_MISSING',
           'environment variable FOREWARN_LINK_SECRET: required with NODE_ENV=production to sign links: expected at least 32 characters, got nothing',
         );
       }
-      return linkSecret;
+      return linkKeys;
     },
     get publicUrl() {
       return publicUrlOf(env);

@@ -78,7 +78,7 @@ export async function startDaemon(options: {
           db: ctx.db,
           platformDb: ctx.platformDb,
           platformSchema: ctx.platformSchema,
-          linkSecret: ctx.linkSecret,
+          linkKeys: ctx.linkKeys,
           apiToken: env.apiToken,
           logger,
           now: Date.now,

@@ -49,6 +49,25 @@ const envSchema = z.object({
   FOREWARN_OUTBOX: z.string().min(1).default('./outbox'),
   /** Signs links that act on an account (at least 32 characters). */
   FOREWARN_LINK_SECRET: z.string().min(32, 'expected at least 32 characters').optional(),
+  /**
+   * Secrets FOREWARN_LINK_SECRET replaced, comma-separated: links they signed still verify until
+   * they are removed from here (README.md#rotating-the-link-secret).
+   */
+  FOREWARN_LINK_SECRETS_OLD: z
+    .string()
+    .transform((value) => value.split(',').map((secret) => secret.trim()))
+    .superRefine((secrets, ctx) => {
+      secrets.forEach((secret, i) => {
+        if (secret.length < 32) {
+          // Which entry, never its value.
+          ctx.addIssue({
+            code: 'custom',
+            message: `entry ${i + 1} of ${secrets.length}: expected a comma-separated list of secrets of at least 32 characters each${secret === '' ? ' (this one is empty: a stray comma?)' : ''}`,
+          });
+        }
+      });
+    })
+    .optional(),
   /** The DKIM signing key, PEM (a key file's contents), or the path of a PEM file; at most one. */
   FOREWARN_DKIM_PRIVATE_KEY: z.string().optional(),
   FOREWARN_DKIM_PRIVATE_KEY_FILE: z.string().optional(),
@@ -94,6 +113,8 @@ export interface Env {
   /** Where .eml files are written when email goes to the outbox. */
   outboxDir: string;
   linkSecret: string | undefined;
+  /** FOREWARN_LINK_SECRETS_OLD: secrets that verify links but no longer sign them. */
+  oldLinkSecrets: readonly string[];
   /**
    * The DKIM signing key (PEM, checked to be an RSA private key), from FOREWARN_DKIM_PRIVATE_KEY
    * or the file FOREWARN_DKIM_PRIVATE_KEY_FILE names; undefined: mail is not signed.
@@ -134,6 +155,7 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
     emailTransport: e.SMTP_URL === undefined ? 'default-outbox' : outbox === undefined ? 'smtp' : 'outbox',
     outboxDir: outbox || e.FOREWARN_OUTBOX,
     linkSecret: e.FOREWARN_LINK_SECRET,
+    oldLinkSecrets: e.FOREWARN_LINK_SECRETS_OLD ?? [],
     dkimPrivateKey: readDkimPrivateKey(e.FOREWARN_DKIM_PRIVATE_KEY, e.FOREWARN_DKIM_PRIVATE_KEY_FILE),
     apiToken: e.FOREWARN_API_TOKEN,
     httpHost: e.FOREWARN_HTTP_HOST,
@@ -228,6 +250,8 @@ export interface ProductionRequirement {
   expected: string;
   neededBy: readonly string[];
   isSet(env: Env): boolean;
+  /** What it holds instead, for the message, when it is set but not as expected; default "nothing". */
+  got?(env: Env): string;
 }
 
 export const PRODUCTION_REQUIREMENTS: readonly ProductionRequirement[] = [
@@ -244,7 +268,7 @@ export const PRODUCTION_REQUIREMENTS: readonly ProductionRequirement[] = [
     expected:
       'at least 32 characters, the same on every replica and known to the platform ' +
       '(it signs the links in messages; a secret made up per process signs links nobody can verify)',
-    neededBy: ['notifications', 'http:/restock/subscribe', 'http:/restock/stop'],
+    neededBy: ['notifications', 'http:/restock/subscribe', 'http:/restock/stop', 'http:/unsubscribe'],
     isSet: (env) => env.linkSecret !== undefined,
   },
   {
@@ -253,6 +277,16 @@ export const PRODUCTION_REQUIREMENTS: readonly ProductionRequirement[] = [
     // The notifications role builds the restock links that messages carry.
     neededBy: ['notifications', 'http'],
     isSet: (env) => env.publicUrl !== undefined,
+  },
+  {
+    variable: 'FOREWARN_PUBLIC_URL',
+    expected:
+      'an https URL: the List-Unsubscribe header of emails points there, and mail providers take ' +
+      'only https for one-click unsubscribe (RFC 8058)',
+    neededBy: ['notifications', 'http:/unsubscribe'],
+    // Unset is the requirement above's refusal; this one is about an http:// URL.
+    isSet: (env) => env.publicUrl === undefined || env.publicUrl.startsWith('https:'),
+    got: () => 'an http:// URL',
   },
   {
     variable: 'FOREWARN_API_TOKEN',
@@ -279,7 +313,7 @@ export function checkProductionEnv(
     if (needing.length === 0 || requirement.isSet(env)) continue;
     lines.push(
       `environment variable ${requirement.variable}: required with NODE_ENV=production by ${needing.map(describePart).join(' and ')}: ` +
-        `expected ${requirement.expected}, got nothing`,
+        `expected ${requirement.expected}, got ${requirement.got?.(env) ?? 'nothing'}`,
     );
   }
   if (lines.length > 0) throw new ForewarnError('FW_ENV_MISSING', lines.join('\n'));

@@ -13,6 +13,7 @@ const SECRET_KEYS = new Set([
   'pass',
   'secret',
   'linkSecret',
+  'linkKeys',
   'apiToken',
   'authorization',
   'smtpUrl',

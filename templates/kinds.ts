@@ -303,6 +303,11 @@ export const templateKinds = {
         payUrl: webUrl,
         /** Signed link to the user's notification preferences. */
         preferencesUrl: webUrl,
+        /**
+         * Email only (null in-app): signed link that stops this category by email at once
+         * (List-Unsubscribe too; lib/messages/unsubscribe.ts).
+         */
+        unsubscribeUrl: webUrl.nullable().default(null),
       })
       .strict(),
     sample: {
@@ -315,6 +320,7 @@ export const templateKinds = {
       openedAt: '2026-11-22T09:51:05.000Z',
       payUrl: 'https://shop.example.com/recharge',
       preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
+      unsubscribeUrl: 'https://forewarn.example.com/unsubscribe?token=sample-token',
     },
     variants: {
       'slow, no name, no backup': {
@@ -345,6 +351,11 @@ export const templateKinds = {
         recoveredAt: isoTime,
         payUrl: webUrl,
         preferencesUrl: webUrl,
+        /**
+         * Email only (null in-app): signed link that stops this category by email at once
+         * (List-Unsubscribe too; lib/messages/unsubscribe.ts).
+         */
+        unsubscribeUrl: webUrl.nullable().default(null),
       })
       .strict(),
     sample: {
@@ -354,6 +365,7 @@ export const templateKinds = {
       recoveredAt: '2026-11-22T10:32:00.000Z',
       payUrl: 'https://shop.example.com/recharge',
       preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
+      unsubscribeUrl: 'https://forewarn.example.com/unsubscribe?token=sample-token',
     },
     variants: {
       'no name': {
@@ -472,6 +484,11 @@ export const templateKinds = {
         restockUrl: webUrl,
         /** Signed link to the user's notification preferences. */
         preferencesUrl: webUrl,
+        /**
+         * Email only (null in-app): signed link that stops this category by email at once
+         * (List-Unsubscribe too; lib/messages/unsubscribe.ts).
+         */
+        unsubscribeUrl: webUrl.nullable().default(null),
       })
       .strict(),
     sample: {
@@ -480,6 +497,7 @@ export const templateKinds = {
       earliestOrderedAt: '2026-11-22T09:12:00.000Z',
       restockUrl: 'https://shop.example.com/restock/subscribe?product=steam-cn-100&token=sample-token',
       preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
+      unsubscribeUrl: 'https://forewarn.example.com/unsubscribe?token=sample-token',
     },
     variants: {
       'several orders': {
@@ -695,6 +713,11 @@ export const templateKinds = {
         stopUrl: webUrl,
         /** Signed link to the user's notification preferences. */
         preferencesUrl: webUrl,
+        /**
+         * Email only (null in-app): signed link that stops this category by email at once
+         * (List-Unsubscribe too; lib/messages/unsubscribe.ts).
+         */
+        unsubscribeUrl: webUrl.nullable().default(null),
       })
       .strict(),
     sample: {
@@ -706,6 +729,7 @@ export const templateKinds = {
       productUrl: 'https://shop.example.com/products/gc-steam-100',
       stopUrl: 'https://forewarn.example.com/restock/stop?product=gc-steam-100&token=sample-token',
       preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
+      unsubscribeUrl: 'https://forewarn.example.com/unsubscribe?token=sample-token',
     },
     variants: {
       'later wave, one left': {

@@ -1,6 +1,6 @@
 // The email channel: a rendered notification becomes one email (its Message-ID derived from the
-// dedupe key, so a repeat after a crash is recognisable; a List-Unsubscribe header when the
-// message has a preferences link) and goes out through the process's pooled sender
+// dedupe key, so a repeat after a crash is recognisable; RFC 8058 one-click List-Unsubscribe
+// headers when the message has an unsubscribe link, lib/messages/unsubscribe.ts) and goes out through the process's pooled sender
 // (lib/channels/email.ts), which sorts every failure into retryable and permanent.
 import type { Config } from '../config/schema.ts';
 import { reasonOf } from '../notifications/render.ts';
@@ -46,13 +46,21 @@ export function emailMessageFor(
   message: RenderedMessage,
   messageIdDomain: string,
 ): EmailMessage {
-  const preferences = typeof n.data.preferencesUrl === 'string' ? n.data.preferencesUrl : null;
+  const unsubscribe = typeof n.data.unsubscribeUrl === 'string' ? n.data.unsubscribeUrl : null;
   return {
     to: n.address!,
     subject: message.subject ?? '',
     text: message.text,
     html: message.html ?? '',
     messageId: messageIdFor(n.dedupeKey, messageIdDomain),
-    ...(preferences ? { headers: { 'List-Unsubscribe': `<${preferences}>` } } : {}),
+    ...(unsubscribe
+      ? {
+          headers: {
+            'List-Unsubscribe': `<${unsubscribe}>`,
+            // The URL takes a POST with this body and unsubscribes at once (RFC 8058).
+            'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+          },
+        }
+      : {}),
   };
 }

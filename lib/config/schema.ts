@@ -103,6 +103,11 @@ export const notificationsConfigSchema = z.strictObject({
       .nullable(),
     /** Signed links stop working after this many days. */
     ttlDays: positiveInt,
+    /**
+     * Unsubscribe links (List-Unsubscribe and the emails' footer) stop working after this many
+     * days; longer than ttlDays, since an old mail's unsubscribe must keep working a while.
+     */
+    unsubscribeTtlDays: positiveInt.max(3_650, 'expected at most 3650 days (ten years)').default(60),
   }),
   /**
    * Quiet hours per category, in each recipient's own time zone (users.timezone): a message of

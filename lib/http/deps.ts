@@ -1,15 +1,16 @@
 // What the HTTP role's routes are given: forewarn's database (writes), the platform's (reads, maybe
-// another server: never joined with forewarn's tables), the link secret and a clock.
+// another server: never joined with forewarn's tables), the link keys and a clock.
 import type { FastifyInstance } from 'fastify';
 import type { Pool } from '../db/pool.ts';
+import type { LinkKeyring } from '../links.ts';
 import type { Logger } from '../logger.ts';
 
 export interface HttpDeps {
   db: Pool;
   platformDb: Pool;
   platformSchema: string;
-  /** Verifies the tokens of signed links (FOREWARN_LINK_SECRET). */
-  linkSecret: string;
+  /** Verifies the tokens of signed links (FOREWARN_LINK_SECRET and FOREWARN_LINK_SECRETS_OLD). */
+  linkKeys: LinkKeyring;
   logger: Logger;
   /** The preferences API's bearer token (FOREWARN_API_TOKEN); unset, the API refuses every call. */
   apiToken?: string | undefined;

@@ -1,5 +1,5 @@
 // The HTTP role (`forewarn start --role http`): a fastify server for what users reach from a
-// message (the restock links) and for load balancers (/healthz). Set up here: logging through
+// message (the restock and unsubscribe links) and for load balancers (/healthz). Set up here: logging through
 // the project's logger without URLs (they carry tokens), form bodies, security headers, JSON
 // errors without internals; each concern's routes live in lib/http/routes/ and are listed below.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -9,13 +9,14 @@ import { wantsJson } from './refusals.ts';
 import { healthzRoutes } from './routes/healthz.ts';
 import { preferencesRoutes } from './routes/preferences.ts';
 import { restockRoutes } from './routes/restock.ts';
+import { unsubscribeRoutes } from './routes/unsubscribe.ts';
 import { addSecurityHeaders } from './security.ts';
 import { problemPage } from './pages.ts';
 
 export type { HttpDeps } from './deps.ts';
 
 /** Every route module the role serves. */
-const ROUTES: readonly HttpRoutes[] = [healthzRoutes, restockRoutes, preferencesRoutes];
+const ROUTES: readonly HttpRoutes[] = [healthzRoutes, restockRoutes, unsubscribeRoutes, preferencesRoutes];
 
 /**
  * What the HTTP role stands for in lib/env.ts's production requirements: the role itself and

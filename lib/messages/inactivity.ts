@@ -74,7 +74,7 @@ function checkupData(ctx: MessageContext, event: CauseEvent<CheckupPayload>, rec
  */
 async function userCameBack(
   db: Queryable,
-  ctx: Omit<MessageContext, 'db' | 'linkSecret'>,
+  ctx: Omit<MessageContext, 'db' | 'linkKeys'>,
   messages: readonly QueuedMessage[],
 ): Promise<Set<string>> {
   const causes = [...new Set(messages.map((m) => m.causeId).filter((id): id is string => id !== null))];

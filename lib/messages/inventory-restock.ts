@@ -11,7 +11,7 @@
 import { z } from 'zod';
 import type { Config } from '../config/schema.ts';
 import { lockIncidentIfOpen } from '../incidents/store.ts';
-import { RESTOCK_STOP, signLinkToken, signedUrl, type LinkClaims } from '../links.ts';
+import { RESTOCK_STOP, signLinkToken, signedUrl, type LinkClaims, type LinkKeyring } from '../links.ts';
 import type { Logger } from '../logger.ts';
 import {
   readProductAvailability,
@@ -416,31 +416,31 @@ function data(
     ...prepared.shared,
     stopUrl: prepared.stopLink(
       { userId, purpose: RESTOCK_STOP, subject: prepared.payload.productId, expiresAt },
-      ctx.linkSecret,
+      ctx.linkKeys,
     ),
     preferencesUrl: prepared.preferencesLink(
       { userId, purpose: 'notification-preferences', expiresAt },
-      ctx.linkSecret,
+      ctx.linkKeys,
     ),
   };
 }
 
 /** Signs links to one base for many users. */
-export type SignedLinks = (claims: LinkClaims, secret: string) => string;
+export type SignedLinks = (claims: LinkClaims, keys: LinkKeyring) => string;
 
 /**
- * The very string signedUrl(base, claims, secret) makes, with the base parsed once rather than
+ * The very string signedUrl(base, claims, keys) makes, with the base parsed once rather than
  * once per recipient (a wave may have 50,000).
  */
 export function signedLinks(base: string): SignedLinks {
   const url = new URL(base);
   if (url.hash !== '' || url.searchParams.has('token'))
-    return (claims, secret) => signedUrl(base, claims, secret);
+    return (claims, keys) => signedUrl(base, claims, keys);
   // The query serialised as URLSearchParams does when signedUrl appends the token to it.
   const query = url.searchParams.toString();
   url.search = '';
   const prefix = `${url.toString()}?${query === '' ? '' : `${query}&`}token=`;
-  return (claims, secret) => `${prefix}${signLinkToken(claims, secret)}`;
+  return (claims, keys) => `${prefix}${signLinkToken(claims, keys)}`;
 }
 
 export function productUrl(template: string, productId: string): string {
@@ -463,7 +463,7 @@ function restockStopBase(publicUrl: string): string {
  */
 async function stale(
   db: Parameters<NonNullable<MessageKind['stale']>>[0],
-  ctx: Omit<MessageContext, 'db' | 'linkSecret'>,
+  ctx: Omit<MessageContext, 'db' | 'linkKeys'>,
   messages: readonly QueuedMessage[],
 ): Promise<Set<string>> {
   const log = ctx.logger.child({ component: 'messages', kind: RESTOCK_ALERT });

@@ -99,7 +99,7 @@ export const stockLow: MessageKind<CauseEvent['payload'], Prepared, PendingOrder
       earliestOrderedAt: new Date(recipient.earliestOrderedAt).toISOString(),
       restockUrl: restockSubscribeUrl({
         publicUrl: ctx.publicUrl,
-        secret: ctx.linkSecret,
+        keys: ctx.linkKeys,
         userId: recipient.userId,
         productId: payload!.productId,
         expiresAt,

@@ -8,6 +8,7 @@
 import type { Config } from '../config/schema.ts';
 import type { Pool, PoolClient, Queryable } from '../db/pool.ts';
 import type { CauseEventPayload } from '../incidents/store.ts';
+import type { LinkKeyring } from '../links.ts';
 import type { Logger } from '../logger.ts';
 
 export const categories = ['service', 'requested', 'promotional', 'security', 'ops'] as const;
@@ -42,7 +43,7 @@ export interface MessageContext {
   config: () => Config;
   logger: Logger;
   /** Signs links that act on an account. */
-  linkSecret: string;
+  linkKeys: LinkKeyring;
   /** The base of public links to forewarn's HTTP role (FOREWARN_PUBLIC_URL). */
   publicUrl: string;
 }
@@ -111,7 +112,7 @@ export interface MessageKind<
    */
   stale?: (
     db: Queryable,
-    ctx: Omit<MessageContext, 'db' | 'linkSecret'>,
+    ctx: Omit<MessageContext, 'db' | 'linkKeys'>,
     messages: readonly QueuedMessage[],
   ) => Promise<Set<string>>;
   /**

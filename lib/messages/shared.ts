@@ -35,12 +35,12 @@ export async function causeResolved(
 }
 
 /** The settings link acts on the account, so it carries a signed token naming the user. */
-export function preferencesUrl(ctx: Pick<MessageContext, 'config' | 'linkSecret'>, userId: string): string {
+export function preferencesUrl(ctx: Pick<MessageContext, 'config' | 'linkKeys'>, userId: string): string {
   const links = ctx.config().notifications.links;
   const expiresAt = Math.floor(Date.now() / 1000) + links.ttlDays * 86_400;
   return signedUrl(
     links.preferencesUrl,
     { userId, purpose: 'notification-preferences', expiresAt },
-    ctx.linkSecret,
+    ctx.linkKeys,
   );
 }

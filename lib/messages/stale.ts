@@ -4,7 +4,7 @@ import type { StaleRules } from '../notifications/store.ts';
 import type { MessageContext, QueuedMessage } from './kind.ts';
 import { messageKinds } from './registry.ts';
 
-export function staleRules(ctx: Omit<MessageContext, 'linkSecret'>): StaleRules {
+export function staleRules(ctx: Omit<MessageContext, 'linkKeys'>): StaleRules {
   const ruled = messageKinds.filter((k) => k.stale);
   return {
     kinds: ruled.map((k) => k.id),

@@ -11,6 +11,7 @@
 import { inTransaction, type Pool } from '../db/pool.ts';
 import type { CauseEventPayload } from '../incidents/store.ts';
 import type { CauseEvent, MessageContext, MessageKind, Recipient } from '../messages/kind.ts';
+import { withUnsubscribeLink } from '../messages/unsubscribe.ts';
 import { kindsFor } from '../messages/registry.ts';
 import { readAhead } from '../read-ahead.ts';
 import { splitInline, type InlineBatch } from '../channels/inline.ts';
@@ -277,7 +278,12 @@ function draftFor(
     userId: recipient.userId,
     address: channels.get(channel)?.needs === 'address' ? recipient.address : null,
     locale: recipient.locale,
-    data: kind.data(ctx, event, recipient, prepared),
+    data: withUnsubscribeLink(
+      ctx,
+      { category: kind.category, channel, userId: recipient.userId },
+      kind.data(ctx, event, recipient, prepared),
+      now,
+    ),
     category: kind.category,
     groupKey: kind.group?.(event) ?? null,
     timezone,

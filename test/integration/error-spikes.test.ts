@@ -31,6 +31,7 @@ import {
   REDIS_URL,
   type TestDatabase,
 } from '../support/services.ts';
+import { linkKeyring } from '../../lib/links.ts';
 
 const SHIPPED = fileURLToPath(new URL('../../config/forewarn.yaml', import.meta.url));
 // Monday 2 March 2026, 12:00 UTC.
@@ -285,7 +286,7 @@ describe('error-spikes ticks on a real platform schema', () => {
       seq: 0,
       payload: opened,
     };
-    const messageCtx = { ...ctx, linkSecret: 'test' };
+    const messageCtx = { ...ctx, linkKeys: linkKeyring('test') };
     const data = opsErrorSpike.data(
       messageCtx,
       event,

@@ -13,7 +13,7 @@ import { recordCauseChange } from '../../lib/incidents/store.ts';
 import { fanOutCauseEvent, type FanoutContext, type FanoutResult } from '../../lib/notifications/fanout.ts';
 import { TemplateStore } from '../../lib/templates/store.ts';
 import { createPlatform, SHIPPED_CONFIG } from '../support/daemon.ts';
-import { LINK_SECRET } from '../support/notifications.ts';
+import { LINK_KEYS } from '../support/notifications.ts';
 import { captureLogs, createTestDatabase, waitFor, type TestDatabase } from '../support/services.ts';
 
 const CHANNEL = 'wechat_pay';
@@ -86,7 +86,7 @@ async function fanoutContext(): Promise<FanoutContext> {
     platformSchema: 'platform',
     config: () => config,
     logger: captureLogs('warn').logger,
-    linkSecret: LINK_SECRET,
+    linkKeys: LINK_KEYS,
     publicUrl: 'https://forewarn.example.com',
     templates: () => templates,
   };

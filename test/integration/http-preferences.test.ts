@@ -7,7 +7,7 @@
 // every call and says so once at start.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startHttpServer, type RunningHttpServer } from '../../lib/http/server.ts';
-import { LINK_SECRET } from '../support/notifications.ts';
+import { LINK_KEYS } from '../support/notifications.ts';
 import { captureLogs, createTestDatabase, type TestDatabase } from '../support/services.ts';
 
 const TOKEN = 'api-token-for-tests-0123456789abcdef';
@@ -23,7 +23,7 @@ function start(apiToken: string | undefined, logger = logs.logger): Promise<Runn
       db: db.pool,
       platformDb: db.pool,
       platformSchema: 'platform',
-      linkSecret: LINK_SECRET,
+      linkKeys: LINK_KEYS,
       apiToken,
       logger,
       now: Date.now,

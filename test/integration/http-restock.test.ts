@@ -5,10 +5,16 @@
 // token (missing, malformed, forged, altered, for another purpose, expired) changes nothing.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createHttpServer, startHttpServer, type RunningHttpServer } from '../../lib/http/server.ts';
-import { restockStopUrl, restockSubscribeUrl, signLinkToken, type LinkClaims } from '../../lib/links.ts';
+import {
+  restockStopUrl,
+  restockSubscribeUrl,
+  signLinkToken,
+  type LinkClaims,
+  linkKeyring,
+} from '../../lib/links.ts';
 import { createPlatformSchema } from '../../sim/schema.ts';
 import { Daemons, SHIPPED_CONFIG } from '../support/daemon.ts';
-import { LINK_SECRET } from '../support/notifications.ts';
+import { LINK_SECRET, LINK_KEYS } from '../support/notifications.ts';
 import {
   captureLogs,
   createTestDatabase,
@@ -59,7 +65,7 @@ beforeAll(async () => {
       db: forewarn.pool,
       platformDb: platform.pool,
       platformSchema: 'platform',
-      linkSecret: LINK_SECRET,
+      linkKeys: LINK_KEYS,
       logger: logs.logger,
       now: () => NOW_MS,
     },
@@ -84,7 +90,7 @@ function link(
 ): string {
   const build = kind === 'subscribe' ? restockSubscribeUrl : restockStopUrl;
   // The public URL is the server itself here: the links in messages are what is fetched.
-  return build({ publicUrl: http.address, secret: LINK_SECRET, userId, productId, expiresAt });
+  return build({ publicUrl: http.address, keys: LINK_KEYS, userId, productId, expiresAt });
 }
 
 const tokenOf = (url: string) => new URL(url).searchParams.get('token')!;
@@ -233,7 +239,7 @@ describe('a refused link changes nothing', () => {
     subject: 'p-card-100',
     expiresAt: NOW + DAY,
   };
-  const good = () => signLinkToken(claims, LINK_SECRET);
+  const good = () => signLinkToken(claims, LINK_KEYS);
   const b64 = (text: string) => Buffer.from(text).toString('base64url');
   const alter = (index: number, value: string) =>
     good()
@@ -245,24 +251,29 @@ describe('a refused link changes nothing', () => {
     ['missing', () => undefined, 400, 'malformed'],
     ['malformed', () => 'not-a-token', 400, 'malformed'],
     ['truncated', () => good().slice(0, 30), 400, 'malformed'],
-    ['forged (another secret)', () => signLinkToken(claims, `${LINK_SECRET}-other`), 403, 'forged'],
-    ['altered (another user)', () => alter(0, b64(EN)), 403, 'forged'],
-    ['altered (another product)', () => alter(2, b64('p-hostile')), 403, 'forged'],
-    ['altered (a later expiry)', () => alter(3, String(NOW + 365 * DAY)), 403, 'forged'],
+    [
+      'forged (another secret)',
+      () => signLinkToken(claims, linkKeyring(`${LINK_SECRET}-other`)),
+      403,
+      'forged',
+    ],
+    ['altered (another user)', () => alter(2, b64(EN)), 403, 'forged'],
+    ['altered (another product)', () => alter(4, b64('p-hostile')), 403, 'forged'],
+    ['altered (a later expiry)', () => alter(5, String(NOW + 365 * DAY)), 403, 'forged'],
     [
       'for another purpose',
-      () => signLinkToken({ ...claims, purpose: 'restock-stop' }, LINK_SECRET),
+      () => signLinkToken({ ...claims, purpose: 'restock-stop' }, LINK_KEYS),
       403,
       'wrong-purpose',
     ],
     [
       'for another purpose, without a subject',
       () =>
-        signLinkToken({ userId: ZH, purpose: 'notification-preferences', expiresAt: NOW + DAY }, LINK_SECRET),
+        signLinkToken({ userId: ZH, purpose: 'notification-preferences', expiresAt: NOW + DAY }, LINK_KEYS),
       403,
       'wrong-purpose',
     ],
-    ['expired', () => signLinkToken({ ...claims, expiresAt: NOW - 1 }, LINK_SECRET), 410, 'expired'],
+    ['expired', () => signLinkToken({ ...claims, expiresAt: NOW - 1 }, LINK_KEYS), 410, 'expired'],
   ];
 
   it.each(cases.map(([name, token, status, reason]) => ({ name, token, status, reason })))(
@@ -300,7 +311,7 @@ describe('a refused link changes nothing', () => {
   it('an unknown product: 404, nothing recorded', async () => {
     const response = await post(
       '/restock/subscribe',
-      { token: signLinkToken({ ...claims, subject: 'p-unknown' }, LINK_SECRET) },
+      { token: signLinkToken({ ...claims, subject: 'p-unknown' }, LINK_KEYS) },
       { accept: 'application/json' },
     );
     expect(response.status).toBe(404);
@@ -313,7 +324,7 @@ describe('a refused link changes nothing', () => {
 
   it('the expiry is read on the server clock: a token valid until now still works', async () => {
     const response = await post('/restock/subscribe', {
-      token: signLinkToken({ ...claims, expiresAt: NOW }, LINK_SECRET),
+      token: signLinkToken({ ...claims, expiresAt: NOW }, LINK_KEYS),
     });
     expect(response.status).toBe(200);
     expect(await requests()).toHaveLength(1);
@@ -397,7 +408,7 @@ describe('the server', () => {
       db: broken.pool,
       platformDb: platform.pool,
       platformSchema: 'platform',
-      linkSecret: LINK_SECRET,
+      linkKeys: LINK_KEYS,
       logger,
       now: () => NOW_MS,
     });
@@ -434,7 +445,7 @@ describe('listening', () => {
       db: forewarn.pool,
       platformDb: platform.pool,
       platformSchema: 'platform',
-      linkSecret: LINK_SECRET,
+      linkKeys: LINK_KEYS,
       logger: captureLogs('silent').logger,
       now: () => NOW_MS,
     };
@@ -491,7 +502,7 @@ describe('forewarn start --role http', () => {
 
       const url = restockSubscribeUrl({
         publicUrl: address,
-        secret: LINK_SECRET,
+        keys: LINK_KEYS,
         userId: ZH,
         productId: 'p1',
         expiresAt: Math.floor(Date.now() / 1000) + DAY,

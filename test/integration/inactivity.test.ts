@@ -22,6 +22,7 @@ import { InvalidRowReporter } from '../../lib/platform/invalid-rows.ts';
 import { validateTemplateData } from '../../lib/templates/data.ts';
 import { createPlatformSchema } from '../../sim/schema.ts';
 import { captureLogs, createTestDatabase, type TestDatabase } from '../support/services.ts';
+import { linkKeyring } from '../../lib/links.ts';
 
 const SHIPPED = fileURLToPath(new URL('../../config/forewarn.yaml', import.meta.url));
 const SCHEMA = 'platform';
@@ -128,7 +129,7 @@ beforeAll(async () => {
     platformSchema: SCHEMA,
     config: () => config,
     logger: logs.logger,
-    linkSecret: 'inactivity-test-secret-0123456789abcdef',
+    linkKeys: linkKeyring('inactivity-test-secret-0123456789abcdef'),
     publicUrl: 'https://shop.example.com/forewarn',
   };
   await addUsers([

@@ -13,7 +13,7 @@ import { loadConfigFile } from '../../lib/config/load.ts';
 import type { Config } from '../../lib/config/schema.ts';
 import type { DetectionContext } from '../../lib/detection/detector.ts';
 import { runInventoryTick, type TickResult } from '../../lib/detection/inventory-tick.ts';
-import { verifyLinkToken } from '../../lib/links.ts';
+import { verifyLinkToken, linkKeyring } from '../../lib/links.ts';
 import { opsStockLow, stockLow } from '../../lib/messages/inventory.ts';
 import type { AudiencePage, CauseEvent, MessageContext, Recipient } from '../../lib/messages/kind.ts';
 import { fanOutCauseEvent, type FanoutContext } from '../../lib/notifications/fanout.ts';
@@ -28,6 +28,7 @@ const SCHEMA = 'platform';
 const MINUTE = 60_000;
 const DAY = 86_400_000;
 const SECRET = 'inventory-test-secret-0123456789abcdef';
+const KEYS = linkKeyring(SECRET);
 const PUBLIC_URL = 'https://shop.example.com/forewarn';
 // Minute ticks in the recent past (a tick may not lie ahead of the database's clock).
 const BASE = Math.floor(Date.now() / MINUTE) * MINUTE - 3 * 60 * MINUTE;
@@ -147,7 +148,7 @@ beforeAll(async () => {
     platformSchema: SCHEMA,
     config: () => config,
     logger: logs.logger,
-    linkSecret: SECRET,
+    linkKeys: KEYS,
     publicUrl: PUBLIC_URL,
   };
 
@@ -396,7 +397,7 @@ describe('the stock-low kind', () => {
     });
     const url = new URL(data.restockUrl as string);
     expect(`${url.origin}${url.pathname}`).toBe(`${PUBLIC_URL}/restock/subscribe`);
-    expect(verifyLinkToken(url.searchParams.get('token')!, SECRET, Date.now() / 1000)).toMatchObject({
+    expect(verifyLinkToken(url.searchParams.get('token')!, KEYS, Date.now() / 1000)).toMatchObject({
       userId: 'u1',
       purpose: 'restock-subscribe',
       subject: 'steam-100',

@@ -21,7 +21,7 @@ import { holdRule } from '../../lib/notifications/policy.ts';
 import { savePreferences, suppressAddress } from '../../lib/policy/preferences.ts';
 import { TemplateStore } from '../../lib/templates/store.ts';
 import { createPlatformSchema } from '../../sim/schema.ts';
-import { LINK_SECRET } from '../support/notifications.ts';
+import { LINK_KEYS } from '../support/notifications.ts';
 import { captureLogs, createTestDatabase, type TestDatabase } from '../support/services.ts';
 import { startSmtpServer, type TestSmtpServer } from '../support/smtp.ts';
 
@@ -128,7 +128,7 @@ beforeAll(async () => {
       platformSchema: 'platform',
       config: () => config,
       logger: logs.logger,
-      linkSecret: LINK_SECRET,
+      linkKeys: LINK_KEYS,
       publicUrl: 'https://notify.example.com',
       templates: () => Promise.resolve(templates),
     },

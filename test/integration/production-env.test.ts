@@ -105,7 +105,7 @@ describe('NODE_ENV=production, forewarn start refuses to start', () => {
     );
     expect(lines).toEqual([
       'error [FW_ENV_MISSING]: environment variable FOREWARN_LINK_SECRET: required with NODE_ENV=production by ' +
-        'the HTTP route /restock/subscribe and the HTTP route /restock/stop: ' +
+        'the HTTP route /restock/subscribe and the HTTP route /restock/stop and the HTTP route /unsubscribe: ' +
         'expected at least 32 characters, the same on every replica and known to the platform ' +
         '(it signs the links in messages; a secret made up per process signs links nobody can verify), got nothing',
       'environment variable FOREWARN_PUBLIC_URL: required with NODE_ENV=production by the http role: ' +

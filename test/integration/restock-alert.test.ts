@@ -27,7 +27,7 @@ import { TemplateStore } from '../../lib/templates/store.ts';
 import { createPlatformSchema } from '../../sim/schema.ts';
 import { templateKinds } from '../../templates/kinds.ts';
 import { SHIPPED_CONFIG } from '../support/daemon.ts';
-import { LINK_SECRET } from '../support/notifications.ts';
+import { LINK_KEYS } from '../support/notifications.ts';
 import { captureLogs, createTestDatabase, type TestDatabase } from '../support/services.ts';
 
 const SCHEMA = 'platform';
@@ -66,7 +66,7 @@ function context(channels: Config['notifications']['userChannels'] = ['email', '
     platformSchema: SCHEMA,
     config: () => config,
     logger: logs.logger,
-    linkSecret: LINK_SECRET,
+    linkKeys: LINK_KEYS,
     publicUrl: PUBLIC_URL,
   };
 }
@@ -344,7 +344,7 @@ describe('a restock of 80 units with 500 subscribers (multiplier 1.0)', () => {
     expect(`${stop.origin}${stop.pathname}`).toBe(`${PUBLIC_URL}/restock/stop`);
     const checked = checkLinkToken(
       stop.searchParams.get('token')!,
-      LINK_SECRET,
+      LINK_KEYS,
       Math.floor(BASE / 1000),
       RESTOCK_STOP,
     );
@@ -352,13 +352,13 @@ describe('a restock of 80 units with 500 subscribers (multiplier 1.0)', () => {
       ok: true,
       claims: { userId: draft.userId, purpose: 'restock-stop', subject: product },
     });
-    const claims = verifyLinkToken(stop.searchParams.get('token')!, LINK_SECRET, Math.floor(BASE / 1000));
+    const claims = verifyLinkToken(stop.searchParams.get('token')!, LINK_KEYS, Math.floor(BASE / 1000));
     // The links last links.ttlDays from the event, whenever the message goes out.
     expect(claims!.expiresAt).toBe(
       Math.floor(opened.payload.at / 1000) + shipped.notifications.links.ttlDays * 86_400,
     );
     const prefs = new URL(data.preferencesUrl).searchParams.get('token')!;
-    expect(verifyLinkToken(prefs, LINK_SECRET, Math.floor(BASE / 1000))).toMatchObject({
+    expect(verifyLinkToken(prefs, LINK_KEYS, Math.floor(BASE / 1000))).toMatchObject({
       userId: draft.userId,
       purpose: 'notification-preferences',
     });
@@ -686,7 +686,7 @@ describe('the stale rule', () => {
       userId: r.user_id,
       data: r.data,
     }));
-    const { db: _db, linkSecret: _secret, ...ctx } = context();
+    const { db: _db, linkKeys: _keys, ...ctx } = context();
     const stale = () => restockAlert.stale!(fw.pool, ctx, queued);
 
     // 10 on hand, 9 of them promised to pending orders: one left, nothing stale.

@@ -23,12 +23,14 @@ import { startOpsAlertsWorker } from '../../workers/ops-alerts.ts';
 import { SHIPPED_CONFIG, type DaemonEnv } from './daemon.ts';
 import { PLATFORM_SCHEMA } from './platform.ts';
 import { captureLogs, REDIS_URL, waitFor } from './services.ts';
+import { linkKeyring } from '../../lib/links.ts';
 
 export const SECOND = 1_000;
 export const MINUTE = 60_000;
 export const DAY = 86_400_000;
 /** Signs the links in messages; set so that no process warns about a random secret. */
 export const LINK_SECRET = 'test-link-secret-0123456789abcdef0123456789';
+export const LINK_KEYS = linkKeyring(LINK_SECRET);
 export const OPS_EMAIL = 'ops@example.com';
 
 /** `forewarn start`'s environment plus the notification pipeline's variables. */
@@ -89,6 +91,8 @@ export async function startInProcess(options: {
   prefix: string;
   configPath: string;
   smtpUrl?: string;
+  /** FOREWARN_PUBLIC_URL: the base of the links messages carry. */
+  publicUrl?: string;
   worker?: boolean;
 }): Promise<InProcessPipeline> {
   const logs = captureLogs('info');
@@ -101,6 +105,7 @@ export async function startInProcess(options: {
     FOREWARN_CONFIG: options.configPath,
     SMTP_URL: options.smtpUrl,
     FOREWARN_LINK_SECRET: LINK_SECRET,
+    FOREWARN_PUBLIC_URL: options.publicUrl,
     LOG_LEVEL: 'info',
   });
   const ctx = await createContext(env, await ConfigStore.open(options.configPath, logs.logger), logs.logger);

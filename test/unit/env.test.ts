@@ -79,6 +79,7 @@ describe('readEnv defaults', () => {
       SMTP_URL: 'smtps://mailer:pw@smtp.internal:465',
       FOREWARN_OUTBOX: '/var/spool/forewarn',
       FOREWARN_LINK_SECRET: 'l'.repeat(40),
+      FOREWARN_LINK_SECRETS_OLD: `${'o'.repeat(32)}, ${'p'.repeat(33)}`,
       FOREWARN_HTTP_HOST: '0.0.0.0',
       FOREWARN_HTTP_PORT: '9000',
       FOREWARN_PUBLIC_URL: 'https://notify.example.com/fw',
@@ -96,6 +97,7 @@ describe('readEnv defaults', () => {
       emailTransport: 'smtp',
       outboxDir: '/var/spool/forewarn',
       linkSecret: 'l'.repeat(40),
+      oldLinkSecrets: ['o'.repeat(32), 'p'.repeat(33)],
       httpHost: '0.0.0.0',
       httpPort: 9000,
       publicUrl: 'https://notify.example.com/fw',
@@ -121,6 +123,20 @@ describe('readEnv defaults', () => {
     } catch (error) {
       expect((error as Error).message).not.toContain('short-secret');
     }
+  });
+
+  it('reads old link secrets as a comma-separated list, refusing a short or empty entry by its position only', () => {
+    expect(readEnv({}).oldLinkSecrets).toEqual([]);
+    const short = 'old-but-short';
+    const message = envError({ FOREWARN_LINK_SECRETS_OLD: `${'o'.repeat(32)},${short}` }).message;
+    expect(message).toMatch(
+      /^environment variable FOREWARN_LINK_SECRETS_OLD: entry 2 of 2: expected a comma-separated list of secrets of at least 32 characters each$/,
+    );
+    expect(message).not.toContain(short);
+    expect(message).not.toContain('o'.repeat(32));
+    expect(envError({ FOREWARN_LINK_SECRETS_OLD: `${'o'.repeat(32)},` }).message).toMatch(
+      /entry 2 of 2: .*\(this one is empty: a stray comma\?\)/,
+    );
   });
 
   it('refuses an API token too short to be one, without echoing it', () => {
@@ -291,6 +307,26 @@ describe('checkProductionEnv', () => {
     expect(
       missing(production({ FOREWARN_PUBLIC_URL: 'https://n.example.com' }), ['http', 'http:/healthz']),
     ).toEqual([]);
+  });
+
+  it('the unsubscribe route needs an https public URL (one-click unsubscribe), naming what it holds instead', () => {
+    const set = { FOREWARN_LINK_SECRET: SECRET, FOREWARN_PUBLIC_URL: 'http://notify.example.com' };
+    const https =
+      'environment variable FOREWARN_PUBLIC_URL: required with NODE_ENV=production by the HTTP route /unsubscribe: ' +
+      'expected an https URL: the List-Unsubscribe header of emails points there, and mail providers take only https ' +
+      'for one-click unsubscribe (RFC 8058), got an http:// URL';
+    expect(missing(production(set), ['http', 'http:/unsubscribe'])).toEqual([https]);
+    expect(missing(production(set), ['http', 'http:/restock/stop'])).toEqual([]);
+    expect(
+      missing(production({ ...set, FOREWARN_PUBLIC_URL: 'https://notify.example.com' }), [
+        'http',
+        'http:/unsubscribe',
+      ]),
+    ).toEqual([]);
+    // Unset is one refusal, not two.
+    expect(missing(production({ FOREWARN_LINK_SECRET: SECRET }), ['http', 'http:/unsubscribe'])).toHaveLength(
+      1,
+    );
   });
 });
 

@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../lib/config/load.ts';
 import type { Config } from '../../lib/config/schema.ts';
 import { createLogger } from '../../lib/logger.ts';
-import { verifyLinkToken } from '../../lib/links.ts';
+import { verifyLinkToken, linkKeyring } from '../../lib/links.ts';
 import {
   lowStockPayload,
   opsStockLow,
@@ -19,6 +19,7 @@ import { validateTemplateData } from '../../lib/templates/data.ts';
 
 const SHIPPED = fileURLToPath(new URL('../../config/forewarn.yaml', import.meta.url));
 const SECRET = 'unit-test-secret-0123456789abcdefghij';
+const KEYS = linkKeyring(SECRET);
 const OPENED_AT = Date.UTC(2026, 10, 22, 9, 51);
 const PUBLIC_URL = 'https://shop.example.com/forewarn';
 
@@ -33,7 +34,7 @@ beforeAll(async () => {
     platformSchema: 'platform',
     config: () => config,
     logger: createLogger({ level: 'silent' }),
-    linkSecret: SECRET,
+    linkKeys: KEYS,
     publicUrl: PUBLIC_URL,
   };
 });
@@ -106,17 +107,17 @@ describe('data the templates accept', () => {
     // The reminder link: the HTTP role's page, a restock-subscribe token for the user and the product.
     const restock = new URL(data.restockUrl as string);
     expect(`${restock.origin}${restock.pathname}`).toBe(`${PUBLIC_URL}/restock/subscribe`);
-    expect(verifyLinkToken(restock.searchParams.get('token')!, SECRET, OPENED_AT / 1000)).toMatchObject({
+    expect(verifyLinkToken(restock.searchParams.get('token')!, KEYS, OPENED_AT / 1000)).toMatchObject({
       userId: 'u1',
       purpose: 'restock-subscribe',
       subject: 'steam-100',
     });
     expect(
-      verifyLinkToken(restock.searchParams.get('token')!, 'another-secret-0123456789abcdef', 0),
+      verifyLinkToken(restock.searchParams.get('token')!, linkKeyring('another-secret-0123456789abcdef'), 0),
     ).toBeNull();
     expect(stockLow.link!(data)).toBe(data.restockUrl);
     const preferences = new URL(data.preferencesUrl as string);
-    expect(verifyLinkToken(preferences.searchParams.get('token')!, SECRET, OPENED_AT / 1000)).toMatchObject({
+    expect(verifyLinkToken(preferences.searchParams.get('token')!, KEYS, OPENED_AT / 1000)).toMatchObject({
       userId: 'u1',
       purpose: 'notification-preferences',
     });

@@ -13,7 +13,7 @@ import {
   type SignupFacts,
   type SignupRow,
 } from '../../lib/messages/inventory-restock.ts';
-import { signedUrl } from '../../lib/links.ts';
+import { linkKeyring, signedUrl } from '../../lib/links.ts';
 import type { CauseEvent } from '../../lib/messages/kind.ts';
 
 const t = (second: number, micros = 0) =>
@@ -238,7 +238,8 @@ describe('signedLinks', () => {
       'https://shop.example.com/prefs#settings',
       'http://127.0.0.1:8787',
     ]) {
-      expect(signedLinks(base)(claims, 'k')).toBe(signedUrl(base, claims, 'k'));
+      const keys = linkKeyring('k');
+      expect(signedLinks(base)(claims, keys)).toBe(signedUrl(base, claims, keys));
     }
   });
 });

@@ -101,7 +101,7 @@ async function serve(
 ): Promise<FastifyReply> {
   // A POST takes the token from its form (the confirmation page's button) or, failing that, the query.
   const token = (post ? field(request.body, 'token') : undefined) ?? field(request.query, 'token');
-  const check = checkLinkToken(token, deps.linkSecret, Math.floor(deps.now() / 1000), action.purpose);
+  const check = checkLinkToken(token, deps.linkKeys, Math.floor(deps.now() / 1000), action.purpose);
   if (!check.ok) return refuse(request, reply, check.reason);
   const { userId, subject: productId } = check.claims;
   // Our builders always name the product; a token without one is not a restock link.
