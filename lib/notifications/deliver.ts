@@ -37,6 +37,7 @@ import { suppressAddress } from '../policy/preferences.ts';
 import type { TemplateStore } from '../templates/store.ts';
 import { retryDelayMs } from './backoff.ts';
 import { startLease } from './lease.ts';
+import type { SendingRates } from './rates.ts';
 import { reasonOf, renderNotification } from './render.ts';
 import {
   claimNotifications,
@@ -66,6 +67,8 @@ export interface DeliveryContext {
   stale?: StaleRules;
   /** The delivery policy's hold (quiet hours), applied as messages are claimed. */
   hold?: HoldRule;
+  /** The channels' sending rates, shared by every replica (absent: not limited). */
+  rates?: SendingRates;
 }
 
 /** Messages of `send` channels are marked sent at most this many at a time, at most this long after the send. */
@@ -316,7 +319,11 @@ export async function deliverNotifications(
   async function send(channel: SendChannel, messages: readonly OutgoingMessage[]): Promise<void> {
     let results: SendOutcome[];
     try {
-      results = await channel.send(messages, channelCtx);
+      // A token per message, not per job or call: the rate is the receiver's (an SMTP provider's).
+      const rate = ctx.rates ? await ctx.rates.take(channel.id, messages.length) : { taken: true as const };
+      results = rate.taken
+        ? await channel.send(messages, channelCtx)
+        : messages.map(() => ({ status: 'retry', reason: rate.reason, afterMs: rate.afterMs }));
       if (results.length !== messages.length)
         throw new Error(`returned ${results.length} outcomes for ${messages.length} messages`);
     } catch (error) {

@@ -8,6 +8,7 @@
 // transaction, holding the cause's row locked: a payment incident's resolve waits for a warning
 // batch being written, and no batch is written after it, so the recovery fan-out (which starts
 // after the resolve) reads everyone who was warned.
+import type { Config } from '../config/schema.ts';
 import { inTransaction, type Pool } from '../db/pool.ts';
 import type { CauseEventPayload } from '../incidents/store.ts';
 import type { CauseEvent, MessageContext, MessageKind, Recipient } from '../messages/kind.ts';
@@ -116,7 +117,9 @@ export async function fanOutCauseEvent(
     let taken = from.taken;
     let stopped = false;
     // The next batch is read and rendered while this one is written.
-    const prepared = readAhead(renderedBatches(templates, kindBatches(ctx, event, kind, from.after, taken)));
+    const prepared = readAhead(
+      renderedBatches(templates, kindBatches(ctx, event, kind, from.after, taken), ctx.config),
+    );
     for await (const { batch, inline, toSend } of prepared) {
       taken += batch.recipients;
       const position: Position = { kind: kind.id, after: batch.cursor, taken };
@@ -179,12 +182,20 @@ interface RenderedBatch {
 async function* renderedBatches(
   templates: TemplateStore,
   batches: AsyncIterable<DraftBatch>,
+  config: () => Config,
 ): AsyncGenerator<RenderedBatch> {
   for await (const batch of batches) {
-    const { inline, queued } = splitInline(templates, batch.drafts, {
-      linkOf: (draft) => batch.kind.link?.(draft.data) ?? null,
-    });
-    yield { batch, inline, toSend: queued };
+    // A user's message on a capped channel is not delivered inline: it is queued, and the claim
+    // counts it against the cap under the user's lock (lib/notifications/store.ts capDue), the one
+    // place where a count and a send cannot race.
+    const caps = config().notifications.caps;
+    const capped = (d: NotificationDraft) => d.userId !== null && Object.hasOwn(caps, d.channel);
+    const { inline, queued } = splitInline(
+      templates,
+      batch.drafts.filter((d) => !capped(d)),
+      { linkOf: (draft) => batch.kind.link?.(draft.data) ?? null },
+    );
+    yield { batch, inline, toSend: [...queued, ...batch.drafts.filter(capped)] };
   }
 }
 
