@@ -16,7 +16,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmailSender, type EmailSender } from '../../lib/channels/email.ts';
 import { loadConfigFile } from '../../lib/config/load.ts';
 import type { Config } from '../../lib/config/schema.ts';
+import { recordCauseChange } from '../../lib/incidents/store.ts';
 import { deliverNotifications, type DeliveryContext } from '../../lib/notifications/deliver.ts';
+import { fanOutCauseEvent } from '../../lib/notifications/fanout.ts';
 import { holdRule } from '../../lib/notifications/policy.ts';
 import { sendingRates } from '../../lib/notifications/rates.ts';
 import {
@@ -26,7 +28,9 @@ import {
 } from '../../lib/notifications/store.ts';
 import { localDay } from '../../lib/policy/quiet-hours.ts';
 import { TemplateStore } from '../../lib/templates/store.ts';
+import { createPlatformSchema } from '../../sim/schema.ts';
 import { templateKinds } from '../../templates/kinds.ts';
+import { LINK_KEYS } from '../support/notifications.ts';
 import {
   captureLogs,
   createTestDatabase,
@@ -67,17 +71,18 @@ function draft(
   kind: keyof typeof templateKinds,
   category: NotificationDraft['category'],
   timezone: string,
+  channel = 'email',
 ): NotificationDraft {
   serial++;
   return {
-    dedupeKey: `cause:${serial}:${kind}:email:${userId}`,
+    dedupeKey: `cause:${serial}:${kind}:${channel}:${userId}`,
     cause: `cause:${serial}`,
     incidentId: null,
     kind,
-    channel: 'email',
+    channel,
     audience: 'user',
     userId,
-    address: `${userId}@example.com`,
+    address: channel === 'email' ? `${userId}@example.com` : null,
     locale: 'en',
     data: templateKinds[kind].sample as Record<string, unknown>,
     category,
@@ -85,11 +90,13 @@ function draft(
   };
 }
 
-/** Records `count` emails to the user as sent at `at`. */
-async function alreadySent(userId: string, count: number, at: number): Promise<void> {
+/** Records `count` messages to the user on `channel` as sent at `at`. */
+async function alreadySent(userId: string, count: number, at: number, channel = 'email'): Promise<void> {
   const ids = await insertNotifications(
     db.pool,
-    Array.from({ length: count }, () => draft(userId, 'payment-degraded', 'service', 'Asia/Shanghai')),
+    Array.from({ length: count }, () =>
+      draft(userId, 'payment-degraded', 'service', 'Asia/Shanghai', channel),
+    ),
   );
   await db.pool.query(
     `UPDATE forewarn.notifications SET status = 'sent', sent_at = $2, finished_at = $2 WHERE id = ANY ($1::bigint[])`,
@@ -257,6 +264,105 @@ describe('a cap of 3 emails a day, delivered over SMTP', () => {
       `capped: 3 of 3 email messages today in America/Los_Angeles; promotional held until ${new Date(midnight).toISOString()}`,
     );
     expect(outcome.later).toEqual([{ id: promo!.id, dueAt: midnight }]);
+  });
+});
+
+describe('an in-app cap at fan-out', () => {
+  it('queues the in-app messages of a capped channel instead of writing them inline, and the claim counts them', async () => {
+    const client = await db.pool.connect();
+    try {
+      await createPlatformSchema(client, 'platform');
+    } finally {
+      client.release();
+    }
+    const users = ['app-capped', 'app-free'];
+    await db.pool.query(
+      `INSERT INTO platform.users (id, email, locale, region, timezone, status, created_at)
+       SELECT id, NULL, 'en', 'CN-GD', 'Asia/Shanghai', 'active', now() FROM unnest($1::text[]) AS u(id)`,
+      [users],
+    );
+    await db.pool.query(
+      `INSERT INTO platform.products (id, name, stock, updated_at) VALUES ('gift-100', '100 元礼品卡', 3, now())`,
+    );
+    await db.pool.query(
+      `INSERT INTO platform.orders (id, user_id, product_id, quantity, status, created_at)
+       SELECT 'o-' || id, id, 'gift-100', 1, 'pending', now() - interval '1 hour' FROM unnest($1::text[]) AS u(id)`,
+      [users],
+    );
+    await alreadySent('app-capped', 1, Date.now(), 'inapp');
+    const config: Config = {
+      ...shipped,
+      notifications: {
+        ...shipped.notifications,
+        quietHours: {},
+        userChannels: ['inapp'],
+        // Users only: ops alerts go by email, and this test sends none.
+        ops: { ...shipped.notifications.ops, emails: [] },
+        caps: { inapp: { perDay: 1 } },
+      },
+    };
+    const opened = await recordCauseChange(db.pool, {
+      detector: 'inventory',
+      subjectKey: 'gift-100',
+      subject: { productId: 'gift-100' },
+      kind: 'low-stock',
+      type: 'opened',
+      at: Date.now() - 60_000,
+      evidence: {},
+      productId: 'gift-100',
+      productName: '100 元礼品卡',
+      stock: 3,
+      threshold: 10,
+      salesPerDay: 2,
+      daysOfCover: 1.5,
+      pendingOrders: users.length,
+      pendingUnits: users.length,
+      reason: 'threshold',
+    } as Parameters<typeof recordCauseChange>[1]);
+    const queued: string[] = [];
+    await fanOutCauseEvent(
+      {
+        db: db.pool,
+        platformDb: db.pool,
+        platformSchema: 'platform',
+        config: () => config,
+        logger: logs.logger,
+        linkKeys: LINK_KEYS,
+        publicUrl: 'https://notify.example.com',
+        templates: () => Promise.resolve(templates),
+      },
+      opened.eventId,
+      async (ids) => {
+        queued.push(...ids);
+      },
+    );
+    const inbox = async () =>
+      (
+        await db.pool.query<{ user_id: string }>('SELECT user_id FROM forewarn.inbox ORDER BY user_id')
+      ).rows.map((r) => r.user_id);
+    // Nothing written inline: both wait for the claim, which counts under the user's lock.
+    expect(queued).toHaveLength(users.length);
+    expect(await inbox()).toEqual([]);
+    const outcome = await deliverNotifications(
+      {
+        db: db.pool,
+        config: () => config,
+        logger: logs.logger,
+        templates,
+        channels: { email: () => Promise.reject(new Error('no email here')) as never },
+        workerId: 'test:inapp-cap',
+        hold: holdRule(config),
+      },
+      queued,
+    );
+    expect(outcome.sent).toBe(1);
+    expect(await inbox()).toEqual(['app-free']);
+    const rows = await rowsOf(queued);
+    const cancelled = [...rows.values()].filter((r) => r.status === 'cancelled');
+    expect(cancelled).toHaveLength(1);
+    expect(cancelled[0]!.held_reason).toMatch(
+      /^capped: 1 of 1 inapp messages today in Asia\/Shanghai; a service/,
+    );
   });
 });
 
