@@ -262,7 +262,9 @@ export interface ClaimResult {
  * A message that its kind's stale rule finds no longer true (a warning whose incident resolved
  * before its turn) is cancelled instead: a stale warning helps nobody. A due message that the
  * delivery policy holds (`hold`: quiet hours) is moved to its new time, not taken; those not due
- * yet are returned as `later`, so the caller can come back for them when they are.
+ * yet are returned as `later`, so the caller can come back for them when they are. Over a user's
+ * frequency cap (`hold.cap`), a due message is held until their next day or cancelled, counted
+ * and claimed in one transaction under the user's lock (see capDue).
  */
 export async function claimNotifications(
   db: Queryable,
@@ -297,10 +299,11 @@ export async function claimNotifications(
     // The caps count what went to each user and take the claim in one transaction, holding a
     // lock per user and channel (capDue): a concurrent claim for the same user waits and then
     // counts this one's messages as `sending`, so two jobs together never exceed a cap.
+    const done = new Set([...stale, ...withheld.map((w) => w.id)]);
     const capped = cap
       ? await capDue(
           q,
-          ids.filter((id) => !stale.includes(id) && !withheld.some((w) => w.id === id)),
+          ids.filter((id) => !done.has(id)),
           cap,
         )
       : [];
@@ -320,7 +323,11 @@ export async function claimNotifications(
   };
 }
 
-const isPool = (db: Queryable): db is Pool => typeof (db as Partial<Pool>).connect === 'function';
+/**
+ * Whether `db` is a pool (the caps then take a transaction of their own) rather than a client,
+ * which the caller must have put in a transaction: a pool counts its clients, a client does not.
+ */
+const isPool = (db: Queryable): db is Pool => typeof (db as Partial<Pool>).totalCount === 'number';
 
 /** The claim itself: the due rows among `ids` taken, cancelled as stale, or failed as exhausted. */
 async function claimDue(
