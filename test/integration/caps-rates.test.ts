@@ -385,6 +385,46 @@ describe('a sending rate shared by two replicas', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
+  it('a send that would wait past maxWaitSeconds is refused with the wait, and takes nothing', async () => {
+    const redisPrefix = await createTestRedisPrefix();
+    const redis = new Redis(REDIS_URL);
+    connections.push(redis);
+    try {
+      const config: Config = {
+        ...shipped,
+        notifications: {
+          ...shipped.notifications,
+          rates: { email: { perSecond: 0.1, burst: 2, maxWaitSeconds: 1 } },
+        },
+      };
+      const slept: number[] = [];
+      const rates = sendingRates(
+        redis,
+        redisPrefix.prefix,
+        () => config,
+        async (ms) => {
+          slept.push(ms);
+        },
+      );
+      expect(await rates.take('email', 2)).toEqual({ taken: true });
+      const refused = await rates.take('email', 1);
+      expect(refused).toMatchObject({
+        taken: false,
+        reason: expect.stringContaining('(0.1/s, shared by every replica)'),
+      });
+      // One token at 0.1/s is 10 s away.
+      expect((refused as { afterMs: number }).afterMs).toBeGreaterThan(9_000);
+      expect((refused as { afterMs: number }).afterMs).toBeLessThanOrEqual(10_000);
+      expect(slept).toEqual([]);
+      // A channel without a rate is not limited, and its bucket is never made.
+      expect(await rates.take('inapp', 1_000)).toEqual({ taken: true });
+      expect(await redis.exists(`${redisPrefix.prefix}:rate:inapp`)).toBe(0);
+      expect(Number(await redis.hget(`${redisPrefix.prefix}:rate:email`, 'tokens'))).toBeLessThan(0.01);
+    } finally {
+      await redisPrefix.cleanup();
+    }
+  });
+
   it('10 emails a second over 40 messages: the SMTP server sees them over at least ~3 s', async () => {
     const redisPrefix = await createTestRedisPrefix();
     cleanup = redisPrefix.cleanup;
