@@ -5,6 +5,7 @@ import { configSchema, type Config } from '../../lib/config/schema.ts';
 import { loadConfigFile } from '../../lib/config/load.ts';
 import { capRule, capVerdict } from '../../lib/notifications/policy.ts';
 import { takeTokens } from '../../lib/notifications/rates.ts';
+import { findMessageKind, messageKinds } from '../../lib/messages/registry.ts';
 import { localDay } from '../../lib/policy/quiet-hours.ts';
 
 const shipped = await loadConfigFile('config/forewarn.yaml');
@@ -112,6 +113,14 @@ describe('capVerdict', () => {
       until: null,
     });
     expect(capRule(shipped)).toBeUndefined();
+  });
+});
+
+describe('kinds that answer another', () => {
+  it('name a registered kind of the same watcher, and the payment recovery notice answers its warning', () => {
+    const answering = messageKinds.filter((k) => k.answers !== undefined);
+    expect(answering.map((k) => [k.id, k.answers])).toEqual([['payment-recovered', 'payment-degraded']]);
+    for (const k of answering) expect(findMessageKind(k.answers!)?.on.detector).toBe(k.on.detector);
   });
 });
 
