@@ -8,7 +8,6 @@
 // transaction, holding the cause's row locked: a payment incident's resolve waits for a warning
 // batch being written, and no batch is written after it, so the recovery fan-out (which starts
 // after the resolve) reads everyone who was warned.
-import type { Config } from '../config/schema.ts';
 import { inTransaction, type Pool } from '../db/pool.ts';
 import type { CauseEventPayload } from '../incidents/store.ts';
 import type { CauseEvent, MessageContext, MessageKind, Recipient } from '../messages/kind.ts';
@@ -17,7 +16,7 @@ import { kindsFor } from '../messages/registry.ts';
 import { readAhead } from '../read-ahead.ts';
 import { splitInline, type InlineBatch } from '../channels/inline.ts';
 import { channels } from '../channels/registry.ts';
-import { holdFor, withholdDrafts } from './policy.ts';
+import { capDrafts, capRule, holdFor, withholdDrafts } from './policy.ts';
 import type { TemplateStore } from '../templates/store.ts';
 import {
   advanceFanout,
@@ -117,16 +116,18 @@ export async function fanOutCauseEvent(
     let taken = from.taken;
     let stopped = false;
     // The next batch is read and rendered while this one is written.
-    const prepared = readAhead(
-      renderedBatches(templates, kindBatches(ctx, event, kind, from.after, taken), ctx.config),
-    );
+    const prepared = readAhead(renderedBatches(templates, kindBatches(ctx, event, kind, from.after, taken)));
     for await (const { batch, inline, toSend } of prepared) {
       taken += batch.recipients;
       const position: Position = { kind: kind.id, after: batch.cursor, taken };
       const ids = await inTransaction(ctx.db, async (client) => {
         if (kind.stillTrue && !(await kind.stillTrue(client, event))) return null;
-        const created = await insertNotifications(client, toSend);
-        const inbox = await inline.record(client);
+        // The frequency caps on what is delivered inline, counted in this transaction under the
+        // users' cap locks (as a claim counts): those over the cap are recorded held or cancelled.
+        const rule = capRule(ctx.config());
+        const over = rule ? await capDrafts(client, inline.drafts, rule) : [];
+        const created = await insertNotifications(client, [...toSend, ...over]);
+        const inbox = await inline.record(client, new Set(over.map((d) => d.dedupeKey)));
         await advanceFanout(client, eventId, JSON.stringify(position), batch.recipients);
         notifications += created.length + inbox.delivered + inbox.failed;
         withheld += toSend.filter((d) => d.withheldReason != null).length;
@@ -182,20 +183,12 @@ interface RenderedBatch {
 async function* renderedBatches(
   templates: TemplateStore,
   batches: AsyncIterable<DraftBatch>,
-  config: () => Config,
 ): AsyncGenerator<RenderedBatch> {
   for await (const batch of batches) {
-    // A user's message on a capped channel is not delivered inline: it is queued, and the claim
-    // counts it against the cap under the user's lock (lib/notifications/store.ts capDue), the one
-    // place where a count and a send cannot race.
-    const caps = config().notifications.caps;
-    const capped = (d: NotificationDraft) => d.userId !== null && Object.hasOwn(caps, d.channel);
-    const { inline, queued } = splitInline(
-      templates,
-      batch.drafts.filter((d) => !capped(d)),
-      { linkOf: (draft) => batch.kind.link?.(draft.data) ?? null },
-    );
-    yield { batch, inline, toSend: [...queued, ...batch.drafts.filter(capped)] };
+    const { inline, queued } = splitInline(templates, batch.drafts, {
+      linkOf: (draft) => batch.kind.link?.(draft.data) ?? null,
+    });
+    yield { batch, inline, toSend: queued };
   }
 }
 

@@ -14,7 +14,15 @@ import type { Category } from '../messages/kind.ts';
 import { findMessageKind } from '../messages/registry.ts';
 import { canOptOut, readPolicyRecords, type Suppression } from '../policy/preferences.ts';
 import { isTimeZone, localDay, quietUntil } from '../policy/quiet-hours.ts';
-import type { CapRule, CapSubject, CapVerdict, HoldRule, NotificationDraft } from './store.ts';
+import {
+  countSentSince,
+  lockCapBuckets,
+  type CapRule,
+  type CapSubject,
+  type CapVerdict,
+  type HoldRule,
+  type NotificationDraft,
+} from './store.ts';
 
 export interface Hold {
   /** When the message may go (epoch ms). */
@@ -176,4 +184,43 @@ export async function withholdDrafts(
     });
     return reason === null ? d : { ...d, withheldReason: reason, notBefore: null, heldReason: null };
   });
+}
+
+/**
+ * The caps on drafts delivered the moment they are recorded (the fan-out's inline in-app
+ * messages), in the caller's transaction, as a claim applies them: takes the users' cap locks,
+ * counts what went to each today, and returns the drafts over the cap as they are to be recorded
+ * instead: held until the user's next day, or withheld (cancelled) with the reason.
+ */
+export async function capDrafts(
+  client: Queryable,
+  drafts: readonly NotificationDraft[],
+  rule: CapRule,
+): Promise<NotificationDraft[]> {
+  const judged = drafts.filter((d) => d.userId !== null && rule.channels.includes(d.channel));
+  if (judged.length === 0) return [];
+  const key = (d: NotificationDraft) => `${d.channel}\u0000${d.userId}`;
+  const users = new Map<string, { user: string; channel: string; since: number }>();
+  for (const d of judged)
+    if (!users.has(key(d)))
+      users.set(key(d), {
+        user: d.userId!,
+        channel: d.channel,
+        since: rule.dayStart({ timezone: d.timezone ?? null }),
+      });
+  await lockCapBuckets(client, [...users.values()]);
+  const counts = await countSentSince(client, [...users.values()]);
+  const over: NotificationDraft[] = [];
+  for (const d of judged) {
+    const sent = counts.get(key(d)) ?? 0;
+    const verdict = rule.decide(
+      { kind: d.kind, category: d.category, channel: d.channel, timezone: d.timezone ?? null },
+      sent,
+    );
+    if (verdict.go) counts.set(key(d), sent + 1);
+    else if (verdict.until === null)
+      over.push({ ...d, withheldReason: verdict.reason, notBefore: null, heldReason: null });
+    else over.push({ ...d, notBefore: verdict.until, heldReason: verdict.reason });
+  }
+  return over;
 }

@@ -296,9 +296,9 @@ export async function claimNotifications(
   }
   const cap = options.hold?.cap;
   const take = async (q: Queryable) => {
-    // The caps count what went to each user and take the claim in one transaction, holding a
-    // lock per user and channel (capDue): a concurrent claim for the same user waits and then
-    // counts this one's messages as `sending`, so two jobs together never exceed a cap.
+    // The caps count what went to each user and take the claim in one transaction, holding the
+    // users' cap locks (capDue): a concurrent claim or fan-out batch for the same user waits and
+    // then counts this one's messages as `sending`, so together they never exceed a cap.
     const done = new Set([...stale, ...withheld.map((w) => w.id)]);
     const capped = cap
       ? await capDue(
@@ -364,8 +364,8 @@ async function claimDue(
 /**
  * The caps at claim time: of the given messages that are due, on a capped channel and to a user,
  * those over their user's cap for the day are held until the next day or cancelled, with the
- * reason (held_reason), as the rule says. Locks each user and channel first (transaction-level
- * advisory locks, in one order, so two claims cannot deadlock): run it in the claim's transaction.
+ * reason (held_reason), as the rule says. Takes the users' cap locks first (lockCapBuckets):
+ * run it in the claim's transaction.
  * Returns the cancelled ones.
  */
 async function capDue(
@@ -394,11 +394,7 @@ async function capDue(
   for (const r of rows)
     if (!users.has(key(r)))
       users.set(key(r), { user: r.user_id, channel: r.channel, since: rule.dayStart(r) });
-  const order = [...users.keys()].sort();
-  await lockUserChannels(
-    db,
-    order.map((k) => users.get(k)!),
-  );
+  await lockCapBuckets(db, [...users.values()]);
   const counts = await countSentSince(db, [...users.values()]);
   const held: Array<{ id: string; until: string | null; reason: string }> = [];
   for (const r of rows) {
@@ -426,16 +422,28 @@ async function capDue(
   return updated.filter((r) => r.status === 'cancelled').map((r) => ({ id: r.id, reason: r.reason }));
 }
 
-/** Takes a transaction-level advisory lock per (user, channel), in the order given. */
-async function lockUserChannels(
+/** Users share this many cap locks per channel: a batch of thousands takes at most this many. */
+const CAP_LOCK_BUCKETS = 64;
+
+/**
+ * Takes the transaction-level advisory locks that guard the given users' counts on their
+ * channels: one per channel and bucket of users (hashed), in (channel, bucket) order, the same
+ * in every transaction, so that two cannot deadlock. A fan-out batch of thousands of users takes
+ * at most CAP_LOCK_BUCKETS per channel, well inside PostgreSQL's lock table; users who share a
+ * bucket only wait for each other's few milliseconds of counting and claiming.
+ */
+export async function lockCapBuckets(
   db: Queryable,
   keys: ReadonlyArray<{ user: string; channel: string }>,
 ): Promise<void> {
-  // unnest returns its elements in order, so the locks are taken in the order given.
+  if (keys.length === 0) return;
+  // The lock calls are volatile, so PostgreSQL makes them after the sort: in this order.
   await db.query(
-    `SELECT pg_advisory_xact_lock(hashtext('forewarn.caps:' || k.channel), hashtext(k.user_id))
-       FROM unnest($1::text[], $2::text[]) AS k(channel, user_id)`,
-    [keys.map((k) => k.channel), keys.map((k) => k.user)],
+    `SELECT pg_advisory_xact_lock(hashtext('forewarn.caps:' || b.channel), b.bucket)
+       FROM (SELECT DISTINCT k.channel, abs(hashtext(k.user_id) % $3) AS bucket
+               FROM unnest($1::text[], $2::text[]) AS k(channel, user_id)) b
+      ORDER BY b.channel, b.bucket`,
+    [keys.map((k) => k.channel), keys.map((k) => k.user), CAP_LOCK_BUCKETS],
   );
 }
 

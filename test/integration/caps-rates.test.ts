@@ -3,6 +3,7 @@
 //   Shanghai), the fourth promotional email waits for the user's next local midnight, a service
 //   warning is cancelled, both with `capped: …`; a recovery notice and a security check-up go.
 // - End to end over SMTP on the real clock: the same, as the SMTP server sees it.
+// - A fan-out's inline in-app messages are capped in the batch's own transaction.
 // - Two claims at once for the same user never take more than the cap between them.
 // - A rate of 10 emails a second holds across two delivery contexts (two replicas) that share
 //   Redis: 40 messages reach the SMTP server over at least ~3 s (the first 10 at once), where two
@@ -19,7 +20,8 @@ import type { Config } from '../../lib/config/schema.ts';
 import { recordCauseChange } from '../../lib/incidents/store.ts';
 import { deliverNotifications, type DeliveryContext } from '../../lib/notifications/deliver.ts';
 import { fanOutCauseEvent } from '../../lib/notifications/fanout.ts';
-import { holdRule } from '../../lib/notifications/policy.ts';
+import { capDrafts, capRule, holdRule } from '../../lib/notifications/policy.ts';
+import { inTransaction, type PoolClient } from '../../lib/db/pool.ts';
 import { sendingRates } from '../../lib/notifications/rates.ts';
 import {
   claimNotifications,
@@ -101,6 +103,18 @@ async function alreadySent(userId: string, count: number, at: number, channel = 
   await db.pool.query(
     `UPDATE forewarn.notifications SET status = 'sent', sent_at = $2, finished_at = $2 WHERE id = ANY ($1::bigint[])`,
     [ids, new Date(at)],
+  );
+}
+
+/** Records `count` emails to the user as sent now, in `client`'s transaction. */
+async function alreadySentWith(client: PoolClient, userId: string, count: number): Promise<void> {
+  const ids = await insertNotifications(
+    client,
+    Array.from({ length: count }, () => draft(userId, 'payment-degraded', 'service', 'Asia/Shanghai')),
+  );
+  await client.query(
+    `UPDATE forewarn.notifications SET status = 'sent', sent_at = now(), finished_at = now() WHERE id = ANY ($1::bigint[])`,
+    [ids],
   );
 }
 
@@ -202,6 +216,52 @@ describe('a cap of 3 emails a day, at claim time', () => {
   });
 });
 
+describe('caps on drafts delivered as they are recorded (capDrafts)', () => {
+  it('returns the promotional draft over the cap held until the next local midnight', async () => {
+    await alreadySent('draft-user', 3, NIGHT - 60_000);
+    const rule = capRule(capped, () => NIGHT)!;
+    const drafts = [
+      draft('draft-user', 'payment-degraded', 'promotional', 'Asia/Shanghai'),
+      draft('draft-user', 'payment-recovered', 'service', 'Asia/Shanghai'),
+    ];
+    const over = await inTransaction(db.pool, (client) => capDrafts(client, drafts, rule));
+    expect(over).toEqual([
+      {
+        ...drafts[0],
+        notBefore: NEXT_MIDNIGHT,
+        heldReason:
+          'capped: 3 of 3 email messages today in Asia/Shanghai; promotional held until 2099-12-04T16:00:00.000Z',
+      },
+    ]);
+  });
+
+  it('a claim for a user waits while a fan-out batch holds the cap lock, then counts what it wrote', async () => {
+    const [queuedId] = await insertNotifications(db.pool, [
+      draft('lock-user', 'payment-degraded', 'service', 'Asia/Shanghai'),
+    ]);
+    const client = await db.pool.connect();
+    let settled = false;
+    try {
+      await client.query('BEGIN');
+      const rule = capRule(capped)!;
+      expect(
+        await capDrafts(client, [draft('lock-user', 'payment-degraded', 'service', 'Asia/Shanghai')], rule),
+      ).toEqual([]);
+      const claiming = claim([queuedId!], capped, Date.now).finally(() => (settled = true));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(settled).toBe(false);
+      // What the batch delivers: three sent today.
+      await alreadySentWith(client, 'lock-user', 3);
+      await client.query('COMMIT');
+      const result = await claiming;
+      expect(result.claimed).toEqual([]);
+      expect(result.withheld.map((w) => w.id)).toEqual([queuedId]);
+    } finally {
+      client.release();
+    }
+  });
+});
+
 describe('a cap of 3 emails a day, delivered over SMTP', () => {
   let smtp: TestSmtpServer;
   let dir: string;
@@ -268,7 +328,7 @@ describe('a cap of 3 emails a day, delivered over SMTP', () => {
 });
 
 describe('an in-app cap at fan-out', () => {
-  it('queues the in-app messages of a capped channel instead of writing them inline, and the claim counts them', async () => {
+  it('writes in-app messages inline up to the cap, and records the one over it as cancelled with its reason', async () => {
     const client = await db.pool.connect();
     try {
       await createPlatformSchema(client, 'platform');
@@ -340,29 +400,17 @@ describe('an in-app cap at fan-out', () => {
       (
         await db.pool.query<{ user_id: string }>('SELECT user_id FROM forewarn.inbox ORDER BY user_id')
       ).rows.map((r) => r.user_id);
-    // Nothing written inline: both wait for the claim, which counts under the user's lock.
-    expect(queued).toHaveLength(users.length);
-    expect(await inbox()).toEqual([]);
-    const outcome = await deliverNotifications(
-      {
-        db: db.pool,
-        config: () => config,
-        logger: logs.logger,
-        templates,
-        channels: { email: () => Promise.reject(new Error('no email here')) as never },
-        workerId: 'test:inapp-cap',
-        hold: holdRule(config),
-      },
-      queued,
-    );
-    expect(outcome.sent).toBe(1);
+    // Written inline, in the batch's transaction, after counting under the users' cap locks.
     expect(await inbox()).toEqual(['app-free']);
-    const rows = await rowsOf(queued);
-    const cancelled = [...rows.values()].filter((r) => r.status === 'cancelled');
-    expect(cancelled).toHaveLength(1);
-    expect(cancelled[0]!.held_reason).toMatch(
-      /^capped: 1 of 1 inapp messages today in Asia\/Shanghai; a service/,
+    expect(queued).toEqual([]);
+    const { rows } = await db.pool.query<{ user_id: string; status: string; held_reason: string | null }>(
+      `SELECT user_id, status, held_reason FROM forewarn.notifications WHERE kind = 'stock-low' ORDER BY user_id`,
     );
+    expect(rows.map((r) => [r.user_id, r.status])).toEqual([
+      ['app-capped', 'cancelled'],
+      ['app-free', 'sent'],
+    ]);
+    expect(rows[0]!.held_reason).toMatch(/^capped: 1 of 1 inapp messages today in Asia\/Shanghai; a service/);
   });
 });
 
