@@ -13,6 +13,14 @@ const wallTime = z
   .string()
   .regex(/^([01][0-9]|2[0-3]):[0-5][0-9]$/, 'expected a local time "HH:MM" from 00:00 to 23:59');
 
+/** A channel's id as the channel column and lib/channels/registry.ts have it. */
+const channelId = z
+  .string()
+  .regex(
+    /^[a-z][a-z0-9-]*$/,
+    'expected a channel id such as "email" or "inapp" (lowercase letters, digits, "-")',
+  );
+
 /** A daily window of local times in the recipient's own zone; from after to spans midnight. */
 const quietWindowSchema = z.strictObject({ from: wallTime, to: wallTime }).refine((w) => w.from !== w.to, {
   message: 'expected from and to to differ (a window of no length holds nothing)',
@@ -115,6 +123,29 @@ export const notificationsConfigSchema = z.strictObject({
    * Categories not listed are never held (a payment warning is urgent).
    */
   quietHours: z.partialRecord(z.enum(categories), quietWindowSchema),
+  /**
+   * Frequency caps per channel: at most `perDay` messages to one user on the channel per local
+   * day (midnight to midnight in the user's zone), across all kinds and watchers. A capped
+   * promotional or requested message waits for the next day, a capped service warning is
+   * cancelled; recovery notices, security and ops messages are counted but never held back.
+   * Channels not listed are not capped.
+   */
+  caps: z.record(channelId, z.strictObject({ perDay: positiveInt })).default({}),
+  /**
+   * Sending rates per channel, shared by every replica (a token bucket in Redis that counts
+   * messages, not jobs): `perSecond` on average, bursts of up to `burst` (default: perSecond).
+   * A send that finds no token waits, at most `maxWaitSeconds`, then is retried later.
+   */
+  rates: z
+    .record(
+      channelId,
+      z.strictObject({
+        perSecond: z.number().positive(),
+        burst: positiveInt.optional(),
+        maxWaitSeconds: positiveInt.max(3_600).default(30),
+      }),
+    )
+    .default({}),
   sweeper: z.strictObject({
     schedule: cronExpression,
     /** Work untouched this long (an event not fanned out, a claim not released) is picked up again. */

@@ -83,6 +83,8 @@ export const paymentDegraded: MessageKind<PaymentEventPayload, ChannelNames> = {
 export const paymentRecovered: MessageKind<PaymentEventPayload, ChannelNames> = {
   id: 'payment-recovered',
   category: 'service',
+  // Never capped: whoever was warned hears that it is over.
+  answers: paymentDegraded.id,
   on: { detector: DETECTOR, events: ['resolved'] },
   channels: userChannels,
   prepare: channelNames,
