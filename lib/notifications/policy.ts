@@ -78,8 +78,8 @@ const answersAnother = (kind: string) => findMessageKind(kind)?.answers !== unde
  */
 const OVER_CAP: Record<Category, 'next-day' | 'cancel' | 'count-only'> = {
   promotional: 'next-day',
-  // Alerts the user asked for keep till tomorrow; their stale rule drops them if the stock is gone.
-  requested: 'next-day',
+  // Alerts the user asked for answer their own request: counted, never capped.
+  requested: 'count-only',
   service: 'cancel',
   security: 'count-only',
   ops: 'count-only',
