@@ -47,6 +47,15 @@ export type SendOutcome =
 export interface ChannelResources {
   /** The email sender (SMTP pool or .eml outbox), created on first use. */
   email: () => EmailSender;
+  /** Secrets the config names by environment variable, and whether production's rules apply; the process's own environment unless given. */
+  environment?: ChannelEnvironment;
+}
+
+export interface ChannelEnvironment {
+  /** The value of the environment variable (a webhook's signing secret), undefined when unset. */
+  secret(variable: string): string | undefined;
+  /** NODE_ENV=production: what development lets by (plain http to localhost) is refused. */
+  production: boolean;
 }
 
 export interface ChannelContext {
