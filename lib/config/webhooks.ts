@@ -51,15 +51,15 @@ export const webhooksConfigSchema = z
           code: 'custom',
           path: ['targets', i, key],
           input,
-          message: `target "${t.id}": ${message}`,
+          message: `${message} (target "${t.id}")`,
         });
-      if (seen.has(t.id)) problem('id', 'expected each target id once, got it twice', t.id);
+      if (seen.has(t.id)) problem('id', 'expected each target id once', `${t.id} twice`);
       seen.add(t.id);
       if ((t.url === undefined) === (t.urlEnv === undefined))
         problem(
           'url',
           'expected either url or urlEnv (the environment variable holding the URL), not both or neither',
-          undefined,
+          t.url === undefined ? undefined : 'both',
         );
       const urlProblem = t.url === undefined ? null : targetUrlProblem(t.url);
       if (urlProblem) problem('url', urlProblem, redacted(new URL(t.url!)));
