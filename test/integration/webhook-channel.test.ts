@@ -22,6 +22,9 @@ import { loadConfigFile } from '../../lib/config/load.ts';
 import type { Config } from '../../lib/config/schema.ts';
 import type { WebhookTarget } from '../../lib/config/webhooks.ts';
 import { deliverNotifications, type DeliveryContext } from '../../lib/notifications/deliver.ts';
+import type { CauseEvent } from '../../lib/messages/kind.ts';
+import { findMessageKind } from '../../lib/messages/registry.ts';
+import { kindBatches } from '../../lib/notifications/fanout.ts';
 import { feedAlertDrafts } from '../../lib/notifications/feed-alerts.ts';
 import { insertNotifications, type NotificationDraft } from '../../lib/notifications/store.ts';
 import { TemplateStore } from '../../lib/templates/store.ts';
@@ -268,7 +271,9 @@ describe('the json format', () => {
     expect(verifyForewarnSignature(request!.raw, header, 'another-secret', before)).toMatchObject({
       ok: false,
     });
-    expect(verifyForewarnSignature(request!.raw, header, JSON_SECRET, before + 301)).toEqual({
+    expect(
+      verifyForewarnSignature(request!.raw, header, JSON_SECRET, (verified as { t: number }).t + 301),
+    ).toEqual({
       ok: false,
       why: 'replay',
     });
@@ -483,21 +488,13 @@ describe('an ops alert', () => {
   let smtp: TestSmtpServer;
   let dir: string;
 
-  beforeAll(async () => {
-    [smtp, dir] = await Promise.all([startSmtpServer(), mkdtemp(join(tmpdir(), 'forewarn-webhook-'))]);
-  });
-
-  afterAll(async () => {
-    await smtp?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
-  it('reaches the ops address by email and the ops webhook, through the ops-alerts workers', async () => {
+  /** The pipeline with the ops address and the ops webhook "ops-hook", groups sent when due. */
+  async function opsPipeline() {
     process.env.FW_TEST_JSON_SECRET = JSON_SECRET;
     const redis = await createTestRedisPrefix();
-    const configPath = await writeConfigWith(join(dir, 'forewarn.yaml'), {
+    const configPath = await writeConfigWith(join(dir, `forewarn-${++seq}.yaml`), {
       notifications: {
-        ops: { emails: [OPS_EMAIL], webhooks: ['ops-hook'] },
+        ops: { emails: [OPS_EMAIL], webhooks: ['ops-hook'], groupWaitSeconds: 0 },
         webhooks: {
           targets: [
             { id: 'ops-hook', url: `${receiver.base}/ops`, format: 'json', secretEnv: 'FW_TEST_JSON_SECRET' },
@@ -511,6 +508,81 @@ describe('an ops alert', () => {
       configPath,
       smtpUrl: smtp.url,
     });
+    return {
+      pipeline,
+      async close() {
+        await pipeline.close();
+        await redis.cleanup();
+        delete process.env.FW_TEST_JSON_SECRET;
+      },
+    };
+  }
+
+  it('is fanned out to the ops address on email and to the ops target on the webhook, each on its own', async () => {
+    const { pipeline, close } = await opsPipeline();
+    try {
+      const event: CauseEvent = {
+        eventId: '77',
+        causeId: '12',
+        type: 'opened',
+        seq: 0,
+        payload: {
+          incidentId: '12',
+          detector: 'inventory',
+          subjectKey: 'steam-100',
+          subject: { productId: 'steam-100' },
+          kind: 'low-stock',
+          type: 'opened',
+          at: Date.now(),
+          evidence: {},
+          productId: 'steam-100',
+          productName: 'Steam 充值卡 100 元',
+          stock: 8,
+          threshold: 10,
+          salesPerDay: 2.5,
+          daysOfCover: 3.2,
+          pendingOrders: 4,
+          pendingUnits: 6,
+          reason: 'threshold',
+        } as never,
+      };
+      const drafts = [];
+      for await (const batch of kindBatches(pipeline.ctx, event, findMessageKind('ops-stock-low')!, null, 0))
+        drafts.push(...batch.drafts);
+      expect(drafts.map((d) => [d.dedupeKey, d.channel, d.address, d.audience])).toEqual([
+        [`cause:12:ops-stock-low:email:${OPS_EMAIL}`, 'email', OPS_EMAIL, 'ops'],
+        ['cause:12:ops-stock-low:webhook:ops-hook', 'webhook', 'ops-hook', 'ops'],
+      ]);
+      const ids = await insertNotifications(db.pool, drafts);
+      await enqueueDeliveries(pipeline.ctx, ids, `test-webhook-fanout-${Date.now()}`);
+      await waitFor('both ops alerts sent', async () => {
+        const rows = await readNotifications(db.pool);
+        return rows.length === 2 && rows.every((r) => r.status === 'sent');
+      });
+      expect(smtp.messages.map((m) => m.envelope.to)).toEqual([[OPS_EMAIL]]);
+      const [request] = receiver.at('/ops');
+      expect(receiver.at('/ops')).toHaveLength(1);
+      expect((JSON.parse(request!.raw) as { subject: string }).subject).toBe(smtp.messages[0]!.subject);
+    } finally {
+      await close();
+    }
+  });
+
+  beforeAll(async () => {
+    [smtp, dir] = await Promise.all([startSmtpServer(), mkdtemp(join(tmpdir(), 'forewarn-webhook-'))]);
+  });
+
+  beforeEach(() => {
+    smtp.messages.length = 0;
+  });
+
+  afterAll(async () => {
+    await smtp?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reaches the ops address by email and the ops webhook, through the ops-alerts workers', async () => {
+    const { pipeline, close } = await opsPipeline();
     try {
       const now = Date.now();
       const drafts = feedAlertDrafts(
@@ -548,9 +620,7 @@ describe('an ops alert', () => {
       expect(body.subject).toBe(smtp.messages[0]!.subject);
       expect(body.text.trim()).toBe(smtp.messages[0]!.text!.trim());
     } finally {
-      await pipeline.close();
-      await redis.cleanup();
-      delete process.env.FW_TEST_JSON_SECRET;
+      await close();
     }
   });
 });
