@@ -8,7 +8,7 @@ import { readDegradedAudience } from '../platform/audience.ts';
 import { readPaymentChannels } from '../platform/payment-channels.ts';
 import { readWarnedUsers } from '../notifications/store.ts';
 import type { CauseEvent, MessageContext, MessageKind } from './kind.ts';
-import { causeResolved, opsAudience, preferencesUrl } from './shared.ts';
+import { causeResolved, opsAudience, opsChannels, preferencesUrl } from './shared.ts';
 
 const DETECTOR = 'payment-health';
 
@@ -133,7 +133,7 @@ export const opsIncidentOpened: MessageKind<PaymentEventPayload, ChannelNames> =
   id: 'ops-incident-opened',
   category: 'ops',
   on: { detector: DETECTOR, events: ['opened'] },
-  channels: () => ['email'],
+  channels: opsChannels,
   prepare: channelNames,
   audience: opsAudience,
   data: (ctx, event, _recipient, names) =>
@@ -148,7 +148,7 @@ export const opsIncidentResolved: MessageKind<PaymentEventPayload, ChannelNames>
   id: 'ops-incident-resolved',
   category: 'ops',
   on: { detector: DETECTOR, events: ['resolved'] },
-  channels: () => ['email'],
+  channels: opsChannels,
   prepare: channelNames,
   audience: opsAudience,
   group: (event) => `region:${event.payload.subject.region}`,

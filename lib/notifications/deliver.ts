@@ -1,7 +1,7 @@
 // Delivery: claim recorded notifications a few at a time, just before their turn, render them,
 // hand each channel its own (lib/channels/registry.ts), record the outcomes. Delivery knows no
 // channel by name: it knows the two kinds a channel can be (lib/channels/channel.ts).
-// - A `send` channel (email; a webhook next) delivers to another system. Its accepted messages
+// - A `send` channel (email, webhook) delivers to another system. Its accepted messages
 //   are marked sent in groups within 50 ms, and it gives the receiver a stable id, so the only
 //   window for a duplicate is a crash in between.
 // - A `write` channel (in-app) writes its messages in the same transaction that marks them sent,
