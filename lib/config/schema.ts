@@ -8,6 +8,9 @@ import { webhooksConfigSchema } from './webhooks.ts';
 
 const positiveInt = z.number().int().positive();
 
+/** The channels a user can be reached on (notifications.userChannels; ops also get webhooks). */
+export const USER_CHANNELS = ['email', 'inapp'] as const;
+
 const httpUrl = z.url({ protocol: /^https?$/, message: 'expected an http(s) URL' });
 
 const wallTime = z
@@ -33,7 +36,7 @@ export const notificationsConfigSchema = z
     siteName: z.string().min(1),
     /** How users are reached; ops are always reached by email. */
     userChannels: z
-      .array(z.enum(['email', 'inapp']))
+      .array(z.enum(USER_CHANNELS))
       .min(1)
       .refine((list) => new Set(list).size === list.length, { message: 'expected each channel once' }),
     audience: z.strictObject({

@@ -7,7 +7,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { channels } from '../../channels/registry.ts';
+import { USER_CHANNELS } from '../../config/schema.ts';
 import { categories, type Category } from '../../messages/kind.ts';
 import { canOptOut, readPreferences, savePreferences, type Preference } from '../../policy/preferences.ts';
 import type { HttpDeps, HttpRoutes } from '../deps.ts';
@@ -18,8 +18,8 @@ const PATH = '/api/preferences/:userId';
 const USER_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
 const USER_ID_EXPECTED = '1-128 characters of letters, digits and . _ - : @';
 
-/** The channels a user can be reached on (every registered one), in registration order. */
-const userChannels = (): readonly string[] => channels.all.map((c) => c.id);
+/** The channels a user can be reached on (a webhook target reaches ops, not a user). */
+const userChannels = (): readonly string[] => USER_CHANNELS;
 
 /** One entry of GET's answer and PUT's: `canOptOut` false for security in-app. */
 export interface PreferenceView {
