@@ -6,6 +6,7 @@
 // message rendered with them is never reused for another (shapes.ts).
 import { Liquid, LiquidError, toValue, type FilterImplOptions, type Template } from 'liquidjs';
 import { markValue } from './html.ts';
+import { localTime } from './local-time.ts';
 
 /** `text`: values written as they are. `html`: every value escaped and marked (see html.ts). */
 export type EngineMode = 'text' | 'html';
@@ -37,6 +38,8 @@ export function createEngine(mode: EngineMode): Liquid {
     if (!ALLOWED_TAGS.has(tag)) delete liquid.tags[tag];
   }
   liquid.unregisterFilter('raw');
+  // Times for people: in the recipient's zone, named (local-time.ts).
+  liquid.registerFilter('local_time', localTime);
   for (const name of CLOCK_FILTERS) watchFilter(liquid, name, isClockValue);
   for (const name of CHANCE_FILTERS) watchFilter(liquid, name, () => true);
   return liquid;
