@@ -37,15 +37,22 @@ const isoTime = z.iso.datetime({ offset: true });
 /** Only http(s): a link in a message must never run script. */
 const webUrl = z.url({ protocol: /^https?$/ });
 const displayName = z.string().min(1);
-/** The recipient's IANA time zone (the config's when theirs is unknown): their message's times are printed in it. */
-const timeZone = z.string().refine((zone) => {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
-}, 'an IANA time zone such as Asia/Shanghai');
+/**
+ * The recipient's IANA time zone (the config's when theirs is unknown): their message's times are
+ * printed in it. A message recorded before times were the reader's own has none; it was written
+ * for Beijing time, so it keeps that.
+ */
+const timeZone = z
+  .string()
+  .refine((zone) => {
+    try {
+      new Intl.DateTimeFormat('en', { timeZone: zone });
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'an IANA time zone such as Asia/Shanghai')
+  .default('Asia/Shanghai');
 const issueKind = z.enum(['failures', 'slow']);
 
 const evidence = z

@@ -88,3 +88,17 @@ describe('users’ email copy', () => {
     ).toThrow(/timeZone/);
   });
 });
+
+describe('a message recorded before times were the reader’s own', () => {
+  it('has no timeZone and is printed in Beijing time, as it was written for', async () => {
+    const store = await TemplateStore.load();
+    const { timeZone: _none, ...old } = { ...templateKinds['payment-degraded'].sample, openedAt: AT };
+    const rendered = store.render({
+      kind: 'payment-degraded',
+      channel: 'email',
+      locale: 'zh-CN',
+      data: old,
+    } as RenderRequest<'payment-degraded'>);
+    expect(rendered.text).toContain('11月22日 17:51（中国标准时间）');
+  });
+});
