@@ -90,6 +90,8 @@ const opsIncidentOpened = z
     region: z.string().min(1),
     kind: issueKind,
     openedAt: isoTime,
+    /** The zone its times are printed in: the config's `timezone` for ops. */
+    timeZone,
     evidence,
     /** Channel ids, best first. */
     backupChannels: z.array(z.string().min(1)),
@@ -141,6 +143,8 @@ const opsErrorSpike = z
     /** The rule's window: 10080 for 7 days, 60 for an hour. */
     windowMinutes: z.number().int().positive(),
     openedAt: isoTime,
+    /** The zone its times are printed in: the config's `timezone` for ops. */
+    timeZone,
     /** Platform data: channel ids, most affected first. */
     topChannels: z.array(
       z.object({ channel: z.string().min(1), count: z.number().int().positive() }).strict(),
@@ -191,6 +195,8 @@ const opsStockLow = z
     /** threshold: at or under the threshold; cover: fewer days of cover than configured. */
     reason: z.enum(['threshold', 'cover']),
     openedAt: isoTime,
+    /** The zone its times are printed in: the config's `timezone` for ops. */
+    timeZone,
     dashboardUrl: webUrl.nullable(),
   })
   .strict();
@@ -569,6 +575,8 @@ export const templateKinds = {
         /** silent: the feed stopped; resumed: attempts arrive again. */
         state: z.enum(['silent', 'resumed']),
         silentSince: isoTime,
+        /** The zone its times are printed in: the config's `timezone` for ops. */
+        timeZone,
         /** Set when state is resumed. */
         resumedAt: isoTime.nullable(),
         /** Pairs with no attempt for their silence time, of the pairs seen in the last day. */
@@ -639,7 +647,7 @@ export const templateKinds = {
             [
               'Incident 1842 opened by payment-health: failed and timed-out payments on 微信支付 (wechat_pay) in CN-GD.',
             ],
-            ['Opened at: 2026-11-22T09:51:05.000Z (2026-11-22 17:51:05 Beijing time)'],
+            ['Opened at: 2026-11-22T09:51:05.000Z, Nov 22, 17:51 (China Standard Time)'],
             ['Dashboard:', 'https://ops.example.com/forewarn/incidents/1842'],
           ],
         },

@@ -145,6 +145,8 @@ export const opsStockLow: MessageKind<CauseEvent['payload'], Prepared> = {
       pendingUnits: p.pendingUnits,
       reason: p.reason,
       openedAt: new Date(p.at).toISOString(),
+      // Ops read times in the config's zone.
+      timeZone: ctx.config().timezone,
       dashboardUrl: dashboardUrl?.replace('{incidentId}', encodeURIComponent(event.causeId)) ?? null,
     };
   },

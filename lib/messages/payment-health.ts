@@ -131,6 +131,8 @@ function opsBase(ctx: MessageContext, event: PaymentEvent, names: ChannelNames) 
       ctx
         .config()
         .notifications.links.dashboardUrl?.replace('{incidentId}', encodeURIComponent(event.causeId)) ?? null,
+    // Ops read times in the config's zone.
+    timeZone: ctx.config().timezone,
   };
 }
 

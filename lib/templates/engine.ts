@@ -25,8 +25,8 @@ export function createEngine(mode: EngineMode): Liquid {
     dynamicPartials: false,
     // Only the line break right after a tag is trimmed, never the blank line after it.
     greedy: false,
-    // Dates in user messages are written in Beijing time unless a template says otherwise.
-    // A fixed offset (China has no daylight saving time): a zone name costs an Intl lookup per date.
+    // The `date` filter writes Beijing time (a fixed offset: China has no daylight saving time).
+    // Times for readers go through `local_time` instead, in the reader's own zone (local-time.ts).
     timezoneOffset: -480,
     renderLimit: 5_000,
     // Characters and list items that filters and ranges may allocate in one render: a message is

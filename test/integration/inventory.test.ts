@@ -444,6 +444,8 @@ describe('the stock-low kind', () => {
       pendingUnits: 5,
       reason: 'threshold',
       openedAt: new Date(at(4)).toISOString(),
+      // Ops read times in the config's zone.
+      timeZone: config.timezone,
       dashboardUrl: null,
     });
   });

@@ -102,3 +102,39 @@ describe('a message recorded before times were the reader’s own', () => {
     expect(rendered.text).toContain('11月22日 17:51（中国标准时间）');
   });
 });
+
+describe('ops email copy', () => {
+  it('prints times in the zone the data names (the config’s), and no kind says Beijing time', async () => {
+    const store = await TemplateStore.load();
+    const data = { ...templateKinds['ops-incident-opened'].sample, openedAt: AT, timeZone: 'Europe/London' };
+    const en = store.render({
+      kind: 'ops-incident-opened',
+      channel: 'email',
+      locale: 'en',
+      data,
+    } as RenderRequest<'ops-incident-opened'>);
+    expect(en.text).toContain(`Opened at: ${AT}, Nov 22, 09:51 (Greenwich Mean Time)`);
+    const zh = store.render({
+      kind: 'ops-incident-opened',
+      channel: 'email',
+      locale: 'zh-CN',
+      data,
+    } as RenderRequest<'ops-incident-opened'>);
+    expect(zh.text).toContain(`开启时间：${AT}，即 11月22日 09:51（格林尼治标准时间）`);
+    for (const [kind, definition] of Object.entries(templateKinds)) {
+      for (const channel of definition.channels) {
+        for (const locale of ['zh-CN', 'en']) {
+          const rendered = store.render({
+            kind,
+            channel,
+            locale,
+            data: definition.sample,
+          } as RenderRequest<TemplateKind>);
+          expect(`${rendered.subject ?? ''}${rendered.text}`, `${kind} ${channel} ${locale}`).not.toMatch(
+            /北京时间|Beijing/,
+          );
+        }
+      }
+    }
+  });
+});
