@@ -8,6 +8,7 @@ import { deliverNotifications } from '../lib/notifications/deliver.ts';
 import { findMessageKind } from '../lib/messages/registry.ts';
 import { staleRules } from '../lib/messages/stale.ts';
 import { holdRule } from '../lib/notifications/policy.ts';
+import { sendingRates } from '../lib/notifications/rates.ts';
 import { readOpsNotificationIds } from '../lib/notifications/store.ts';
 
 export const name = 'deliver-notifications';
@@ -68,6 +69,7 @@ export async function deliverBatch(
       workerId: ctx.workerId,
       stale: staleRules(ctx),
       hold: holdRule(ctx.config()),
+      rates: sendingRates(ctx.redis, ctx.queues.prefix, ctx.config),
     },
     ids,
   );

@@ -9,6 +9,7 @@ import type { z } from 'zod';
 import type { AppContext } from '../lib/context.ts';
 import { deliverOpsGroups } from '../lib/notifications/deliver-groups.ts';
 import { holdRule } from '../lib/notifications/policy.ts';
+import { sendingRates } from '../lib/notifications/rates.ts';
 import { readOpsGroups } from '../lib/notifications/ops-groups.ts';
 import {
   defaultOptions,
@@ -51,6 +52,7 @@ export async function handle(data: z.infer<typeof payload>, ctx: AppContext): Pr
       channels: { email: ctx.opsEmail },
       workerId: ctx.workerId,
       hold: holdRule(ctx.config()),
+      rates: sendingRates(ctx.redis, ctx.queues.prefix, ctx.config),
     },
     groups,
   );

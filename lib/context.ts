@@ -19,6 +19,8 @@ import { defaultQueuePrefix } from './queue/identity.ts';
 import { createRedis } from './queue/redis.ts';
 import { Queues, type QueueName } from './queue/queues.ts';
 import { createEmailSender, dkimSigning, type EmailSender } from './channels/email.ts';
+import { processEnvironment } from './channels/webhook-channel.ts';
+import { checkWebhookTargets } from './config/webhooks.ts';
 import { TemplateStore } from './templates/store.ts';
 
 export interface AppContext {
@@ -60,6 +62,11 @@ export interface AppContext {
 export async function createContext(env: Env, configStore: ConfigStore, logger: Logger): Promise<AppContext> {
   // Before anything connects: a DKIM key without its domain and selector (or the reverse) stops here.
   const dkim = dkimSigning(env.dkimPrivateKey, configStore.get().notifications.email.dkim);
+  // So does, in production, a plain http webhook target or one whose secret variable is unset.
+  checkWebhookTargets(configStore.get().notifications.webhooks.targets, {
+    production: env.production,
+    secret: processEnvironment.secret,
+  });
   const connectionErrors = connectionErrorLog(logger);
   const db = createPool(env.databaseUrl, { applicationName: 'forewarn' });
   watchPool(connectionErrors, db, connectionTo('postgres', 'forewarn', env.databaseUrl));

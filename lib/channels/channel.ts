@@ -1,4 +1,4 @@
-// The one interface every delivery channel implements (email, in-app; a webhook next), in the way
+// The one interface every delivery channel implements (email, in-app, webhook), in the way
 // of Alertmanager's integrations: delivery (lib/notifications/deliver.ts) claims, renders, hands
 // each channel its own messages and records the outcomes, and knows no channel by name.
 // A channel is one of two kinds, because there are two ways a message can be delivered once:
@@ -41,12 +41,24 @@ export type SendOutcome =
 
 /**
  * What channels use to deliver, made once per process and shared by every delivery job (the
- * pooled SMTP sender). A new channel adds its own resource here (a webhook: its HTTP agent and
- * signing secret), and the job that builds the delivery context supplies it.
+ * pooled SMTP sender). A new channel adds its own resource here (the webhook: the environment its
+ * secrets come from), and the job that builds the delivery context supplies it.
  */
 export interface ChannelResources {
   /** The email sender (SMTP pool or .eml outbox), created on first use. */
   email: () => EmailSender;
+  /**
+   * Secrets the config names by environment variable, and whether production's rules apply: the
+   * process's own environment unless given (tests give their own).
+   */
+  environment?: ChannelEnvironment;
+}
+
+export interface ChannelEnvironment {
+  /** The value of the environment variable (a webhook's signing secret), undefined when unset. */
+  secret(variable: string): string | undefined;
+  /** NODE_ENV=production: what development lets by (plain http to localhost) is refused. */
+  production: boolean;
 }
 
 export interface ChannelContext {

@@ -11,12 +11,15 @@ import { channels, type ChannelRegistry } from './registry.ts';
 export interface InlineBatch {
   /** How many drafts it delivers. */
   readonly size: number;
+  /** The drafts it delivers. */
+  readonly drafts: readonly NotificationDraft[];
   /**
    * Records its drafts as delivered, with their deliveries, in the caller's transaction; a dedupe
-   * key already recorded is skipped. `failed` counts those recorded as failed (their template
-   * could not render; the reason is on the row).
+   * key already recorded is skipped, and so are the dedupe keys in `skip` (drafts the caller
+   * records otherwise: held back by a frequency cap). `failed` counts those recorded as failed
+   * (their template could not render; the reason is on the row).
    */
-  record(client: Queryable): Promise<{ delivered: number; failed: number }>;
+  record(client: Queryable, skip?: ReadonlySet<string>): Promise<{ delivered: number; failed: number }>;
 }
 
 export interface SplitBatch {
@@ -39,9 +42,9 @@ export function splitInline(
 ): SplitBatch {
   const registry = options.registry ?? channels;
   const linkOf = options.linkOf ?? linkFromData;
-  const groups = new Map<InlineDelivery, unknown[]>();
+  const groups = new Map<InlineDelivery, Array<{ draft: NotificationDraft; prepared: unknown }>>();
   const queued: NotificationDraft[] = [];
-  let size = 0;
+  const inlined: NotificationDraft[] = [];
   for (const draft of drafts) {
     const channel = registry.get(draft.channel);
     const inline = channel?.kind === 'write' ? channel.inline : undefined;
@@ -58,16 +61,19 @@ export function splitInline(
     }
     let group = groups.get(inline);
     if (!group) groups.set(inline, (group = []));
-    group.push(inline.prepare(templates, draft, linkOf(draft)));
-    size++;
+    group.push({ draft, prepared: inline.prepare(templates, draft, linkOf(draft)) });
+    inlined.push(draft);
   }
   return {
     queued,
     inline: {
-      size,
-      async record(client) {
+      size: inlined.length,
+      drafts: inlined,
+      async record(client, skip) {
         const total = { delivered: 0, failed: 0 };
-        for (const [inline, prepared] of groups) {
+        for (const [inline, group] of groups) {
+          const prepared = group.filter((g) => !skip?.has(g.draft.dedupeKey)).map((g) => g.prepared);
+          if (prepared.length === 0) continue;
           const { delivered, failed } = await inline.record(client, prepared);
           total.delivered += delivered;
           total.failed += failed;

@@ -4,8 +4,9 @@
 import type { Channel } from './channel.ts';
 import { emailChannel } from './email-channel.ts';
 import { inAppChannel } from './inapp-channel.ts';
+import { webhookChannel } from './webhook-channel.ts';
 
-export const registeredChannels: readonly Channel[] = [emailChannel, inAppChannel];
+export const registeredChannels: readonly Channel[] = [emailChannel, inAppChannel, webhookChannel];
 
 export interface ChannelRegistry {
   /** The channel with this id, or undefined when none is registered. */

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { detectorSettingsShape } from '../detection/registry.ts';
 import { categories } from '../messages/kind.ts';
 import { cronExpression } from './cron.ts';
+import { webhooksConfigSchema } from './webhooks.ts';
 
 const positiveInt = z.number().int().positive();
 
@@ -13,114 +14,163 @@ const wallTime = z
   .string()
   .regex(/^([01][0-9]|2[0-3]):[0-5][0-9]$/, 'expected a local time "HH:MM" from 00:00 to 23:59');
 
+/** A channel's id as the channel column and lib/channels/registry.ts have it. */
+const channelId = z
+  .string()
+  .regex(
+    /^[a-z][a-z0-9-]*$/,
+    'expected a channel id such as "email" or "inapp" (lowercase letters, digits, "-")',
+  );
+
 /** A daily window of local times in the recipient's own zone; from after to spans midnight. */
 const quietWindowSchema = z.strictObject({ from: wallTime, to: wallTime }).refine((w) => w.from !== w.to, {
   message: 'expected from and to to differ (a window of no length holds nothing)',
 });
 
-export const notificationsConfigSchema = z.strictObject({
-  /** The platform's name as messages give it ("open the <siteName> app yourself"). */
-  siteName: z.string().min(1),
-  /** How users are reached; ops are always reached by email. */
-  userChannels: z
-    .array(z.enum(['email', 'inapp']))
-    .min(1)
-    .refine((list) => new Set(list).size === list.length, { message: 'expected each channel once' }),
-  audience: z.strictObject({
-    /** Users with a pending or timed-out attempt on the channel this recently are warned. */
-    stuckWithinMinutes: positiveInt,
-    /** So are users who paid with the channel (succeeded) this recently. */
-    usedWithinDays: positiveInt,
-  }),
-  /** Recipients read and recorded per fan-out batch (keyset pagination). */
-  batchSize: positiveInt.max(10_000),
-  retry: z.strictObject({
-    /** Sending attempts before a temporary failure is recorded as failed. */
-    maxAttempts: positiveInt,
-    /** Backoff: base * 2^(attempt-1), at most max, with full jitter. */
-    baseDelaySeconds: z.number().positive(),
-    maxDelaySeconds: z.number().positive(),
-  }),
-  /** How long a worker holds claimed deliveries before the sweeper may hand them to another. */
-  claimSeconds: positiveInt,
-  email: z.strictObject({
-    from: z.string().min(3),
-    /** Right-hand side of Message-IDs, e.g. "notify.example.com". */
-    messageIdDomain: z
-      .string()
-      .regex(/^[A-Za-z0-9.-]+$/, 'expected a domain name such as "notify.example.com"'),
-    maxConnections: positiveInt,
+export const notificationsConfigSchema = z
+  .strictObject({
+    /** The platform's name as messages give it ("open the <siteName> app yourself"). */
+    siteName: z.string().min(1),
+    /** How users are reached; ops are always reached by email. */
+    userChannels: z
+      .array(z.enum(['email', 'inapp']))
+      .min(1)
+      .refine((list) => new Set(list).size === list.length, { message: 'expected each channel once' }),
+    audience: z.strictObject({
+      /** Users with a pending or timed-out attempt on the channel this recently are warned. */
+      stuckWithinMinutes: positiveInt,
+      /** So are users who paid with the channel (succeeded) this recently. */
+      usedWithinDays: positiveInt,
+    }),
+    /** Recipients read and recorded per fan-out batch (keyset pagination). */
+    batchSize: positiveInt.max(10_000),
+    retry: z.strictObject({
+      /** Sending attempts before a temporary failure is recorded as failed. */
+      maxAttempts: positiveInt,
+      /** Backoff: base * 2^(attempt-1), at most max, with full jitter. */
+      baseDelaySeconds: z.number().positive(),
+      maxDelaySeconds: z.number().positive(),
+    }),
+    /** How long a worker holds claimed deliveries before the sweeper may hand them to another. */
+    claimSeconds: positiveInt,
+    email: z.strictObject({
+      from: z.string().min(3),
+      /** Right-hand side of Message-IDs, e.g. "notify.example.com". */
+      messageIdDomain: z
+        .string()
+        .regex(/^[A-Za-z0-9.-]+$/, 'expected a domain name such as "notify.example.com"'),
+      maxConnections: positiveInt,
+      /**
+       * DKIM signing (the key itself comes from FOREWARN_DKIM_PRIVATE_KEY or ..._FILE): the d= domain
+       * and the s= selector whose TXT record `<keySelector>._domainkey.<domainName>` holds the public
+       * key. Absent: mail is not signed; set without a key, or a key without it, stops the start.
+       */
+      dkim: z
+        .strictObject({
+          domainName: z
+            .string()
+            .regex(
+              /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/,
+              'expected the domain signed for, such as "example.com" (the From address\'s domain or a parent of it)',
+            ),
+          keySelector: z
+            .string()
+            .regex(
+              /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/,
+              'expected a DKIM selector such as "forewarn2026" (letters, digits, "-", dot-separated)',
+            ),
+        })
+        .optional(),
+    }),
+    ops: z.strictObject({
+      /** Who gets incident alerts (opened and resolved) with the numbers. */
+      emails: z.array(z.email()),
+      locale: z.string().min(2),
+      /**
+       * How long the first alert of a group (the same region, the same error code) waits for the
+       * others, which then go out with it as one email; 0 sends each group as soon as it is due.
+       */
+      groupWaitSeconds: z.number().int().min(0).max(3_600),
+      /** Webhook targets (notifications.webhooks.targets, by id) that get incident alerts too. */
+      webhooks: z.array(z.string()).default([]),
+    }),
+    links: z.strictObject({
+      /** Recharge page; "{channel}" is replaced by the suggested channel's id. */
+      payUrl: httpUrl,
+      /** Notification settings page; forewarn appends a signed user token (see README). */
+      preferencesUrl: httpUrl,
+      /** A product's page (restock alerts); "{product}" is replaced by the product id. */
+      productUrl: httpUrl,
+      /** Where ops look at an incident; "{incidentId}" is replaced. Null: no link. */
+      dashboardUrl: httpUrl.nullable(),
+      /**
+       * The account-security page that security check-ups may link to, on the platform's own fixed
+       * domain; taken as it is (nothing is added to it). Null: check-ups carry no link at all.
+       */
+      securityUrl: z
+        .url({ protocol: /^https$/, message: 'expected an https URL' })
+        .refine((u) => !/[{}]/.test(u) && new URL(u).search === '' && new URL(u).username === '', {
+          message: 'expected a fixed page address: no placeholders, query string or user name',
+        })
+        .nullable(),
+      /** Signed links stop working after this many days. */
+      ttlDays: positiveInt,
+      /**
+       * Unsubscribe links (List-Unsubscribe and the emails' footer) stop working after this many
+       * days; longer than ttlDays, since an old mail's unsubscribe must keep working a while.
+       */
+      unsubscribeTtlDays: positiveInt.max(3_650, 'expected at most 3650 days (ten years)').default(60),
+    }),
     /**
-     * DKIM signing (the key itself comes from FOREWARN_DKIM_PRIVATE_KEY or ..._FILE): the d= domain
-     * and the s= selector whose TXT record `<keySelector>._domainkey.<domainName>` holds the public
-     * key. Absent: mail is not signed; set without a key, or a key without it, stops the start.
+     * Quiet hours per category, in each recipient's own time zone (users.timezone): a message of
+     * the category that comes due inside the window is held until it ends, never dropped.
+     * Categories not listed are never held (a payment warning is urgent).
      */
-    dkim: z
-      .strictObject({
-        domainName: z
-          .string()
-          .regex(
-            /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/,
-            'expected the domain signed for, such as "example.com" (the From address\'s domain or a parent of it)',
-          ),
-        keySelector: z
-          .string()
-          .regex(
-            /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/,
-            'expected a DKIM selector such as "forewarn2026" (letters, digits, "-", dot-separated)',
-          ),
-      })
-      .optional(),
-  }),
-  ops: z.strictObject({
-    /** Who gets incident alerts (opened and resolved) with the numbers. */
-    emails: z.array(z.email()),
-    locale: z.string().min(2),
+    quietHours: z.partialRecord(z.enum(categories), quietWindowSchema),
     /**
-     * How long the first alert of a group (the same region, the same error code) waits for the
-     * others, which then go out with it as one email; 0 sends each group as soon as it is due.
+     * Frequency caps per channel: at most `perDay` messages to one user on the channel per local
+     * day (midnight to midnight in the user's zone), across all kinds and watchers. A capped
+     * promotional or requested message waits for the next day, a capped service warning is
+     * cancelled; recovery notices, security and ops messages are counted but never held back.
+     * Channels not listed are not capped.
      */
-    groupWaitSeconds: z.number().int().min(0).max(3_600),
-  }),
-  links: z.strictObject({
-    /** Recharge page; "{channel}" is replaced by the suggested channel's id. */
-    payUrl: httpUrl,
-    /** Notification settings page; forewarn appends a signed user token (see README). */
-    preferencesUrl: httpUrl,
-    /** A product's page (restock alerts); "{product}" is replaced by the product id. */
-    productUrl: httpUrl,
-    /** Where ops look at an incident; "{incidentId}" is replaced. Null: no link. */
-    dashboardUrl: httpUrl.nullable(),
+    caps: z.record(channelId, z.strictObject({ perDay: positiveInt })).default({}),
     /**
-     * The account-security page that security check-ups may link to, on the platform's own fixed
-     * domain; taken as it is (nothing is added to it). Null: check-ups carry no link at all.
+     * Sending rates per channel, shared by every replica (a token bucket in Redis that counts
+     * messages, not jobs): `perSecond` on average, bursts of up to `burst` (default: perSecond).
+     * A send that finds no token waits, at most `maxWaitSeconds`, then is retried later.
      */
-    securityUrl: z
-      .url({ protocol: /^https$/, message: 'expected an https URL' })
-      .refine((u) => !/[{}]/.test(u) && new URL(u).search === '' && new URL(u).username === '', {
-        message: 'expected a fixed page address: no placeholders, query string or user name',
-      })
-      .nullable(),
-    /** Signed links stop working after this many days. */
-    ttlDays: positiveInt,
-    /**
-     * Unsubscribe links (List-Unsubscribe and the emails' footer) stop working after this many
-     * days; longer than ttlDays, since an old mail's unsubscribe must keep working a while.
-     */
-    unsubscribeTtlDays: positiveInt.max(3_650, 'expected at most 3650 days (ten years)').default(60),
-  }),
-  /**
-   * Quiet hours per category, in each recipient's own time zone (users.timezone): a message of
-   * the category that comes due inside the window is held until it ends, never dropped.
-   * Categories not listed are never held (a payment warning is urgent).
-   */
-  quietHours: z.partialRecord(z.enum(categories), quietWindowSchema),
-  sweeper: z.strictObject({
-    schedule: cronExpression,
-    /** Work untouched this long (an event not fanned out, a claim not released) is picked up again. */
-    staleSeconds: positiveInt,
-  }),
-});
+    rates: z
+      .record(
+        channelId,
+        z.strictObject({
+          perSecond: z.number().positive(),
+          burst: positiveInt.optional(),
+          maxWaitSeconds: positiveInt.max(3_600).default(30),
+        }),
+      )
+      .default({}),
+    sweeper: z.strictObject({
+      schedule: cronExpression,
+      /** Work untouched this long (an event not fanned out, a claim not released) is picked up again. */
+      staleSeconds: positiveInt,
+    }),
+    /** Where the webhook channel POSTs (lib/channels/webhook-channel.ts); none unless listed. */
+    webhooks: webhooksConfigSchema.default({ targets: [] }),
+  })
+  .superRefine((n, ctx) => {
+    // An ops alert for a target nobody configured would fail at every incident.
+    const known = new Set(n.webhooks.targets.map((t) => t.id));
+    n.ops.webhooks.forEach((id, i) => {
+      if (!known.has(id))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['ops', 'webhooks', i],
+          input: id,
+          message: `expected the id of a target in notifications.webhooks.targets (${known.size > 0 ? [...known].map((k) => JSON.stringify(k)).join(', ') : 'none is configured'})`,
+        });
+    });
+  });
 export type NotificationsConfig = z.infer<typeof notificationsConfigSchema>;
 
 export const configSchema = z.strictObject({

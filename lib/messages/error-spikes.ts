@@ -1,5 +1,5 @@
 // The error-spikes watcher's message kinds: one ops alert when an error-code incident opens
-// (templates/ops-error-spike). Ops only: its audience is the configured ops addresses, in one page.
+// (templates/ops-error-spike). Ops only: its audience is the configured ops addresses and webhook targets, in one page.
 // Incidents of one code that open within the ops group wait (a count and a surge) reach ops as
 // one message.
 import type { Config } from '../config/schema.ts';
@@ -7,7 +7,8 @@ import type { CauseEventPayload } from '../incidents/store.ts';
 import type { SpikeOpened } from '../../detectors/error-spikes/index.ts';
 import { DETECTOR } from '../../detectors/error-spikes/index.ts';
 import type { TemplateInput } from '../../templates/kinds.ts';
-import type { CauseEvent, MessageKind, Recipient } from './kind.ts';
+import type { CauseEvent, MessageKind } from './kind.ts';
+import { opsAudience, opsChannels } from './shared.ts';
 
 /** What an error-spike cause event carries (see SpikeChange in detectors/error-spikes). */
 export type ErrorSpikePayload = CauseEventPayload & SpikeOpened;
@@ -16,13 +17,9 @@ export const opsErrorSpike: MessageKind<ErrorSpikePayload> = {
   id: 'ops-error-spike',
   category: 'ops',
   on: { detector: DETECTOR, events: ['opened'] },
-  channels: () => ['email'],
-
-  async audience(ctx, _event, page) {
-    // Ops addresses are a handful: one page, whatever `after` says.
-    if (page.after !== null) return { recipients: [], cursor: null };
-    return { recipients: opsRecipients(ctx.config()), cursor: null };
-  },
+  channels: opsChannels,
+  // Ops addresses and targets are a handful: one page, whatever `after` says.
+  audience: opsAudience,
 
   data(ctx, event) {
     return errorSpikeData(ctx.config(), event);
@@ -32,14 +29,6 @@ export const opsErrorSpike: MessageKind<ErrorSpikePayload> = {
 };
 
 export const errorSpikesMessageKinds: readonly MessageKind<ErrorSpikePayload>[] = [opsErrorSpike];
-
-export function opsRecipients(config: Config): Recipient[] {
-  return config.notifications.ops.emails.map((address) => ({
-    userId: null,
-    address,
-    locale: config.notifications.ops.locale,
-  }));
-}
 
 /** The ops-error-spike template's data from an opened event. */
 export function errorSpikeData(

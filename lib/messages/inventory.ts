@@ -14,7 +14,7 @@ import { lockIncidentIfOpen } from '../incidents/store.ts';
 import { restockSubscribeUrl } from '../links.ts';
 import { readPendingOrderUsers } from '../platform/inventory.ts';
 import type { CauseEvent, MessageContext, MessageKind, Recipient } from './kind.ts';
-import { causeResolved, messageTimeZone, opsAudience, preferencesUrl } from './shared.ts';
+import { causeResolved, messageTimeZone, opsAudience, opsChannels, preferencesUrl } from './shared.ts';
 
 const DETECTOR = 'inventory';
 const DAY_SECONDS = 86_400;
@@ -124,7 +124,7 @@ export const opsStockLow: MessageKind<CauseEvent['payload'], Prepared> = {
   id: 'ops-stock-low',
   category: 'ops',
   on: { detector: DETECTOR, events: ['opened'], kinds: ['low-stock'] },
-  channels: () => ['email'],
+  channels: opsChannels,
   prepare,
 
   audience: (ctx, event, page, { payload }) =>

@@ -79,6 +79,12 @@ export interface MessageKind<
    * has causes of several kinds (a low-stock episode, a restock), the cause kinds.
    */
   on: { detector: string; events: readonly string[]; kinds?: readonly string[] };
+  /**
+   * The kind whose message this one answers (a recovery notice answers its warning): the
+   * frequency caps never hold it back, since the user was told of a problem and must hear it is
+   * over. It is counted like any other message.
+   */
+  answers?: string;
   /** The channels it goes on (fan-out skips email for a recipient without an address). */
   channels: (config: Config) => readonly string[];
   /** Reads what every recipient's data needs, once per fan-out run (names, links, counts). */

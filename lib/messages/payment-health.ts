@@ -8,7 +8,7 @@ import { readDegradedAudience } from '../platform/audience.ts';
 import { readPaymentChannels } from '../platform/payment-channels.ts';
 import { readWarnedUsers } from '../notifications/store.ts';
 import type { CauseEvent, MessageContext, MessageKind } from './kind.ts';
-import { causeResolved, messageTimeZone, opsAudience, preferencesUrl } from './shared.ts';
+import { causeResolved, messageTimeZone, opsAudience, opsChannels, preferencesUrl } from './shared.ts';
 
 const DETECTOR = 'payment-health';
 
@@ -89,6 +89,8 @@ export const paymentDegraded: MessageKind<PaymentEventPayload, ChannelNames> = {
 export const paymentRecovered: MessageKind<PaymentEventPayload, ChannelNames> = {
   id: 'payment-recovered',
   category: 'service',
+  // Never capped: whoever was warned hears that it is over.
+  answers: paymentDegraded.id,
   on: { detector: DETECTOR, events: ['resolved'] },
   channels: userChannels,
   prepare: channelNames,
@@ -140,7 +142,7 @@ export const opsIncidentOpened: MessageKind<PaymentEventPayload, ChannelNames> =
   id: 'ops-incident-opened',
   category: 'ops',
   on: { detector: DETECTOR, events: ['opened'] },
-  channels: () => ['email'],
+  channels: opsChannels,
   prepare: channelNames,
   audience: opsAudience,
   data: (ctx, event, _recipient, names) =>
@@ -155,7 +157,7 @@ export const opsIncidentResolved: MessageKind<PaymentEventPayload, ChannelNames>
   id: 'ops-incident-resolved',
   category: 'ops',
   on: { detector: DETECTOR, events: ['resolved'] },
-  channels: () => ['email'],
+  channels: opsChannels,
   prepare: channelNames,
   audience: opsAudience,
   group: (event) => `region:${event.payload.subject.region}`,

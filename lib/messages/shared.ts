@@ -1,22 +1,39 @@
 // What many message kinds share: the ops audience, the "its cause has resolved" stale rule, the
 // signed link to a user's notification settings and the zone a recipient's times are printed in.
+import type { Config } from '../config/schema.ts';
 import type { Queryable } from '../db/pool.ts';
 import { signedUrl } from '../links.ts';
 import { isTimeZone } from '../policy/quiet-hours.ts';
-import type { AudiencePage, MessageContext, QueuedMessage } from './kind.ts';
+import type { AudiencePage, MessageContext, QueuedMessage, Recipient } from './kind.ts';
 
-/** Ops alerts go to every configured ops address, in one page. */
+/** The channels ops alerts go on: email to the ops addresses, the webhook to the ops targets. */
+export const opsChannels = (): readonly string[] => ['email', 'webhook'];
+
+/**
+ * Who gets ops alerts: each ops address by email, and each webhook target named in
+ * notifications.ops.webhooks (its id is the address), each on its own channel only.
+ */
+export function opsRecipients(config: Config): Recipient[] {
+  const ops = config.notifications.ops;
+  return [
+    ...ops.emails.map((address) => ({ userId: null, address, locale: ops.locale, channels: ['email'] })),
+    ...ops.webhooks.map((target) => ({
+      userId: null,
+      address: target,
+      locale: ops.locale,
+      channels: ['webhook'],
+    })),
+  ];
+}
+
+/** Ops alerts go to every configured ops address and target, in one page. */
 export async function opsAudience(
   ctx: MessageContext,
   _event: unknown,
   page: { after: string | null },
 ): Promise<AudiencePage> {
   if (page.after !== null) return { recipients: [], cursor: null };
-  const ops = ctx.config().notifications.ops;
-  return {
-    recipients: ops.emails.map((address) => ({ userId: null, address, locale: ops.locale })),
-    cursor: null,
-  };
+  return { recipients: opsRecipients(ctx.config()), cursor: null };
 }
 
 /** The stale rule of messages about something that must still be true: their cause has resolved. */

@@ -155,6 +155,9 @@ async function sendGroup(
     return;
   }
 
+  // The group's one email takes its token like any other; an ops alert still goes when the wait
+  // runs out (one message past the rate beats ops not hearing of an incident).
+  await ctx.rates?.take('email', 1);
   try {
     await ctx.channels.email().send(email);
   } catch (error) {

@@ -1,7 +1,7 @@
 // Delivery: claim recorded notifications a few at a time, just before their turn, render them,
 // hand each channel its own (lib/channels/registry.ts), record the outcomes. Delivery knows no
 // channel by name: it knows the two kinds a channel can be (lib/channels/channel.ts).
-// - A `send` channel (email; a webhook next) delivers to another system. Its accepted messages
+// - A `send` channel (email, webhook) delivers to another system. Its accepted messages
 //   are marked sent in groups within 50 ms, and it gives the receiver a stable id, so the only
 //   window for a duplicate is a crash in between.
 // - A `write` channel (in-app) writes its messages in the same transaction that marks them sent,
@@ -37,6 +37,7 @@ import { suppressAddress } from '../policy/preferences.ts';
 import type { TemplateStore } from '../templates/store.ts';
 import { retryDelayMs } from './backoff.ts';
 import { startLease } from './lease.ts';
+import type { SendingRates, TakeResult } from './rates.ts';
 import { reasonOf, renderNotification } from './render.ts';
 import {
   claimNotifications,
@@ -66,6 +67,8 @@ export interface DeliveryContext {
   stale?: StaleRules;
   /** The delivery policy's hold (quiet hours), applied as messages are claimed. */
   hold?: HoldRule;
+  /** The channels' sending rates, shared by every replica (absent: not limited). */
+  rates?: SendingRates;
 }
 
 /** Messages of `send` channels are marked sent at most this many at a time, at most this long after the send. */
@@ -313,10 +316,28 @@ export async function deliverNotifications(
     return ready;
   }
 
+  /** The channel's sending rate's tokens; a Redis that cannot be reached means "not now". */
+  async function takeTokens(channel: string, count: number): Promise<TakeResult> {
+    if (!ctx.rates) return { taken: true };
+    try {
+      return await ctx.rates.take(channel, count);
+    } catch (error) {
+      return {
+        taken: false,
+        afterMs: 0,
+        reason: `the sending rate of channel "${channel}" could not be checked in Redis: ${reasonOf(error)}`,
+      };
+    }
+  }
+
   async function send(channel: SendChannel, messages: readonly OutgoingMessage[]): Promise<void> {
+    // A token per message, not per job or call: the rate is the receiver's (an SMTP provider's).
+    const rate = await takeTokens(channel.id, messages.length);
     let results: SendOutcome[];
     try {
-      results = await channel.send(messages, channelCtx);
+      results = rate.taken
+        ? await channel.send(messages, channelCtx)
+        : messages.map(() => ({ status: 'retry', reason: rate.reason, afterMs: rate.afterMs }));
       if (results.length !== messages.length)
         throw new Error(`returned ${results.length} outcomes for ${messages.length} messages`);
     } catch (error) {

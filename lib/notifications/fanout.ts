@@ -16,7 +16,7 @@ import { kindsFor } from '../messages/registry.ts';
 import { readAhead } from '../read-ahead.ts';
 import { splitInline, type InlineBatch } from '../channels/inline.ts';
 import { channels } from '../channels/registry.ts';
-import { holdFor, withholdDrafts } from './policy.ts';
+import { capDrafts, capRule, holdFor, withholdDrafts } from './policy.ts';
 import type { TemplateStore } from '../templates/store.ts';
 import {
   advanceFanout,
@@ -122,8 +122,12 @@ export async function fanOutCauseEvent(
       const position: Position = { kind: kind.id, after: batch.cursor, taken };
       const ids = await inTransaction(ctx.db, async (client) => {
         if (kind.stillTrue && !(await kind.stillTrue(client, event))) return null;
-        const created = await insertNotifications(client, toSend);
-        const inbox = await inline.record(client);
+        // The frequency caps on what is delivered inline, counted in this transaction under the
+        // users' cap locks (as a claim counts): those over the cap are recorded held or cancelled.
+        const rule = capRule(ctx.config());
+        const over = rule ? await capDrafts(client, inline.drafts, rule) : [];
+        const created = await insertNotifications(client, [...toSend, ...over]);
+        const inbox = await inline.record(client, new Set(over.map((d) => d.dedupeKey)));
         await advanceFanout(client, eventId, JSON.stringify(position), batch.recipients);
         notifications += created.length + inbox.delivered + inbox.failed;
         withheld += toSend.filter((d) => d.withheldReason != null).length;

@@ -1,5 +1,5 @@
 // The ops alert for a stalled data feed: most payment pairs went silent at once, or attempts
-// arrive again. One email per ops address per change, recorded in the tick's own transaction
+// arrive again. One email per ops address (and one POST per ops webhook target) per change, recorded in the tick's own transaction
 // (so a crash cannot lose it or send it twice) and delivered like any other notification.
 import type { PaymentHealthFindings } from '../../detectors/payment-health/index.ts';
 import type { Config } from '../config/schema.ts';
@@ -27,12 +27,17 @@ export function feedAlertDrafts(
     openIncidents,
     timeZone,
   };
-  return config.ops.emails.map((address) => ({
-    dedupeKey: `feed:${detector}:${silentSince}:ops-feed-silent-${state}:email:${address.toLowerCase()}`,
+  const recipients = [
+    ...config.ops.emails.map((address) => ({ channel: 'email', address })),
+    // A webhook target's id is its address (notifications.ops.webhooks).
+    ...config.ops.webhooks.map((target) => ({ channel: 'webhook', address: target })),
+  ];
+  return recipients.map(({ channel, address }) => ({
+    dedupeKey: `feed:${detector}:${silentSince}:ops-feed-silent-${state}:${channel}:${address.toLowerCase()}`,
     cause: `feed:${detector}:${silentSince}`,
     incidentId: null,
     kind: 'ops-feed-silent',
-    channel: 'email' as const,
+    channel,
     audience: 'ops' as const,
     userId: null,
     address,

@@ -5,12 +5,24 @@
 // own zone; the reason is recorded on the row (held_reason). Held, never dropped. A message its
 // user opted out of (that category on that channel), or one to an address on the channel's
 // suppression list, is withheld instead: recorded as cancelled with the reason, never sent.
+// Frequency caps (notifications.caps) count what went to a user on a channel since their local
+// midnight, at claim time: over the cap, a promotional message waits for the next day and a
+// service warning is cancelled (tomorrow it would be useless); see capVerdict.
 import type { Config } from '../config/schema.ts';
 import type { Queryable } from '../db/pool.ts';
 import type { Category } from '../messages/kind.ts';
+import { findMessageKind } from '../messages/registry.ts';
 import { canOptOut, readPolicyRecords, type Suppression } from '../policy/preferences.ts';
-import { isTimeZone, quietUntil } from '../policy/quiet-hours.ts';
-import type { HoldRule, NotificationDraft } from './store.ts';
+import { isTimeZone, localDay, quietUntil } from '../policy/quiet-hours.ts';
+import {
+  countSentSince,
+  lockCapBuckets,
+  type CapRule,
+  type CapSubject,
+  type CapVerdict,
+  type HoldRule,
+  type NotificationDraft,
+} from './store.ts';
 
 export interface Hold {
   /** When the message may go (epoch ms). */
@@ -29,7 +41,7 @@ export function holdFor(
 ): Hold | null {
   const window = config.notifications.quietHours[message.category];
   if (!window) return null;
-  const zone = message.timezone && isTimeZone(message.timezone) ? message.timezone : config.timezone;
+  const zone = zoneOf(config, message.timezone);
   const until = quietUntil(at, zone, window);
   if (until === null) return null;
   return {
@@ -38,15 +50,86 @@ export function holdFor(
   };
 }
 
+/** The recipient's zone when Intl knows it, else the config's. */
+const zoneOf = (config: Pick<Config, 'timezone'>, timezone: string | null | undefined) =>
+  timezone && isTimeZone(timezone) ? timezone : config.timezone;
+
 /** The policy's hold as the delivery claim applies it, under the config in force now. */
 export function holdRule(
   config: Pick<Config, 'notifications' | 'timezone'>,
   now: () => number = Date.now,
+  answers: (kind: string) => boolean = answersAnother,
 ): HoldRule {
   return {
     categories: Object.keys(config.notifications.quietHours),
     holdFor: (message) => holdFor(config, message, now()),
     withhold: withheldReason,
+    cap: capRule(config, now, answers),
+  };
+}
+
+/** Whether a kind's message answers another's (a recovery notice: MessageKind.answers). */
+const answersAnother = (kind: string) => findMessageKind(kind)?.answers !== undefined;
+
+/**
+ * What a category's message over its channel's daily cap becomes: it waits for the user's next
+ * day (it keeps), it is cancelled (a warning that comes tomorrow is useless), or it goes all the
+ * same and is only counted (a security check-up, an ops alert: never blocked by a count).
+ */
+const OVER_CAP: Record<Category, 'next-day' | 'cancel' | 'count-only'> = {
+  promotional: 'next-day',
+  // Alerts the user asked for answer their own request: counted, never capped.
+  requested: 'count-only',
+  service: 'cancel',
+  security: 'count-only',
+  ops: 'count-only',
+};
+
+/**
+ * Whether a message may go when `sentToday` messages went (or are going) to its user on its
+ * channel since their local midnight, under notifications.caps at `at`: go, wait for the next
+ * local day (`until`), or be cancelled (`until` null). A message that answers another (a
+ * recovery notice) is never capped.
+ */
+export function capVerdict(
+  config: Pick<Config, 'notifications' | 'timezone'>,
+  message: CapSubject & { answers: boolean },
+  sentToday: number,
+  at: number,
+): CapVerdict {
+  const cap = config.notifications.caps[message.channel];
+  if (!cap || sentToday < cap.perDay || message.answers) return { go: true };
+  const over = OVER_CAP[message.category];
+  if (over === 'count-only') return { go: true };
+  const zone = zoneOf(config, message.timezone);
+  const count = `capped: ${sentToday} of ${cap.perDay} ${message.channel} messages today in ${zone}`;
+  if (over === 'cancel')
+    return {
+      go: false,
+      until: null,
+      reason: `${count}; a ${message.category} message that came tomorrow would be useless, cancelled`,
+    };
+  const until = localDay(at, zone).next;
+  return {
+    go: false,
+    until,
+    reason: `${count}; ${message.category} held until ${new Date(until).toISOString()}`,
+  };
+}
+
+/** The caps as the delivery claim applies them; undefined when no channel has one. */
+export function capRule(
+  config: Pick<Config, 'notifications' | 'timezone'>,
+  now: () => number = Date.now,
+  answers: (kind: string) => boolean = answersAnother,
+): CapRule | undefined {
+  const channels = Object.keys(config.notifications.caps);
+  if (channels.length === 0) return undefined;
+  return {
+    channels,
+    dayStart: (message) => localDay(now(), zoneOf(config, message.timezone)).start,
+    decide: (message, sentToday) =>
+      capVerdict(config, { ...message, answers: answers(message.kind) }, sentToday, now()),
   };
 }
 
@@ -101,4 +184,43 @@ export async function withholdDrafts(
     });
     return reason === null ? d : { ...d, withheldReason: reason, notBefore: null, heldReason: null };
   });
+}
+
+/**
+ * The caps on drafts delivered the moment they are recorded (the fan-out's inline in-app
+ * messages), in the caller's transaction, as a claim applies them: takes the users' cap locks,
+ * counts what went to each today, and returns the drafts over the cap as they are to be recorded
+ * instead: held until the user's next day, or withheld (cancelled) with the reason.
+ */
+export async function capDrafts(
+  client: Queryable,
+  drafts: readonly NotificationDraft[],
+  rule: CapRule,
+): Promise<NotificationDraft[]> {
+  const judged = drafts.filter((d) => d.userId !== null && rule.channels.includes(d.channel));
+  if (judged.length === 0) return [];
+  const key = (d: NotificationDraft) => `${d.channel}\u0000${d.userId}`;
+  const users = new Map<string, { user: string; channel: string; since: number }>();
+  for (const d of judged)
+    if (!users.has(key(d)))
+      users.set(key(d), {
+        user: d.userId!,
+        channel: d.channel,
+        since: rule.dayStart({ timezone: d.timezone ?? null }),
+      });
+  await lockCapBuckets(client, [...users.values()]);
+  const counts = await countSentSince(client, [...users.values()]);
+  const over: NotificationDraft[] = [];
+  for (const d of judged) {
+    const sent = counts.get(key(d)) ?? 0;
+    const verdict = rule.decide(
+      { kind: d.kind, category: d.category, channel: d.channel, timezone: d.timezone ?? null },
+      sent,
+    );
+    if (verdict.go) counts.set(key(d), sent + 1);
+    else if (verdict.until === null)
+      over.push({ ...d, withheldReason: verdict.reason, notBefore: null, heldReason: null });
+    else over.push({ ...d, notBefore: verdict.until, heldReason: verdict.reason });
+  }
+  return over;
 }

@@ -1,6 +1,6 @@
 // forewarn's notification records: one small function per query. PostgreSQL holds the truth;
 // BullMQ only carries ids, so any job can be lost and redone from here.
-import type { Queryable } from '../db/pool.ts';
+import { inTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import type { Category, QueuedMessage } from '../messages/kind.ts';
 
 /** A channel's id (lib/channels/registry.ts); the column takes any lowercase id. */
@@ -204,6 +204,29 @@ export interface HoldRule {
     message: { userId: string | null; category: Category; channel: string; address: string | null },
     found: { optedOut: boolean; suppression: { reason: string; since: Date } | null },
   ) => string | null;
+  /** The frequency caps (absent: none configured). */
+  cap?: CapRule | undefined;
+}
+
+/** A due message as the frequency caps judge it. */
+export interface CapSubject {
+  kind: string;
+  category: Category;
+  channel: string;
+  timezone: string | null;
+}
+
+/** Go; or not now: held until `until` (epoch ms), or cancelled (`until` null), with the reason. */
+export type CapVerdict = { go: true } | { go: false; until: number | null; reason: string };
+
+/** The delivery policy's frequency caps, as the claim applies them (lib/notifications/policy.ts). */
+export interface CapRule {
+  /** The channels with a cap: only their users' messages are counted and judged. */
+  channels: readonly string[];
+  /** When the message's user's day began (their local midnight, epoch ms): what is counted from. */
+  dayStart: (message: { timezone: string | null }) => number;
+  /** The verdict on a message when `sentToday` went to its user on its channel since then. */
+  decide: (message: CapSubject, sentToday: number) => CapVerdict;
 }
 
 /** The stale rules of message kinds (lib/messages/stale.ts builds them from the registry). */
@@ -239,7 +262,9 @@ export interface ClaimResult {
  * A message that its kind's stale rule finds no longer true (a warning whose incident resolved
  * before its turn) is cancelled instead: a stale warning helps nobody. A due message that the
  * delivery policy holds (`hold`: quiet hours) is moved to its new time, not taken; those not due
- * yet are returned as `later`, so the caller can come back for them when they are.
+ * yet are returned as `later`, so the caller can come back for them when they are. Over a user's
+ * frequency cap (`hold.cap`), a due message is held until their next day or cancelled, counted
+ * and claimed in one transaction under the user's lock (see capDue).
  */
 export async function claimNotifications(
   db: Queryable,
@@ -269,6 +294,48 @@ export async function claimNotifications(
       options.hold,
     );
   }
+  const cap = options.hold?.cap;
+  const take = async (q: Queryable) => {
+    // The caps count what went to each user and take the claim in one transaction, holding the
+    // users' cap locks (capDue): a concurrent claim or fan-out batch for the same user waits and
+    // then counts this one's messages as `sending`, so together they never exceed a cap.
+    const done = new Set([...stale, ...withheld.map((w) => w.id)]);
+    const capped = cap
+      ? await capDue(
+          q,
+          ids.filter((id) => !done.has(id)),
+          cap,
+        )
+      : [];
+    return { capped, rows: await claimDue(q, ids, options, stale) };
+  };
+  const { capped, rows } = cap && isPool(db) ? await inTransaction(db, take) : await take(db);
+  withheld = [...withheld, ...capped];
+  const claimed = rows.filter((r) => r.status === 'sending').map((r) => claimedOf(r, options.token));
+  return {
+    claimed,
+    cancelled: rows.filter((r) => r.status === 'cancelled').length + withheld.length,
+    withheld,
+    exhausted: rows
+      .filter((r) => r.status === 'failed')
+      .map((r) => ({ id: r.id, reason: r.last_error ?? '' })),
+    later: await readNotDue(db, ids),
+  };
+}
+
+/**
+ * Whether `db` is a pool (the caps then take a transaction of their own) rather than a client,
+ * which the caller must have put in a transaction: a pool counts its clients, a client does not.
+ */
+const isPool = (db: Queryable): db is Pool => typeof (db as Partial<Pool>).totalCount === 'number';
+
+/** The claim itself: the due rows among `ids` taken, cancelled as stale, or failed as exhausted. */
+async function claimDue(
+  db: Queryable,
+  ids: readonly string[],
+  options: ClaimOptions,
+  stale: readonly string[],
+): Promise<ClaimRow[]> {
   const { rows } = await db.query<ClaimRow>(
     `WITH stale AS (SELECT unnest($6::bigint[]) AS id)
      UPDATE forewarn.notifications n
@@ -291,16 +358,119 @@ export async function claimNotifications(
      RETURNING ${CLAIM_COLUMNS}`,
     [ids, options.claimSeconds, options.token, options.worker, options.maxAttempts, stale],
   );
-  const claimed = rows.filter((r) => r.status === 'sending').map((r) => claimedOf(r, options.token));
-  return {
-    claimed,
-    cancelled: rows.filter((r) => r.status === 'cancelled').length + withheld.length,
-    withheld,
-    exhausted: rows
-      .filter((r) => r.status === 'failed')
-      .map((r) => ({ id: r.id, reason: r.last_error ?? '' })),
-    later: await readNotDue(db, ids),
-  };
+  return rows;
+}
+
+/**
+ * The caps at claim time: of the given messages that are due, on a capped channel and to a user,
+ * those over their user's cap for the day are held until the next day or cancelled, with the
+ * reason (held_reason), as the rule says. Takes the users' cap locks first (lockCapBuckets):
+ * run it in the claim's transaction.
+ * Returns the cancelled ones.
+ */
+async function capDue(
+  db: Queryable,
+  ids: readonly string[],
+  rule: CapRule,
+): Promise<Array<{ id: string; reason: string }>> {
+  if (ids.length === 0) return [];
+  const { rows } = await db.query<{
+    id: string;
+    user_id: string;
+    kind: string;
+    category: Category;
+    channel: string;
+    timezone: string | null;
+  }>(
+    `SELECT id, user_id, kind, category, channel, timezone FROM forewarn.notifications
+      WHERE id = ANY ($1::bigint[]) AND user_id IS NOT NULL AND channel = ANY ($2::text[])
+        AND status = 'pending' AND next_attempt_at <= now()
+      ORDER BY id`,
+    [ids, rule.channels],
+  );
+  if (rows.length === 0) return [];
+  const key = (r: { user_id: string; channel: string }) => `${r.channel}\u0000${r.user_id}`;
+  const users = new Map<string, { user: string; channel: string; since: number }>();
+  for (const r of rows)
+    if (!users.has(key(r)))
+      users.set(key(r), { user: r.user_id, channel: r.channel, since: rule.dayStart(r) });
+  await lockCapBuckets(db, [...users.values()]);
+  const counts = await countSentSince(db, [...users.values()]);
+  const held: Array<{ id: string; until: string | null; reason: string }> = [];
+  for (const r of rows) {
+    const sent = counts.get(key(r)) ?? 0;
+    const verdict = rule.decide(r, sent);
+    if (verdict.go) counts.set(key(r), sent + 1);
+    else
+      held.push({
+        id: r.id,
+        until: verdict.until === null ? null : new Date(verdict.until).toISOString(),
+        reason: verdict.reason,
+      });
+  }
+  if (held.length === 0) return [];
+  const { rows: updated } = await db.query<{ id: string; status: string; reason: string }>(
+    `UPDATE forewarn.notifications n
+        SET next_attempt_at = coalesce(h.until, n.next_attempt_at), held_reason = h.reason,
+            status = CASE WHEN h.until IS NULL THEN 'cancelled' ELSE n.status END,
+            finished_at = CASE WHEN h.until IS NULL THEN now() ELSE n.finished_at END
+       FROM jsonb_to_recordset($1::jsonb) AS h(id bigint, until timestamptz, reason text)
+      WHERE n.id = h.id AND n.status = 'pending'
+     RETURNING n.id, n.status, h.reason`,
+    [JSON.stringify(held)],
+  );
+  return updated.filter((r) => r.status === 'cancelled').map((r) => ({ id: r.id, reason: r.reason }));
+}
+
+/** Users share this many cap locks per channel: a batch of thousands takes at most this many. */
+const CAP_LOCK_BUCKETS = 64;
+
+/**
+ * Takes the transaction-level advisory locks that guard the given users' counts on their
+ * channels: one per channel and bucket of users (hashed), in (channel, bucket) order, the same
+ * in every transaction, so that two cannot deadlock. A fan-out batch of thousands of users takes
+ * at most CAP_LOCK_BUCKETS per channel, well inside PostgreSQL's lock table; users who share a
+ * bucket only wait for each other's few milliseconds of counting and claiming.
+ */
+export async function lockCapBuckets(
+  db: Queryable,
+  keys: ReadonlyArray<{ user: string; channel: string }>,
+): Promise<void> {
+  if (keys.length === 0) return;
+  // The lock calls are volatile, so PostgreSQL makes them after the sort: in this order.
+  await db.query(
+    `SELECT pg_advisory_xact_lock(hashtext('forewarn.caps:' || b.channel), b.bucket)
+       FROM (SELECT DISTINCT k.channel, abs(hashtext(k.user_id) % $3) AS bucket
+               FROM unnest($1::text[], $2::text[]) AS k(channel, user_id)) b
+      ORDER BY b.channel, b.bucket`,
+    [keys.map((k) => k.channel), keys.map((k) => k.user), CAP_LOCK_BUCKETS],
+  );
+}
+
+/**
+ * How many messages went to each user on each channel since the given moment (their local
+ * midnight): those sent since, and those being sent now (claimed, no outcome yet). One query for
+ * the batch (index notifications_sent_by_user, migration 015). Keyed `channel\0user`.
+ */
+export async function countSentSince(
+  db: Queryable,
+  users: ReadonlyArray<{ user: string; channel: string; since: number }>,
+): Promise<Map<string, number>> {
+  if (users.length === 0) return new Map();
+  const { rows } = await db.query<{ u: string; ch: string; sent: number }>(
+    `SELECT q.u, q.ch, count(n.id)::int AS sent
+       FROM jsonb_to_recordset($1::jsonb) AS q(u text, ch text, since timestamptz)
+       LEFT JOIN forewarn.notifications n
+         ON n.user_id = q.u AND n.channel = q.ch AND n.status IN ('sent', 'sending')
+        AND (n.status = 'sending' OR n.sent_at >= q.since)
+      GROUP BY q.u, q.ch`,
+    [
+      JSON.stringify(
+        users.map((u) => ({ u: u.user, ch: u.channel, since: new Date(u.since).toISOString() })),
+      ),
+    ],
+  );
+  return new Map(rows.map((r) => [`${r.ch}\u0000${r.u}`, r.sent]));
 }
 
 /**

@@ -109,3 +109,21 @@ export function quietUntil(at: number, timeZone: string, window: QuietWindow): n
   );
   return Math.max(end, at);
 }
+
+/**
+ * When the local day that `at` falls in began in `timeZone` (its midnight), and when the next one
+ * begins: what a per-day count counts from, and where a message over the day's cap waits for.
+ * A day whose midnight does not exist (a zone that springs forward at 00:00) starts when clocks
+ * show it after the change.
+ */
+export function localDay(at: number, timeZone: string): { start: number; next: number } {
+  const now = wallClock(at, timeZone);
+  const midnight = (offsetDays: number) => {
+    const day = new Date(Date.UTC(now.year, now.month - 1, now.day + offsetDays));
+    return atWallClock(
+      { year: day.getUTCFullYear(), month: day.getUTCMonth() + 1, day: day.getUTCDate(), hour: 0, minute: 0 },
+      timeZone,
+    );
+  };
+  return { start: Math.min(midnight(0), at), next: midnight(1) };
+}

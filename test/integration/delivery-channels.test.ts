@@ -142,7 +142,7 @@ describe('a row whose channel has no implementation', () => {
       expect(row.status).toBe('failed');
       expect(row.attempts).toBe(1);
       expect(row.last_error).toBe(
-        `unknown channel ${JSON.stringify(d.channel)}: no channel implementation has that id (expected one of email, inapp; see lib/channels/registry.ts)`,
+        `unknown channel ${JSON.stringify(d.channel)}: no channel implementation has that id (expected one of email, inapp, webhook; see lib/channels/registry.ts)`,
       );
     }
     // The emails went out, each once, with the Message-ID of its dedupe key.
@@ -179,13 +179,14 @@ describe('a row whose channel has no implementation', () => {
 });
 
 /**
- * A webhook, as the next channel will be: each message POSTed as JSON, signed with HMAC-SHA256
+ * A channel delivery has never heard of (the shipped webhook channel has its own tests,
+ * test/integration/webhook-channel.test.ts): each message POSTed as JSON, signed with HMAC-SHA256
  * over the body, its dedupe key as the idempotency key; a 2xx is sent, 429 and 5xx are retried
  * (a Retry-After is honoured), any other status fails.
  */
 function webhookChannel(url: string, secret: string): SendChannel {
   return {
-    id: 'webhook',
+    id: 'test-hook',
     kind: 'send',
     needs: 'user',
     // It carries the in-app copy: no templates of its own.
@@ -265,9 +266,9 @@ describe('a channel delivery has never heard of', () => {
 
   it('is delivered, retried and failed by the same steps, next to the registered channels', async () => {
     const registry = channelRegistry([...registeredChannels, webhookChannel(url, secret)]);
-    const ok = [draft('webhook'), draft('webhook'), draft('webhook'), draft('webhook')];
-    const busy = draft('webhook');
-    const gone = draft('webhook');
+    const ok = [draft('test-hook'), draft('test-hook'), draft('test-hook'), draft('test-hook')];
+    const busy = draft('test-hook');
+    const gone = draft('test-hook');
     answers.set(busy.userId!, { status: 503, retryAfter: 30 });
     answers.set(gone.userId!, { status: 410 });
     const email = draft('email');
@@ -299,7 +300,7 @@ describe('a channel delivery has never heard of', () => {
     expect(
       ctx.logs
         .lines()
-        .filter((l) => l.channel === 'webhook')
+        .filter((l) => l.channel === 'test-hook')
         .map((l) => l.msg),
     ).toEqual(expect.arrayContaining(['delivery failed; will retry', 'delivery failed']));
 
@@ -325,7 +326,7 @@ describe('a channel delivery has never heard of', () => {
       },
     };
     const registry = channelRegistry([...registeredChannels, throwing]);
-    const [hook, email] = [draft('webhook'), draft('email')];
+    const [hook, email] = [draft('test-hook'), draft('email')];
     const ids = await insertNotifications(db.pool, [hook, email]);
     const outcome = await deliverNotifications(context({ registry }), ids);
     expect(outcome).toMatchObject({ claimed: 2, sent: 1, failed: 0 });
@@ -333,7 +334,7 @@ describe('a channel delivery has never heard of', () => {
     const rows = await readNotifications(db.pool);
     expect(rows.find((r) => r.dedupe_key === hook.dedupeKey)).toMatchObject({
       status: 'pending',
-      last_error: 'channel "webhook" threw: socket exploded',
+      last_error: 'channel "test-hook" threw: socket exploded',
     });
     expect(rows.find((r) => r.dedupe_key === email.dedupeKey)!.status).toBe('sent');
   });
@@ -380,7 +381,8 @@ describe('inline delivery, as the fan-out uses it', () => {
   });
 
   it('knows the shipped channels by id, and refuses a registry with a duplicate or malformed id', () => {
-    expect(channels.all.map((c) => c.id)).toEqual(['email', 'inapp']);
+    expect(channels.all.map((c) => c.id)).toEqual(['email', 'inapp', 'webhook']);
+    expect(channels.get('webhook')?.needs).toBe('address');
     expect(channels.get('email')?.needs).toBe('address');
     expect(channels.get('inapp')?.needs).toBe('user');
     expect(channels.get('sms')).toBeUndefined();

@@ -306,7 +306,7 @@ describe('error-spikes ticks on a real platform schema', () => {
       undefined,
     );
     expect(page).toEqual({
-      recipients: [{ userId: null, address: 'ops@example.com', locale: 'zh-CN' }],
+      recipients: [{ userId: null, address: 'ops@example.com', locale: 'zh-CN', channels: ['email'] }],
       cursor: null,
     });
   });

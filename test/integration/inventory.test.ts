@@ -429,6 +429,7 @@ describe('the stock-low kind', () => {
         userId: null,
         address,
         locale: config.notifications.ops.locale,
+        channels: ['email'],
       })),
     );
     const data = opsStockLow.data(messages, event, recipients[0]!, prepared as never);

@@ -60,6 +60,8 @@ export interface ReceivedMessage extends ParsedMessage {
   envelope: { from: string; to: string[] };
   /** smtp-server's id of the connection that delivered it: equal ids mean a reused connection. */
   sessionId: string;
+  /** When the server accepted it (epoch ms). */
+  receivedAt: number;
 }
 
 export interface TestSmtpServer {
@@ -182,7 +184,13 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
             // The client gave up (or died) while the server made it wait: nothing was accepted.
             if (!sockets.has(session.remotePort)) return;
           }
-          messages.push({ ...parseMessage(raw), raw, envelope, sessionId: session.id });
+          messages.push({
+            ...parseMessage(raw),
+            raw,
+            envelope,
+            sessionId: session.id,
+            receivedAt: Date.now(),
+          });
           callback();
         })();
       });

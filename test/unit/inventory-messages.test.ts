@@ -77,7 +77,7 @@ describe('which events the kinds answer', () => {
     expect(opsStockLow.on).toEqual({ detector: 'inventory', events: ['opened'], kinds: ['low-stock'] });
     expect([stockLow.category, opsStockLow.category]).toEqual(['service', 'ops']);
     expect(stockLow.channels(config)).toEqual(config.notifications.userChannels);
-    expect(opsStockLow.channels(config)).toEqual(['email']);
+    expect(opsStockLow.channels(config)).toEqual(['email', 'webhook']);
     // Episodes opening together (a first pass over a catalogue) reach ops as one email.
     expect(opsStockLow.group!(event(lowStock))).toBe('low-stock');
     expect(stockLow.group).toBeUndefined();

@@ -32,6 +32,7 @@ const SPINE_MODULES = [
   'lib/notifications/render.ts',
   'lib/notifications/lease.ts',
   'lib/notifications/policy.ts',
+  'lib/notifications/rates.ts',
   'lib/policy/quiet-hours.ts',
   'lib/policy/preferences.ts',
   'lib/http/routes/preferences.ts',
