@@ -5,7 +5,7 @@
 // child process, prints their counts and one user's history, newest first and paged.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { holdFor, withheldReason } from '../../lib/notifications/policy.ts';
+import { holdFor, holdRule, withheldReason } from '../../lib/notifications/policy.ts';
 import {
   claimNotifications,
   insertNotifications,
@@ -143,15 +143,20 @@ beforeAll(async () => {
       ),
     }),
   );
-  // The cap's reasons come from the frequency caps ("capped: …"), held to the next day or dropped.
-  ids.cappedHeld = await recordOne(
-    draft({
-      category: 'promotional',
-      notBefore: now + 86_400_000,
-      heldReason: 'capped: 3 email a day, until the next local day',
-    }),
+  // The frequency caps, through the real claim: with 1 email a day and one already sent today,
+  // a promotional email waits for the user's next day and a service warning is dropped.
+  const capped = {
+    timezone: 'Asia/Shanghai',
+    notifications: { quietHours: {}, caps: { email: { perDay: 1 } } },
+  } as unknown as Parameters<typeof holdRule>[0];
+  ids.cappedHeld = await recordOne(draft({ category: 'promotional', timezone: 'Asia/Shanghai' }));
+  ids.cappedDropped = await recordOne(draft());
+  const caps = await claimNotifications(
+    db.pool,
+    [ids.cappedHeld, ids.cappedDropped],
+    claimOptions({ hold: holdRule(capped) }),
   );
-  ids.cappedDropped = await recordOne(draft({ withheldReason: 'capped: 3 email a day' }));
+  expect(caps.claimed).toEqual([]);
   ids.noAddress = await recordOne(draft({ withheldReason: 'no address: the user has no email' }));
 
   ids.stale = await recordOne(draft());
@@ -294,6 +299,12 @@ describe('forewarn deliveries why', () => {
     });
     expect(byId.get(ids.exhausted)?.reason).toMatch(/^gave up after 0 attempts/);
     expect(byId.get(ids.cappedDropped)?.outcome).toBe('withheld: capped');
+    expect(byId.get(ids.cappedDropped)?.reason).toMatch(
+      /^capped: 1 of 1 email messages today in Asia\/Shanghai; a service message/,
+    );
+    expect(byId.get(ids.cappedHeld)).toMatchObject({ outcome: 'held: capped', category: 'promotional' });
+    expect(byId.get(ids.cappedHeld)?.reason).toMatch(/^capped: .*promotional held until /);
+    expect(new Date(byId.get(ids.cappedHeld)!.dueAt!).getTime()).toBeGreaterThan(Date.now());
     expect(byId.get(ids.sent)).toMatchObject({ outcome: 'sent', reason: null });
     expect(byId.get(ids.sent)?.dedupeKey).toMatch(/^cause:\d+:payment-degraded:email:u-why-1$/);
     expect(byId.get(ids.sent)?.cause).toMatch(/^cause:\d+$/);
