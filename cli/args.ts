@@ -34,3 +34,12 @@ export function parsePositiveInt(value: string): number {
     throw new InvalidArgumentError(`expected a whole number of 1 or more, got "${value}"`);
   return n;
 }
+
+/** How far back to look: "30m", "24h", "7d" → milliseconds. */
+export function parseAge(value: string): number {
+  const match = /^(\d+)(m|h|d)$/.exec(value.trim());
+  if (!match) throw new InvalidArgumentError(`expected a duration such as 30m, 24h or 7d, got "${value}"`);
+  const ms = Number(match[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 'm' | 'h' | 'd'];
+  if (ms <= 0) throw new InvalidArgumentError(`expected a positive duration, got "${value}"`);
+  return ms;
+}

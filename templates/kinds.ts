@@ -37,6 +37,22 @@ const isoTime = z.iso.datetime({ offset: true });
 /** Only http(s): a link in a message must never run script. */
 const webUrl = z.url({ protocol: /^https?$/ });
 const displayName = z.string().min(1);
+/**
+ * The recipient's IANA time zone (the config's when theirs is unknown): their message's times are
+ * printed in it. A message recorded before times were the reader's own has none; it was written
+ * for Beijing time, so it keeps that.
+ */
+const timeZone = z
+  .string()
+  .refine((zone) => {
+    try {
+      new Intl.DateTimeFormat('en', { timeZone: zone });
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'an IANA time zone such as Asia/Shanghai')
+  .default('Asia/Shanghai');
 const issueKind = z.enum(['failures', 'slow']);
 
 const evidence = z
@@ -74,6 +90,8 @@ const opsIncidentOpened = z
     region: z.string().min(1),
     kind: issueKind,
     openedAt: isoTime,
+    /** The zone its times are printed in: the config's `timezone` for ops. */
+    timeZone,
     evidence,
     /** Channel ids, best first. */
     backupChannels: z.array(z.string().min(1)),
@@ -125,6 +143,8 @@ const opsErrorSpike = z
     /** The rule's window: 10080 for 7 days, 60 for an hour. */
     windowMinutes: z.number().int().positive(),
     openedAt: isoTime,
+    /** The zone its times are printed in: the config's `timezone` for ops. */
+    timeZone,
     /** Platform data: channel ids, most affected first. */
     topChannels: z.array(
       z.object({ channel: z.string().min(1), count: z.number().int().positive() }).strict(),
@@ -175,6 +195,8 @@ const opsStockLow = z
     /** threshold: at or under the threshold; cover: fewer days of cover than configured. */
     reason: z.enum(['threshold', 'cover']),
     openedAt: isoTime,
+    /** The zone its times are printed in: the config's `timezone` for ops. */
+    timeZone,
     dashboardUrl: webUrl.nullable(),
   })
   .strict();
@@ -299,6 +321,7 @@ export const templateKinds = {
         /** Platform data: every backup's display name, best first (may be empty). */
         backupChannelNames: z.array(displayName),
         openedAt: isoTime,
+        timeZone,
         /** The recharge page. */
         payUrl: webUrl,
         /** Signed link to the user's notification preferences. */
@@ -318,6 +341,7 @@ export const templateKinds = {
       backupChannelName: '支付宝',
       backupChannelNames: ['支付宝', 'QQ钱包', '云闪付'],
       openedAt: '2026-11-22T09:51:05.000Z',
+      timeZone: 'Asia/Shanghai',
       payUrl: 'https://shop.example.com/recharge',
       preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
       unsubscribeUrl: 'https://forewarn.example.com/unsubscribe?token=sample-token',
@@ -331,6 +355,7 @@ export const templateKinds = {
         backupChannelName: null,
         backupChannelNames: [],
         openedAt: '2026-11-22T20:03:00.000Z',
+        timeZone: 'America/Los_Angeles',
         payUrl: 'https://shop.example.com/recharge',
         preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
       },
@@ -349,6 +374,7 @@ export const templateKinds = {
         channelName: displayName,
         region: z.string().min(1),
         recoveredAt: isoTime,
+        timeZone,
         payUrl: webUrl,
         preferencesUrl: webUrl,
         /**
@@ -363,6 +389,7 @@ export const templateKinds = {
       channelName: '微信支付',
       region: 'CN-GD',
       recoveredAt: '2026-11-22T10:32:00.000Z',
+      timeZone: 'Asia/Shanghai',
       payUrl: 'https://shop.example.com/recharge',
       preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
       unsubscribeUrl: 'https://forewarn.example.com/unsubscribe?token=sample-token',
@@ -373,6 +400,7 @@ export const templateKinds = {
         channelName: '支付宝',
         region: 'CN-BJ',
         recoveredAt: '2026-11-22T23:59:59+08:00',
+        timeZone: 'Europe/London',
         payUrl: 'https://shop.example.com/recharge',
         preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
       },
@@ -480,6 +508,7 @@ export const templateKinds = {
         pendingOrders: z.number().int().positive(),
         /** When the user's earliest pending order for it was placed. */
         earliestOrderedAt: isoTime,
+        timeZone,
         /** Signed link: ask for a reminder when the product is back in stock. */
         restockUrl: webUrl,
         /** Signed link to the user's notification preferences. */
@@ -495,6 +524,7 @@ export const templateKinds = {
       productName: 'Steam 钱包充值卡 100 元',
       pendingOrders: 1,
       earliestOrderedAt: '2026-11-22T09:12:00.000Z',
+      timeZone: 'Asia/Shanghai',
       restockUrl: 'https://shop.example.com/restock/subscribe?product=steam-cn-100&token=sample-token',
       preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
       unsubscribeUrl: 'https://forewarn.example.com/unsubscribe?token=sample-token',
@@ -504,6 +534,7 @@ export const templateKinds = {
         productName: 'Apple Gift Card US$50',
         pendingOrders: 3,
         earliestOrderedAt: '2026-11-21T23:59:59+08:00',
+        timeZone: 'America/New_York',
         restockUrl: 'https://shop.example.com/restock/subscribe?product=apple-us-50&token=sample-token',
         preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
       },
@@ -544,6 +575,8 @@ export const templateKinds = {
         /** silent: the feed stopped; resumed: attempts arrive again. */
         state: z.enum(['silent', 'resumed']),
         silentSince: isoTime,
+        /** The zone its times are printed in: the config's `timezone` for ops. */
+        timeZone,
         /** Set when state is resumed. */
         resumedAt: isoTime.nullable(),
         /** Pairs with no attempt for their silence time, of the pairs seen in the last day. */
@@ -614,7 +647,7 @@ export const templateKinds = {
             [
               'Incident 1842 opened by payment-health: failed and timed-out payments on 微信支付 (wechat_pay) in CN-GD.',
             ],
-            ['Opened at: 2026-11-22T09:51:05.000Z (2026-11-22 17:51:05 Beijing time)'],
+            ['Opened at: 2026-11-22T09:51:05.000Z, Nov 22, 17:51 (China Standard Time)'],
             ['Dashboard:', 'https://ops.example.com/forewarn/incidents/1842'],
           ],
         },
@@ -707,6 +740,7 @@ export const templateKinds = {
         /** 1 for the first wave, 2, 3, ... for later ones (sent while stock remains). */
         wave: z.number().int().positive(),
         restockedAt: isoTime,
+        timeZone,
         /** The product's page. */
         productUrl: webUrl,
         /** Signed link: stop restock alerts for this product. */
@@ -726,6 +760,7 @@ export const templateKinds = {
       available: 80,
       wave: 1,
       restockedAt: '2026-11-22T09:30:00.000Z',
+      timeZone: 'Asia/Shanghai',
       productUrl: 'https://shop.example.com/products/gc-steam-100',
       stopUrl: 'https://forewarn.example.com/restock/stop?product=gc-steam-100&token=sample-token',
       preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',
@@ -738,6 +773,7 @@ export const templateKinds = {
         available: 1,
         wave: 3,
         restockedAt: '2026-11-22T23:59:59+08:00',
+        timeZone: 'America/Los_Angeles',
         productUrl: 'https://shop.example.com/products/topup-genshin-6480',
         stopUrl: 'https://forewarn.example.com/restock/stop?product=topup-genshin-6480&token=sample-token',
         preferencesUrl: 'https://shop.example.com/notifications?token=sample-token',

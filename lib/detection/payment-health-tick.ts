@@ -147,7 +147,14 @@ export const paymentHealth = defineDetector({
     );
     const opsNotificationIds = await insertNotifications(
       client,
-      feedAlertDrafts(ctx.config().notifications, DETECTOR, findings.feed, now, openIncidents),
+      feedAlertDrafts(
+        ctx.config().notifications,
+        ctx.config().timezone,
+        DETECTOR,
+        findings.feed,
+        now,
+        openIncidents,
+      ),
     );
 
     const { recorded, failed: failedSubjects } = await recordBySubject(

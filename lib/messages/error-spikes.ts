@@ -45,6 +45,8 @@ export function errorSpikeData(
     countBefore: e.countBefore,
     windowMinutes: e.windowMinutes,
     openedAt: new Date(p.at).toISOString(),
+    // Ops read times in the config's zone.
+    timeZone: config.timezone,
     topChannels: e.topChannels,
     topRegions: e.topRegions,
     exampleAttemptIds: e.exampleAttemptIds,

@@ -38,6 +38,7 @@ import type {
   QueuedMessage,
   Recipient,
 } from './kind.ts';
+import { messageTimeZone } from './shared.ts';
 
 export const RESTOCK_ALERT = 'restock-alert';
 const DETECTOR = 'inventory';
@@ -422,6 +423,7 @@ function data(
       { userId, purpose: 'notification-preferences', expiresAt },
       ctx.linkKeys,
     ),
+    timeZone: messageTimeZone(ctx, recipient),
   };
 }
 

@@ -14,7 +14,7 @@ import { lockIncidentIfOpen } from '../incidents/store.ts';
 import { restockSubscribeUrl } from '../links.ts';
 import { readPendingOrderUsers } from '../platform/inventory.ts';
 import type { CauseEvent, MessageContext, MessageKind, Recipient } from './kind.ts';
-import { causeResolved, opsAudience, opsChannels, preferencesUrl } from './shared.ts';
+import { causeResolved, messageTimeZone, opsAudience, opsChannels, preferencesUrl } from './shared.ts';
 
 const DETECTOR = 'inventory';
 const DAY_SECONDS = 86_400;
@@ -84,6 +84,7 @@ export const stockLow: MessageKind<CauseEvent['payload'], Prepared, PendingOrder
         userId: u.id,
         address: u.email,
         locale: u.locale,
+        timezone: u.timezone,
         pendingOrders: u.pendingOrders,
         earliestOrderedAt: u.earliestOrderedAt,
       })),
@@ -97,6 +98,7 @@ export const stockLow: MessageKind<CauseEvent['payload'], Prepared, PendingOrder
       productName: payload!.productName,
       pendingOrders: recipient.pendingOrders,
       earliestOrderedAt: new Date(recipient.earliestOrderedAt).toISOString(),
+      timeZone: messageTimeZone(ctx, recipient),
       restockUrl: restockSubscribeUrl({
         publicUrl: ctx.publicUrl,
         keys: ctx.linkKeys,
@@ -143,6 +145,8 @@ export const opsStockLow: MessageKind<CauseEvent['payload'], Prepared> = {
       pendingUnits: p.pendingUnits,
       reason: p.reason,
       openedAt: new Date(p.at).toISOString(),
+      // Ops read times in the config's zone.
+      timeZone: ctx.config().timezone,
       dashboardUrl: dashboardUrl?.replace('{incidentId}', encodeURIComponent(event.causeId)) ?? null,
     };
   },

@@ -8,7 +8,7 @@ import { readDegradedAudience } from '../platform/audience.ts';
 import { readPaymentChannels } from '../platform/payment-channels.ts';
 import { readWarnedUsers } from '../notifications/store.ts';
 import type { CauseEvent, MessageContext, MessageKind } from './kind.ts';
-import { causeResolved, opsAudience, opsChannels, preferencesUrl } from './shared.ts';
+import { causeResolved, messageTimeZone, opsAudience, opsChannels, preferencesUrl } from './shared.ts';
 
 const DETECTOR = 'payment-health';
 
@@ -53,7 +53,12 @@ export const paymentDegraded: MessageKind<PaymentEventPayload, ChannelNames> = {
       limit: page.limit,
     });
     return {
-      recipients: members.map((m) => ({ userId: m.id, address: m.email, locale: m.locale })),
+      recipients: members.map((m) => ({
+        userId: m.id,
+        address: m.email,
+        locale: m.locale,
+        timezone: m.timezone,
+      })),
       cursor: members.length < page.limit ? null : members[members.length - 1]!.id,
     };
   },
@@ -68,6 +73,7 @@ export const paymentDegraded: MessageKind<PaymentEventPayload, ChannelNames> = {
       backupChannelName: backup ? nameOf(names, backup) : null,
       backupChannelNames: payload.backupChannels.map((id) => nameOf(names, id)),
       openedAt: iso(payload.at),
+      timeZone: messageTimeZone(ctx, recipient),
       payUrl: payUrl(ctx.config(), backup),
       preferencesUrl: preferencesUrl(ctx, recipient.userId!),
     };
@@ -105,6 +111,7 @@ export const paymentRecovered: MessageKind<PaymentEventPayload, ChannelNames> = 
       channelName: nameOf(names, event.payload.subject.channel),
       region: event.payload.subject.region,
       recoveredAt: iso(event.payload.at),
+      timeZone: messageTimeZone(ctx, recipient),
       payUrl: payUrl(ctx.config(), event.payload.subject.channel),
       preferencesUrl: preferencesUrl(ctx, recipient.userId!),
     };
@@ -126,6 +133,8 @@ function opsBase(ctx: MessageContext, event: PaymentEvent, names: ChannelNames) 
       ctx
         .config()
         .notifications.links.dashboardUrl?.replace('{incidentId}', encodeURIComponent(event.causeId)) ?? null,
+    // Ops read times in the config's zone.
+    timeZone: ctx.config().timezone,
   };
 }
 

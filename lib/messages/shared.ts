@@ -1,8 +1,9 @@
-// What many message kinds share: the ops audience, the "its cause has resolved" stale rule and
-// the signed link to a user's notification settings.
+// What many message kinds share: the ops audience, the "its cause has resolved" stale rule, the
+// signed link to a user's notification settings and the zone a recipient's times are printed in.
 import type { Config } from '../config/schema.ts';
 import type { Queryable } from '../db/pool.ts';
 import { signedUrl } from '../links.ts';
+import { isTimeZone } from '../policy/quiet-hours.ts';
 import type { AudiencePage, MessageContext, QueuedMessage, Recipient } from './kind.ts';
 
 /** The channels ops alerts go on: email to the ops addresses, the webhook to the ops targets. */
@@ -60,4 +61,15 @@ export function preferencesUrl(ctx: Pick<MessageContext, 'config' | 'linkKeys'>,
     { userId, purpose: 'notification-preferences', expiresAt },
     ctx.linkKeys,
   );
+}
+
+/**
+ * The zone a recipient's message times are printed in: their own (users.timezone) when Intl knows
+ * it, the config's otherwise (ops, and users without one).
+ */
+export function messageTimeZone(
+  ctx: Pick<MessageContext, 'config'>,
+  recipient: { timezone?: string | null },
+): string {
+  return recipient.timezone && isTimeZone(recipient.timezone) ? recipient.timezone : ctx.config().timezone;
 }

@@ -7,6 +7,8 @@ import type { NotificationDraft } from './store.ts';
 
 export function feedAlertDrafts(
   config: Config['notifications'],
+  /** The config's `timezone`: ops read the alert's times in it. */
+  timeZone: string,
   detector: string,
   feed: PaymentHealthFindings['feed'],
   now: number,
@@ -23,6 +25,7 @@ export function feedAlertDrafts(
     silentPairs: feed.silentPairs,
     seenPairs: feed.seenPairs,
     openIncidents,
+    timeZone,
   };
   const recipients = [
     ...config.ops.emails.map((address) => ({ channel: 'email', address })),

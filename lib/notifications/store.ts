@@ -852,14 +852,24 @@ export async function readWarnedUsers(
   kind: string,
   after: string | null,
   limit: number,
-): Promise<Array<{ userId: string; channels: DeliveryChannel[]; address: string | null; locale: string }>> {
+): Promise<
+  Array<{
+    userId: string;
+    channels: DeliveryChannel[];
+    address: string | null;
+    locale: string;
+    timezone: string | null;
+  }>
+> {
   const { rows } = await db.query<{
     user_id: string;
     channels: DeliveryChannel[];
     address: string | null;
     locale: string;
+    timezone: string | null;
   }>(
-    `SELECT user_id, array_agg(channel ORDER BY channel) AS channels, max(address) AS address, max(locale) AS locale
+    `SELECT user_id, array_agg(channel ORDER BY channel) AS channels, max(address) AS address, max(locale) AS locale,
+            max(timezone) AS timezone
        FROM forewarn.notifications
       WHERE incident_id = $1 AND kind = $2 AND status IN ('sent', 'sending')
         AND ($3::text IS NULL OR user_id > $3)
@@ -868,7 +878,13 @@ export async function readWarnedUsers(
       LIMIT $4`,
     [causeId, kind, after, limit],
   );
-  return rows.map((r) => ({ userId: r.user_id, channels: r.channels, address: r.address, locale: r.locale }));
+  return rows.map((r) => ({
+    userId: r.user_id,
+    channels: r.channels,
+    address: r.address,
+    locale: r.locale,
+    timezone: r.timezone,
+  }));
 }
 
 /** Events whose fan-out never finished and has not moved for `staleSeconds`. */

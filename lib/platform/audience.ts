@@ -20,15 +20,22 @@ export interface AudienceMember {
   id: string;
   email: string | null;
   locale: string;
+  /** users.timezone (IANA); null when unknown. */
+  timezone: string | null;
 }
 
 export async function readDegradedAudience(db: Queryable, q: AudienceQuery): Promise<AudienceMember[]> {
   const s = escapeIdentifier(q.schema);
-  const { rows } = await db.query<{ id: string; email: string | null; locale: string | null }>(
+  const { rows } = await db.query<{
+    id: string;
+    email: string | null;
+    locale: string | null;
+    timezone: string | null;
+  }>(
     // The check is a correlated scalar subquery with LIMIT 1 on purpose: one probe of the
     // (user_id, channel_id, created_at) index per user. Written as EXISTS ... OR EXISTS, PostgreSQL
     // hashes the whole 30 days of the channel's attempts for every batch.
-    `SELECT u.id, u.email, u.locale
+    `SELECT u.id, u.email, u.locale, u.timezone
        FROM ${s}.users u
       WHERE u.status = 'active'
         AND u.region = $2
@@ -45,5 +52,5 @@ export async function readDegradedAudience(db: Queryable, q: AudienceQuery): Pro
     [q.channel, q.region, q.at, q.stuckWithinMinutes, q.after, q.usedWithinDays, q.limit],
   );
   // The contract says locale is not null; a platform that breaks it still gets its users told, in zh-CN.
-  return rows.map((r) => ({ id: r.id, email: r.email, locale: r.locale ?? 'zh-CN' }));
+  return rows.map((r) => ({ id: r.id, email: r.email, locale: r.locale ?? 'zh-CN', timezone: r.timezone }));
 }

@@ -177,6 +177,8 @@ export interface PendingOrderUser {
   id: string;
   email: string | null;
   locale: string;
+  /** users.timezone (IANA); null when unknown. */
+  timezone: string | null;
   /** The user's pending orders for the product, and when the earliest was placed (epoch ms). */
   pendingOrders: number;
   earliestOrderedAt: number;
@@ -198,9 +200,10 @@ export async function readPendingOrderUsers(
     earliest: number;
     email: string | null;
     locale: string | null;
+    timezone: string | null;
     status: string | null;
   }>(
-    `SELECT o.user_id, o.orders, o.earliest, u.email, u.locale, u.status
+    `SELECT o.user_id, o.orders, o.earliest, u.email, u.locale, u.timezone, u.status
        FROM (SELECT user_id, count(*)::int AS orders,
                     floor(extract(epoch FROM min(created_at)) * 1000)::float8 AS earliest
                FROM ${s}.orders
@@ -220,6 +223,7 @@ export async function readPendingOrderUsers(
       id: r.user_id,
       email: r.email,
       locale: r.locale ?? 'zh-CN',
+      timezone: r.timezone,
       pendingOrders: r.orders,
       earliestOrderedAt: r.earliest,
     }));

@@ -6,6 +6,7 @@
 // message rendered with them is never reused for another (shapes.ts).
 import { Liquid, LiquidError, toValue, type FilterImplOptions, type Template } from 'liquidjs';
 import { markValue } from './html.ts';
+import { localTime } from './local-time.ts';
 
 /** `text`: values written as they are. `html`: every value escaped and marked (see html.ts). */
 export type EngineMode = 'text' | 'html';
@@ -24,8 +25,8 @@ export function createEngine(mode: EngineMode): Liquid {
     dynamicPartials: false,
     // Only the line break right after a tag is trimmed, never the blank line after it.
     greedy: false,
-    // Dates in user messages are written in Beijing time unless a template says otherwise.
-    // A fixed offset (China has no daylight saving time): a zone name costs an Intl lookup per date.
+    // The `date` filter writes Beijing time (a fixed offset: China has no daylight saving time).
+    // Times for readers go through `local_time` instead, in the reader's own zone (local-time.ts).
     timezoneOffset: -480,
     renderLimit: 5_000,
     // Characters and list items that filters and ranges may allocate in one render: a message is
@@ -37,6 +38,8 @@ export function createEngine(mode: EngineMode): Liquid {
     if (!ALLOWED_TAGS.has(tag)) delete liquid.tags[tag];
   }
   liquid.unregisterFilter('raw');
+  // Times for people: in the recipient's zone, named (local-time.ts).
+  liquid.registerFilter('local_time', localTime);
   for (const name of CLOCK_FILTERS) watchFilter(liquid, name, isClockValue);
   for (const name of CHANCE_FILTERS) watchFilter(liquid, name, () => true);
   return liquid;

@@ -169,7 +169,8 @@ beforeAll(async () => {
       ],
       ['zh-CN', 'en', 'zh-CN', 'zh-CN', 'zh-CN', 'zh-CN', 'en'],
       Array(7).fill('CN-GD'),
-      Array(7).fill('Asia/Shanghai'),
+      // u2 lives abroad: their messages' times are printed in their own zone.
+      ['Asia/Shanghai', 'America/Los_Angeles', ...Array<string>(5).fill('Asia/Shanghai')],
       ['active', 'active', 'active', 'active', 'disabled', 'active', 'active'],
       Array(7).fill(created),
     ],
@@ -377,10 +378,18 @@ describe('the stock-low kind', () => {
         userId: 'u1',
         address: 'u1@example.com',
         locale: 'zh-CN',
+        timezone: 'Asia/Shanghai',
         pendingOrders: 2,
         earliestOrderedAt: BASE - 3 * DAY,
       },
-      { userId: 'u2', address: null, locale: 'en', pendingOrders: 2, earliestOrderedAt: BASE - 9 * DAY },
+      {
+        userId: 'u2',
+        address: null,
+        locale: 'en',
+        timezone: 'America/Los_Angeles',
+        pendingOrders: 2,
+        earliestOrderedAt: BASE - 9 * DAY,
+      },
     ]);
     expect(pages).toBeGreaterThanOrEqual(3);
     expect((await wholeAudience(stockLow, causeEvent(opened), 1000)).recipients).toEqual(recipients);
@@ -436,6 +445,8 @@ describe('the stock-low kind', () => {
       pendingUnits: 5,
       reason: 'threshold',
       openedAt: new Date(at(4)).toISOString(),
+      // Ops read times in the config's zone.
+      timeZone: config.timezone,
       dashboardUrl: null,
     });
   });
@@ -495,6 +506,16 @@ describe('the stock-low kind', () => {
         dedupe_key: `cause:${id}:stock-low:inapp:u2`,
         locale: 'en',
       },
+    ]);
+    // Each user's times in their own zone (users.timezone); ops get the config's.
+    const { rows: zones } = await db.pool.query<{ recipient: string; zone: string }>(
+      `SELECT DISTINCT coalesce(user_id, address) AS recipient, data->>'timeZone' AS zone
+         FROM forewarn.notifications WHERE incident_id = $1 AND kind = 'stock-low' ORDER BY recipient`,
+      [opened.incident_id],
+    );
+    expect(zones).toEqual([
+      { recipient: 'u1', zone: 'Asia/Shanghai' },
+      { recipient: 'u2', zone: 'America/Los_Angeles' },
     ]);
   });
 

@@ -587,6 +587,7 @@ describe('an ops alert', () => {
       const now = Date.now();
       const drafts = feedAlertDrafts(
         pipeline.ctx.config().notifications,
+        pipeline.ctx.config().timezone,
         'test-detector',
         { silent: true, started: true, ended: false, since: now - 600_000, silentPairs: 5, seenPairs: 6 },
         now,

@@ -144,6 +144,8 @@ describe('data the templates accept', () => {
       pendingUnits: 6,
       reason: 'threshold',
       openedAt: new Date(OPENED_AT).toISOString(),
+      // Ops read times in the config's zone.
+      timeZone: config.timezone,
       dashboardUrl: null,
     });
   });

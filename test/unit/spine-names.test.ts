@@ -44,6 +44,9 @@ const SPINE_MODULES = [
   'lib/links.ts',
   'lib/notifications/ops-groups.ts',
   'lib/notifications/deliver-groups.ts',
+  'lib/notifications/outcomes.ts',
+  'lib/notifications/reports.ts',
+  'lib/templates/local-time.ts',
   'lib/channels/email.ts',
   'lib/channels/channel.ts',
   'lib/channels/registry.ts',
@@ -59,6 +62,7 @@ const SPINE_MODULES = [
   'cli/commands/run.ts',
   'cli/commands/backtest.ts',
   'cli/commands/config.ts',
+  'cli/commands/deliveries.ts',
 ];
 
 /** Every spelling of a detector's name: its id's words joined by nothing, "-", "_" or a space, in any case. */
