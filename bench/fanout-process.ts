@@ -29,7 +29,8 @@ function parseRuns(text: string | undefined): FanoutOptions[] | null {
       Number.isInteger(r.audience) &&
       r.audience! > 0 &&
       (r.channel === 'inapp' || r.channel === 'email') &&
-      (r.mode === undefined || r.mode === 'pipeline' || r.mode === 'raw')
+      (r.mode === undefined || r.mode === 'pipeline' || r.mode === 'raw') &&
+      (r.policy === undefined || typeof r.policy === 'boolean')
     );
   };
   return Array.isArray(value) && value.length > 0 && value.every(valid) ? (value as FanoutOptions[]) : null;

@@ -125,14 +125,14 @@ export async function benchFanout(): Promise<BenchResult> {
   };
 }
 
-const WARM_UP = 2_000;
+export const WARM_UP = 2_000;
 
 /**
  * `fanOut` for each of `runs` in turn, in a process of its own (fanout-process.ts): peak RSS is
  * then the runs' own, not what earlier benchmarks left (a process's RSS never shrinks), and every
  * series starts from the same state. Returns the results of the runs that are not warm-ups.
  */
-async function fanOutsInFreshProcess(runs: FanoutOptions[]): Promise<FanoutRun[]> {
+export async function fanOutsInFreshProcess(runs: FanoutOptions[]): Promise<FanoutRun[]> {
   const script = fileURLToPath(new URL('./fanout-process.ts', import.meta.url));
   const { stdout } = await execFileAsync(
     process.execPath,
@@ -185,12 +185,21 @@ export interface FanoutOptions {
   mode?: 'pipeline' | 'raw';
   /** A warm-up run: never CPU-profiled (see profileCpu). */
   warmUp?: boolean;
+  /**
+   * The delivery policy with work to do (bench/policy.ts): preferences stored for 10% of the
+   * audience (half of them opted out of the fan-out's category in-app) and an in-app cap of
+   * POLICY_CAP a day. Without it, no preference rows and no caps. Both get the same history of
+   * messages sent today (seedSentToday), so the tables are the same size either way.
+   */
+  policy?: boolean;
 }
 
 export interface FanoutRun extends MemoryPeaks {
   seconds: number;
   /** This process's CPU time (all threads) while it was timed. */
   cpuSeconds: number;
+  /** The run's messages the policy withheld (recorded cancelled with a reason), capped ones included. */
+  withheld: number;
 }
 
 /** Seeds `audience` users who all qualify, opens an incident, and times its fan-out to the end. */
@@ -205,6 +214,8 @@ export async function fanOut(options: FanoutOptions): Promise<FanoutRun> {
     await migrate(db.url, logger);
     await client.connect();
     await seedAudience(client, options.audience);
+    if (options.policy !== undefined) await seedSentToday(client);
+    if (options.policy) await seedPreferences(client);
     const configPath = await writeConfigVariant(
       'config/forewarn.yaml',
       [
@@ -212,6 +223,7 @@ export async function fanOut(options: FanoutOptions): Promise<FanoutRun> {
         [['notifications', 'batchSize'], 2_000],
         [['notifications', 'ops', 'emails'], []],
         [['workers', 'delivery', 'concurrency'], 4],
+        [['notifications', 'caps'], options.policy ? { inapp: { perDay: POLICY_CAP } } : {}],
       ],
       dir,
     );
@@ -298,7 +310,10 @@ export async function fanOut(options: FanoutOptions): Promise<FanoutRun> {
     );
     redis.disconnect();
     await ctx.close();
-    return { seconds, cpuSeconds, ...peaks };
+    const { rows } = await client.query<{ withheld: number }>(
+      `SELECT count(*)::int AS withheld FROM forewarn.notifications WHERE cause <> 'bench:earlier' AND status = 'cancelled'`,
+    );
+    return { seconds, cpuSeconds, withheld: rows[0]!.withheld, ...peaks };
   } finally {
     await client.end();
     await sink?.close();
@@ -374,4 +389,39 @@ export async function seedAudience(client: pg.Client, count: number): Promise<vo
        FROM platform.users`,
   );
   await client.query('ANALYZE');
+}
+
+/** The in-app cap a day when the bench runs with the policy (options.policy). */
+export const POLICY_CAP = 50;
+
+/**
+ * Messages sent in-app today, before the fan-out, so that the caps' count finds rows: 3 each
+ * to one user in 10, and POLICY_CAP each to one in 1,000 (whose fan-out message is then capped).
+ * Sent a minute ago, so that they fall in every user's local day whatever the zone.
+ */
+async function seedSentToday(client: pg.Client): Promise<void> {
+  await client.query(
+    `INSERT INTO forewarn.notifications
+       (dedupe_key, cause, kind, channel, audience, user_id, locale, data, category, status, attempts, sent_at, finished_at)
+     SELECT 'bench:earlier:' || u.id || ':' || k, 'bench:earlier', 'payment-degraded', 'inapp', 'user',
+            u.id, 'zh-CN', '{}'::jsonb, 'service', 'sent', 1, now() - interval '1 minute', now() - interval '1 minute'
+       FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM platform.users) u
+       CROSS JOIN LATERAL generate_series(1, CASE WHEN u.n % 1000 = 7 THEN $1::int WHEN u.n % 10 = 5 THEN 3 ELSE 0 END) AS k`,
+    [POLICY_CAP],
+  );
+  await client.query('ANALYZE forewarn.notifications');
+}
+
+/**
+ * Stored preferences for one user in 10: half of them opted out of service messages in-app (the
+ * fan-out's category and channel: withheld), the other half opted in explicitly.
+ */
+async function seedPreferences(client: pg.Client): Promise<void> {
+  await client.query(
+    `INSERT INTO forewarn.preferences (user_id, category, channel, opted_out, source)
+     SELECT id, 'service', 'inapp', n % 20 = 0, 'api'
+       FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM platform.users) u
+      WHERE n % 10 = 0`,
+  );
+  await client.query('ANALYZE forewarn.preferences');
 }

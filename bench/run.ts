@@ -1,11 +1,12 @@
 // `npm run bench [name...]`: runs the benchmarks and prints their figures. Benchmarks measure;
-// they never fail a build. Names: backtest, detection, email, fanout, inactivity, inventory, restock, scenarios,
-// slow-relay.
+// they never fail a build. Names: backtest, detection, email, fanout, inactivity, inventory, policy, restock,
+// scenarios, slow-relay.
 import { benchBacktest } from './backtest.ts';
 import { benchEmailDelivery } from './delivery.ts';
 import { benchDetection } from './detection.ts';
 import { benchFanout } from './fanout.ts';
 import { benchInactivity } from './inactivity.ts';
+import { benchPolicy } from './policy.ts';
 import { benchRestock } from './restock.ts';
 import { benchInventory } from './inventory.ts';
 import { benchScenarios } from './scenarios.ts';
@@ -20,6 +21,7 @@ const benches: Record<string, () => Promise<BenchResult>> = {
   inactivity: benchInactivity,
   restock: benchRestock,
   inventory: benchInventory,
+  policy: benchPolicy,
   scenarios: benchScenarios,
   'slow-relay': benchSlowRelay,
 };

@@ -97,6 +97,16 @@ describe('capVerdict', () => {
     expect(config.timezone).toBe('Asia/Shanghai');
   });
 
+  it("the claim rule's day start follows its clock past the user's midnight", () => {
+    let clock = Date.parse('2026-12-04T15:59:00Z'); // 23:59 in Shanghai
+    const rule = capRule(config, () => clock)!;
+    expect(rule.dayStart({ timezone: 'Asia/Shanghai' })).toBe(Date.parse('2026-12-03T16:00:00Z'));
+    expect(rule.dayStart({ timezone: 'America/Los_Angeles' })).toBe(Date.parse('2026-12-04T08:00:00Z'));
+    clock = Date.parse('2026-12-04T16:01:00Z'); // 00:01 the next day there
+    expect(rule.dayStart({ timezone: 'Asia/Shanghai' })).toBe(Date.parse('2026-12-04T16:00:00Z'));
+    expect(rule.dayStart({ timezone: 'America/Los_Angeles' })).toBe(Date.parse('2026-12-04T08:00:00Z'));
+  });
+
   it('the claim rule knows the recovery notice from the registry, and is absent without caps', () => {
     const rule = capRule(config, () => at)!;
     expect(rule.channels).toEqual(['email', 'inapp']);
