@@ -80,6 +80,7 @@ export async function startDaemon(options: {
           platformSchema: ctx.platformSchema,
           linkKeys: ctx.linkKeys,
           apiToken: env.apiToken,
+          adminToken: env.adminToken,
           logger,
           now: Date.now,
         },

@@ -73,6 +73,8 @@ const envSchema = z.object({
   FOREWARN_DKIM_PRIVATE_KEY_FILE: z.string().optional(),
   /** The bearer token of the preferences API (at least 32 characters), shared with the platform. */
   FOREWARN_API_TOKEN: z.string().min(32, 'expected at least 32 characters').optional(),
+  /** The token of ops tools on the HTTP role (queue dashboard, template studio), at least 32 characters. */
+  FOREWARN_ADMIN_TOKEN: z.string().min(32, 'expected at least 32 characters').optional(),
   /** Where the HTTP role listens (`forewarn start --role http`). */
   FOREWARN_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
   FOREWARN_HTTP_PORT: z.coerce
@@ -122,6 +124,11 @@ export interface Env {
   dkimPrivateKey: string | undefined;
   /** FOREWARN_API_TOKEN: what the preferences API's callers must present; unset, it refuses every call. */
   apiToken: string | undefined;
+  /**
+   * FOREWARN_ADMIN_TOKEN: what ops tools on the HTTP role (queue dashboard, template studio) ask
+   * for, as a bearer token or basic auth's password; unset, they refuse every request.
+   */
+  adminToken: string | undefined;
   /** Where the HTTP role listens. */
   httpHost: string;
   httpPort: number;
@@ -158,6 +165,7 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
     oldLinkSecrets: e.FOREWARN_LINK_SECRETS_OLD ?? [],
     dkimPrivateKey: readDkimPrivateKey(e.FOREWARN_DKIM_PRIVATE_KEY, e.FOREWARN_DKIM_PRIVATE_KEY_FILE),
     apiToken: e.FOREWARN_API_TOKEN,
+    adminToken: e.FOREWARN_ADMIN_TOKEN,
     httpHost: e.FOREWARN_HTTP_HOST,
     httpPort: e.FOREWARN_HTTP_PORT,
     publicUrl: e.FOREWARN_PUBLIC_URL,
@@ -294,6 +302,13 @@ export const PRODUCTION_REQUIREMENTS: readonly ProductionRequirement[] = [
       'at least 32 characters, known to the platform (its calls to the preferences API carry it as a bearer token)',
     neededBy: ['http:/api/preferences'],
     isSet: (env) => env.apiToken !== undefined,
+  },
+  {
+    variable: 'FOREWARN_ADMIN_TOKEN',
+    expected:
+      'at least 32 characters, known to ops only (the queue dashboard and the template studio ask for it, as a bearer token or as the password of basic auth)',
+    neededBy: ['http:/admin/queues', 'http:/admin/studio'],
+    isSet: (env) => env.adminToken !== undefined,
   },
 ];
 

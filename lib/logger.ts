@@ -15,6 +15,7 @@ const SECRET_KEYS = new Set([
   'linkSecret',
   'linkKeys',
   'apiToken',
+  'adminToken',
   'authorization',
   'smtpUrl',
   'databaseUrl',

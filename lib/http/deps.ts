@@ -14,6 +14,8 @@ export interface HttpDeps {
   logger: Logger;
   /** The preferences API's bearer token (FOREWARN_API_TOKEN); unset, the API refuses every call. */
   apiToken?: string | undefined;
+  /** Ops tools' token (FOREWARN_ADMIN_TOKEN, lib/http/auth.ts adminMatches); unset, they refuse every call. */
+  adminToken?: string | undefined;
   /** Epoch ms; tokens expire by it. */
   now: () => number;
 }

@@ -3,7 +3,7 @@
 // API's view (every category on every channel, defaults opted in), its body check (the field that
 // is wrong, all or none) and its bearer comparison.
 import { describe, expect, it } from 'vitest';
-import { bearerMatches, parsePreferencesBody, preferenceViews } from '../../lib/http/routes/preferences.ts';
+import { parsePreferencesBody, preferenceViews } from '../../lib/http/routes/preferences.ts';
 import { withheldReason } from '../../lib/notifications/policy.ts';
 import { canOptOut } from '../../lib/policy/preferences.ts';
 
@@ -157,27 +157,5 @@ describe('parsePreferencesBody', () => {
       ok: false,
       field: 'preferences[1]',
     });
-  });
-});
-
-describe('bearerMatches', () => {
-  const token = 'api-token-0123456789abcdef0123456789';
-  it('accepts the token as a bearer credential, the scheme in any case', () => {
-    expect(bearerMatches(`Bearer ${token}`, token)).toBe(true);
-    expect(bearerMatches(`bearer ${token}`, token)).toBe(true);
-  });
-  it.each([
-    ['no header', undefined],
-    ['another token', 'Bearer api-token-0123456789abcdef0123456780'],
-    ['a prefix of it', `Bearer ${token.slice(0, -1)}`],
-    ['it and more', `Bearer ${token}x`],
-    ['another scheme', `Basic ${token}`],
-    ['no scheme', token],
-  ])('refuses %s', (_what, header) => {
-    expect(bearerMatches(header, token)).toBe(false);
-  });
-  it('refuses everything when no token is configured', () => {
-    expect(bearerMatches('Bearer ', undefined)).toBe(false);
-    expect(bearerMatches('Bearer undefined', undefined)).toBe(false);
   });
 });

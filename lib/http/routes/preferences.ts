@@ -4,12 +4,12 @@
 // Every call carries `Authorization: Bearer <FOREWARN_API_TOKEN>`, compared in constant time; a
 // replica without the token refuses every call (fail closed), and production does not start
 // without it (lib/env.ts PRODUCTION_REQUIREMENTS). Refusals write nothing.
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { USER_CHANNELS } from '../../config/schema.ts';
 import { categories, type Category } from '../../messages/kind.ts';
 import { canOptOut, readPreferences, savePreferences, type Preference } from '../../policy/preferences.ts';
+import { bearerMatches } from '../auth.ts';
 import type { HttpDeps, HttpRoutes } from '../deps.ts';
 
 const PATH = '/api/preferences/:userId';
@@ -117,18 +117,6 @@ function fieldPath(path: readonly PropertyKey[]): string {
   return path
     .map((part, i) => (typeof part === 'number' ? `[${part}]` : `${i === 0 ? '' : '.'}${String(part)}`))
     .join('');
-}
-
-/**
- * Whether the request's Authorization header carries `token`. Both sides are hashed first, so
- * timingSafeEqual compares equal lengths and the time taken says nothing about the token.
- */
-export function bearerMatches(header: string | undefined, token: string | undefined): boolean {
-  if (token === undefined || header === undefined) return false;
-  const match = /^Bearer[ ]+(\S+)[ ]*$/i.exec(header);
-  if (!match) return false;
-  const digest = (value: string) => createHash('sha256').update(value, 'utf8').digest();
-  return timingSafeEqual(digest(match[1]!), digest(token));
 }
 
 export const preferencesRoutes: HttpRoutes = {
