@@ -227,9 +227,19 @@ export async function* kindBatches(
     const drafts: NotificationDraft[] = [];
     const now = at ?? Date.now();
     for (const recipient of page.recipients)
-      for (const channel of channels)
+      for (const channel of channels) {
         if (reaches(recipient, channel))
           drafts.push(draftFor(ctx, event, kind, channel, recipient, prepared, now));
+        // A user the channel cannot reach for want of an address is recorded, so that `deliveries
+        // why` can say why they heard nothing there.
+        else if (lacksAddress(recipient, channel))
+          drafts.push({
+            ...draftFor(ctx, event, kind, channel, recipient, prepared, now),
+            withheldReason: `no address: the platform has no ${channel} address for this user`,
+            notBefore: null,
+            heldReason: null,
+          });
+      }
     taken += page.recipients.length;
     if (page.recipients.length > 0 || page.cursor !== null)
       yield {
@@ -256,6 +266,13 @@ function reaches(recipient: Recipient, channel: string): boolean {
   if (needs === 'address') return recipient.address !== null;
   if (needs === 'user') return recipient.userId !== null;
   return true;
+}
+
+/** Whether a user would get a message on a channel that needs an address, but has none. */
+function lacksAddress(recipient: Recipient, channel: string): boolean {
+  if (recipient.userId === null || recipient.address !== null) return false;
+  if (recipient.channels && !recipient.channels.includes(channel)) return false;
+  return channels.get(channel)?.needs === 'address';
 }
 
 function draftFor(

@@ -222,6 +222,14 @@ describe('forewarn run inactivity --dry-run --format json', () => {
         dedupeKey: expect.stringMatching(/^cause:\d+:security-checkup:email:la$/),
       }),
       expect.objectContaining({ kind: 'security-checkup', userId: 'la', channel: 'inapp', step: 30 }),
+      // sh has no email address: the email is shown withheld, as the real run records it.
+      expect.objectContaining({
+        kind: 'security-checkup',
+        userId: 'sh',
+        channel: 'email',
+        step: 3,
+        withheld: 'no address: the platform has no email address for this user',
+      }),
       expect.objectContaining({
         kind: 'security-checkup',
         userId: 'sh',
@@ -230,7 +238,8 @@ describe('forewarn run inactivity --dry-run --format json', () => {
         step: 3,
       }),
     ]);
-    expect(lines[2]).not.toHaveProperty('sendAt');
+    expect(lines[3]).not.toHaveProperty('sendAt');
+    expect(lines[3]).not.toHaveProperty('withheld');
     const { rows } = await cliDb.pool.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM forewarn.incidents`,
     );

@@ -481,7 +481,8 @@ describe('the stock-low kind', () => {
         dedupe_key: `cause:${id}:ops-stock-low:email:ops@example.com`,
         locale: 'zh-CN',
       },
-      // u1 has an address: email and in-app; u2 has none: in-app only. u3-u7 are not told.
+      // u1 has an address: email and in-app; u2 has none: in-app, and the email recorded withheld
+      // (below). u3-u7 are not told.
       {
         kind: 'stock-low',
         category: 'service',
@@ -501,11 +502,27 @@ describe('the stock-low kind', () => {
       {
         kind: 'stock-low',
         category: 'service',
+        channel: 'email',
+        recipient: 'u2',
+        dedupe_key: `cause:${id}:stock-low:email:u2`,
+        locale: 'en',
+      },
+      {
+        kind: 'stock-low',
+        category: 'service',
         channel: 'inapp',
         recipient: 'u2',
         dedupe_key: `cause:${id}:stock-low:inapp:u2`,
         locale: 'en',
       },
+    ]);
+    const { rows: withheld } = await db.pool.query<{ status: string; held_reason: string }>(
+      `SELECT status, held_reason FROM forewarn.notifications
+        WHERE incident_id = $1 AND user_id = 'u2' AND channel = 'email'`,
+      [opened.incident_id],
+    );
+    expect(withheld).toEqual([
+      { status: 'cancelled', held_reason: 'no address: the platform has no email address for this user' },
     ]);
     // Each user's times in their own zone (users.timezone); ops get the config's.
     const { rows: zones } = await db.pool.query<{ recipient: string; zone: string }>(

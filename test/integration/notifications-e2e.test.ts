@@ -261,13 +261,18 @@ describe('an outage of wechat_pay in CN-GD, end to end', () => {
   it('records exactly one warning per targeted user and channel: email when the user has an address, in-app always', () => {
     const expected = targeted();
     const warnings = ofKind('payment-degraded');
+    // A user without an address has the email recorded all the same, withheld ("no address").
     const want = expected
-      .flatMap((u) => [...(u.email ? [`email ${u.id} ${u.email}`] : []), `inapp ${u.id} -`])
+      .flatMap((u) => [`email ${u.id} ${u.email ?? '- cancelled'}`, `inapp ${u.id} -`])
       .sort();
-    const got = warnings.map((n) => `${n.channel} ${n.user_id} ${n.address ?? '-'}`).sort();
+    const got = warnings
+      .map((n) => `${n.channel} ${n.user_id} ${n.address ?? (n.channel === 'email' ? `- ${n.status}` : '-')}`)
+      .sort();
     expect(got).toEqual(want);
+    expect(expected.some((u) => !u.email)).toBe(true);
     expect(duplicates(warnings, (n) => n.dedupe_key)).toEqual([]);
-    expect(warnings.every((n) => n.status === 'sent' && n.incident_id === incidentId)).toBe(true);
+    const sent = warnings.filter((n) => n.address !== null || n.channel !== 'email');
+    expect(sent.every((n) => n.status === 'sent' && n.incident_id === incidentId)).toBe(true);
     const locales = new Map(expected.map((u) => [u.id, u.locale]));
     for (const n of warnings) expect(n.locale, n.user_id!).toBe(locales.get(n.user_id!));
   });
@@ -406,7 +411,15 @@ describe('an outage of wechat_pay in CN-GD, end to end', () => {
     expect(received.every((m) => byMessageId.has(m.messageId ?? ''))).toBe(true);
     const sentEmails = notifications.filter((n) => n.channel === 'email' && n.status === 'sent');
     expect(received).toHaveLength(sentEmails.length);
-    expect(countBy(notifications, (n) => n.status)).toEqual(new Map([['sent', notifications.length]]));
+    // Everything went, but the emails of users without an address (recorded withheld, never tried).
+    const noAddress = notifications.filter((n) => n.channel === 'email' && n.address === null);
+    expect(noAddress.length).toBeGreaterThan(0);
+    expect(countBy(notifications, (n) => n.status)).toEqual(
+      new Map([
+        ['sent', notifications.length - noAddress.length],
+        ['cancelled', noAddress.length],
+      ]),
+    );
     expect(duplicates(inbox, (r) => r.notification_id)).toEqual([]);
   });
 });
@@ -460,8 +473,15 @@ describe('forewarn run payment-health --dry-run --format json', () => {
           'subject',
           'userId',
           ...(p.userId === null ? ['recipient'] : []),
+          ...(p.withheld === undefined ? [] : ['withheld']),
         ].sort(),
       );
+    // Only for want of an address: nobody here opted out or is suppressed.
+    for (const p of printed.filter((line) => line.withheld !== undefined))
+      expect(p).toMatchObject({
+        channel: 'email',
+        withheld: 'no address: the platform has no email address for this user',
+      });
 
     const expected = targetedUsers(users, attempts, { channel: CHANNEL, region: REGION, at, ...AUDIENCE });
     expect(expected.length).toBeGreaterThan(100);
@@ -480,10 +500,15 @@ describe('forewarn run payment-health --dry-run --format json', () => {
     ]);
     const userLines = printed.filter((p) => p.kind !== 'ops-incident-opened');
     const want = expected
-      .flatMap((u) => [...(u.email ? [`email ${u.id} ${u.locale}`] : []), `inapp ${u.id} ${u.locale}`])
+      .flatMap((u) => [`email ${u.id} ${u.locale}${u.email ? '' : ' withheld'}`, `inapp ${u.id} ${u.locale}`])
       .sort();
     expect(
-      userLines.map((p) => `${String(p.channel)} ${String(p.userId)} ${String(p.locale)}`).sort(),
+      userLines
+        .map(
+          (p) =>
+            `${String(p.channel)} ${String(p.userId)} ${String(p.locale)}${p.withheld === undefined ? '' : ' withheld'}`,
+        )
+        .sort(),
     ).toEqual(want);
     for (const p of userLines) {
       expect(p.kind).toBe('payment-degraded');

@@ -7,6 +7,8 @@
 // - An address on the suppression list (any case) is never tried: the SMTP server sees nothing
 //   for it and the row says `suppressed: <reason> (since <date>)`; ops alerts are suppressed too.
 // - A user who opts out after the fan-out has their queued email cancelled at claim, with the reason.
+// - A user without an email address gets the in-app message; the email is recorded as withheld,
+//   `no address`, so that `deliveries why` can say why none came.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +34,8 @@ const USERS = [
   { id: 'u-supp', email: 'Bounced@Example.com' },
   { id: 'u-late', email: 'late@example.com' },
   { id: 'u-noapp', email: 'noapp@example.com' },
+  // The platform has no email for this user: in-app only, and the email recorded as withheld.
+  { id: 'u-nomail', email: null },
 ];
 const BOUNCE = 'permanent failure: 550 5.1.1 no such user';
 
@@ -247,6 +251,20 @@ describe('opted out after the fan-out', () => {
   });
 });
 
+describe('a user without an email address', () => {
+  it('gets the in-app message, and the email is recorded withheld for want of an address', async () => {
+    expect(row('u-nomail', 'inapp')).toMatchObject({ status: 'sent', held_reason: null });
+    expect(row('u-nomail', 'email')).toMatchObject({
+      status: 'cancelled',
+      held_reason: 'no address: the platform has no email address for this user',
+    });
+    const { rows: outcome } = await db.pool.query<{ address: string | null }>(
+      "SELECT address FROM forewarn.notifications WHERE user_id = 'u-nomail' AND channel = 'email'",
+    );
+    expect(outcome).toEqual([{ address: null }]);
+  });
+});
+
 describe('everyone else', () => {
   it('is sent as before: only the emails not withheld were queued, and the late one was not mailed', () => {
     expect(queued).toHaveLength(3);
@@ -260,7 +278,7 @@ describe('everyone else', () => {
 
   it('the fan-out counts what it withheld', () => {
     const done = logs.lines().find((l) => String(l.msg).startsWith('fan-out of cause'));
-    expect(done).toMatchObject({ withheld: 4 });
+    expect(done).toMatchObject({ withheld: 5 });
     expect(fanout.alreadyDone).toBe(false);
   });
 });
