@@ -127,7 +127,8 @@ export const notificationsConfigSchema = z
     /**
      * Quiet hours per category, in each recipient's own time zone (users.timezone): a message of
      * the category that comes due inside the window is held until it ends, never dropped.
-     * Categories not listed are never held (a payment warning is urgent).
+     * Categories not listed are never held. An urgent message is never held either: a payment
+     * warning to a user whose attempt on the channel is stuck right now.
      */
     quietHours: z.partialRecord(z.enum(categories), quietWindowSchema),
     /**

@@ -28,6 +28,11 @@ export interface Recipient {
   timezone?: string | null;
   /** The channels this recipient gets, when narrower than the kind's (those a warning went on). */
   channels?: readonly string[];
+  /**
+   * The message answers trouble the recipient is in right now (a payment of theirs is stuck on
+   * the channel): quiet hours never hold it.
+   */
+  urgent?: boolean;
 }
 
 /** One page of an audience, and where the next starts (null: the audience is exhausted). */

@@ -58,6 +58,8 @@ export const paymentDegraded: MessageKind<PaymentEventPayload, ChannelNames> = {
         address: m.email,
         locale: m.locale,
         timezone: m.timezone,
+        // Their payment is stuck now: the warning goes at once, whatever the hour.
+        urgent: m.stuck,
       })),
       cursor: members.length < page.limit ? null : members[members.length - 1]!.id,
     };

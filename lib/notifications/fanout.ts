@@ -287,7 +287,8 @@ function draftFor(
   const to = recipient.userId ?? recipient.address!.toLowerCase();
   const timezone = recipient.timezone ?? null;
   // The delivery policy, as the message is recorded: one that comes in quiet hours waits for their end.
-  const hold = holdFor(ctx.config(), { category: kind.category, timezone }, now);
+  const urgent = recipient.urgent === true;
+  const hold = holdFor(ctx.config(), { category: kind.category, timezone, urgent }, now);
   return {
     // (cause, kind, channel, recipient): the same message can exist once, whoever records it.
     dedupeKey: `cause:${event.causeId}:${kind.id}:${channel}:${to}`,
@@ -310,5 +311,6 @@ function draftFor(
     timezone,
     notBefore: hold?.until ?? null,
     heldReason: hold?.reason ?? null,
+    ...(urgent ? { urgent } : {}),
   };
 }

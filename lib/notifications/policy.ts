@@ -32,13 +32,15 @@ export interface Hold {
 
 /**
  * Whether a message of `category` to a recipient in `timeZone` is held at `at`, and until when.
- * A recipient without a valid zone is judged in the config's zone.
+ * A recipient without a valid zone is judged in the config's zone. An urgent message (a warning
+ * to a user whose payment is stuck right now) is never held: waiting for morning would defeat it.
  */
 export function holdFor(
   config: Pick<Config, 'notifications' | 'timezone'>,
-  message: { category: Category; timezone: string | null | undefined },
+  message: { category: Category; timezone: string | null | undefined; urgent?: boolean | undefined },
   at: number,
 ): Hold | null {
+  if (message.urgent) return null;
   const window = config.notifications.quietHours[message.category];
   if (!window) return null;
   const zone = zoneOf(config, message.timezone);

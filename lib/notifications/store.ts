@@ -28,6 +28,8 @@ export interface NotificationDraft {
   notBefore?: number | null;
   /** Why it is held (lib/notifications/policy.ts). */
   heldReason?: string | null;
+  /** Never held by quiet hours (Recipient.urgent). */
+  urgent?: boolean;
   /**
    * Withheld by the delivery policy (opted out, suppressed): recorded as cancelled with this
    * reason (held_reason) and never sent.
@@ -57,13 +59,13 @@ export async function insertNotifications(
   const { rows } = await db.query<{ id: string; status: string }>(
     `INSERT INTO forewarn.notifications
        (dedupe_key, cause, incident_id, kind, channel, audience, user_id, address, locale, data, category, group_key,
-        timezone, next_attempt_at, held_reason, status, finished_at)
+        timezone, next_attempt_at, held_reason, status, finished_at, urgent)
      SELECT d.k, d.c, d.i, d.t, d.ch, d.a, d.u, d.ad, d.l, d.d, d.cat, d.g, d.tz, coalesce(d.nb, now()),
             coalesce(d.w, d.h), CASE WHEN d.w IS NULL THEN 'pending' ELSE 'cancelled' END,
-            CASE WHEN d.w IS NOT NULL THEN now() END
+            CASE WHEN d.w IS NOT NULL THEN now() END, coalesce(d.ur, false)
        FROM jsonb_to_recordset($1::jsonb)
          AS d(k text, c text, i bigint, t text, ch text, a text, u text, ad text, l text, d jsonb, cat text, g text,
-              tz text, nb timestamptz, h text, w text)
+              tz text, nb timestamptz, h text, w text, ur boolean)
      ON CONFLICT (dedupe_key) DO NOTHING
      RETURNING id, status`,
     [
@@ -85,6 +87,7 @@ export async function insertNotifications(
           nb: d.notBefore == null ? null : new Date(d.notBefore).toISOString(),
           h: d.heldReason ?? null,
           w: d.withheldReason ?? null,
+          ...(d.urgent ? { ur: true } : {}),
         })),
       ),
     ],
@@ -481,7 +484,8 @@ async function holdDue(db: Queryable, ids: readonly string[], rule: HoldRule): P
   if (rule.categories.length === 0) return;
   const { rows } = await db.query<{ id: string; category: Category; timezone: string | null }>(
     `SELECT id, category, timezone FROM forewarn.notifications
-      WHERE id = ANY ($1::bigint[]) AND category = ANY ($2::text[]) AND status = 'pending' AND next_attempt_at <= now()`,
+      WHERE id = ANY ($1::bigint[]) AND category = ANY ($2::text[]) AND status = 'pending' AND next_attempt_at <= now()
+        AND NOT urgent`,
     [ids, rule.categories],
   );
   const held = rows.flatMap((r) => {
@@ -666,14 +670,15 @@ export async function recordInAppDeliveries(
   const { rows } = await db.query<{ status: string; n: number }>(
     `WITH d AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb)
-         AS d(k text, c text, i bigint, t text, u text, l text, d jsonb, cat text, title text, body text, link text, err text)
+         AS d(k text, c text, i bigint, t text, u text, l text, d jsonb, cat text, title text, body text, link text, err text,
+              ur boolean)
      ), recorded AS (
        INSERT INTO forewarn.notifications
          (dedupe_key, cause, incident_id, kind, channel, audience, user_id, locale, data, category,
-          status, attempts, sent_at, finished_at, last_error)
+          status, attempts, sent_at, finished_at, last_error, urgent)
        SELECT d.k, d.c, d.i, d.t, 'inapp', 'user', d.u, d.l, d.d, d.cat,
               CASE WHEN d.err IS NULL THEN 'sent' ELSE 'failed' END, 1,
-              CASE WHEN d.err IS NULL THEN now() END, now(), d.err
+              CASE WHEN d.err IS NULL THEN now() END, now(), d.err, coalesce(d.ur, false)
          FROM d
        ON CONFLICT (dedupe_key) DO NOTHING
        RETURNING id, dedupe_key, status
@@ -695,6 +700,7 @@ export async function recordInAppDeliveries(
           l: draft.locale,
           d: draft.data,
           cat: draft.category,
+          ...(draft.urgent ? { ur: true } : {}),
           ...('error' in message
             ? { err: message.error }
             : { title: message.title, body: message.body, link: message.link }),

@@ -22,6 +22,8 @@ export interface AudienceMember {
   locale: string;
   /** users.timezone (IANA); null when unknown. */
   timezone: string | null;
+  /** A payment of theirs on the channel is pending or timed out within stuckWithinMinutes. */
+  stuck: boolean;
 }
 
 export async function readDegradedAudience(db: Queryable, q: AudienceQuery): Promise<AudienceMember[]> {
@@ -31,11 +33,18 @@ export async function readDegradedAudience(db: Queryable, q: AudienceQuery): Pro
     email: string | null;
     locale: string | null;
     timezone: string | null;
+    stuck: boolean | null;
   }>(
     // The check is a correlated scalar subquery with LIMIT 1 on purpose: one probe of the
     // (user_id, channel_id, created_at) index per user. Written as EXISTS ... OR EXISTS, PostgreSQL
     // hashes the whole 30 days of the channel's attempts for every batch.
-    `SELECT u.id, u.email, u.locale, u.timezone
+    `SELECT u.id, u.email, u.locale, u.timezone,
+            -- Worked out for the page's members only: one more probe of the same index each.
+            (SELECT true FROM ${s}.payment_attempts a
+              WHERE a.user_id = u.id AND a.channel_id = $1 AND a.status IN ('pending', 'timeout')
+                AND a.created_at >= $3::timestamptz - make_interval(mins => $4)
+                AND a.created_at <= $3::timestamptz
+              LIMIT 1) AS stuck
        FROM ${s}.users u
       WHERE u.status = 'active'
         AND u.region = $2
@@ -52,5 +61,11 @@ export async function readDegradedAudience(db: Queryable, q: AudienceQuery): Pro
     [q.channel, q.region, q.at, q.stuckWithinMinutes, q.after, q.usedWithinDays, q.limit],
   );
   // The contract says locale is not null; a platform that breaks it still gets its users told, in zh-CN.
-  return rows.map((r) => ({ id: r.id, email: r.email, locale: r.locale ?? 'zh-CN', timezone: r.timezone }));
+  return rows.map((r) => ({
+    id: r.id,
+    email: r.email,
+    locale: r.locale ?? 'zh-CN',
+    timezone: r.timezone,
+    stuck: r.stuck === true,
+  }));
 }

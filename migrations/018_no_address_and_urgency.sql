@@ -17,3 +17,7 @@ END $$;
 ALTER TABLE forewarn.notifications
   ADD CONSTRAINT notifications_email_address
   CHECK (channel <> 'email' OR address IS NOT NULL OR status = 'cancelled');
+
+-- An urgent message (a payment warning to a user whose attempt is stuck right now) is never held
+-- by quiet hours, at fan-out or at a later claim.
+ALTER TABLE forewarn.notifications ADD COLUMN urgent boolean NOT NULL DEFAULT false;
