@@ -99,11 +99,6 @@ export async function insertNotifications(
 const CLAIM_OUTCOME = `(CASE WHEN n.id IN (SELECT id FROM stale) THEN 'cancelled'
                              WHEN n.attempts >= $5 THEN 'failed' ELSE 'sending' END)`;
 
-/** What the attempt before this claim left: a claim that ran out means it never finished. */
-const PREVIOUS_ATTEMPT = `(CASE WHEN n.status = 'sending'
-  THEN 'attempt ' || n.attempts || ' never finished (its claim ran out: the worker crashed or hung while delivering it)'
-  ELSE n.last_error END)`;
-
 /** A row as a claim returns it (CLAIM_COLUMNS). */
 export interface ClaimRow {
   id: string;
@@ -262,6 +257,7 @@ export interface ClaimResult {
  * out of attempts like any other failure. A claim that ran out without an outcome (its worker
  * died or hung) is taken over only by a claim of that one row: the sweeper queues such rows one
  * per job, so that a message that kills its worker takes no chunk of others with it next time.
+ * Such a row is made pending again first, and judged below like any other due message.
  * A message that its kind's stale rule finds no longer true (a warning whose incident resolved
  * before its turn) is cancelled instead: a stale warning helps nobody. A due message that the
  * delivery policy holds (`hold`: quiet hours) is moved to its new time, not taken; those not due
@@ -275,6 +271,10 @@ export async function claimNotifications(
   options: ClaimOptions,
 ): Promise<ClaimResult> {
   if (ids.length === 0) return { claimed: [], cancelled: 0, withheld: [], exhausted: [], later: [] };
+  // A claim of one row may take it over from a claim that ran out: it is made pending again
+  // first, so the stale rules and the policy judge it like any other due message (its user may
+  // have opted out, its cause resolved, its quiet hours begun since it was last claimed).
+  if (ids.length === 1) await releaseExpiredClaim(db, ids[0]!);
   const stale = options.stale
     ? [...(await options.stale.pick(await readDueForStaleRules(db, ids, options.stale.kinds)))]
     : [];
@@ -327,6 +327,21 @@ export async function claimNotifications(
 }
 
 /**
+ * Makes a row whose claim ran out without an outcome (its worker died or hung) pending again,
+ * with the reason its attempt never finished. The worker that held it can no longer write an
+ * outcome: its claim token is gone.
+ */
+async function releaseExpiredClaim(db: Queryable, id: string): Promise<void> {
+  await db.query(
+    `UPDATE forewarn.notifications n
+        SET status = 'pending', claimed_until = NULL, claim_token = NULL,
+            last_error = 'attempt ' || n.attempts || ' never finished (its claim ran out: the worker crashed or hung while delivering it)'
+      WHERE n.id = $1 AND n.status = 'sending' AND n.claimed_until < now()`,
+    [id],
+  );
+}
+
+/**
  * Whether `db` is a pool (the caps then take a transaction of their own) rather than a client,
  * which the caller must have put in a transaction: a pool counts its clients, a client does not.
  */
@@ -349,15 +364,14 @@ async function claimDue(
             claimed_by = CASE WHEN ${CLAIM_OUTCOME} = 'sending' THEN $4 ELSE n.claimed_by END,
             last_error = CASE ${CLAIM_OUTCOME}
                            WHEN 'cancelled' THEN 'cancelled: its cause was no longer true when its turn came (the ' || n.kind || ' stale rule)'
-                           WHEN 'failed' THEN 'gave up after ' || n.attempts || ' attempts: ' || coalesce(${PREVIOUS_ATTEMPT}, 'no reason recorded')
-                           ELSE ${PREVIOUS_ATTEMPT} END,
+                           WHEN 'failed' THEN 'gave up after ' || n.attempts || ' attempts: ' || coalesce(n.last_error, 'no reason recorded')
+                           ELSE n.last_error END,
             finished_at = CASE WHEN ${CLAIM_OUTCOME} = 'sending' THEN NULL ELSE now() END
       -- Conditions on the target row itself, so that a concurrent claim re-checks them on the
       -- row's newest version and two workers never both take it.
       WHERE n.id = ANY ($1::bigint[])
         AND n.next_attempt_at <= now()
-        AND (n.status = 'pending'
-             OR (cardinality($1::bigint[]) = 1 AND n.status = 'sending' AND n.claimed_until < now()))
+        AND n.status = 'pending'
      RETURNING ${CLAIM_COLUMNS}`,
     [ids, options.claimSeconds, options.token, options.worker, options.maxAttempts, stale],
   );

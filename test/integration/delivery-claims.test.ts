@@ -6,13 +6,18 @@
 //   sent, retry and failed alike), and a renewal no longer holds what was taken;
 // - a message that hangs or crashes its worker (the daemon as a child process, stopped or killed
 //   while the relay holds that very message) uses an attempt per claim and ends failed, with the
-//   reason, after retry.maxAttempts, instead of being reclaimed forever.
+//   reason, after retry.maxAttempts, instead of being reclaimed forever;
+// - a claim that ran out is taken over only after the policy has judged the message again: a
+//   user who opted out meanwhile gets nothing.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { enqueueDeliveries } from '../../jobs/deliver-notifications.ts';
 import { messageIdFor } from '../../lib/channels/email.ts';
+import { loadConfigFile } from '../../lib/config/load.ts';
+import { holdRule } from '../../lib/notifications/policy.ts';
+import { savePreferences } from '../../lib/policy/preferences.ts';
 import { Scheduler } from '../../lib/scheduler.ts';
 import {
   claimNotifications,
@@ -219,6 +224,54 @@ describe('outcomes written under a claim that was taken over', () => {
       { status: 'sent', attempts: 2, last_error: null },
       { status: 'pending', attempts: 2, last_error: '451' },
       { status: 'failed', attempts: 2, last_error: '550' },
+    ]);
+  });
+});
+
+describe('a claim that ran out, taken over after its user opted out', () => {
+  it('is judged anew: cancelled with the reason, not sent, and its lost attempt recorded', async () => {
+    const db = await createTestDatabase();
+    cleanups.push(() => db.drop());
+    const config = await loadConfigFile('config/forewarn.yaml');
+    const [id] = await insertNotifications(db.pool, [draft('gone@example.com')]);
+    const claim = (token: string) =>
+      claimNotifications(db.pool, [id!], {
+        token,
+        worker: `test:${token}`,
+        claimSeconds: 60,
+        maxAttempts: 5,
+        hold: holdRule(config),
+      });
+    expect((await claim('00000000-0000-4000-8000-0000000000c1')).claimed).toHaveLength(1);
+    // Its worker hangs; meanwhile the user switches service emails off.
+    await db.pool.query(
+      "UPDATE forewarn.notifications SET claimed_until = now() - interval '1 second' WHERE id = $1",
+      [id],
+    );
+    const { rows: users } = await db.pool.query<{ user_id: string }>(
+      'SELECT user_id FROM forewarn.notifications WHERE id = $1',
+      [id],
+    );
+    await savePreferences(
+      db.pool,
+      [{ userId: users[0]!.user_id, category: 'service', channel: 'email', optedOut: true }],
+      'api',
+    );
+    const taken = await claim('00000000-0000-4000-8000-0000000000c2');
+    expect(taken.claimed).toEqual([]);
+    expect(taken.withheld).toEqual([{ id, reason: 'opted out: service by email' }]);
+    const { rows } = await db.pool.query(
+      'SELECT status, held_reason, last_error, claim_token FROM forewarn.notifications WHERE id = $1',
+      [id],
+    );
+    expect(rows).toEqual([
+      {
+        status: 'cancelled',
+        held_reason: 'opted out: service by email',
+        last_error:
+          'attempt 1 never finished (its claim ran out: the worker crashed or hung while delivering it)',
+        claim_token: null,
+      },
     ]);
   });
 });

@@ -265,7 +265,12 @@ async function recorded(db: TestDatabase): Promise<number> {
 }
 
 /** One email per targeted user with an address, one in-app per targeted user, one ops alert. */
-const expectedTotal = (p: Population) => p.expectedIds.length + p.expectedEmails.size + 1;
+const expectedSent = (p: Population) => p.expectedIds.length + p.expectedEmails.size + 1;
+/** The emails of targeted users without an address: recorded withheld ("no address"), never sent. */
+const expectedNoAddress = (p: Population) => p.expectedIds.length - p.expectedEmails.size;
+/** Every row the fan-out records. */
+const expectedTotal = (p: Population) => expectedSent(p) + expectedNoAddress(p);
+const expectedOutcomes = (p: Population) => ({ sent: expectedSent(p), cancelled: expectedNoAddress(p) });
 
 /** Waits until the fan-out is part way: more than one batch recorded, at most 60% of it all. */
 async function midFanout(s: Scenario, batchSize: number): Promise<number> {
@@ -292,10 +297,14 @@ async function expectExactlyOnce(s: Scenario): Promise<void> {
   const email = users.filter((n) => n.channel === 'email');
   expect(inapp.length).toBe(p.targeted);
   expect(inapp.map((n) => n.user_id).sort()).toEqual(p.expectedIds);
-  expect(email.length).toBe(p.expectedEmails.size);
-  expect(email.map((n) => `${n.user_id} ${n.address}`).sort()).toEqual(
+  const withAddress = email.filter((n) => n.address !== null);
+  expect(withAddress.length).toBe(p.expectedEmails.size);
+  expect(withAddress.map((n) => `${n.user_id} ${n.address}`).sort()).toEqual(
     [...p.expectedEmails].map(([id, address]) => `${id} ${address}`).sort(),
   );
+  const noAddress = email.filter((n) => n.address === null);
+  expect(noAddress.length).toBe(expectedNoAddress(p));
+  expect(noAddress.every((n) => n.status === 'cancelled' && !p.expectedEmails.has(n.user_id!))).toBe(true);
   expect(notifications.filter((n) => n.audience === 'ops').map((n) => [n.kind, n.address])).toEqual([
     ['ops-incident-opened', OPS_EMAIL],
   ]);
@@ -319,7 +328,7 @@ async function messagesFor(s: Scenario): Promise<{ expected: Set<string>; receiv
   const notifications = await readNotifications(s.db.pool);
   const expected = new Set(
     notifications
-      .filter((n) => n.channel === 'email')
+      .filter((n) => n.channel === 'email' && n.address !== null)
       .map((n) => messageIdFor(n.dedupe_key, MESSAGE_ID_DOMAIN)),
   );
   const received = s.smtp.messages.map((m) => m.messageId ?? '(none)');
@@ -347,7 +356,7 @@ describe('a daemon killed in the middle of a fan-out to 10,000 users', () => {
 
     const second = await s.start();
     const done = await waitForPipelineIdle(s.db.pool, 1, 60_000);
-    expect(done.byStatus).toEqual({ sent: expectedTotal(s.population) });
+    expect(done.byStatus).toEqual(expectedOutcomes(s.population));
     await expectExactlyOnce(s);
 
     // Every email reached the server. A message the killed process handed over just before it
@@ -382,7 +391,7 @@ describe('Redis losing every key in the middle of a fan-out to 3,000 users', () 
     expect(atFlush).toBeLessThan(expectedTotal(small));
 
     const done = await waitForPipelineIdle(s.db.pool, 1, 60_000);
-    expect(done.byStatus).toEqual({ sent: expectedTotal(s.population) });
+    expect(done.byStatus).toEqual(expectedOutcomes(s.population));
     await expectExactlyOnce(s);
 
     // The sweeper found what the queue had lost.
