@@ -8,6 +8,7 @@ import { detectorIds, findDetector } from '../../lib/detection/registry.ts';
 import { findMessageKind } from '../../lib/messages/registry.ts';
 import type { CauseEvent } from '../../lib/messages/kind.ts';
 import { eventDrafts } from '../../lib/notifications/fanout.ts';
+import { capDraftsForDryRun, capRule } from '../../lib/notifications/policy.ts';
 import type { NotificationDraft } from '../../lib/notifications/store.ts';
 import { ForewarnError } from '../../lib/errors.ts';
 import { parseChoice, parseTime } from '../args.ts';
@@ -46,7 +47,8 @@ export function registerRun(program: Command): void {
             // The notifications these changes would cause, one per line; nothing is recorded or sent.
             // Ops alerts carry a null userId and their recipient; every line names the subject. A
             // kind may add its own fields (a check-up's step); a message the delivery policy holds
-            // (quiet hours) says when it would go (sendAt).
+            // (quiet hours, a cap) says when it would go (sendAt), one it withholds (an opt-out, a
+            // cap) says why (withheld).
             const print = (d: NotificationDraft, subject: string, event: CauseEvent) =>
               process.stdout.write(
                 `${JSON.stringify({
@@ -63,6 +65,8 @@ export function registerRun(program: Command): void {
                   ...(d.withheldReason != null ? { withheld: d.withheldReason } : {}),
                 })}\n`,
               );
+            // The caps as they stand at the run's time: what went to each user today counts.
+            const caps = capRule(ctx.config(), () => result.tickAt);
             for (const recorded of result.recorded) {
               const event = {
                 eventId: recorded.eventId,
@@ -71,8 +75,10 @@ export function registerRun(program: Command): void {
                 seq: recorded.change.seq ?? 0,
                 payload: { ...recorded.change, incidentId: recorded.incidentId },
               };
-              for await (const batch of eventDrafts(ctx, event, result.tickAt))
-                for (const draft of batch.drafts) print(draft, recorded.change.subjectKey, event);
+              for await (const batch of eventDrafts(ctx, event, result.tickAt)) {
+                const drafts = caps ? await capDraftsForDryRun(ctx.db, batch.drafts, caps) : batch.drafts;
+                for (const draft of drafts) print(draft, recorded.change.subjectKey, event);
+              }
             }
             return;
           }

@@ -215,6 +215,7 @@ export async function capDrafts(
   client: Queryable,
   drafts: readonly NotificationDraft[],
   rule: CapRule,
+  options: { lock: boolean } = { lock: true },
 ): Promise<NotificationDraft[]> {
   const judged = drafts.filter((d) => d.userId !== null && rule.channels.includes(d.channel));
   if (judged.length === 0) return [];
@@ -227,7 +228,7 @@ export async function capDrafts(
         channel: d.channel,
         since: rule.dayStart({ timezone: d.timezone ?? null }),
       });
-  await lockCapBuckets(client, [...users.values()]);
+  if (options.lock) await lockCapBuckets(client, [...users.values()]);
   const counts = await countSentSince(client, [...users.values()]);
   const over: NotificationDraft[] = [];
   for (const d of judged) {
@@ -242,4 +243,22 @@ export async function capDrafts(
     else over.push({ ...d, notBefore: verdict.until, heldReason: verdict.reason });
   }
   return over;
+}
+
+/**
+ * What the caps would make of a dry run's drafts at the rule's time: each draft not already
+ * withheld or held counted as a claim counts it (what went to the user today, then the drafts
+ * before it), without the cap locks and writing nothing. Over the cap, a draft comes back held
+ * (`notBefore`) or withheld with the reason, as the real run would record it.
+ */
+export async function capDraftsForDryRun(
+  db: Queryable,
+  drafts: readonly NotificationDraft[],
+  rule: CapRule,
+): Promise<NotificationDraft[]> {
+  const judged = drafts.filter((d) => d.withheldReason == null && d.notBefore == null);
+  const over = new Map(
+    (await capDrafts(db, judged, rule, { lock: false })).map((d) => [d.dedupeKey, d] as const),
+  );
+  return drafts.map((d) => over.get(d.dedupeKey) ?? d);
 }

@@ -20,7 +20,7 @@ import type { Config } from '../../lib/config/schema.ts';
 import { recordCauseChange } from '../../lib/incidents/store.ts';
 import { deliverNotifications, type DeliveryContext } from '../../lib/notifications/deliver.ts';
 import { fanOutCauseEvent } from '../../lib/notifications/fanout.ts';
-import { capDrafts, capRule, holdRule } from '../../lib/notifications/policy.ts';
+import { capDrafts, capDraftsForDryRun, capRule, holdRule } from '../../lib/notifications/policy.ts';
 import { inTransaction, type PoolClient } from '../../lib/db/pool.ts';
 import { sendingRates } from '../../lib/notifications/rates.ts';
 import {
@@ -213,6 +213,35 @@ describe('a cap of 3 emails a day, at claim time', () => {
     );
     expect(results.reduce((n, r) => n + r.claimed.length, 0)).toBe(3);
     expect(results.reduce((n, r) => n + r.withheld.length, 0)).toBe(9);
+  });
+});
+
+describe('the caps in a dry run (capDraftsForDryRun)', () => {
+  it('shows what the caps would do, counting the drafts before each, and writes nothing', async () => {
+    await alreadySent('dry-user', 2, NIGHT - 60_000);
+    const rule = capRule(capped, () => NIGHT)!;
+    const drafts = [
+      draft('dry-user', 'payment-degraded', 'service', 'Asia/Shanghai'),
+      draft('dry-user', 'payment-degraded', 'service', 'Asia/Shanghai'),
+      draft('dry-user', 'payment-degraded', 'promotional', 'Asia/Shanghai'),
+      draft('dry-user', 'payment-recovered', 'service', 'Asia/Shanghai'),
+      { ...draft('dry-user', 'payment-degraded', 'service', 'Asia/Shanghai'), withheldReason: 'opted out' },
+    ];
+    const before = await db.pool.query('SELECT count(*)::int AS n FROM forewarn.notifications');
+    const judged = await capDraftsForDryRun(db.pool, drafts, rule);
+    // Two went today: the first draft is the third and goes; the second would be cancelled, the
+    // promotional one held until midnight; the recovery notice is never capped; the withheld one
+    // keeps its reason.
+    expect(judged[0]).toEqual(drafts[0]);
+    expect(judged[1]).toMatchObject({
+      withheldReason:
+        'capped: 3 of 3 email messages today in Asia/Shanghai; a service message that came tomorrow would be useless, cancelled',
+    });
+    expect(judged[2]).toMatchObject({ notBefore: NEXT_MIDNIGHT });
+    expect(judged[3]).toEqual(drafts[3]);
+    expect(judged[4]).toEqual(drafts[4]);
+    const after = await db.pool.query('SELECT count(*)::int AS n FROM forewarn.notifications');
+    expect(after.rows).toEqual(before.rows);
   });
 });
 
