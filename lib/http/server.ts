@@ -7,6 +7,7 @@ import { ForewarnError } from '../errors.ts';
 import type { HttpDeps, HttpRoutes } from './deps.ts';
 import { wantsJson } from './refusals.ts';
 import { adminQueuesRoutes } from './routes/admin-queues.ts';
+import { channelStatusRoutes } from './routes/channel-status.ts';
 import { healthzRoutes } from './routes/healthz.ts';
 import { preferencesRoutes } from './routes/preferences.ts';
 import { restockRoutes } from './routes/restock.ts';
@@ -22,6 +23,7 @@ const ROUTES: readonly HttpRoutes[] = [
   restockRoutes,
   unsubscribeRoutes,
   preferencesRoutes,
+  channelStatusRoutes,
   adminQueuesRoutes,
 ];
 

@@ -57,8 +57,8 @@ const ADMIN_TOKEN_LINE =
   'environment variable FOREWARN_ADMIN_TOKEN: required with NODE_ENV=production by the HTTP route /admin/queues: ' +
   'expected at least 32 characters, known to ops only (the queue dashboard and the template studio ask for it, as a bearer token or as the password of basic auth), got nothing';
 const API_TOKEN_LINE =
-  'environment variable FOREWARN_API_TOKEN: required with NODE_ENV=production by the HTTP route /api/preferences: ' +
-  'expected at least 32 characters, known to the platform (its calls to the preferences API carry it as a bearer token), got nothing';
+  'environment variable FOREWARN_API_TOKEN: required with NODE_ENV=production by the HTTP route /api/preferences and the HTTP route /api/channels/status: ' +
+  'expected at least 32 characters, known to the platform (its calls to the preferences and channel-status APIs carry it as a bearer token), got nothing';
 
 describe('NODE_ENV=production, forewarn start refuses to start', () => {
   it('without SMTP_URL, FOREWARN_LINK_SECRET and FOREWARN_PUBLIC_URL, naming each and what it expects', async () => {
