@@ -81,6 +81,8 @@ export async function startDaemon(options: {
           linkKeys: ctx.linkKeys,
           apiToken: env.apiToken,
           adminToken: env.adminToken,
+          config: ctx.config,
+          queues: ctx.queues,
           logger,
           now: Date.now,
         },

@@ -299,8 +299,8 @@ export const PRODUCTION_REQUIREMENTS: readonly ProductionRequirement[] = [
   {
     variable: 'FOREWARN_API_TOKEN',
     expected:
-      'at least 32 characters, known to the platform (its calls to the preferences API carry it as a bearer token)',
-    neededBy: ['http:/api/preferences'],
+      'at least 32 characters, known to the platform (its calls to the preferences and channel-status APIs carry it as a bearer token)',
+    neededBy: ['http:/api/preferences', 'http:/api/channels/status'],
     isSet: (env) => env.apiToken !== undefined,
   },
   {

@@ -35,10 +35,13 @@ export const errorCodes = {
   FW_LINK_INVALID:
     'The HTTP role refused a signed link: its token is missing, malformed, forged or altered, for another action, or expired. Nothing was changed.',
   FW_API_UNAUTHORIZED:
-    'A preferences API call came without the bearer token FOREWARN_API_TOKEN, or with another one.',
+    'A platform API call (preferences, channel status) came without the bearer token FOREWARN_API_TOKEN, or with another one.',
   FW_ADMIN_UNAUTHORIZED:
     'An ops tool on the HTTP role (queue dashboard, template studio) was asked for without FOREWARN_ADMIN_TOKEN, or with another token.',
-  FW_API_INVALID: 'A preferences API call named a malformed user id or carried a body of the wrong form.',
+  FW_API_INVALID:
+    'A platform API call named a malformed user id or region, or carried a body of the wrong form.',
+  FW_ADMIN_READ_ONLY:
+    'The queue dashboard refused an action (retry, clean, pause, add...): it is read-only (http.adminQueues.readOnly).',
   FW_LINK_SUBJECT_UNKNOWN:
     'The HTTP role refused a signed link whose product the platform does not have. Nothing was changed.',
 } as const;

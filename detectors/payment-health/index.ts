@@ -37,3 +37,5 @@ export type { PaymentHealthSettings, PaymentHealthThresholds } from './threshold
 export type * from './types.ts';
 export { Replay, replayPaymentHealth } from './replay.ts';
 export type { ReplayedIncident, ReplayOptions, ReplayResult } from './replay.ts';
+export { channelStatuses } from './status.ts';
+export type { ChannelState, ChannelStatus, OpenPaymentIncident, StatusInput } from './status.ts';

@@ -198,6 +198,17 @@ export const configSchema = z.strictObject({
     /** History replayed before --from so that baselines are learned, not assumed. */
     warmupMinutes: z.number().int().min(0),
   }),
+  /** The HTTP role's ops tools (lib/http/routes/). */
+  http: z
+    .strictObject({
+      adminQueues: z
+        .strictObject({
+          /** The queue dashboard shows, and refuses every action (retry, clean, pause...) while true. */
+          readOnly: z.boolean({ message: 'expected true or false' }).default(true),
+        })
+        .default({ readOnly: true }),
+    })
+    .default({ adminQueues: { readOnly: true } }),
 });
 export type Config = z.infer<typeof configSchema>;
 

@@ -52,3 +52,18 @@ export function requireAdmin(token: string | undefined, route: string) {
     });
   };
 }
+
+/**
+ * A fastify onRequest hook for the platform's API calls (preferences, channel status): lets
+ * FOREWARN_API_TOKEN through as a bearer token, answers anything else with 401 and nothing read.
+ */
+export function requireApiToken(token: string | undefined, route: string) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (bearerMatches(request.headers.authorization, token)) return;
+    request.log.info({ route, status: 401 }, 'api call refused');
+    await reply.code(401).header('www-authenticate', 'Bearer realm="forewarn"').send({
+      error: 'FW_API_UNAUTHORIZED',
+      message: 'expected an Authorization: Bearer <token> header with the FOREWARN_API_TOKEN',
+    });
+  };
+}

@@ -1,6 +1,8 @@
 // What the HTTP role's routes are given: forewarn's database (writes), the platform's (reads, maybe
 // another server: never joined with forewarn's tables), the link keys and a clock.
 import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config/schema.ts';
+import type { Queues } from '../queue/queues.ts';
 import type { Pool } from '../db/pool.ts';
 import type { LinkKeyring } from '../links.ts';
 import type { Logger } from '../logger.ts';
@@ -16,6 +18,16 @@ export interface HttpDeps {
   apiToken?: string | undefined;
   /** Ops tools' token (FOREWARN_ADMIN_TOKEN, lib/http/auth.ts adminMatches); unset, they refuse every call. */
   adminToken?: string | undefined;
+  /**
+   * The live config. The daemon always gives it; a server built without it (tests of other
+   * routes) serves no route that needs it (the channel-status API).
+   */
+  config?: (() => Config) | undefined;
+  /**
+   * forewarn's BullMQ queues, for the queue dashboard. The daemon always gives them; a server
+   * built without them (tests of other routes) has no dashboard.
+   */
+  queues?: Queues | undefined;
   /** Epoch ms; tokens expire by it. */
   now: () => number;
 }

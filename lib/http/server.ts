@@ -6,6 +6,8 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { ForewarnError } from '../errors.ts';
 import type { HttpDeps, HttpRoutes } from './deps.ts';
 import { wantsJson } from './refusals.ts';
+import { adminQueuesRoutes } from './routes/admin-queues.ts';
+import { channelStatusRoutes } from './routes/channel-status.ts';
 import { healthzRoutes } from './routes/healthz.ts';
 import { preferencesRoutes } from './routes/preferences.ts';
 import { restockRoutes } from './routes/restock.ts';
@@ -16,7 +18,14 @@ import { problemPage } from './pages.ts';
 export type { HttpDeps } from './deps.ts';
 
 /** Every route module the role serves. */
-const ROUTES: readonly HttpRoutes[] = [healthzRoutes, restockRoutes, unsubscribeRoutes, preferencesRoutes];
+const ROUTES: readonly HttpRoutes[] = [
+  healthzRoutes,
+  restockRoutes,
+  unsubscribeRoutes,
+  preferencesRoutes,
+  channelStatusRoutes,
+  adminQueuesRoutes,
+];
 
 /**
  * What the HTTP role stands for in lib/env.ts's production requirements: the role itself and

@@ -450,3 +450,54 @@ export async function lockIncidentIfOpen(db: Queryable, incidentId: string): Pro
   );
   return rows[0]?.open ?? false;
 }
+
+/** An open cause with the numbers that opened it, as the channel-status API shows it. */
+export interface OpenCauseRecord {
+  id: string;
+  subjectKey: string;
+  subject: unknown;
+  kind: string;
+  openedAt: number;
+  evidence: unknown;
+  backupChannels: string[];
+}
+
+/** The open causes of a detector for the given subjects, with their opening evidence and backups. */
+export async function readOpenCauseRecords(
+  db: Queryable,
+  detector: string,
+  subjectKeys: readonly string[],
+): Promise<OpenCauseRecord[]> {
+  const { rows } = await db.query<{
+    id: string;
+    subject_key: string;
+    subject: unknown;
+    kind: string;
+    opened_at: Date;
+    open_evidence: unknown;
+    backup_channels: string[] | null;
+  }>(
+    `SELECT id, subject_key, subject, kind, opened_at, open_evidence, backup_channels FROM forewarn.incidents
+      WHERE detector = $1 AND subject_key = ANY ($2::text[]) AND resolved_at IS NULL
+      ORDER BY opened_at, id`,
+    [detector, subjectKeys],
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    subjectKey: r.subject_key,
+    subject: r.subject,
+    kind: r.kind,
+    openedAt: r.opened_at.getTime(),
+    evidence: r.open_evidence,
+    backupChannels: r.backup_channels ?? [],
+  }));
+}
+
+/** When a detector last evaluated a tick, epoch ms, without reading its (large) state; null before the first. */
+export async function readEvaluatedAt(db: Queryable, detector: string): Promise<number | null> {
+  const { rows } = await db.query<{ evaluated_at: Date | null }>(
+    'SELECT evaluated_at FROM forewarn.detector_state WHERE detector = $1',
+    [detector],
+  );
+  return rows[0]?.evaluated_at?.getTime() ?? null;
+}

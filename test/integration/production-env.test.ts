@@ -52,9 +52,13 @@ function refusal(result: CliResult): string[] {
 
 const PUBLIC_URL = 'https://notify.example.com';
 const API_TOKEN = 'api-token-never-printed-0123456789abcdef';
+const ADMIN_TOKEN = 'admin-token-never-printed-0123456789abcdef';
+const ADMIN_TOKEN_LINE =
+  'environment variable FOREWARN_ADMIN_TOKEN: required with NODE_ENV=production by the HTTP route /admin/queues: ' +
+  'expected at least 32 characters, known to ops only (the queue dashboard and the template studio ask for it, as a bearer token or as the password of basic auth), got nothing';
 const API_TOKEN_LINE =
-  'environment variable FOREWARN_API_TOKEN: required with NODE_ENV=production by the HTTP route /api/preferences: ' +
-  'expected at least 32 characters, known to the platform (its calls to the preferences API carry it as a bearer token), got nothing';
+  'environment variable FOREWARN_API_TOKEN: required with NODE_ENV=production by the HTTP route /api/preferences and the HTTP route /api/channels/status: ' +
+  'expected at least 32 characters, known to the platform (its calls to the preferences and channel-status APIs carry it as a bearer token), got nothing';
 
 describe('NODE_ENV=production, forewarn start refuses to start', () => {
   it('without SMTP_URL, FOREWARN_LINK_SECRET and FOREWARN_PUBLIC_URL, naming each and what it expects', async () => {
@@ -99,7 +103,7 @@ describe('NODE_ENV=production, forewarn start refuses to start', () => {
     expect(result.stderr).not.toContain(SMTP_PASSWORD);
   });
 
-  it('--role http without FOREWARN_LINK_SECRET, FOREWARN_PUBLIC_URL and FOREWARN_API_TOKEN, naming each and the routes that need them', async () => {
+  it('--role http without FOREWARN_LINK_SECRET, FOREWARN_PUBLIC_URL, FOREWARN_API_TOKEN and FOREWARN_ADMIN_TOKEN, naming each and the routes that need them', async () => {
     const lines = refusal(
       await start({ NODE_ENV: 'production', FOREWARN_HTTP_PORT: '0' }, ['--role', 'http']),
     );
@@ -112,6 +116,7 @@ describe('NODE_ENV=production, forewarn start refuses to start', () => {
         "expected the http(s) URL where users reach forewarn's HTTP role, e.g. https://notify.example.com " +
         '(links in messages point there), got nothing',
       API_TOKEN_LINE,
+      ADMIN_TOKEN_LINE,
     ]);
   });
 
@@ -122,6 +127,7 @@ describe('NODE_ENV=production, forewarn start refuses to start', () => {
           NODE_ENV: 'production',
           FOREWARN_LINK_SECRET: LINK_SECRET,
           FOREWARN_PUBLIC_URL: PUBLIC_URL,
+          FOREWARN_ADMIN_TOKEN: ADMIN_TOKEN,
           FOREWARN_HTTP_PORT: '0',
         },
         ['--role', 'http'],
@@ -136,6 +142,7 @@ describe('NODE_ENV=production, forewarn start refuses to start', () => {
         NODE_ENV: 'production',
         FOREWARN_LINK_SECRET: LINK_SECRET,
         FOREWARN_API_TOKEN: API_TOKEN,
+        FOREWARN_ADMIN_TOKEN: ADMIN_TOKEN,
         FOREWARN_HTTP_PORT: '0',
       },
       ['--role', 'http'],
@@ -147,6 +154,7 @@ describe('NODE_ENV=production, forewarn start refuses to start', () => {
     );
     expect(result.stderr).not.toContain(LINK_SECRET);
     expect(result.stderr).not.toContain(API_TOKEN);
+    expect(result.stderr).not.toContain(ADMIN_TOKEN);
   });
 
   it('for the roles that need them only when those roles are asked for', async () => {
@@ -184,7 +192,7 @@ describe('starting', () => {
     expect(daemon.stderr).not.toContain(LINK_SECRET);
   });
 
-  it('in production, an HTTP replica with the link secret, the public URL and the API token, SMTP_URL not needed', async () => {
+  it('in production, an HTTP replica with the link secret, the public URL, the API and admin tokens, SMTP_URL not needed', async () => {
     const { env } = await fixture();
     const daemon = daemons.start(
       {
@@ -193,6 +201,7 @@ describe('starting', () => {
         FOREWARN_LINK_SECRET: LINK_SECRET,
         FOREWARN_PUBLIC_URL: 'https://notify.example.com',
         FOREWARN_API_TOKEN: API_TOKEN,
+        FOREWARN_ADMIN_TOKEN: ADMIN_TOKEN,
         FOREWARN_HTTP_PORT: '0',
       } as DaemonEnv,
       ['--role', 'http'],
@@ -205,10 +214,18 @@ describe('starting', () => {
       headers: { authorization: `Bearer ${API_TOKEN}` },
     });
     expect(api.status).toBe(200);
+    // So does the queue dashboard, with the daemon's own queues.
+    const board = await fetch(new URL('/admin/queues/api/queues', String(started.http)), {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    expect(board.status).toBe(200);
+    expect(((await board.json()) as { queues: unknown[] }).queues).toHaveLength(4);
+    expect((await fetch(new URL('/admin/queues', String(started.http)))).status).toBe(401);
     daemon.signal('SIGTERM');
     expect((await daemon.waitForExit(START_TIMEOUT_MS)).code).toBe(0);
     expect(daemon.stderr).not.toContain(LINK_SECRET);
     expect(daemon.stderr).not.toContain(API_TOKEN);
+    expect(daemon.stderr).not.toContain(ADMIN_TOKEN);
   });
 
   it('in production, a scheduler and detection replica needs neither', async () => {

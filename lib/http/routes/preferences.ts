@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { USER_CHANNELS } from '../../config/schema.ts';
 import { categories, type Category } from '../../messages/kind.ts';
 import { canOptOut, readPreferences, savePreferences, type Preference } from '../../policy/preferences.ts';
-import { bearerMatches } from '../auth.ts';
+import { requireApiToken } from '../auth.ts';
 import type { HttpDeps, HttpRoutes } from '../deps.ts';
 
 const PATH = '/api/preferences/:userId';
@@ -127,14 +127,7 @@ export const preferencesRoutes: HttpRoutes = {
         { component: 'http', code: 'FW_API_UNAUTHORIZED' },
         'FOREWARN_API_TOKEN is not set: the preferences API refuses every call',
       );
-    const authenticate = async (request: FastifyRequest, reply: FastifyReply) => {
-      if (bearerMatches(request.headers.authorization, deps.apiToken)) return;
-      request.log.info({ route: PATH, status: 401 }, 'api call refused');
-      return reply.code(401).header('www-authenticate', 'Bearer realm="forewarn"').send({
-        error: 'FW_API_UNAUTHORIZED',
-        message: 'expected an Authorization: Bearer <token> header with the FOREWARN_API_TOKEN',
-      });
-    };
+    const authenticate = requireApiToken(deps.apiToken, PATH);
     // A plugin of its own, for an error handler of its own: an API client gets JSON whatever it
     // accepts (a body that is not JSON, or of another content type, included).
     void server.register(async (api) => {
