@@ -418,7 +418,10 @@ export function renderReportHtml(page: ReportPage): string {
   const { js, css } = uplot();
   const title = `Backtest of ${page.detector}, ${utc(page.fromMs)} to ${utc(page.toMs)} UTC`;
   const configs = page.runs
-    .map((run, r) => `${b ? `<b>${RUN_NAMES[r]}</b>: ` : ''}${escapeHtml(run.config)} (${run.ticks} ticks)`)
+    .map(
+      (run, r) =>
+        `${b ? `<b>${RUN_NAMES[r]}</b>: ` : ''}${escapeHtml(run.config)} (${run.ticks} ticks, the warm-up included)`,
+    )
     .join('; ');
   const spanKey = page.runs
     .map(
