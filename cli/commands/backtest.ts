@@ -1,9 +1,14 @@
 // `forewarn backtest`: replay a detector over stored history to see what would have fired.
+import { stat, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import { createPool } from '../../lib/db/pool.ts';
+import { renderReportHtml, type ReportRun } from '../../lib/backtest/report-html.ts';
+import type { Config } from '../../lib/config/schema.ts';
+import type { Env } from '../../lib/env.ts';
+import { createPool, type Pool } from '../../lib/db/pool.ts';
 import type { Detector } from '../../lib/detection/detector.ts';
 import { registeredDetectors } from '../../lib/detection/registry.ts';
-import { UsageError } from '../../lib/errors.ts';
+import { ForewarnError, UsageError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { parseChoice, parseDuration, parseTime } from '../args.ts';
 import { commandConfig, commandEnv } from './shared.ts';
@@ -27,9 +32,17 @@ export function registerBacktest(program: Command): void {
     .option('--step <duration>', 'time between ticks (multiple of 5s)', parseDuration, 15_000)
     .option('--config <file>', 'config file with the thresholds to try (default: $FOREWARN_CONFIG)')
     .addOption(
-      new Option('--format <format>', 'json: one array on stdout; table: a summary for people')
-        .choices(['table', 'json'])
+      new Option(
+        '--format <format>',
+        'json: one array on stdout; table: a summary for people; html: a page with charts (needs --out)',
+      )
+        .choices(['table', 'json', 'html'])
         .default('table'),
+    )
+    .option('--out <file>', 'with --format html: where to write the page (self-contained, opens offline)')
+    .option(
+      '--compare <file>',
+      "with --format html: replay again with this config and show both runs' incidents side by side",
     )
     .action(
       async (options: {
@@ -38,30 +51,34 @@ export function registerBacktest(program: Command): void {
         to: number;
         step: number;
         config?: string;
-        format: 'table' | 'json';
+        format: 'table' | 'json' | 'html';
+        out?: string;
+        compare?: string;
       }) => {
         if (options.to <= options.from) throw new UsageError('--to: expected a time after --from');
         if (options.step % 5_000 !== 0)
           throw new UsageError(`--step: expected a multiple of 5s, got ${options.step / 1000}s`);
+        if (options.format === 'html' && options.out === undefined)
+          throw new UsageError(
+            '--format html: expected --out <file>, the page to write (e.g. --out report.html)',
+          );
+        if (options.format !== 'html' && options.out !== undefined)
+          throw new UsageError(
+            `--out: only with --format html (got --format ${options.format}); json and table go to stdout`,
+          );
+        if (options.format !== 'html' && options.compare !== undefined)
+          throw new UsageError(`--compare: only with --format html (got --format ${options.format})`);
+        if (options.out !== undefined) await checkWritableDir(options.out);
         const { env, logger } = commandEnv();
         const config = await commandConfig(env, options.config);
+        const compared = options.compare === undefined ? null : await compareConfig(env, options.compare);
         const db = createPool(env.platformDatabaseUrl, { applicationName: 'forewarn-backtest', max: 3 });
-        const progress = progressPrinter();
         try {
           const detector = replayable.find((d) => d.id === options.detector)!;
           const storedState = await readStoredState(env.databaseUrl, detector, logger);
-          const report = await detector.backtest!({
-            platformDb: db,
-            schema: env.platformSchema,
-            settings: detector.settingsOf(config),
-            fromMs: options.from,
-            toMs: options.to,
-            stepMs: options.step,
-            warmupMs: config.backtest.warmupMinutes * 60_000,
-            storedState,
-            onProgress: progress,
-          });
-          if (process.stderr.isTTY) process.stderr.write('\n');
+          const replay = (runConfig: Config) =>
+            runBacktest(detector, db, env.platformSchema, runConfig, storedState, options);
+          const report = await replay(config);
           for (const row of report.skippedSample) {
             logger.warn(
               {
@@ -75,7 +92,32 @@ export function registerBacktest(program: Command): void {
             );
           }
           logger.info({ component: 'backtest', detector: detector.id, ...report.stats }, 'backtest finished');
-          if (options.format === 'json') {
+          if (options.format === 'html') {
+            const runs: ReportRun[] = [
+              { config: options.config ?? env.configPath, part: report.report!, ticks: report.ticks },
+            ];
+            if (compared) {
+              const other = await replay(compared);
+              logger.info(
+                { component: 'backtest', detector: detector.id, config: options.compare, ...other.stats },
+                'backtest of --compare finished',
+              );
+              runs.push({ config: options.compare!, part: other.report!, ticks: other.ticks });
+            }
+            const html = renderReportHtml({
+              detector: detector.id,
+              fromMs: options.from,
+              toMs: options.to,
+              stepMs: options.step,
+              generatedAt: Date.now(),
+              runs: runs as [ReportRun] | [ReportRun, ReportRun],
+            });
+            await writeFile(options.out!, html);
+            process.stdout.write(
+              `wrote ${options.out} (${(Buffer.byteLength(html) / 1024 / 1024).toFixed(2)} MB): ` +
+                `${runs.map((r) => `${r.part.incidents.length} incident(s)`).join(' vs ')}\n`,
+            );
+          } else if (options.format === 'json') {
             process.stdout.write(`${JSON.stringify(report.incidents)}\n`);
           } else {
             process.stdout.write(report.summary);
@@ -85,6 +127,51 @@ export function registerBacktest(program: Command): void {
         }
       },
     );
+}
+
+/** One replay of the detector with one config; with --format html it records the report's series. */
+async function runBacktest(
+  detector: Detector,
+  db: Pool,
+  schema: string,
+  config: Config,
+  storedState: unknown,
+  options: { from: number; to: number; step: number; format: string },
+) {
+  const report = await detector.backtest!({
+    platformDb: db,
+    schema,
+    settings: detector.settingsOf(config),
+    fromMs: options.from,
+    toMs: options.to,
+    stepMs: options.step,
+    warmupMs: config.backtest.warmupMinutes * 60_000,
+    storedState,
+    onProgress: progressPrinter(),
+    ...(options.format === 'html' ? { report: {} } : {}),
+  });
+  if (process.stderr.isTTY) process.stderr.write('\n');
+  return report;
+}
+
+/** The --compare config, its errors said as --compare's (the run's own config is --config's). */
+async function compareConfig(env: Env, file: string): Promise<Config> {
+  try {
+    return await commandConfig(env, file);
+  } catch (error) {
+    if (error instanceof ForewarnError) {
+      error.message = `--compare: ${error.message}`;
+    }
+    throw error;
+  }
+}
+
+/** Refuses an --out in a folder that does not exist before replaying, not after. */
+async function checkWritableDir(out: string): Promise<void> {
+  const dir = dirname(resolve(out));
+  const found = await stat(dir).catch(() => null);
+  if (!found?.isDirectory())
+    throw new UsageError(`--out ${out}: expected a file in an existing folder; ${dir} is not a folder`);
 }
 
 /**

@@ -1,9 +1,14 @@
 // Runs the detector tick by tick over attempts streamed in creation order: the core of
 // `forewarn backtest`, and how unit tests drive the detector through a whole synthetic day.
 // Memory is bounded by the longest window, whatever the length of the history.
-import { DETECTOR, detectPaymentHealth, initialPaymentHealthState } from './detect.ts';
+import {
+  DETECTOR,
+  detectPaymentHealth,
+  initialPaymentHealthState,
+  type PaymentHealthFindings,
+} from './detect.ts';
 import { SignalBuilder, type ObservedAttempt } from './observe.ts';
-import { BUCKET_MS, settledFromFor } from './signals.ts';
+import { BUCKET_MS, pairKey, settledFromFor } from './signals.ts';
 import { lookback, thresholdsFor, windowLengths, type PaymentHealthSettings } from './thresholds.ts';
 import type {
   Evidence,
@@ -24,6 +29,8 @@ export interface ReplayedIncident {
   resolveReason: ResolveReason | null;
   evidence: Evidence;
   backupChannels: string[];
+  /** The first tick of the degraded run that opened it; null when it came open with the state. */
+  firstDegradedAt: number | null;
 }
 
 export interface ReplayOptions {
@@ -36,6 +43,8 @@ export interface ReplayOptions {
   /** State to start from, e.g. the live daemon's; its baselines are kept, its open incidents too. */
   initialState?: PaymentHealthState;
   onProgress?: (progress: { ticksDone: number; ticksTotal: number }) => void;
+  /** Sees every tick's findings (the backtest report's series). */
+  onTick?: (now: number, findings: PaymentHealthFindings) => void;
 }
 
 export interface ReplayResult {
@@ -91,6 +100,7 @@ export class Replay {
             o.openedAt,
             o.evidence,
             o.backupChannels,
+            null,
           );
       }
     }
@@ -118,7 +128,9 @@ export class Replay {
       this.options.settings,
       now,
     );
+    const previous = this.state;
     this.state = findings.state;
+    this.options.onTick?.(now, findings);
     if (findings.feed.started || findings.feed.ended)
       this.feed.push({ at: now, silent: findings.feed.started });
     for (const change of findings.changes) {
@@ -132,7 +144,18 @@ export class Replay {
             now - change.evidence.windowSeconds * 1000,
           ),
         };
-        this.remember(key, change.subject, change.kind, change.at, evidence, change.backupChannels);
+        // The degraded run that this tick confirmed began at the previous state's degradedSince.
+        const pair = previous.pairs[pairKey(change.subject.channel, change.subject.region)];
+        const run = pair?.kinds[change.kind]?.degradedSince ?? null;
+        this.remember(
+          key,
+          change.subject,
+          change.kind,
+          change.at,
+          evidence,
+          change.backupChannels,
+          run ?? change.at,
+        );
       } else {
         const incident = this.open.get(key);
         if (incident) {
@@ -155,6 +178,7 @@ export class Replay {
     openedAt: number,
     evidence: Evidence,
     backupChannels: string[],
+    firstDegradedAt: number | null,
   ): void {
     const incident: ReplayedIncident = {
       detector: DETECTOR,
@@ -165,6 +189,7 @@ export class Replay {
       resolveReason: null,
       evidence,
       backupChannels,
+      firstDegradedAt,
     };
     this.open.set(key, incident);
     this.incidents.push(incident);

@@ -14,10 +14,13 @@ import {
   type PaymentHealthState,
   type PaymentSubject,
   type ResolveReason,
+  type PaymentHealthFindings,
+  type ReplayedIncident,
 } from '../../detectors/payment-health/index.ts';
 import type { Pool } from '../db/pool.ts';
 import { readInvalidAttempts, streamAttempts } from '../platform/payment-attempts.ts';
 import { readPaymentChannels } from '../platform/payment-channels.ts';
+import { SeriesRecorder, type ReportLayout, type ReportPart } from './report-series.ts';
 
 export interface BacktestOptions {
   platformDb: Pool;
@@ -34,6 +37,8 @@ export interface BacktestOptions {
    */
   storedState?: PaymentHealthState | null;
   onProgress?: (progress: { ticksDone: number; ticksTotal: number }) => void;
+  /** Record the HTML report's series (see lib/backtest/report-series.ts). */
+  report?: { buckets?: number };
 }
 
 export interface BacktestIncident {
@@ -59,7 +64,37 @@ export interface BacktestReport {
   skippedSample: Array<{ table: string; id: string; reason: string }>;
   /** Reading and replaying, interleaved: the replay consumes the stream as it arrives. */
   elapsedMs: number;
+  /** The HTML report's part, when asked for. */
+  report?: ReportPart;
 }
+
+/** What the report draws per channel × region: the failure share and the latency, with their limits. */
+export const REPORT_LAYOUT: ReportLayout = {
+  subjectNoun: 'channel × region',
+  charts: [
+    {
+      title: 'Failure share (failed and timed-out attempts)',
+      unit: 'share',
+      series: [
+        { label: 'failure share', role: 'observed' },
+        { label: 'baseline', role: 'baseline' },
+        { label: 'threshold', role: 'threshold' },
+      ],
+      kinds: ['failures'],
+    },
+    {
+      title: 'Confirmation latency (median)',
+      unit: 'ms',
+      series: [
+        { label: 'median latency', role: 'observed' },
+        { label: 'learned median', role: 'baseline' },
+        { label: 'slow limit', role: 'threshold' },
+      ],
+      kinds: ['slow'],
+    },
+  ],
+};
+const REPORT_SERIES = REPORT_LAYOUT.charts.reduce((n, c) => n + c.series.length, 0);
 
 export async function backtestPaymentHealth(options: BacktestOptions): Promise<BacktestReport> {
   const { settings, fromMs, toMs, stepMs } = options;
@@ -77,7 +112,17 @@ export async function backtestPaymentHealth(options: BacktestOptions): Promise<B
     readPaymentChannels(options.platformDb, options.schema),
     readInvalidAttempts(options.platformDb, { schema: options.schema, fromMs: firstTick, toMs }, 100),
   ]);
+  const recorder = options.report
+    ? new SeriesRecorder({
+        fromMs,
+        toMs,
+        stepMs,
+        seriesCount: REPORT_SERIES,
+        ...(options.report.buckets ? { buckets: options.report.buckets } : {}),
+      })
+    : null;
   const replay = new Replay({
+    ...(recorder ? { onTick: (now: number, f: PaymentHealthFindings) => recordTick(recorder, now, f) } : {}),
     channels: channels.channels,
     settings,
     firstTick,
@@ -133,7 +178,76 @@ export async function backtestPaymentHealth(options: BacktestOptions): Promise<B
       ...channels.invalid.map((r) => ({ table: 'payment_channels', ...r })),
     ],
     elapsedMs: totalMs,
+    ...(recorder
+      ? {
+          report: {
+            layout: REPORT_LAYOUT,
+            incidents: result.incidents
+              .filter((i) => i.resolvedAt === null || i.resolvedAt >= fromMs)
+              .map(reportIncident),
+            subjects: recorder.series(),
+          },
+        }
+      : {}),
   };
+}
+
+export function subjectLabel(subject: PaymentSubject): string {
+  return `${subject.channel} × ${subject.region}`;
+}
+
+/** One tick of every pair: its failure share and latency against their baselines and limits. */
+function recordTick(recorder: SeriesRecorder, now: number, findings: PaymentHealthFindings): void {
+  for (const [key, kinds] of findings.assessments) {
+    const pair = findings.state.pairs[key];
+    if (!pair) continue;
+    const f = kinds.failures;
+    const s = kinds.slow;
+    const latency = s.status === 'unknown' ? null : s.latency;
+    recorder.add(
+      subjectLabel(pair),
+      now,
+      [
+        f.status === 'unknown' ? null : (f.view?.rate ?? null),
+        f.baseline,
+        f.status === 'unknown' ? null : f.threshold,
+        latency?.medianMs ?? null,
+        latency?.baselineMs ?? null,
+        latency?.limitMs ?? null,
+      ],
+      f.status === 'degraded' || s.status === 'degraded',
+    );
+  }
+}
+
+function reportIncident(i: ReplayedIncident): ReportPart['incidents'][number] {
+  return {
+    subject: subjectLabel(i.subject),
+    kind: i.kind,
+    openedAt: i.openedAt,
+    resolvedAt: i.resolvedAt,
+    resolveReason: i.resolveReason,
+    firstDegradedAt: i.firstDegradedAt,
+    evidence: evidenceText(i.kind, i.evidence),
+    backups: i.backupChannels,
+  };
+}
+
+function pct(share: number): string {
+  return `${(share * 100).toFixed(share < 0.1 ? 1 : 0)}%`;
+}
+
+/** The numbers that opened an incident, in one line for ops. */
+export function evidenceText(kind: IncidentKind, e: Evidence): string {
+  const what = kind === 'failures' ? 'failed' : 'slow';
+  let text =
+    `${e.bad}/${e.attempts} ${what} in ${e.windowSeconds}s (${pct(e.rate)}), from ${e.users} users; ` +
+    `lower bound ${pct(e.lowerBound)} vs threshold ${pct(e.threshold)} (baseline ${pct(e.baseline)})`;
+  if (e.medianLatencyMs !== null && e.baselineLatencyMs !== null)
+    text += `; median ${Math.round(e.medianLatencyMs)} ms vs ${Math.round(e.baselineLatencyMs)} ms learned`;
+  const codes = e.topErrorCodes ?? [];
+  if (codes.length > 0) text += `; codes ${codes.map((c) => `${c.code} ×${c.count}`).join(', ')}`;
+  return text;
 }
 
 /** The learned baselines of a stored state, without its incidents, timers or clock. */

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { cronExpression } from '../config/cron.ts';
 import type { Config } from '../config/schema.ts';
+import type { ReportPart } from '../backtest/report-series.ts';
 import type { Pool, PoolClient, Queryable } from '../db/pool.ts';
 import type { CauseChange, RecordedChange } from '../incidents/store.ts';
 import type { Logger } from '../logger.ts';
@@ -125,6 +126,11 @@ export interface BacktestRun<Settings> {
   /** The live daemon's stored state for this detector, when forewarn's database has one. */
   storedState: unknown;
   onProgress?: (progress: { ticksDone: number; ticksTotal: number }) => void;
+  /**
+   * Record the series of the HTML report (`--format html`): the backtest then returns `report`,
+   * its charts per subject downsampled to about `buckets` buckets (lib/backtest/report-series.ts).
+   */
+  report?: { buckets?: number };
 }
 
 export interface BacktestOutcome {
@@ -136,6 +142,8 @@ export interface BacktestOutcome {
   skippedSample: Array<{ table: string; id: string; reason: string }>;
   /** The summary for people (`--format table`). */
   summary: string;
+  /** What the HTML report draws, when `run.report` asked for it. */
+  report?: ReportPart;
 }
 
 /**

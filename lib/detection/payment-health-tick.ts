@@ -261,6 +261,7 @@ export const paymentHealth = defineDetector({
       },
       skippedSample: report.skippedSample,
       summary: backtestSummary(report.incidents, report.ticks),
+      ...(report.report ? { report: report.report } : {}),
     };
   },
 });

@@ -61,6 +61,8 @@ const SPINE_MODULES = [
   'lib/config/load.ts',
   'cli/commands/run.ts',
   'cli/commands/backtest.ts',
+  'lib/backtest/report-series.ts',
+  'lib/backtest/report-html.ts',
   'cli/commands/config.ts',
   'cli/commands/deliveries.ts',
 ];
