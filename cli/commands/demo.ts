@@ -58,7 +58,7 @@ export function registerDemo(program: Command): void {
           await runDemo({ env, logger, databaseUrl, say });
           say('Done.');
         } finally {
-          await new Promise<void>((done) => logger.flush(() => done()));
+          // No await on a flush here: pino writes what is left in the file's buffer as the process exits.
           if (options.logs === 'file') say(`JSON logs: ${shown}`);
         }
       },
