@@ -3,7 +3,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'outbox/**', 'previews/**', 'coverage/**', 'scratch/**'] },
+  { ignores: ['node_modules/**', 'outbox/**', 'previews/**', 'coverage/**', 'scratch/**', 'dist/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

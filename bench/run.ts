@@ -1,6 +1,6 @@
 // `npm run bench [name...]`: runs the benchmarks and prints their figures. Benchmarks measure;
 // they never fail a build. Names: backtest, detection, email, fanout, inactivity, inventory, policy, restock,
-// scenarios, slow-relay.
+// scenarios, slow-relay, startup.
 import { benchBacktest } from './backtest.ts';
 import { benchEmailDelivery } from './delivery.ts';
 import { benchDetection } from './detection.ts';
@@ -11,6 +11,7 @@ import { benchRestock } from './restock.ts';
 import { benchInventory } from './inventory.ts';
 import { benchScenarios } from './scenarios.ts';
 import { benchSlowRelay } from './slow-relay.ts';
+import { benchStartup } from './startup.ts';
 import { print, type BenchResult } from './support.ts';
 
 const benches: Record<string, () => Promise<BenchResult>> = {
@@ -24,6 +25,7 @@ const benches: Record<string, () => Promise<BenchResult>> = {
   policy: benchPolicy,
   scenarios: benchScenarios,
   'slow-relay': benchSlowRelay,
+  startup: benchStartup,
 };
 
 const wanted = process.argv.slice(2);

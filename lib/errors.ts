@@ -8,6 +8,8 @@ export const errorCodes = {
   FW_ENV_INVALID: 'An environment variable holds a value of the wrong form.',
   FW_ENV_MISSING: 'NODE_ENV is production and a setting that a part of the daemon needs is not set.',
   FW_USAGE: 'A command-line argument is unknown or malformed.',
+  FW_BUILD_MISSING:
+    'The compiled build (dist/) is missing, and NODE_ENV=production or FOREWARN_CODE=dist runs the compiled code.',
   FW_MIGRATION_FAILED: 'A schema migration failed; the transaction was rolled back.',
   FW_SERVICE_UNREACHABLE: 'PostgreSQL or Redis could not be reached.',
   FW_SCHEMA_OUTDATED: "forewarn's own schema is missing or older than this version; run `forewarn migrate`.",

@@ -7,10 +7,11 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { ForewarnError } from '../errors.ts';
+import { fromPackageRoot } from '../package-root.ts';
 import type { Logger } from '../logger.ts';
 import { ensureDeploymentId } from './deployment.ts';
 
-export const MIGRATIONS_DIR = new URL('../../migrations/', import.meta.url).pathname;
+export const MIGRATIONS_DIR = fromPackageRoot('migrations');
 /** Arbitrary constant: the advisory lock key that serialises migrations. */
 const MIGRATION_LOCK = 7_305_011_001;
 

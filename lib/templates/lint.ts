@@ -3,15 +3,15 @@
 // declare, the required locales and channels, a render of every template with the kind's
 // sample data and each of its variants, and (both-ways.ts) the same message from the fast path
 // and from a full render for hostile and borderline values.
-import { fileURLToPath } from 'node:url';
 import { templateKinds } from '../../templates/kinds.ts';
+import { fromPackageRoot } from '../package-root.ts';
 import { compareBothWays } from './both-ways.ts';
 import { validateTemplateData } from './data.ts';
 import { TemplateError, type TemplateProblem } from './errors.ts';
 import { renderCompiled } from './render.ts';
 import { createEngines, readTemplateSet, type Engines, type TemplateSet } from './source.ts';
 
-const KINDS_FILE = fileURLToPath(new URL('../../templates/kinds.ts', import.meta.url));
+const KINDS_FILE = fromPackageRoot('templates', 'kinds.ts');
 
 export interface InspectOptions {
   /**

@@ -1,7 +1,7 @@
 // Message templates, loaded once from a directory and rendered on demand. The store loads only a
 // directory that passes `lintTemplates`, so at run time the remaining failures are data that
 // breaks a kind's schema or a user's locale with no template (which gets zh-CN).
-import { fileURLToPath } from 'node:url';
+import { fromPackageRoot } from '../package-root.ts';
 import {
   isTemplateKind,
   templateKinds,
@@ -22,7 +22,7 @@ export type { RenderedMessage } from './render.ts';
 export { validateTemplateData } from './data.ts';
 
 /** The shipped templates: `templates/` at the root of the project. */
-export const defaultTemplatesDir = fileURLToPath(new URL('../../templates', import.meta.url));
+export const defaultTemplatesDir = fromPackageRoot('templates');
 
 export interface RenderRequest<K extends TemplateKind> {
   kind: K;
