@@ -41,6 +41,8 @@ export const errorCodes = {
   FW_API_INVALID: 'A preferences API call named a malformed user id or carried a body of the wrong form.',
   FW_LINK_SUBJECT_UNKNOWN:
     'The HTTP role refused a signed link whose product the platform does not have. Nothing was changed.',
+  FW_STUDIO_REFUSED:
+    'The template studio refused a request: a test send to an address not on the allow-list, a save of a template with problems, an unknown template, or sample data that is not JSON.',
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -1,6 +1,8 @@
 // What the HTTP role's routes are given: forewarn's database (writes), the platform's (reads, maybe
 // another server: never joined with forewarn's tables), the link keys and a clock.
 import type { FastifyInstance } from 'fastify';
+import type { EmailSender } from '../channels/email.ts';
+import type { Config } from '../config/schema.ts';
 import type { Pool } from '../db/pool.ts';
 import type { LinkKeyring } from '../links.ts';
 import type { Logger } from '../logger.ts';
@@ -16,6 +18,11 @@ export interface HttpDeps {
   apiToken?: string | undefined;
   /** Ops tools' token (FOREWARN_ADMIN_TOKEN, lib/http/auth.ts adminMatches); unset, they refuse every call. */
   adminToken?: string | undefined;
+  /**
+   * The template studio at /admin/studio: the templates the daemon renders, its email sender and
+   * its config (the test-send allow-list). Absent: no studio routes.
+   */
+  studio?: { templatesDir: string; email: () => EmailSender; config: () => Config } | undefined;
   /** Epoch ms; tokens expire by it. */
   now: () => number;
 }

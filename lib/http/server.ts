@@ -9,6 +9,7 @@ import { wantsJson } from './refusals.ts';
 import { healthzRoutes } from './routes/healthz.ts';
 import { preferencesRoutes } from './routes/preferences.ts';
 import { restockRoutes } from './routes/restock.ts';
+import { studioRoutes } from './routes/studio.ts';
 import { unsubscribeRoutes } from './routes/unsubscribe.ts';
 import { addSecurityHeaders } from './security.ts';
 import { problemPage } from './pages.ts';
@@ -16,7 +17,13 @@ import { problemPage } from './pages.ts';
 export type { HttpDeps } from './deps.ts';
 
 /** Every route module the role serves. */
-const ROUTES: readonly HttpRoutes[] = [healthzRoutes, restockRoutes, unsubscribeRoutes, preferencesRoutes];
+const ROUTES: readonly HttpRoutes[] = [
+  healthzRoutes,
+  restockRoutes,
+  unsubscribeRoutes,
+  preferencesRoutes,
+  studioRoutes,
+];
 
 /**
  * What the HTTP role stands for in lib/env.ts's production requirements: the role itself and
