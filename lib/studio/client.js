@@ -21,6 +21,7 @@
   let version = null;
   let checkTimer = null;
   let checkSeq = 0;
+  let saving = false; // our own save changes the files: not a change by someone else
 
   async function api(path, body) {
     const response = await fetch(base + '/api/' + path, {
@@ -172,13 +173,18 @@
   }
 
   async function save() {
-    const { ok, json } = await api('save', { ...current, text: $('source').value });
+    status('保存中… saving', false);
+    saving = true;
+    const { ok, json } = await api('save', { ...current, text: $('source').value }).finally(() => {
+      saving = false;
+    });
     if (!ok) {
       if (json.problems) showProblems({ problems: json.problems, otherProblems: 0, dataError: null });
       return status('未保存 Not saved: ' + json.message, true);
     }
     saved = $('source').value;
     version = json.version;
+    $('changed').hidden = true;
     updateDirty();
     status('已保存 Saved ' + json.file + (json.problems.length ? '' : ' — lint ok'), false);
   }
@@ -197,7 +203,7 @@
   async function poll() {
     try {
       const { ok, json } = await api('version');
-      if (ok) {
+      if (ok && !saving) {
         if (version !== null && json.version !== version) {
           if (!dirty()) {
             location.reload();
