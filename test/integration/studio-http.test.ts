@@ -3,6 +3,9 @@
 // with it, under its own CSP that lets its served script run; it has no save route; a test send
 // to an address off the allow-list is refused (403) and sends nothing, one to an allowed address
 // arrives by SMTP.
+import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmailSender, type EmailSender } from '../../lib/channels/email.ts';
@@ -22,9 +25,15 @@ let http: RunningHttpServer;
 let smtp: TestSmtpServer;
 let sender: EmailSender;
 let config: Config;
+/** A copy of the templates: should a save route ever appear here, it cannot touch the repository's. */
+let work: string;
+let dir: string;
 const logs = captureLogs('info');
 
 beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'forewarn-studio-http-'));
+  dir = join(work, 'templates');
+  await cp(defaultTemplatesDir, dir, { recursive: true });
   db = await createTestDatabase();
   smtp = await startSmtpServer();
   const shipped = await loadConfigFile(SHIPPED);
@@ -42,7 +51,7 @@ beforeAll(async () => {
       platformSchema: 'platform',
       linkKeys: LINK_KEYS,
       adminToken: TOKEN,
-      studio: { templatesDir: defaultTemplatesDir, email: () => sender, config: () => config },
+      studio: { templatesDir: dir, email: () => sender, config: () => config },
       logger: logs.logger,
       now: Date.now,
     },
@@ -55,6 +64,7 @@ afterAll(async () => {
   await sender?.close();
   await smtp?.close();
   await db?.drop();
+  if (work) await rm(work, { recursive: true, force: true });
 });
 
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -109,6 +119,8 @@ describe('/admin/studio on the HTTP role', () => {
   });
 
   it('has no save route: a replica never rewrites its templates', async () => {
+    const file = join(dir, 'payment-degraded', 'zh-CN.email.liquid');
+    const before = await readFile(file, 'utf8');
     const response = await post('/admin/studio/api/save', {
       kind: 'payment-degraded',
       locale: 'zh-CN',
@@ -116,6 +128,7 @@ describe('/admin/studio on the HTTP role', () => {
       text: '---\nsubject: x\n---\nx',
     });
     expect([404, 405]).toContain(response.status);
+    expect(await readFile(file, 'utf8')).toBe(before);
   });
 
   it('previews and lints an edit without writing it', async () => {

@@ -39,7 +39,8 @@ describe('the test-send allow-list', () => {
   });
 
   it('a dot in a pattern is a dot, not any character', () => {
-    expect(allowedBy('a@exampleXcom.io', ['*@example.com'])).toBeNull();
+    expect(allowedBy('ops@mailxexample.com', ['ops@mail.example.com'])).toBeNull();
+    expect(allowedBy('ops@mail.example.com', ['ops@mail.example.com'])).toBe('ops@mail.example.com');
   });
 
   it('the config refuses patterns that are not an address or allow any domain', () => {
