@@ -180,7 +180,7 @@
     });
     if (!ok) {
       if (json.problems) showProblems({ problems: json.problems, otherProblems: 0, dataError: null });
-      return status('未保存 Not saved: ' + json.message, true);
+      return status('未保存 ' + json.message, true);
     }
     saved = $('source').value;
     version = json.version;

@@ -18,6 +18,8 @@ import { launchBrowser } from '../support/browser.ts';
 const FILE = 'payment-recovered/zh-CN.email.liquid';
 
 let work: string;
+/** Kept after the run, so a person can look at the screenshots (their paths are printed). */
+let shots: string;
 let dir: string;
 let studio: RunningStudio;
 let browser: Browser;
@@ -27,6 +29,7 @@ let sender: EmailSender;
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'forewarn-studio-'));
   dir = join(work, 'templates');
+  shots = await mkdtemp(join(tmpdir(), 'forewarn-studio-shots-'));
   await cp(defaultTemplatesDir, dir, { recursive: true });
   const logger = createLogger({ level: 'warn' });
   sender = createEmailSender({ outboxDir: join(work, 'outbox'), from: 'studio@example.com', logger });
@@ -95,10 +98,10 @@ describe('the local template studio in Chromium', () => {
     expect(await problems.textContent()).toContain('"channelNmae" is not a variable of payment-recovered');
 
     await page.locator('#save').click();
-    await poll(() => page.locator('#status').textContent()).toContain('Not saved');
+    await poll(() => page.locator('#status').textContent()).toContain('not saved');
     expect(await readFile(join(dir, FILE), 'utf8')).toBe(original);
 
-    const screenshot = join(work, 'studio-error.png');
+    const screenshot = join(shots, 'studio-error.png');
     await page.screenshot({ path: screenshot, fullPage: true });
     process.stdout.write(`studio screenshot (an error shown): ${screenshot}\n`);
 
@@ -109,10 +112,9 @@ describe('the local template studio in Chromium', () => {
     await poll(() => page.locator('#status').textContent()).toContain('Saved');
     expect(await readFile(join(dir, FILE), 'utf8')).toBe(edited);
     expect(await lintTemplates(dir)).toEqual([]);
-    const shot = join(work, 'studio-saved.png');
+    const shot = join(shots, 'studio-saved.png');
     await page.screenshot({ path: shot, fullPage: true });
     process.stdout.write(`studio screenshot (saved): ${shot}\n`);
-    await page.screenshot({ path: join(tmpdir(), 'forewarn-studio-last.png'), fullPage: true });
 
     // Someone edits the file on disk: the page reloads and shows it.
     const onDisk = edited.replace('又能用了', '已恢复（磁盘上改的）');
