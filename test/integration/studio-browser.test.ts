@@ -52,7 +52,7 @@ afterAll(async () => {
 });
 
 /** A bounded wait for a condition; the full linter behind a save takes a few seconds on a busy machine. */
-const poll = <T>(read: () => Promise<T> | T) => expect.poll(read, { timeout: 30_000, interval: 100 });
+const poll = <T>(read: () => Promise<T> | T) => expect.poll(read, { timeout: 90_000, interval: 100 });
 
 /** Replaces the editor's whole text as typing would (an input event), so the page re-checks. */
 async function typeSource(text: string): Promise<void> {
@@ -70,7 +70,7 @@ describe('the local template studio in Chromium', () => {
       }
     });
     await page.goto(`${studio.address}/#payment-recovered/zh-CN/email`);
-    await page.waitForSelector('body[data-ready="true"]');
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 90_000 });
     await poll(() => page.locator('#file').textContent()).toBe(FILE);
     await poll(() => page.locator('#subject').textContent()).toContain('微信支付');
     // The variables, explained, with an example from the sample.
@@ -121,17 +121,17 @@ describe('the local template studio in Chromium', () => {
     const reloaded = page.waitForEvent('load');
     await writeFile(join(dir, FILE), onDisk, 'utf8');
     await reloaded;
-    await page.waitForSelector('body[data-ready="true"]');
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 90_000 });
     await poll(() => page.locator('#source').inputValue()).toBe(onDisk);
     await poll(() => page.locator('#subject').textContent()).toBe('【好消息】微信支付已恢复（磁盘上改的）');
     // The strict CSP allowed the studio's own script and nothing broke.
     expect(errors).toEqual([]);
-  }, 90_000);
+  }, 240_000);
 
   it('the sample data is editable and platform data is shown as text, never markup', async () => {
     await page.goto(`${studio.address}/#payment-recovered/en/inapp`);
     await page.reload();
-    await page.waitForSelector('body[data-ready="true"]');
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 90_000 });
     const data = JSON.parse(await page.locator('#data').inputValue()) as Record<string, unknown>;
     data.channelName = '<img src=x onerror=alert(1)>Pay';
     await page.locator('#data').fill(JSON.stringify(data));
@@ -140,5 +140,5 @@ describe('the local template studio in Chromium', () => {
     // Bad JSON is said beside the data, the preview waits.
     await page.locator('#data').fill('{ not json');
     await poll(() => page.locator('#data-error').textContent()).toContain('not valid JSON');
-  }, 60_000);
+  }, 120_000);
 });
