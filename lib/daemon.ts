@@ -6,6 +6,7 @@ import { ConfigStore } from './config/store.ts';
 import { connectionTo, isConnectionError } from './connection-errors.ts';
 import { createContext, type AppContext } from './context.ts';
 import { checkProductionEnv, type Env } from './env.ts';
+import { defaultTemplatesDir } from './templates/store.ts';
 import { HTTP_PARTS, startHttpServer, type RunningHttpServer } from './http/server.ts';
 import { ForewarnError } from './errors.ts';
 import type { Logger } from './logger.ts';
@@ -83,6 +84,7 @@ export async function startDaemon(options: {
           adminToken: env.adminToken,
           config: ctx.config,
           queues: ctx.queues,
+          studio: { templatesDir: defaultTemplatesDir, email: ctx.email, config: ctx.config },
           logger,
           now: Date.now,
         },

@@ -46,6 +46,8 @@ export const errorCodes = {
     'The queue dashboard refused an action (retry, clean, pause, add...): it is read-only (http.adminQueues.readOnly).',
   FW_LINK_SUBJECT_UNKNOWN:
     'The HTTP role refused a signed link whose product the platform does not have. Nothing was changed.',
+  FW_STUDIO_REFUSED:
+    'The template studio refused a request: a test send to an address not on the allow-list, a save of a template with problems, an unknown template, or sample data that is not JSON.',
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;

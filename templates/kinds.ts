@@ -21,11 +21,19 @@ export interface KindDefinition<S extends z.ZodType, C extends readonly Template
   description: string;
   channels: C;
   schema: S;
+  /**
+   * What each variable holds, in plain words for the people who write the templates (the template
+   * studio shows them beside an example from the sample data). One for every variable.
+   */
+  variables: VariableNotes<S>;
   /** Rendered by `templates preview` and by the linter. */
   sample: z.input<S>;
   /** More data the linter renders every template with: the edge cases (nulls, empty lists). */
   variants?: Record<string, z.input<S>>;
 }
+
+/** A note for each top-level variable of a kind's schema (checked by the linter too). */
+export type VariableNotes<S extends z.ZodType> = { readonly [K in keyof z.output<S>]-?: string };
 
 function defineKind<S extends z.ZodType, const C extends readonly TemplateChannel[]>(
   definition: KindDefinition<S, C>,
@@ -302,12 +310,69 @@ const securityCheckupReminderSample: z.input<typeof securityCheckupReminder> = {
   previousStepDays: 3,
 };
 
+/** Notes shared by the kinds that take these variables. */
+const userLinks = {
+  preferencesUrl:
+    'A personal link to the user’s notification settings page (where they choose which messages they get, and how).',
+  unsubscribeUrl:
+    'Email only: a personal one-click link that stops these messages by email. Empty in in-app messages, so put it inside {% if unsubscribeUrl %}.',
+  timeZone:
+    'The reader’s time zone, e.g. Asia/Shanghai. Give it to local_time so times are printed in the reader’s own clock: {{ openedAt | local_time: timeZone, "zh-CN" }}.',
+} as const;
+
+const evidenceNote =
+  'The numbers behind the decision, in parts: attempts and bad (how many payments, how many failed or were slow), rate (the bad share, 0 to 1), baseline (the usual share), threshold (the share that counts as an incident), users (people affected), medianLatencyMs and baselineLatencyMs (confirmation time now and usually, in milliseconds, may be empty), windowSeconds, topErrorCodes (a list of code and count).';
+
+const opsOpenedNotes = {
+  incidentId: 'The incident’s number, as ops see it in the dashboard and in `forewarn incidents show`.',
+  detector: 'Which watcher found it, e.g. payment-health.',
+  channel: 'The payment channel’s technical id, e.g. wechat_pay.',
+  channelName: 'The payment channel’s name as shoppers see it, e.g. 微信支付 (from the platform).',
+  region: 'The region code, e.g. CN-GD for Guangdong.',
+  kind: 'What is wrong: "failures" (payments fail) or "slow" (payments take long to confirm).',
+  openedAt: 'When the incident opened. Print it with local_time and timeZone.',
+  timeZone: 'The time zone ops read times in (the config’s timezone). Give it to local_time.',
+  evidence: evidenceNote,
+  backupChannels:
+    'The other channels that work in the region, best first (technical ids; may be an empty list).',
+  dashboardUrl: 'A link to the incident in the ops dashboard; empty when no dashboard is configured.',
+} as const;
+
+const securityCheckupNotes = {
+  siteName: 'The shop’s name, as configured, e.g. 示例卡盟.',
+  lastActiveDate:
+    'The date of the user’s last activity (or of signing up, when neverSignedIn), already written in the user’s language and time zone, e.g. 2026年11月30日. Print it as it is.',
+  timezone: 'The user’s time zone, e.g. Asia/Shanghai: the zone lastActiveDate is written in.',
+  neverSignedIn:
+    'Yes (true) when the user never signed in after signing up; then lastActiveDate is the sign-up date.',
+  idleDays: 'How many whole days the account has had no activity.',
+  stepDays: 'The step of the check-up reached: after 3, 30, ... days without activity.',
+  securityUrl:
+    'The shop’s own account-security page (email only); empty when none is configured, then show no link at all.',
+} as const;
+
 export const templateKinds = {
   'payment-degraded': defineKind({
     audience: 'users',
     description:
       'A payment channel is failing or slow to confirm in the user’s region: what is happening, what to use instead.',
     channels: ['email', 'inapp'],
+    variables: {
+      userName:
+        'The user’s display name on the platform, e.g. 小林; empty when they have none, so write {% if userName %}.',
+      channelName: 'The payment channel’s name as shoppers see it, e.g. 微信支付 (from the platform).',
+      region: 'The user’s region code, e.g. CN-GD for Guangdong.',
+      issue: 'What is wrong: "failures" (payments fail) or "slow" (payments take long to confirm).',
+      backupChannelName:
+        'The best other payment channel to use instead, e.g. 支付宝; empty when there is none.',
+      backupChannelNames:
+        'All the other channels that work, best first (a list, may be empty): loop over it with {% for name in backupChannelNames %}.',
+      openedAt: 'When the trouble started. Print it with local_time and timeZone.',
+      timeZone: userLinks.timeZone,
+      payUrl: 'The link to the recharge page.',
+      preferencesUrl: userLinks.preferencesUrl,
+      unsubscribeUrl: userLinks.unsubscribeUrl,
+    },
     schema: z
       .object({
         /** Platform data; null when the user has no display name. */
@@ -366,6 +431,17 @@ export const templateKinds = {
     audience: 'users',
     description: 'The channel a user was warned about works normally again; nothing to do.',
     channels: ['email', 'inapp'],
+    variables: {
+      userName:
+        'The user’s display name on the platform, e.g. 小林; empty when they have none, so write {% if userName %}.',
+      channelName: 'The payment channel that works again, as shoppers see it, e.g. 微信支付.',
+      region: 'The user’s region code, e.g. CN-GD for Guangdong.',
+      recoveredAt: 'When the channel worked normally again. Print it with local_time and timeZone.',
+      timeZone: userLinks.timeZone,
+      payUrl: 'The link to the recharge page.',
+      preferencesUrl: userLinks.preferencesUrl,
+      unsubscribeUrl: userLinks.unsubscribeUrl,
+    },
     schema: z
       .object({
         /** Platform data; null when the user has no display name. */
@@ -411,6 +487,7 @@ export const templateKinds = {
     audience: 'ops',
     description: 'An incident opened: the numbers behind it, for the ops team.',
     channels: ['email'],
+    variables: opsOpenedNotes,
     schema: opsIncidentOpened,
     sample: opsSampleOpened,
     variants: {
@@ -438,6 +515,14 @@ export const templateKinds = {
     audience: 'ops',
     description: 'An incident resolved: how long it lasted and the numbers that ended it.',
     channels: ['email'],
+    variables: {
+      ...opsOpenedNotes,
+      resolvedAt: 'When the incident ended. Print it with local_time and timeZone.',
+      durationMinutes: 'How long the incident lasted, in minutes.',
+      reason:
+        'Why it ended: "recovered" (works again), "unobserved" (no more payments to judge), "relearned" (the new level became the normal one).',
+      resolveEvidence: 'The numbers that ended it, in the same parts as evidence.',
+    },
     schema: opsIncidentOpened
       .extend({
         resolvedAt: isoTime,
@@ -500,6 +585,16 @@ export const templateKinds = {
     description:
       'A product the user has a pending order for is running short: delivery may be delayed; a restock reminder is offered.',
     channels: ['email', 'inapp'],
+    variables: {
+      productName: 'The product’s name, e.g. Steam 钱包充值卡 100 元 (from the platform).',
+      pendingOrders: 'How many orders for it the user is waiting on (1 or more).',
+      earliestOrderedAt:
+        'When the user placed the earliest of those orders. Print it with local_time and timeZone.',
+      timeZone: userLinks.timeZone,
+      restockUrl: 'A personal link: ask to be told when the product is back in stock.',
+      preferencesUrl: userLinks.preferencesUrl,
+      unsubscribeUrl: userLinks.unsubscribeUrl,
+    },
     schema: z
       .object({
         /** Platform data: the product's name. */
@@ -546,6 +641,21 @@ export const templateKinds = {
     description:
       'A product turned low on stock: its stock, sales per day, days of cover and pending orders, for the ops team.',
     channels: ['email'],
+    variables: {
+      incidentId: opsOpenedNotes.incidentId,
+      productId: 'The product’s technical id, e.g. steam-cn-100.',
+      productName: 'The product’s name, e.g. Steam 钱包充值卡 100 元 (from the platform).',
+      stock: 'Units in stock now.',
+      threshold: 'The stock level that counts as low for this product.',
+      salesPerDay: 'Units sold per day lately (may have decimals: round it).',
+      daysOfCover: 'How many days the stock lasts at that pace; empty when nothing sold.',
+      pendingOrders: 'Orders waiting for this product.',
+      pendingUnits: 'Units those orders need.',
+      reason: 'Why it is low: "threshold" (at or under the threshold) or "cover" (too few days of cover).',
+      openedAt: 'When it was found. Print it with local_time and timeZone.',
+      timeZone: opsOpenedNotes.timeZone,
+      dashboardUrl: opsOpenedNotes.dashboardUrl,
+    },
     schema: opsStockLow,
     sample: opsSampleStockLow,
     variants: {
@@ -569,6 +679,16 @@ export const templateKinds = {
     description:
       'Most payment pairs went silent at once (the platform data feed looks stalled), or attempts arrive again.',
     channels: ['email'],
+    variables: {
+      detector: opsOpenedNotes.detector,
+      state: '"silent" (the platform’s payment data stopped arriving) or "resumed" (it arrives again).',
+      silentSince: 'When the data stopped. Print it with local_time and timeZone.',
+      timeZone: opsOpenedNotes.timeZone,
+      resumedAt: 'When the data came back; empty while it is still silent.',
+      silentPairs: 'How many channel-and-region pairs went quiet.',
+      seenPairs: 'How many pairs had payments in the last day.',
+      openIncidents: 'Incidents kept open meanwhile.',
+    },
     schema: z
       .object({
         detector: z.string().min(1),
@@ -613,6 +733,15 @@ export const templateKinds = {
     description:
       'Ops alerts of one group (the same region, the same error code) that came within notifications.ops.groupWaitSeconds of the first, as one email listing each with its own subject and text.',
     channels: ['email'],
+    variables: {
+      groupKey: 'What the alerts have in common, as one word, e.g. region:CN-GD.',
+      groupBy: 'The kind of thing they share, e.g. region or code; empty when the key has none.',
+      groupValue: 'The shared value, e.g. CN-GD.',
+      count: 'How many alerts are in this email (2 or more).',
+      waitSeconds: 'How long the first alert waited for the others, in seconds.',
+      alerts:
+        'The alerts, each with its subject and its text as paragraphs of lines: loop over it with {% for alert in alerts %}.',
+    },
     schema: z
       .object({
         /** The key the alerts share, e.g. `region:CN-GD`, `code:BANK_DECLINED`. */
@@ -700,6 +829,20 @@ export const templateKinds = {
     description:
       'An error code spiked: a normally rare code reached its count in the rolling window, or a code’s rate jumped well above its own baseline.',
     channels: ['email'],
+    variables: {
+      incidentId: opsOpenedNotes.incidentId,
+      code: 'The error code that spiked, e.g. RISK_REJECTED_3DS (from the platform or the payment gateway).',
+      rule: 'Which rule fired: "count" (a rare code appeared many times) or "surge" (a code’s rate jumped).',
+      countNow: 'How many times it occurred in the rule’s window now.',
+      countBefore: 'How many it usually has in such a window (may have decimals).',
+      windowMinutes: 'The window’s length in minutes: 10080 is 7 days, 60 is an hour.',
+      openedAt: 'When it was found. Print it with local_time and timeZone.',
+      timeZone: opsOpenedNotes.timeZone,
+      topChannels: 'The channels most affected, each with channel and count (a list, may be empty).',
+      topRegions: 'The regions most affected, each with region and count (a list, may be empty).',
+      exampleAttemptIds: 'Ids of recent payment attempts with the code, newest first (a list).',
+      dashboardUrl: opsOpenedNotes.dashboardUrl,
+    },
     schema: opsErrorSpike,
     sample: opsErrorSpikeSample,
     variants: {
@@ -730,6 +873,18 @@ export const templateKinds = {
     description:
       'A product the user asked to be told about is back in stock: how many are available, where to buy it, and how to stop these alerts. It answers the user’s own request (category requested).',
     channels: ['email', 'inapp'],
+    variables: {
+      productId: 'The product’s technical id, e.g. gc-steam-100.',
+      productName: 'The product’s name, e.g. Steam 充值卡 100 元 (from the platform).',
+      available: 'How many units can be bought now.',
+      wave: '1 for the first alert about this restock, 2, 3, ... for later ones while stock lasts.',
+      restockedAt: 'When it came back in stock. Print it with local_time and timeZone.',
+      timeZone: userLinks.timeZone,
+      productUrl: 'The link to the product’s page.',
+      stopUrl: 'A personal link that stops restock alerts for this product.',
+      preferencesUrl: userLinks.preferencesUrl,
+      unsubscribeUrl: userLinks.unsubscribeUrl,
+    },
     schema: z
       .object({
         productId: z.string().min(1),
@@ -785,6 +940,7 @@ export const templateKinds = {
     description:
       'The first security check-up of an inactivity period (whichever step the user reached first): no activity since a date, so review recent sign-ins and devices, change a password used elsewhere, turn on two-step verification, open the site or app yourself; we never ask for a password or code. A check-up, not an order; no links but the platform’s security page.',
     channels: ['email', 'inapp'],
+    variables: securityCheckupNotes,
     schema: securityCheckup,
     sample: securityCheckupSample,
     variants: securityCheckupVariants,
@@ -794,6 +950,11 @@ export const templateKinds = {
     description:
       'A later security check-up in the same inactivity period (e.g. at 30 days after one at 3): it mentions the earlier note calmly and repeats the checklist, shorter.',
     channels: ['email', 'inapp'],
+    variables: {
+      ...securityCheckupNotes,
+      previousStepDays:
+        'The step of the earlier check-up in this same quiet period, e.g. 3 when this one is at 30.',
+    },
     schema: securityCheckupReminder,
     sample: securityCheckupReminderSample,
     variants: {

@@ -2,7 +2,9 @@
 // before it ships, and render one with sample data into a file a person can open.
 import { relative, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { createEmailSender, type EmailSender } from '../../lib/channels/email.ts';
 import { UsageError } from '../../lib/errors.ts';
+import { startLocalStudio } from '../../lib/studio/local.ts';
 import { formatProblem } from '../../lib/templates/errors.ts';
 import { inspectTemplates } from '../../lib/templates/lint.ts';
 import { readPreviewData, writePreview } from '../../lib/templates/preview.ts';
@@ -14,6 +16,7 @@ import {
   templateKinds,
   type TemplateChannel,
 } from '../../templates/kinds.ts';
+import { commandConfig, commandEnv } from './shared.ts';
 
 export function registerTemplates(program: Command): void {
   const templates = program.command('templates').description('check and preview the message templates');
@@ -91,6 +94,50 @@ export function registerTemplates(program: Command): void {
         for (const file of files) process.stdout.write(`${shown(file)}\n`);
       },
     );
+
+  templates
+    .command('studio')
+    .description(
+      'a web page to edit the templates on this checkout: every kind, locale and channel, previewed live (subject, email HTML, plain text) from editable sample data, lint problems by line as you type, the variables explained, save (refused while the template has problems), a test send to templates.studio.testSendAllow addresses; reloads when a file changes on disk',
+    )
+    .option('--port <port>', 'port to listen on (0: any free port)', '8788')
+    .option('--host <host>', 'address to bind (other machines reach it only if you bind them)', '127.0.0.1')
+    .option('--dir <dir>', 'templates directory (default: the project’s templates/)')
+    .option('--config <file>', 'config file (test-send allow-list, email sender)')
+    .action(async (options: { port: string; host: string; dir?: string; config?: string }) => {
+      const port = Number(options.port);
+      if (!/^\d+$/.test(options.port) || port > 65_535) {
+        throw new UsageError(`--port ${options.port}: expected a port number from 0 to 65535`);
+      }
+      const { env, logger } = commandEnv();
+      const config = await commandConfig(env, options.config);
+      let sender: EmailSender | undefined;
+      const studio = await startLocalStudio({
+        dir: resolve(options.dir ?? defaultTemplatesDir),
+        host: options.host,
+        port,
+        logger,
+        testSend: () => ({
+          allow: config.templates.studio.testSendAllow,
+          // The email channel's own sender: SMTP_URL, or the .eml outbox without one.
+          sender: (sender ??= createEmailSender({
+            smtpUrl: env.smtpUrl,
+            outboxDir: env.outboxDir,
+            from: config.notifications.email.from,
+            logger,
+          })),
+          messageIdDomain: config.notifications.email.messageIdDomain,
+        }),
+      });
+      process.stdout.write(`template studio: ${studio.address}/ (Ctrl-C stops it)\n`);
+      await new Promise<void>((done) => {
+        const stop = () => done();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      await studio.close();
+      await sender?.close();
+    });
 }
 
 /** Paths as the user can type them: relative to the working directory when inside it. */

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { detectorSettingsShape } from '../detection/registry.ts';
 import { categories } from '../messages/kind.ts';
 import { cronExpression } from './cron.ts';
+import { allowPatternProblem } from '../studio/allow.ts';
 import { webhooksConfigSchema } from './webhooks.ts';
 
 const positiveInt = z.number().int().positive();
@@ -194,6 +195,27 @@ export const configSchema = z.strictObject({
     /** How long running jobs may take to finish after SIGTERM before the process exits anyway. */
     graceSeconds: positiveInt,
   }),
+  /** The template studio (`forewarn templates studio`, /admin/studio on the HTTP role). */
+  templates: z
+    .strictObject({
+      studio: z
+        .strictObject({
+          /**
+           * Who a test send may go to: addresses, or patterns with * for any characters but @
+           * ("*@example.com"). Checked on the server; empty: test sends are refused.
+           */
+          testSendAllow: z
+            .array(
+              z.string().superRefine((pattern, ctx) => {
+                const problem = allowPatternProblem(pattern);
+                if (problem) ctx.addIssue({ code: 'custom', message: problem });
+              }),
+            )
+            .default([]),
+        })
+        .default({ testSendAllow: [] }),
+    })
+    .default({ studio: { testSendAllow: [] } }),
   backtest: z.strictObject({
     /** History replayed before --from so that baselines are learned, not assumed. */
     warmupMinutes: z.number().int().min(0),

@@ -2,6 +2,7 @@
 // another server: never joined with forewarn's tables), the link keys and a clock.
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.ts';
+import type { EmailSender } from '../channels/email.ts';
 import type { Queues } from '../queue/queues.ts';
 import type { Pool } from '../db/pool.ts';
 import type { LinkKeyring } from '../links.ts';
@@ -28,6 +29,11 @@ export interface HttpDeps {
    * built without them (tests of other routes) has no dashboard.
    */
   queues?: Queues | undefined;
+  /**
+   * The template studio at /admin/studio: the templates the daemon renders, its email sender and
+   * its config (the test-send allow-list). Absent: no studio routes.
+   */
+  studio?: { templatesDir: string; email: () => EmailSender; config: () => Config } | undefined;
   /** Epoch ms; tokens expire by it. */
   now: () => number;
 }

@@ -11,6 +11,7 @@ import { channelStatusRoutes } from './routes/channel-status.ts';
 import { healthzRoutes } from './routes/healthz.ts';
 import { preferencesRoutes } from './routes/preferences.ts';
 import { restockRoutes } from './routes/restock.ts';
+import { studioRoutes } from './routes/studio.ts';
 import { unsubscribeRoutes } from './routes/unsubscribe.ts';
 import { addSecurityHeaders } from './security.ts';
 import { problemPage } from './pages.ts';
@@ -25,6 +26,7 @@ const ROUTES: readonly HttpRoutes[] = [
   preferencesRoutes,
   channelStatusRoutes,
   adminQueuesRoutes,
+  studioRoutes,
 ];
 
 /**

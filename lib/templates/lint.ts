@@ -3,6 +3,7 @@
 // declare, the required locales and channels, a render of every template with the kind's
 // sample data and each of its variants, and (both-ways.ts) the same message from the fast path
 // and from a full render for hostile and borderline values.
+import { readFileSync } from 'node:fs';
 import { templateKinds } from '../../templates/kinds.ts';
 import { fromPackageRoot } from '../package-root.ts';
 import { compareBothWays } from './both-ways.ts';
@@ -19,6 +20,8 @@ export interface InspectOptions {
    * linter runs; loading the store skips it (a second or so that the analysis makes needless).
    */
   bothWays?: boolean;
+  /** File path to text checked instead of the file (the studio's unsaved edits); nothing is written. */
+  overrides?: ReadonlyMap<string, string>;
 }
 
 /** Every problem in the templates in `dir`, in file order; empty when they may ship. */
@@ -32,7 +35,7 @@ export async function inspectTemplates(
   options: InspectOptions = {},
 ): Promise<{ set: TemplateSet; engines: Engines }> {
   const engines = createEngines();
-  const set = await readTemplateSet(dir, engines);
+  const set = await readTemplateSet(dir, engines, options.overrides);
   const problems = set.problems;
   for (const template of set.templates) {
     const before = problems.length;
@@ -61,6 +64,7 @@ export async function inspectTemplates(
       problems.push(...compareBothWays(engines, template, set.layout));
     }
   }
+  problems.push(...variableNoteProblems(templateKinds));
   // A broken layout or sample fails every render the same way: say it once.
   const seen = new Set<string>();
   set.problems = problems
@@ -70,4 +74,48 @@ export async function inspectTemplates(
     })
     .sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line);
   return { set, engines };
+}
+
+interface NotedKind {
+  schema: unknown;
+  variables: Readonly<Record<string, string>>;
+}
+
+/**
+ * Every variable of every kind needs a note in plain words (what the template studio shows the
+ * people who write templates), and a note must be about a variable that exists.
+ */
+export function variableNoteProblems(kinds: Readonly<Record<string, NotedKind>>): TemplateProblem[] {
+  const problems: TemplateProblem[] = [];
+  let lines: string[] = [];
+  try {
+    lines = readFileSync(KINDS_FILE, 'utf8').split('\n');
+  } catch {
+    // The line numbers are a help only.
+  }
+  for (const [kind, definition] of Object.entries(kinds)) {
+    const found = lines.findIndex((line) => line.includes(`'${kind}': defineKind(`));
+    const line = found >= 0 ? found + 1 : 1;
+    const shape = (definition.schema as { def?: { shape?: Record<string, unknown> } }).def?.shape ?? {};
+    for (const name of Object.keys(shape)) {
+      const note = definition.variables[name];
+      if (typeof note !== 'string' || note.trim() === '') {
+        problems.push({
+          file: KINDS_FILE,
+          line,
+          message: `${kind}: variable "${name}" has no note in variables: say in plain words what it holds`,
+        });
+      }
+    }
+    for (const name of Object.keys(definition.variables)) {
+      if (!Object.hasOwn(shape, name)) {
+        problems.push({
+          file: KINDS_FILE,
+          line,
+          message: `${kind}: variables has a note for "${name}", which is not a variable of the kind (its schema has ${Object.keys(shape).join(', ')})`,
+        });
+      }
+    }
+  }
+  return problems;
 }

@@ -67,7 +67,7 @@ export async function readPreviewData(file: string): Promise<unknown> {
 }
 
 /** An in-app message as the platform might show it: a title and a line or two of text. */
-function inAppPage(message: RenderedMessage): string {
+export function inAppPage(message: RenderedMessage): string {
   const title = escapeHtml(message.title ?? '');
   const body = escapeHtml(message.text).replace(/\n/g, '<br>\n');
   return `<!doctype html>

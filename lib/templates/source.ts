@@ -60,7 +60,15 @@ export function createEngines(): Engines {
   return { text: createEngine('text'), html: createEngine('html') };
 }
 
-export async function readTemplateSet(dir: string, engines: Engines): Promise<TemplateSet> {
+/**
+ * `overrides`: file path to text read instead of the file's content (the template studio lints
+ * and previews an author's unsaved edit with the real checks, writing nothing).
+ */
+export async function readTemplateSet(
+  dir: string,
+  engines: Engines,
+  overrides: ReadonlyMap<string, string> = new Map(),
+): Promise<TemplateSet> {
   const problems: TemplateProblem[] = [];
   const templates: CompiledTemplate[] = [];
   let layout: CompiledLayout | null = null;
@@ -86,7 +94,7 @@ export async function readTemplateSet(dir: string, engines: Engines): Promise<Te
         });
         continue;
       }
-      await readKindFolder(entry.name, path, engines, templates, problems, present);
+      await readKindFolder(entry.name, path, engines, templates, problems, present, overrides);
     } else if (entry.name === LAYOUT_FILE) {
       layout = await readLayout(path, engines, problems);
     } else if (!KNOWN_FILES.has(entry.name)) {
@@ -129,6 +137,7 @@ async function readKindFolder(
   templates: CompiledTemplate[],
   problems: TemplateProblem[],
   present: Set<string>,
+  overrides: ReadonlyMap<string, string>,
 ): Promise<void> {
   const channels: readonly TemplateChannel[] = templateKinds[kind].channels;
   const entries = await readdir(folder, { withFileTypes: true });
@@ -172,6 +181,7 @@ async function readKindFolder(
       { kind, locale, channel: channel as TemplateChannel, file },
       engines,
       problems,
+      overrides.get(file),
     );
     if (compiled) templates.push(compiled);
   }
@@ -181,9 +191,10 @@ async function readTemplateFile(
   where: { kind: TemplateKind; locale: string; channel: TemplateChannel; file: string },
   engines: Engines,
   problems: TemplateProblem[],
+  override: string | undefined,
 ): Promise<CompiledTemplate | null> {
   const { kind, channel, file } = where;
-  const text = (await readFile(file, 'utf8')).replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n');
+  const text = (override ?? (await readFile(file, 'utf8'))).replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n');
   const before = problems.length;
   const report = (line: number, message: string): void => {
     problems.push({ file, line, message });
