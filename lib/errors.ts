@@ -41,6 +41,9 @@ export const errorCodes = {
   FW_API_INVALID: 'A preferences API call named a malformed user id or carried a body of the wrong form.',
   FW_LINK_SUBJECT_UNKNOWN:
     'The HTTP role refused a signed link whose product the platform does not have. Nothing was changed.',
+  FW_INCIDENT_NOT_FOUND: 'An ops command named an incident (cause) id that forewarn has not recorded.',
+  FW_OPS_ACTION_REFUSED:
+    'An ops command cannot be applied: the incident is already resolved, its detector cannot be resolved by hand, or the fan-out was stopped before.',
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -2,6 +2,7 @@
 // BullMQ only carries ids, so any job can be lost and redone from here.
 import { inTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import type { Category, QueuedMessage } from '../messages/kind.ts';
+import { cancelStoppedDue } from '../ops/store.ts';
 
 /** A channel's id (lib/channels/registry.ts); the column takes any lowercase id. */
 export type DeliveryChannel = string;
@@ -272,6 +273,8 @@ export async function claimNotifications(
   options: ClaimOptions,
 ): Promise<ClaimResult> {
   if (ids.length === 0) return { claimed: [], cancelled: 0, withheld: [], exhausted: [], later: [] };
+  // A cause whose fan-out ops stopped sends nothing more of what it had queued.
+  const stopped = await cancelStoppedDue(db, ids);
   const stale = options.stale
     ? [...(await options.stale.pick(await readDueForStaleRules(db, ids, options.stale.kinds)))]
     : [];
@@ -314,7 +317,7 @@ export async function claimNotifications(
   const claimed = rows.filter((r) => r.status === 'sending').map((r) => claimedOf(r, options.token));
   return {
     claimed,
-    cancelled: rows.filter((r) => r.status === 'cancelled').length + withheld.length,
+    cancelled: rows.filter((r) => r.status === 'cancelled').length + withheld.length + stopped,
     withheld,
     exhausted: rows
       .filter((r) => r.status === 'failed')
