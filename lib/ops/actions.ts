@@ -1,7 +1,7 @@
 // Manual control for ops: acknowledge, resolve by hand, mute and unmute a subject, stop a
 // cause's fan-out. Each action is one transaction that also writes its row of the audit trail
 // (forewarn.ops_actions: who and why). The CLI (cli/commands/ops.ts) is their only caller.
-import { inTransaction, type Pool } from '../db/pool.ts';
+import { inTransaction, type Pool, type PoolClient } from '../db/pool.ts';
 import { findDetector } from '../detection/registry.ts';
 import { ForewarnError } from '../errors.ts';
 import { recordCauseChange } from '../incidents/store.ts';
@@ -20,7 +20,7 @@ export interface Who {
   reason: string;
 }
 
-async function openIncident(db: Pool | import('../db/pool.ts').PoolClient, id: string) {
+async function openIncident(db: Pool | PoolClient, id: string) {
   const incident = await lockIncident(db, id);
   if (!incident)
     throw new ForewarnError(
