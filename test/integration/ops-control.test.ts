@@ -8,7 +8,7 @@ import { loadConfigFile } from '../../lib/config/load.ts';
 import type { Config } from '../../lib/config/schema.ts';
 import { recordCauseChange } from '../../lib/incidents/store.ts';
 import { fanOutCauseEvent, type FanoutContext } from '../../lib/notifications/fanout.ts';
-import { ackIncident, muteSubject, stopFanout } from '../../lib/ops/actions.ts';
+import { ackIncident, muteSubject, resolveIncident, stopFanout } from '../../lib/ops/actions.ts';
 import { readIncidentReport } from '../../lib/ops/report.ts';
 import { TemplateStore } from '../../lib/templates/store.ts';
 import { createPlatform, SHIPPED_CONFIG } from '../support/daemon.ts';
@@ -209,4 +209,27 @@ it('fanout stop cancels what is queued and stops later batches', async () => {
   await expect(stopFanout(db.pool, opened.incidentId, { actor: 'carol', reason: 'again' })).rejects.toThrow(
     /stopped before/,
   );
+});
+
+it('a manual resolve records the resolve once, through the detector, and sends the recovery notices', async () => {
+  const ctx = await context();
+  const opened = await open('wechat_pay', 'failures');
+  await fanOutCauseEvent(ctx, opened.eventId, async () => undefined);
+  const eventId = await resolveIncident(db.pool, opened.incidentId, {
+    actor: 'erin',
+    reason: 'bank confirmed the fix',
+  });
+  await fanOutCauseEvent(ctx, eventId, async () => undefined);
+  const sent = (await rows(opened.incidentId)).filter(
+    (r) => r.kind === 'payment-recovered' && r.audience === 'user' && r.status === 'sent',
+  );
+  expect(sent).toHaveLength(USERS);
+  await expect(
+    resolveIncident(db.pool, opened.incidentId, { actor: 'erin', reason: 'again' }),
+  ).rejects.toThrow(/resolved at .* already/);
+  const { rows: events } = await db.pool.query(
+    `SELECT type FROM forewarn.incident_events WHERE incident_id = $1 ORDER BY id`,
+    [opened.incidentId],
+  );
+  expect(events.map((e) => e.type)).toEqual(['opened', 'resolved']);
 });
