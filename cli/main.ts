@@ -8,6 +8,7 @@ import { registerDeliveries } from './commands/deliveries.ts';
 import { registerDemo } from './commands/demo.ts';
 import { registerIncidents } from './commands/incidents.ts';
 import { registerMigrate } from './commands/migrate.ts';
+import { registerOps } from './commands/ops.ts';
 import { registerRun } from './commands/run.ts';
 import { registerStart } from './commands/start.ts';
 import { registerTemplates } from './commands/templates.ts';
@@ -25,6 +26,7 @@ registerRun(program);
 registerBacktest(program);
 registerIncidents(program);
 registerDeliveries(program);
+registerOps(program);
 registerDemo(program);
 registerTemplates(program);
 

@@ -48,6 +48,9 @@ export const errorCodes = {
     'The HTTP role refused a signed link whose product the platform does not have. Nothing was changed.',
   FW_STUDIO_REFUSED:
     'The template studio refused a request: a test send to an address not on the allow-list, a save of a template with problems, an unknown template, or sample data that is not JSON.',
+  FW_INCIDENT_NOT_FOUND: 'An ops command named an incident (cause) id that forewarn has not recorded.',
+  FW_OPS_ACTION_REFUSED:
+    'An ops command cannot be applied: the incident is already resolved, its detector cannot be resolved by hand, or the fan-out was stopped before.',
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -674,6 +674,43 @@ export const templateKinds = {
     },
   }),
 
+  'ops-maintenance': defineKind({
+    audience: 'ops',
+    description:
+      'A maintenance window (config maintenance.windows) is on: the subjects it names warn no users until it ends. Sent once per occurrence of the window.',
+    channels: ['email'],
+    variables: {
+      window: 'The maintenance window’s name in the config, e.g. "unionpay-nightly".',
+      detector: opsOpenedNotes.detector,
+      subjectKey: 'What the incident is about, as the watcher names it: for payments "channel:region".',
+      incidentKind: 'The kind of trouble of the incident that fell in the window, e.g. "failures".',
+      startsAt: 'When this occurrence of the window began. Print it with local_time and timeZone.',
+      endsAt: 'When it ends and users are warned again. Print it with local_time and timeZone.',
+      timeZone: opsOpenedNotes.timeZone,
+    },
+    schema: z
+      .object({
+        /** The window's name in the config. */
+        window: z.string().min(1),
+        /** The detector and subject whose incident first fell in this occurrence. */
+        detector: z.string().min(1),
+        subjectKey: z.string().min(1),
+        incidentKind: z.string().min(1),
+        startsAt: isoTime,
+        endsAt: isoTime,
+        /** The zone its times are printed in: the config's `timezone` for ops. */
+        timeZone,
+      })
+      .strict(),
+    sample: {
+      window: 'unionpay-nightly',
+      detector: 'payment-health',
+      subjectKey: 'unionpay:CN-GD',
+      incidentKind: 'failures',
+      startsAt: '2026-11-22T15:30:00.000Z',
+      endsAt: '2026-11-22T16:30:00.000Z',
+    },
+  }),
   'ops-feed-silent': defineKind({
     audience: 'ops',
     description:

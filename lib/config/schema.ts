@@ -1,11 +1,12 @@
 // The shape of config/forewarn.yaml: one zod schema, the single source of the config's type and
 // defaults. Every key is documented in the YAML file itself and in README.md#configuration.
 import { z } from 'zod';
-import { detectorSettingsShape } from '../detection/registry.ts';
+import { detectorIds, detectorSettingsShape } from '../detection/registry.ts';
 import { categories } from '../messages/kind.ts';
 import { cronExpression } from './cron.ts';
 import { allowPatternProblem } from '../studio/allow.ts';
 import { webhooksConfigSchema } from './webhooks.ts';
+import { WEEKDAYS } from '../ops/maintenance.ts';
 
 const positiveInt = z.number().int().positive();
 
@@ -178,6 +179,28 @@ export const notificationsConfigSchema = z
   });
 export type NotificationsConfig = z.infer<typeof notificationsConfigSchema>;
 
+/** A recurring maintenance window (lib/ops/maintenance.ts): its subjects warn no users meanwhile. */
+const maintenanceWindowSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]*$/, 'expected a name such as "icbc-nightly" (lowercase, digits, "-")'),
+    detector: z.string().min(1),
+    subjects: z.array(z.string().min(1)).min(1),
+    days: z
+      .array(z.enum(WEEKDAYS))
+      .min(1)
+      .refine((list) => new Set(list).size === list.length, { message: 'expected each day once' }),
+    from: wallTime,
+    to: wallTime,
+    timezone: z
+      .string()
+      .refine(isTimeZone, { message: 'expected an IANA time zone such as "Asia/Shanghai"' }),
+  })
+  .refine((w) => w.from !== w.to, {
+    message: 'expected from and to to differ (a window of no length holds nothing)',
+  });
+
 export const configSchema = z.strictObject({
   /** IANA zone in which cron schedules are read. */
   timezone: z.string().refine(isTimeZone, { message: 'expected an IANA time zone such as "Asia/Shanghai"' }),
@@ -216,6 +239,29 @@ export const configSchema = z.strictObject({
         .default({ testSendAllow: [] }),
     })
     .default({ studio: { testSendAllow: [] } }),
+  /** Maintenance windows: recurring times during which the subjects named warn no users. */
+  maintenance: z
+    .strictObject({ windows: z.array(maintenanceWindowSchema) })
+    .default({ windows: [] })
+    .superRefine((m, ctx) => {
+      const seen = new Set<string>();
+      m.windows.forEach((w, i) => {
+        if (seen.has(w.name))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['windows', i, 'name'],
+            message: 'expected each window name once',
+          });
+        seen.add(w.name);
+        if (!(detectorIds as readonly string[]).includes(w.detector))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['windows', i, 'detector'],
+            message: `expected a registered detector id (${detectorIds.join(', ')})`,
+            input: w.detector,
+          });
+      });
+    }),
   backtest: z.strictObject({
     /** History replayed before --from so that baselines are learned, not assumed. */
     warmupMinutes: z.number().int().min(0),

@@ -263,7 +263,30 @@ export interface DetectorCommon<
   describe: (result: TickResult<Findings, Change>) => string;
   /** Replays stored history (`forewarn backtest --detector <id>`), where history exists. */
   backtest?: (run: BacktestRun<z.infer<S>>) => Promise<BacktestOutcome>;
+  /**
+   * Resolving one of its causes by hand (`forewarn incidents resolve`), in the caller's
+   * transaction, which holds the detector's state row locked: the resolve change as the detector
+   * would record it, with the cause released in the detector's own state. Absent: not possible.
+   */
+  resolveByHand?: ResolveByHand;
 }
+
+/** An open cause as `incidents resolve` hands it to its detector. */
+export interface HandResolvedCause {
+  id: string;
+  subjectKey: string;
+  subject: Record<string, unknown>;
+  kind: string;
+  openedAt: number;
+  backupChannels: string[];
+}
+
+export type ResolveByHand = (
+  client: PoolClient,
+  cause: HandResolvedCause,
+  at: number,
+  who: { actor: string; reason: string },
+) => Promise<CauseChange>;
 
 /** A registered detector, its types erased: what the spine iterates over. */
 export interface Detector<
@@ -280,6 +303,7 @@ export interface Detector<
   /** The state the live daemon stored (null before its first tick), as `backtest` takes it. */
   readStoredState: (db: Queryable) => Promise<unknown>;
   backtest?(run: BacktestRun<z.infer<S>>): Promise<BacktestOutcome>;
+  resolveByHand?: ResolveByHand;
 }
 
 /** A registered detector with its typed tick, for the detector's own callers and tests. */
@@ -373,5 +397,6 @@ export function defineDetector<
     describe: definition.describe as Detector['describe'],
     readStoredState: (db) => readStoredState(definition, db),
     ...(definition.backtest ? { backtest: definition.backtest } : {}),
+    ...(definition.resolveByHand ? { resolveByHand: definition.resolveByHand } : {}),
   };
 }

@@ -17,6 +17,9 @@ import {
   settledFromFor,
   upgradeState,
   type IncidentChange,
+  type IncidentKind,
+  type PairState,
+  type PaymentSubject,
   type PaymentChannel,
   type PaymentHealthFindings,
   type PaymentHealthState,
@@ -239,6 +242,57 @@ export const paymentHealth = defineDetector({
     );
     if (degraded.length > 0) out += `degraded now (confirming or open): ${degraded.join('; ')}\n`;
     return out;
+  },
+
+  // A pair's cause resolved by hand: the kind is closed in the pair's state as a recovery would
+  // close it, with resolvedAt now, so no window reaching back before this moment proves a new
+  // incident: trouble that goes on opens one again only once confirmed on later data.
+  async resolveByHand(client, cause, at, who) {
+    const { rows } = await client.query<{ state: PairState }>(
+      'SELECT state FROM forewarn.subject_state WHERE detector = $1 AND subject_key = $2 FOR UPDATE',
+      [DETECTOR, cause.subjectKey],
+    );
+    const pair = rows[0]?.state;
+    const kind = cause.kind as IncidentKind;
+    const open = pair?.kinds[kind]?.open ?? null;
+    if (pair)
+      await client.query(
+        'UPDATE forewarn.subject_state SET state = $3, updated_at = now() WHERE detector = $1 AND subject_key = $2',
+        [
+          DETECTOR,
+          cause.subjectKey,
+          {
+            ...pair,
+            kinds: {
+              ...pair.kinds,
+              [kind]: {
+                degradedSince: null,
+                lastDegradedAt: null,
+                healthySince: null,
+                open: null,
+                resolvedAt: at,
+              },
+            },
+          } satisfies PairState,
+        ],
+      );
+    const subject = cause.subject as unknown as PaymentSubject;
+    const evidence = open?.evidence ?? ({} as IncidentChange['evidence']);
+    return {
+      type: 'resolved',
+      detector: DETECTOR,
+      subject,
+      subjectKey: cause.subjectKey,
+      kind,
+      openedAt: cause.openedAt,
+      at: Math.max(at, cause.openedAt),
+      // Resolved by a person: users hear it is over, as after a recovery.
+      reason: 'recovered',
+      evidence,
+      openEvidence: evidence,
+      backupChannels: cause.backupChannels,
+      byHand: who,
+    };
   },
 
   async backtest(run) {

@@ -18,6 +18,8 @@ import { splitInline, type InlineBatch } from '../channels/inline.ts';
 import { channels } from '../channels/registry.ts';
 import { capDrafts, capRule, holdFor, withholdDrafts } from './policy.ts';
 import type { TemplateStore } from '../templates/store.ts';
+import { maintenanceNoticeDrafts, userWarningsQuiet } from '../ops/quiet.ts';
+import { fanoutStopped } from '../ops/store.ts';
 import {
   advanceFanout,
   moveFanout,
@@ -104,6 +106,21 @@ export async function fanOutCauseEvent(
   let recipients = 0;
   let batches = 0;
 
+  // A maintenance window withholds this cause's user warnings: ops are told once per occurrence.
+  const quiet = await userWarningsQuiet(ctx.db, ctx.config(), event.payload, Date.now());
+  if (quiet?.maintenance && kinds.some(warnsUsers)) {
+    const ids = await insertNotifications(
+      ctx.db,
+      maintenanceNoticeDrafts(ctx.config(), quiet.maintenance, {
+        id: event.causeId,
+        detector: event.payload.detector,
+        subjectKey: event.payload.subjectKey,
+        kind: event.payload.kind,
+      }),
+    );
+    if (ids.length > 0) await deliver(ids, `${row.uid}-maintenance`);
+  }
+
   for (let index = start; index < kinds.length; index++) {
     const kind = kinds[index]!;
     const from = index === start && resumeAt ? resumeAt : { kind: kind.id, after: null, taken: 0 };
@@ -122,6 +139,8 @@ export async function fanOutCauseEvent(
       const position: Position = { kind: kind.id, after: batch.cursor, taken };
       const ids = await inTransaction(ctx.db, async (client) => {
         if (kind.stillTrue && !(await kind.stillTrue(client, event))) return null;
+        // Ops stopped this cause's fan-out (forewarn fanout stop): no more warnings are written.
+        if (warnsUsers(kind) && (await fanoutStopped(client, event.causeId))) return null;
         // The frequency caps on what is delivered inline, counted in this transaction under the
         // users' cap locks (as a claim counts): those over the cap are recorded held or cancelled.
         const rule = capRule(ctx.config());
@@ -145,7 +164,7 @@ export async function fanOutCauseEvent(
       // Those told so far get what follows (a recovery notice); the rest of the audience hears nothing.
       log.info(
         { kind: kind.id, recipients, notifications, batches },
-        'the cause changed during the fan-out: the remaining batches of this kind are not written',
+        'the cause changed or ops stopped its fan-out: the remaining batches of this kind are not written',
       );
     }
     const next = kinds[index + 1];
@@ -221,6 +240,10 @@ export async function* kindBatches(
   const limit = config.notifications.batchSize;
   const prepared = await kind.prepare?.(ctx, event);
   const channels = kind.channels(config);
+  // A muted subject, or one in a maintenance window, warns no users (recorded as withheld).
+  const quiet = warnsUsers(kind)
+    ? await userWarningsQuiet(ctx.db, config, event.payload, at ?? Date.now())
+    : null;
   let cursor = after;
   for (;;) {
     const page = await kind.audience(ctx, event, { after: cursor, limit, taken }, prepared);
@@ -246,13 +269,25 @@ export async function* kindBatches(
         kind,
         // The policy's opt-outs and suppressions, one query per batch: withheld drafts are
         // recorded with their reason and never sent.
-        drafts: await withholdDrafts(ctx.db, drafts),
+        drafts: quiet ? withholdAll(drafts, quiet.reason) : await withholdDrafts(ctx.db, drafts),
         cursor: page.cursor,
         recipients: page.recipients.length,
       };
     if (page.cursor === null) return;
     cursor = page.cursor;
   }
+}
+
+/** A kind that warns users: not an ops alert, and not a notice that answers another (a recovery). */
+function warnsUsers(kind: MessageKind): boolean {
+  return kind.category !== 'ops' && kind.answers === undefined;
+}
+
+/** The drafts, every user's withheld with `reason` (ops recipients' drafts as they are). */
+function withholdAll(drafts: readonly NotificationDraft[], reason: string): NotificationDraft[] {
+  return drafts.map((d) =>
+    d.userId === null ? d : { ...d, withheldReason: reason, notBefore: null, heldReason: null },
+  );
 }
 
 /**

@@ -3,7 +3,8 @@
 // delivery reports (lib/notifications/reports.ts) group and list by. It reads the reasons by the
 // prefixes their writers give them: held_reason "held: … quiet hours …" (lib/notifications/policy.ts),
 // "opted out: …", "suppressed: …", "capped: …", "no address: …"; last_error "cancelled: … stale
-// rule" (the claim) and "gave up after …" (retries exhausted).
+// rule" (the claim) and "gave up after …" (retries exhausted); manual control's "muted: …",
+// "maintenance: …" (lib/ops/quiet.ts) and "cancelled: stopped by ops" (lib/ops/store.ts).
 export const OUTCOMES = [
   'sent',
   'sending',
@@ -15,7 +16,10 @@ export const OUTCOMES = [
   'withheld: suppressed',
   'withheld: capped',
   'withheld: no address',
+  'withheld: muted',
+  'withheld: maintenance',
   'cancelled: stale',
+  'cancelled: stopped by ops',
   'cancelled: other',
   'failed: permanent',
   'failed: retries exhausted',
@@ -39,7 +43,10 @@ export const OUTCOME_SQL = `(CASE
   WHEN n.status = 'cancelled' AND n.held_reason LIKE 'suppressed:%' THEN 'withheld: suppressed'
   WHEN n.status = 'cancelled' AND n.held_reason LIKE 'capped:%' THEN 'withheld: capped'
   WHEN n.status = 'cancelled' AND (n.held_reason LIKE 'no address%' OR n.last_error LIKE 'no address%') THEN 'withheld: no address'
+  WHEN n.status = 'cancelled' AND n.held_reason LIKE 'muted:%' THEN 'withheld: muted'
+  WHEN n.status = 'cancelled' AND n.held_reason LIKE 'maintenance:%' THEN 'withheld: maintenance'
   WHEN n.status = 'cancelled' AND n.last_error LIKE 'cancelled:%stale rule%' THEN 'cancelled: stale'
+  WHEN n.status = 'cancelled' AND n.last_error LIKE 'cancelled: stopped by ops%' THEN 'cancelled: stopped by ops'
   WHEN n.status = 'cancelled' THEN 'cancelled: other'
   WHEN n.status = 'failed' AND n.last_error LIKE 'gave up after%' THEN 'failed: retries exhausted'
   ELSE 'failed: permanent'

@@ -2,6 +2,7 @@
 // BullMQ only carries ids, so any job can be lost and redone from here.
 import { inTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import type { Category, QueuedMessage } from '../messages/kind.ts';
+import { cancelStoppedDue } from '../ops/store.ts';
 
 /** A channel's id (lib/channels/registry.ts); the column takes any lowercase id. */
 export type DeliveryChannel = string;
@@ -275,6 +276,8 @@ export async function claimNotifications(
   // first, so the stale rules and the policy judge it like any other due message (its user may
   // have opted out, its cause resolved, its quiet hours begun since it was last claimed).
   if (ids.length === 1) await releaseExpiredClaim(db, ids[0]!);
+  // A cause whose fan-out ops stopped sends nothing more of what it had queued.
+  const stopped = await cancelStoppedDue(db, ids);
   const stale = options.stale
     ? [...(await options.stale.pick(await readDueForStaleRules(db, ids, options.stale.kinds)))]
     : [];
@@ -317,7 +320,7 @@ export async function claimNotifications(
   const claimed = rows.filter((r) => r.status === 'sending').map((r) => claimedOf(r, options.token));
   return {
     claimed,
-    cancelled: rows.filter((r) => r.status === 'cancelled').length + withheld.length,
+    cancelled: rows.filter((r) => r.status === 'cancelled').length + withheld.length + stopped,
     withheld,
     exhausted: rows
       .filter((r) => r.status === 'failed')

@@ -6,9 +6,11 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { EmailSender } from '../channels/email.ts';
 import { requireAdmin } from '../http/auth.ts';
+import { fromPackageRoot } from '../package-root.ts';
 import { StudioError, Workbench, type Target } from './workbench.ts';
 
-const CLIENT = readFileSync(new URL('./client.js', import.meta.url), 'utf8');
+// From the package, not next to this module: the compiled build (dist/) holds code only.
+const CLIENT = readFileSync(fromPackageRoot('lib', 'studio', 'client.js'), 'utf8');
 
 /**
  * The studio's own CSP, on its responses only (the HTTP role's default forbids all script): its
