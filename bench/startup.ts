@@ -11,6 +11,7 @@ import { figure, type BenchResult } from './support.ts';
 const run = promisify(execFile);
 const BIN = fileURLToPath(new URL('../bin/forewarn.js', import.meta.url));
 const DIST = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const MANIFEST = fileURLToPath(new URL('../dist/cli/commands.json', import.meta.url));
 const RUNS = 10;
 
 async function startMs(code: 'dist' | 'src'): Promise<number> {
@@ -26,7 +27,8 @@ const median = (values: number[]): number => {
 };
 
 export async function benchStartup(): Promise<BenchResult> {
-  if (!existsSync(DIST)) throw new Error(`${DIST} is missing: run \`npm run build\` first`);
+  if (!existsSync(DIST) || !existsSync(MANIFEST))
+    throw new Error(`${DIST} or its command manifest is missing: run \`npm run build\` first`);
   const times = { dist: [] as number[], src: [] as number[], node: [] as number[] };
   for (let i = 0; i < RUNS; i++) {
     times.dist.push(await startMs('dist'));

@@ -1,8 +1,9 @@
 // The compiled build (`npm run build`, tsc with tsconfig.build.json) as production runs it: in a
 // package of its own (the repo's package.json, node_modules, migrations/, templates/ and config/
 // linked in, bin/forewarn.js copied, dist/ compiled into it), with NODE_ENV=production. Before the
-// build that package refuses to run (no silent fall-back to tsx); after it, --help, templates lint
-// and migrate run from dist/. tsc takes a minute or so.
+// build that package refuses to run (no silent fall-back to tsx); after it, --help (from the
+// command manifest the build writes, the same text as the sources print), templates lint and
+// migrate run from dist/. tsc takes a minute or so.
 import { execFile } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -32,7 +33,9 @@ async function forewarn(args: string[], env: Record<string, string> = {}) {
 
 beforeAll(async () => {
   pkg = await mkdtemp(join(tmpdir(), 'forewarn-build-'));
-  for (const entry of ['package.json', 'node_modules', 'migrations', 'templates', 'config'])
+  // What the image has besides dist/ (its Dockerfile copies the checkout): lib/ holds the
+  // studio's browser script, read at run time.
+  for (const entry of ['package.json', 'node_modules', 'migrations', 'templates', 'config', 'lib'])
     await symlink(join(ROOT, entry), join(pkg, entry));
   await mkdir(join(pkg, 'bin'));
   await copyFile(join(ROOT, 'bin/forewarn.js'), join(pkg, 'bin/forewarn.js'));
@@ -67,11 +70,21 @@ describe('the compiled build', () => {
       { cwd: ROOT },
     );
 
+    // npm run build's last step: the command manifest, from the compiled modules.
+    await run(process.execPath, [join(pkg, 'dist/cli/write-manifest.js')], { cwd: pkg });
+
+    // The help from the manifest alone is the help of the sources, which load every command.
     const help = await forewarn(['--help']);
     expect(help.stderr).toBe('');
     expect(help.code).toBe(0);
+    const fromSources = await run(process.execPath, [join(ROOT, 'bin/forewarn.js'), '--help'], {
+      env: { PATH: process.env.PATH ?? '', FOREWARN_CODE: 'src' },
+    });
+    expect(help.stdout).toBe(fromSources.stdout);
     expect(help.stdout).toContain('Usage: forewarn');
-    expect(help.stdout).toContain('templates');
+    expect(help.stdout).toMatch(/^ {2}incidents +list and show incidents/m);
+    // An unknown command is refused as before; a known one loads its module and runs.
+    expect(await forewarn(['no-such-command'])).toMatchObject({ code: 2 });
 
     const lint = await forewarn(['templates', 'lint']);
     expect(lint.stderr).toBe('');
