@@ -195,6 +195,8 @@ describe('a database dropped and recreated under a running Redis', () => {
     const first = await life(configPath);
     const second = await life(configPath);
     const expected = [
+      // The targeted users without an address: one withheld email row each, saying so.
+      { channel: 'email', status: 'cancelled', n: TARGETED - WITH_EMAIL },
       { channel: 'email', status: 'sent', n: WITH_EMAIL },
       { channel: 'inapp', status: 'sent', n: TARGETED },
     ];

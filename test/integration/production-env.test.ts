@@ -54,7 +54,7 @@ const PUBLIC_URL = 'https://notify.example.com';
 const API_TOKEN = 'api-token-never-printed-0123456789abcdef';
 const ADMIN_TOKEN = 'admin-token-never-printed-0123456789abcdef';
 const ADMIN_TOKEN_LINE =
-  'environment variable FOREWARN_ADMIN_TOKEN: required with NODE_ENV=production by the HTTP route /admin/queues: ' +
+  'environment variable FOREWARN_ADMIN_TOKEN: required with NODE_ENV=production by the HTTP route /admin/queues and the HTTP route /admin/studio: ' +
   'expected at least 32 characters, known to ops only (the queue dashboard and the template studio ask for it, as a bearer token or as the password of basic auth), got nothing';
 const API_TOKEN_LINE =
   'environment variable FOREWARN_API_TOKEN: required with NODE_ENV=production by the HTTP route /api/preferences and the HTTP route /api/channels/status: ' +

@@ -25,7 +25,14 @@ export function runForewarn(
         cwd: ROOT,
         timeout: options.timeoutMs ?? 30_000,
         maxBuffer: 64 * 1024 * 1024,
-        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...options.env },
+        // The sources, even where a test sets NODE_ENV=production: a clean clone has no dist/ (the
+        // build test runs the compiled code on its own).
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? '',
+          FOREWARN_CODE: 'src',
+          ...options.env,
+        },
       },
       (error, stdout, stderr) => {
         resolve({

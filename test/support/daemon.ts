@@ -140,6 +140,8 @@ export class Daemons {
       env: {
         PATH: process.env.PATH ?? '',
         HOME: process.env.HOME ?? '',
+        // The sources, even with NODE_ENV=production: a clean clone has no dist/.
+        FOREWARN_CODE: 'src',
         REDIS_URL,
         PLATFORM_SCHEMA: 'platform',
         LOG_LEVEL: 'info',
