@@ -84,6 +84,7 @@ export async function startDaemon(options: {
           adminToken: env.adminToken,
           config: ctx.config,
           queues: ctx.queues,
+          redis: ctx.redis,
           studio: { templatesDir: defaultTemplatesDir, email: ctx.email, config: ctx.config },
           logger,
           now: Date.now,

@@ -1,6 +1,7 @@
 // What the HTTP role's routes are given: forewarn's database (writes), the platform's (reads, maybe
 // another server: never joined with forewarn's tables), the link keys and a clock.
 import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.ts';
 import type { EmailSender } from '../channels/email.ts';
 import type { Queues } from '../queue/queues.ts';
@@ -34,6 +35,8 @@ export interface HttpDeps {
    * its config (the test-send allow-list). Absent: no studio routes.
    */
   studio?: { templatesDir: string; email: () => EmailSender; config: () => Config } | undefined;
+  /** The daemon's Redis connection, for /readyz. Absent: /readyz answers 503 naming it. */
+  redis?: Redis | undefined;
   /** Epoch ms; tokens expire by it. */
   now: () => number;
 }

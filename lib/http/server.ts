@@ -1,5 +1,5 @@
 // The HTTP role (`forewarn start --role http`): a fastify server for what users reach from a
-// message (the restock and unsubscribe links) and for load balancers (/healthz). Set up here: logging through
+// message (the restock and unsubscribe links) and for load balancers and ops (/healthz, /readyz, /metrics). Set up here: logging through
 // the project's logger without URLs (they carry tokens), form bodies, security headers, JSON
 // errors without internals; each concern's routes live in lib/http/routes/ and are listed below.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -9,6 +9,8 @@ import { wantsJson } from './refusals.ts';
 import { adminQueuesRoutes } from './routes/admin-queues.ts';
 import { channelStatusRoutes } from './routes/channel-status.ts';
 import { healthzRoutes } from './routes/healthz.ts';
+import { metricsRoutes } from './routes/metrics.ts';
+import { readyzRoutes } from './routes/readyz.ts';
 import { preferencesRoutes } from './routes/preferences.ts';
 import { restockRoutes } from './routes/restock.ts';
 import { studioRoutes } from './routes/studio.ts';
@@ -21,6 +23,8 @@ export type { HttpDeps } from './deps.ts';
 /** Every route module the role serves. */
 const ROUTES: readonly HttpRoutes[] = [
   healthzRoutes,
+  readyzRoutes,
+  metricsRoutes,
   restockRoutes,
   unsubscribeRoutes,
   preferencesRoutes,

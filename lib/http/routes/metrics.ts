@@ -1,0 +1,42 @@
+// GET /metrics: Prometheus text (lib/metrics/exposition.ts), read at scrape time from the
+// databases and the queues, so that any replica of the HTTP role reports the whole deployment.
+// Scrapes that arrive while one is being read share its result instead of reading again.
+import { configHash } from '../../config/hash.ts';
+import { registeredDetectors } from '../../detection/registry.ts';
+import {
+  METRICS_CONTENT_TYPE,
+  readMetricsSnapshot,
+  renderMetrics,
+  type MetricsSnapshot,
+} from '../../metrics/exposition.ts';
+import type { HttpRoutes } from '../deps.ts';
+
+export const metricsRoutes: HttpRoutes = {
+  parts: ['http:/metrics'],
+  register(server, deps) {
+    const { queues, config } = deps;
+    if (queues === undefined || config === undefined) return;
+    const log = deps.logger.child({ component: 'metrics' });
+    let reading: Promise<MetricsSnapshot> | undefined;
+    const snapshot = () => {
+      reading ??= readMetricsSnapshot({
+        db: deps.db,
+        platformDb: deps.platformDb,
+        platformSchema: deps.platformSchema,
+        queues,
+        detectors: () => registeredDetectors.filter((d) => d.settingsOf(config()).enabled).map((d) => d.id),
+        configHash: () => configHash(config()),
+        now: deps.now,
+      }).finally(() => {
+        reading = undefined;
+      });
+      return reading;
+    };
+    server.get('/metrics', async (_request, reply) => {
+      const read = await snapshot();
+      for (const { part, error } of read.failed)
+        log.warn({ part, err: error }, 'metrics: a part could not be read; its metrics are left out');
+      return reply.type(METRICS_CONTENT_TYPE).send(await renderMetrics(read));
+    });
+  },
+};

@@ -1,0 +1,121 @@
+// GET /readyz: whether this replica can do its work: PostgreSQL (forewarn's and the platform's)
+// and Redis answer, forewarn's schema is at this release's migration, and a config is loaded.
+// 503 names the failing parts; each check is bounded, so a hung service answers "no" in time.
+// The platform data's high-water mark and each detector's last tick are shown beside, for ops:
+// they never make a replica unready (a quiet platform is not a broken forewarn).
+import type { Redis } from 'ioredis';
+import { configHash } from '../../config/hash.ts';
+import { readMigrations } from '../../db/migrate.ts';
+import { registeredDetectors } from '../../detection/registry.ts';
+import { readDataHighWater, readLastTicks } from '../../watchdog/read.ts';
+import type { HttpDeps, HttpRoutes } from '../deps.ts';
+
+/** A service that does not answer within this long counts as down. */
+const CHECK_TIMEOUT_MS = 2_000;
+
+type Check = { ok: true; [detail: string]: unknown } | { ok: false; error: string };
+
+export const readyzRoutes: HttpRoutes = {
+  parts: ['http:/readyz'],
+  register(server, deps) {
+    const latest = readMigrations().then((all) => Math.max(0, ...all.map((m) => m.version)));
+    server.get('/readyz', async (_request, reply) => {
+      const [postgres, platform, redis] = await Promise.all([
+        bounded(() => checkSchema(deps, latest)),
+        bounded(() => checkPlatform(deps)),
+        bounded(() => checkRedis(deps.redis)),
+      ]);
+      const config = deps.config
+        ? ({ ok: true, hash: configHash(deps.config()) } as const)
+        : ({ ok: false, error: 'no config loaded' } as const);
+      const checks = { postgres, platform, redis, config };
+      const failing = Object.entries(checks)
+        .filter(([, check]) => !check.ok)
+        .map(([name]) => name);
+      const ticks = postgres.ok && deps.config ? await bounded(() => lastTicks(deps)) : undefined;
+      reply.code(failing.length === 0 ? 200 : 503);
+      return {
+        status: failing.length === 0 ? 'ready' : 'unready',
+        ...(failing.length > 0 ? { failing } : {}),
+        checks,
+        ...(ticks ? { ticks } : {}),
+      };
+    });
+  },
+};
+
+async function checkSchema(deps: HttpDeps, latest: Promise<number>): Promise<Check> {
+  const { rows } = await deps.db.query<{ version: number | null }>(
+    `SELECT CASE WHEN to_regclass('forewarn.schema_migrations') IS NULL THEN NULL
+                 ELSE (SELECT max(version) FROM forewarn.schema_migrations) END AS version`,
+  );
+  const current = rows[0]?.version ?? null;
+  const needed = await latest;
+  if (current === null || current < needed)
+    return {
+      ok: false,
+      error: `forewarn's schema is at version ${current ?? 'none'}, this release needs ${needed}: run \`forewarn migrate\``,
+    };
+  return { ok: true, schemaVersion: current };
+}
+
+async function checkPlatform(deps: HttpDeps): Promise<Check> {
+  const mark = await readDataHighWater(deps.platformDb, deps.platformSchema);
+  return {
+    ok: true,
+    // The platform data's high-water mark, and how far it lies behind the platform's clock.
+    newestPaymentAttemptAt: mark.newestAt === null ? null : new Date(mark.newestAt).toISOString(),
+    lagSeconds:
+      mark.newestAt === null ? null : Math.max(0, Math.round((mark.platformNow - mark.newestAt) / 1000)),
+  };
+}
+
+async function checkRedis(redis: Redis | undefined): Promise<Check> {
+  if (redis === undefined) return { ok: false, error: 'no Redis connection given to the HTTP role' };
+  const answer = await redis.ping();
+  return answer === 'PONG' ? { ok: true } : { ok: false, error: `PING answered ${answer}` };
+}
+
+async function lastTicks(deps: HttpDeps): Promise<Check> {
+  const config = deps.config!();
+  const scheduled = registeredDetectors.filter((d) => d.settingsOf(config).enabled).map((d) => d.id);
+  const now = deps.now();
+  const ticks = await readLastTicks(deps.db, scheduled);
+  return {
+    ok: true,
+    detectors: Object.fromEntries(
+      ticks.map((t) => [
+        t.detector,
+        t.finishedAt === null
+          ? { lastTickAt: null }
+          : {
+              lastTickAt: new Date(t.finishedAt).toISOString(),
+              ageSeconds: Math.max(0, Math.round((now - t.finishedAt) / 1000)),
+              outcome: t.outcome,
+            },
+      ]),
+    ),
+  };
+}
+
+/** The check's answer, or "down" with why when it throws or does not answer in time. */
+async function bounded(check: () => Promise<Check>): Promise<Check> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<Check>((resolve) => {
+    timer = setTimeout(
+      () => resolve({ ok: false, error: `no answer within ${CHECK_TIMEOUT_MS / 1000} s` }),
+      CHECK_TIMEOUT_MS,
+    );
+  });
+  try {
+    return await Promise.race([
+      check().catch((error: unknown): Check => ({
+        ok: false,
+        error: (error as Error).message || String(error),
+      })),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
