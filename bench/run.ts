@@ -1,11 +1,12 @@
 // `npm run bench [name...]`: runs the benchmarks and prints their figures. Benchmarks measure;
-// they never fail a build. Names: backtest, detection, email, fanout, inactivity, inventory, policy, restock,
+// they never fail a build. Names: backtest, detection, email, fanout, inactivity, inventory, metrics, policy, restock,
 // scenarios, slow-relay, startup.
 import { benchBacktest } from './backtest.ts';
 import { benchEmailDelivery } from './delivery.ts';
 import { benchDetection } from './detection.ts';
 import { benchFanout } from './fanout.ts';
 import { benchInactivity } from './inactivity.ts';
+import { benchMetrics } from './metrics.ts';
 import { benchPolicy } from './policy.ts';
 import { benchRestock } from './restock.ts';
 import { benchInventory } from './inventory.ts';
@@ -20,6 +21,7 @@ const benches: Record<string, () => Promise<BenchResult>> = {
   email: benchEmailDelivery,
   fanout: benchFanout,
   inactivity: benchInactivity,
+  metrics: benchMetrics,
   restock: benchRestock,
   inventory: benchInventory,
   policy: benchPolicy,

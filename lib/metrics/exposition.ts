@@ -5,23 +5,16 @@ import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'pr
 import type { Pool } from '../db/pool.ts';
 import type { Queues } from '../queue/queues.ts';
 import { readDataHighWater, readLastTicks, type DataHighWater, type LastTick } from '../watchdog/read.ts';
-import {
-  BUCKETS,
-  readDetectorRuns,
-  readFirstDelivery,
-  readNotifications,
-  readOpenIncidents,
-  readQueueDepths,
-  type DetectorRunsRead,
-  type HistogramRead,
-  type NotificationsRead,
-} from './read.ts';
+import { BUCKETS, readOpenIncidents, readQueueDepths, type HistogramRead } from './read.ts';
+import type { HistoryRead, SettledTotals } from './settled.ts';
 
 export interface MetricsSources {
   db: Pool;
   platformDb: Pool;
   platformSchema: string;
   queues: Queues;
+  /** This process's running totals of the history tables (lib/metrics/settled.ts). */
+  history: SettledTotals;
   /** The detectors the config runs on a schedule: their tick age is reported. */
   detectors: () => readonly string[];
   configHash: () => string;
@@ -30,10 +23,9 @@ export interface MetricsSources {
 }
 
 export interface MetricsSnapshot {
-  detectorRuns?: DetectorRunsRead;
+  /** Detector runs, messages and first deliveries. */
+  history?: HistoryRead;
   openIncidents?: { detector: string; kind: string; n: number }[];
-  notifications?: NotificationsRead;
-  firstDelivery?: HistogramRead[];
   queues?: { queue: string; state: string; n: number }[];
   lastTicks?: LastTick[];
   highWater?: DataHighWater;
@@ -49,10 +41,8 @@ export async function readMetricsSnapshot(sources: MetricsSources): Promise<Metr
   const started = performance.now();
   const now = sources.now();
   const parts = {
-    detectorRuns: () => readDetectorRuns(sources.db),
+    history: () => sources.history.read(sources.db),
     openIncidents: () => readOpenIncidents(sources.db),
-    notifications: () => readNotifications(sources.db),
-    firstDelivery: () => readFirstDelivery(sources.db),
     queues: () => readQueueDepths(sources.queues),
     lastTicks: () => readLastTicks(sources.db, sources.detectors()),
     highWater: () => readDataHighWater(sources.platformDb, sources.platformSchema),
@@ -79,21 +69,22 @@ export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
 export async function renderMetrics(snapshot: MetricsSnapshot): Promise<string> {
   const registry = new Registry();
   const registers = [registry];
+  const { detectorRuns, notifications, firstDelivery } = snapshot.history ?? {};
 
-  if (snapshot.detectorRuns) {
+  if (detectorRuns) {
     const runs = new Counter({
       name: 'forewarn_detector_runs_total',
       help: 'Detector ticks that ran, by outcome (evaluated, stale: the data lagged, refused: clock skew).',
       labelNames: ['detector', 'outcome'],
       registers,
     });
-    for (const r of snapshot.detectorRuns.runs) runs.inc({ detector: r.detector, outcome: r.outcome }, r.n);
+    for (const r of detectorRuns.runs) runs.inc({ detector: r.detector, outcome: r.outcome }, r.n);
     registry.registerMetric(
       histogram(
         'forewarn_detector_run_duration_seconds',
         'How long each detector tick took, from its start to its record.',
         BUCKETS.detectorRun,
-        snapshot.detectorRuns.durations,
+        detectorRuns.durations,
       ),
     );
   }
@@ -136,7 +127,7 @@ export async function renderMetrics(snapshot: MetricsSnapshot): Promise<string> 
     for (const r of snapshot.openIncidents) open.set({ detector: r.detector, kind: r.kind }, r.n);
   }
 
-  if (snapshot.notifications) {
+  if (notifications) {
     const byOutcome = new Gauge({
       name: 'forewarn_notifications',
       help: 'Messages recorded, by kind, channel and what became of them so far (sent, held, withheld, failed...).',
@@ -155,7 +146,7 @@ export async function renderMetrics(snapshot: MetricsSnapshot): Promise<string> 
       labelNames: ['kind', 'channel'],
       registers,
     });
-    for (const r of snapshot.notifications.byOutcome) {
+    for (const r of notifications.byOutcome) {
       byOutcome.set({ kind: r.kind, channel: r.channel, outcome: r.outcome }, r.n);
       if (r.outcome === 'sent') sent.inc({ kind: r.kind, channel: r.channel }, r.n);
       if (r.outcome.startsWith('failed:')) failed.inc({ kind: r.kind, channel: r.channel }, r.n);
@@ -165,18 +156,18 @@ export async function renderMetrics(snapshot: MetricsSnapshot): Promise<string> 
         'forewarn_send_latency_seconds',
         'From a message being recorded to its channel accepting it, per channel (messages held on purpose left out).',
         BUCKETS.sendLatency,
-        snapshot.notifications.sendLatency,
+        notifications.sendLatency,
       ),
     );
   }
 
-  if (snapshot.firstDelivery)
+  if (firstDelivery)
     registry.registerMetric(
       histogram(
         'forewarn_first_delivery_lag_seconds',
         "From a cause's opening change to the first message about it that a channel accepted, per detector.",
         BUCKETS.firstDelivery,
-        snapshot.firstDelivery,
+        firstDelivery,
       ),
     );
 

@@ -1,7 +1,9 @@
 // What /metrics reports, read at scrape time from forewarn's database and the queues, so that
 // every replica of the HTTP role reports the whole deployment (whichever process ran a tick or
-// sent a message) and a restart loses nothing. Counters and histograms count rows that are never
-// rewritten once final (a finished run, a sent message), so they only grow. One query per table.
+// sent a message) and a restart loses nothing. The history tables are read by slice: the rows
+// settled in a span of time (final, never rewritten: a finished run, a message sent, withheld or
+// failed), which lib/metrics/settled.ts folds into running totals once, and the live rows
+// (not settled yet, or settled since), read on every scrape.
 import type { Queryable } from '../db/pool.ts';
 import { OUTCOME_SQL } from '../notifications/outcomes.ts';
 import { QUEUE_NAMES, type Queues } from '../queue/queues.ts';
@@ -20,6 +22,35 @@ export const BUCKETS = {
   sendLatency: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900],
   firstDelivery: [15, 30, 60, 120, 300, 600, 1800, 3600],
 } as const;
+
+/**
+ * Which rows a read covers, by when they settled (`at`, an SQL expression of the row):
+ * `settled` those that settled in (after, upTo]; `live` those not settled by `after` (all of
+ * them when it is null).
+ */
+export type Slice = { settled: { after: Date | null; upTo: Date } } | { live: { after: Date | null } };
+
+/** Which rows have settled, as SQL: `final` selects them, `open` the others (so that indexes serve both). */
+interface Settling {
+  at: string;
+  final: string;
+  open: string;
+}
+
+/** The slice as an SQL condition, its parameters numbered from $`from`. */
+function sliceCondition(slice: Slice, rows: Settling, from = 1): { sql: string; params: unknown[] } {
+  const { at, final, open } = rows;
+  if ('settled' in slice)
+    return slice.settled.after === null
+      ? { sql: `(${final}) AND ${at} <= $${from}`, params: [slice.settled.upTo] }
+      : {
+          sql: `(${final}) AND ${at} <= $${from} AND ${at} > $${from + 1}`,
+          params: [slice.settled.upTo, slice.settled.after],
+        };
+  return slice.live.after === null
+    ? { sql: 'true', params: [] }
+    : { sql: `(${open} OR ${at} > $${from} OR ${at} IS NULL)`, params: [slice.live.after] };
+}
 
 /**
  * `count(*) FILTER (...)` per bucket of `seconds` (an SQL expression), then its sum and count, over
@@ -53,12 +84,14 @@ export interface DetectorRunsRead {
   durations: HistogramRead[];
 }
 
-/** Every detector run, by outcome, and how long the evaluated ones took. */
-export async function readDetectorRuns(db: Queryable): Promise<DetectorRunsRead> {
+/** Detector runs (a row is final once written), by outcome, and how long they took. */
+export async function readDetectorRuns(db: Queryable, slice: Slice): Promise<DetectorRunsRead> {
   const seconds = 'extract(epoch FROM (finished_at - started_at))';
+  const where = sliceCondition(slice, { at: 'finished_at', final: 'true', open: 'false' });
   const { rows } = await db.query<Record<string, unknown> & { detector: string; outcome: string; n: number }>(
     `SELECT detector, outcome, count(*)::int AS n, ${histogramColumns(seconds, BUCKETS.detectorRun)}
-       FROM forewarn.detector_runs GROUP BY detector, outcome ORDER BY detector, outcome`,
+       FROM forewarn.detector_runs WHERE ${where.sql} GROUP BY detector, outcome ORDER BY detector, outcome`,
+    where.params,
   );
   return {
     runs: rows.map((r) => ({ detector: r.detector, outcome: r.outcome, n: r.n })),
@@ -80,7 +113,7 @@ export async function readOpenIncidents(
 }
 
 export interface NotificationsRead {
-  /** Every message recorded, by what became of it (lib/notifications/outcomes.ts). */
+  /** Messages recorded, by what became of them (lib/notifications/outcomes.ts). */
   byOutcome: { kind: string; channel: string; outcome: string; n: number }[];
   /**
    * From the row being written to the channel accepting it, per channel, for messages sent at
@@ -89,51 +122,82 @@ export interface NotificationsRead {
   sendLatency: HistogramRead[];
 }
 
-export async function readNotifications(db: Queryable): Promise<NotificationsRead> {
+/** A message settles when it reaches a final status (sent, withheld or cancelled, failed). */
+const MESSAGES: Settling = {
+  at: 'n.finished_at',
+  final: "n.status IN ('sent', 'cancelled', 'failed')",
+  open: "n.status IN ('pending', 'sending')",
+};
+
+export async function readNotifications(db: Queryable, slice: Slice): Promise<NotificationsRead> {
   const seconds = 'extract(epoch FROM (n.sent_at - n.created_at))';
+  const where = sliceCondition(slice, MESSAGES);
   const { rows } = await db.query<
     Record<string, unknown> & { kind: string; channel: string; outcome: string; n: number }
   >(
     `SELECT n.kind, n.channel, ${OUTCOME_SQL} AS outcome, count(*)::int AS n,
             ${histogramColumns(seconds, BUCKETS.sendLatency, 'n.sent_at IS NOT NULL AND n.held_reason IS NULL')}
-       FROM forewarn.notifications n GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+       FROM forewarn.notifications n WHERE ${where.sql} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+    where.params,
   );
-  const latency = new Map<string, HistogramRead>();
-  for (const r of rows) {
-    if (r.outcome !== 'sent') continue;
-    const h = histogramOf(r, BUCKETS.sendLatency, { channel: r.channel });
-    const seen = latency.get(r.channel);
-    if (!seen) latency.set(r.channel, h);
+  return {
+    byOutcome: rows.map((r) => ({ kind: r.kind, channel: r.channel, outcome: r.outcome, n: r.n })),
+    sendLatency: mergeHistograms(
+      rows
+        .filter((r) => r.outcome === 'sent')
+        .map((r) => histogramOf(r, BUCKETS.sendLatency, { channel: r.channel })),
+    ),
+  };
+}
+
+/**
+ * From each cause's opening change (its "opened" event) to the first message about it that a
+ * channel accepted, per detector; a cause settles with that first message. Causes nobody has
+ * heard of yet are not counted.
+ */
+export async function readFirstDelivery(db: Queryable, slice: Slice): Promise<HistogramRead[]> {
+  const seconds = 'extract(epoch FROM (f.first_sent - e.occurred_at))';
+  // The causes with a message sent in the slice's span (finished_at is the time it was sent).
+  const span = sliceCondition(slice, { at: 'n.finished_at', final: 'true', open: 'false' });
+  const first = sliceCondition(
+    slice,
+    { at: 'f.first_sent', final: 'true', open: 'false' },
+    span.params.length + 1,
+  );
+  const { rows } = await db.query<Record<string, unknown> & { detector: string }>(
+    `WITH touched AS (
+       SELECT DISTINCT n.incident_id FROM forewarn.notifications n
+        WHERE n.status = 'sent' AND n.incident_id IS NOT NULL AND ${span.sql}
+     )
+     SELECT i.detector, ${histogramColumns(`greatest(${seconds}, 0)`, BUCKETS.firstDelivery)}
+       FROM touched t
+       JOIN forewarn.incidents i ON i.id = t.incident_id
+       JOIN forewarn.incident_events e ON e.incident_id = t.incident_id AND e.type = 'opened'
+       CROSS JOIN LATERAL (
+         SELECT min(n.sent_at) AS first_sent FROM forewarn.notifications n
+          WHERE n.incident_id = t.incident_id AND n.status = 'sent'
+       ) f
+      WHERE ${first.sql}
+      GROUP BY i.detector ORDER BY i.detector`,
+    [...span.params, ...first.params],
+  );
+  return rows.map((r) => histogramOf(r, BUCKETS.firstDelivery, { detector: r.detector }));
+}
+
+/** Histograms of the same labels summed into one. */
+export function mergeHistograms(reads: readonly HistogramRead[]): HistogramRead[] {
+  const merged = new Map<string, HistogramRead>();
+  for (const h of reads) {
+    const key = JSON.stringify(Object.entries(h.labels).sort());
+    const seen = merged.get(key);
+    if (!seen) merged.set(key, { labels: h.labels, counts: [...h.counts], sum: h.sum, count: h.count });
     else {
       seen.counts = seen.counts.map((c, i) => c + h.counts[i]!);
       seen.sum += h.sum;
       seen.count += h.count;
     }
   }
-  return {
-    byOutcome: rows.map((r) => ({ kind: r.kind, channel: r.channel, outcome: r.outcome, n: r.n })),
-    sendLatency: [...latency.values()],
-  };
-}
-
-/**
- * From each cause's opening change (its "opened" event) to the first message about it that a
- * channel accepted, per detector. Causes nobody has heard of yet are not counted.
- */
-export async function readFirstDelivery(db: Queryable): Promise<HistogramRead[]> {
-  const seconds = 'extract(epoch FROM (f.first_sent - e.occurred_at))';
-  const { rows } = await db.query<Record<string, unknown> & { detector: string }>(
-    `SELECT i.detector, ${histogramColumns(`greatest(${seconds}, 0)`, BUCKETS.firstDelivery)}
-       FROM forewarn.incident_events e
-       JOIN forewarn.incidents i ON i.id = e.incident_id
-       CROSS JOIN LATERAL (
-         SELECT min(n.sent_at) AS first_sent FROM forewarn.notifications n
-          WHERE n.incident_id = e.incident_id AND n.sent_at IS NOT NULL
-       ) f
-      WHERE e.type = 'opened' AND f.first_sent IS NOT NULL
-      GROUP BY i.detector ORDER BY i.detector`,
-  );
-  return rows.map((r) => histogramOf(r, BUCKETS.firstDelivery, { detector: r.detector }));
+  return [...merged.values()];
 }
 
 /** The states BullMQ counts, as it names them. */

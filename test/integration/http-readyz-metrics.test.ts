@@ -204,11 +204,14 @@ describe('/readyz on a running HTTP role', () => {
       'SELECT max(version) AS v FROM forewarn.schema_migrations',
     );
     await db.pool.query('DELETE FROM forewarn.schema_migrations WHERE version = $1', [rows[0]!.v]);
+    const left = await db.pool.query<{ v: number }>(
+      'SELECT max(version) AS v FROM forewarn.schema_migrations',
+    );
     const behind = await readyz(http.address);
     expect(behind.status).toBe(503);
     expect(behind.body.failing).toEqual(['postgres']);
     expect(behind.body.checks.postgres!.error).toBe(
-      `forewarn's schema is at version ${rows[0]!.v - 1}, this release needs ${rows[0]!.v}: run \`forewarn migrate\``,
+      `forewarn's schema is at version ${left.rows[0]!.v}, this release needs ${rows[0]!.v}: run \`forewarn migrate\``,
     );
   });
 });
@@ -367,9 +370,7 @@ describe('/metrics', () => {
       .get('forewarn_metrics_read_failed')!
       .samples.map((m) => m.labels.part)
       .sort();
-    expect(failed).toEqual(
-      ['detectorRuns', 'firstDelivery', 'highWater', 'lastTicks', 'notifications', 'openIncidents'].sort(),
-    );
+    expect(failed).toEqual(['highWater', 'history', 'lastTicks', 'openIncidents']);
     // Redis still answers: the queues are still there.
     expect(cut.has('forewarn_queue_jobs')).toBe(true);
     expect(cut.has('forewarn_notifications_sent_total')).toBe(false);

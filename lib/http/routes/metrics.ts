@@ -1,5 +1,6 @@
 // GET /metrics: Prometheus text (lib/metrics/exposition.ts), read at scrape time from the
-// databases and the queues, so that any replica of the HTTP role reports the whole deployment.
+// databases and the queues, so that any replica of the HTTP role reports the whole deployment
+// (the history tables through running totals of their settled rows, lib/metrics/settled.ts).
 // Scrapes that arrive while one is being read share its result instead of reading again.
 import { configHash } from '../../config/hash.ts';
 import { registeredDetectors } from '../../detection/registry.ts';
@@ -9,6 +10,7 @@ import {
   renderMetrics,
   type MetricsSnapshot,
 } from '../../metrics/exposition.ts';
+import { SettledTotals } from '../../metrics/settled.ts';
 import type { HttpRoutes } from '../deps.ts';
 
 export const metricsRoutes: HttpRoutes = {
@@ -17,6 +19,7 @@ export const metricsRoutes: HttpRoutes = {
     const { queues, config } = deps;
     if (queues === undefined || config === undefined) return;
     const log = deps.logger.child({ component: 'metrics' });
+    const history = new SettledTotals();
     let reading: Promise<MetricsSnapshot> | undefined;
     const snapshot = () => {
       reading ??= readMetricsSnapshot({
@@ -24,6 +27,7 @@ export const metricsRoutes: HttpRoutes = {
         platformDb: deps.platformDb,
         platformSchema: deps.platformSchema,
         queues,
+        history,
         detectors: () => registeredDetectors.filter((d) => d.settingsOf(config()).enabled).map((d) => d.id),
         configHash: () => configHash(config()),
         now: deps.now,
