@@ -157,14 +157,15 @@ export class Workbench {
   }
 
   /**
-   * Lints the directory as if `text` were the target's file (`full`: with the both-ways check, as
-   * `templates lint` runs) and renders it with `data` (JSON text). Writes nothing.
+   * Lints the directory as if `text` were the target's file (`full`: with the both-ways check of
+   * that file, as `templates lint` runs it) and renders it with `data` (JSON text). Writes nothing.
    */
   async check(target: Target, text: string, data: string | null, full = false): Promise<CheckResult> {
     const { path } = this.fileOf(target);
     const { set, engines } = await inspectTemplates(this.dir, {
       overrides: new Map([[path, text]]),
-      bothWays: full,
+      // The both-ways check renders each template many times: only the edited file can have changed.
+      bothWays: full ? { only: path } : false,
     });
     const mine = (p: TemplateProblem) => p.file === path;
     const problems = set.problems.filter(mine).map((p) => this.#relative(p));

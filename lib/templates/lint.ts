@@ -18,8 +18,9 @@ export interface InspectOptions {
   /**
    * Render every template both ways with hostile values (both-ways.ts). On by default, as the
    * linter runs; loading the store skips it (a second or so that the analysis makes needless).
+   * `{ only: path }`: that file alone (the studio saving one file: the others did not change).
    */
-  bothWays?: boolean;
+  bothWays?: boolean | { only: string };
   /** File path to text checked instead of the file (the studio's unsaved edits); nothing is written. */
   overrides?: ReadonlyMap<string, string>;
 }
@@ -60,7 +61,11 @@ export async function inspectTemplates(
         break;
       }
     }
-    if (options.bothWays !== false && problems.length === before) {
+    const bothWays =
+      typeof options.bothWays === 'object'
+        ? options.bothWays.only === template.file
+        : options.bothWays !== false;
+    if (bothWays && problems.length === before) {
       problems.push(...compareBothWays(engines, template, set.layout));
     }
   }
