@@ -14,6 +14,7 @@ import { createRedis } from '../lib/queue/redis.ts';
 import {
   benchDatabase,
   figure,
+  median,
   positiveIntsFromEnv,
   timed,
   type BenchResult,
@@ -24,12 +25,6 @@ const RUNS = 5;
 const CAUSES = 500;
 /** Messages sent or queued in the last minutes: not settled yet. */
 const LIVE = 2_000;
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 
 /** Fills the database with `messages` notifications and the detector runs of the same 30 days. */
 async function fill(pool: pg.Pool, messages: number): Promise<void> {

@@ -3,7 +3,7 @@
 // half opted out; an in-app cap of 50 a day, counted against messages already sent today) and
 // without it (no preference rows, no caps), each in a fresh process, alternating in pairs.
 import { fanOutsInFreshProcess, POLICY_CAP, WARM_UP, type FanoutRun } from './fanout.ts';
-import { figure, positiveIntFromEnv, type BenchResult, type Figure } from './support.ts';
+import { figure, median, positiveIntFromEnv, type BenchResult, type Figure } from './support.ts';
 
 /** The target: the fan-out with the policy at most this much slower than without. */
 const TARGET_SLOWER = 0.15;
@@ -24,11 +24,6 @@ export async function benchPolicy(): Promise<BenchResult> {
       (policy ? withPolicy : without).push(run!);
     }
   }
-  const median = (values: number[]) => {
-    const sorted = [...values].sort((a, b) => a - b);
-    const mid = Math.floor(sorted.length / 2);
-    return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  };
   const figures: Figure[] = [];
   const n = audience.toLocaleString('en-US');
   for (const [name, runs] of [

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { figure, type BenchResult } from './support.ts';
+import { figure, median, type BenchResult } from './support.ts';
 
 const run = promisify(execFile);
 const BIN = fileURLToPath(new URL('../bin/forewarn.js', import.meta.url));
@@ -19,12 +19,6 @@ async function startMs(code: 'dist' | 'src'): Promise<number> {
   await run(process.execPath, [BIN, '--help'], { env: { ...process.env, FOREWARN_CODE: code } });
   return performance.now() - started;
 }
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 
 export async function benchStartup(): Promise<BenchResult> {
   if (!existsSync(DIST) || !existsSync(MANIFEST))

@@ -7,7 +7,6 @@
 //   the sent counter moves by exactly the messages sent, with the open incident, the send latency,
 //   the first-delivery lag, the detector runs, the queue depths and the config hash beside it.
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -28,7 +27,7 @@ import {
   type InProcessPipeline,
 } from '../support/notifications.ts';
 import { loadPlatform } from '../support/platform.ts';
-import { RedisServer } from '../support/redis-server.ts';
+import { freePort, RedisServer } from '../support/redis-server.ts';
 import {
   createTestDatabase,
   createTestRedisPrefix,
@@ -54,14 +53,6 @@ afterEach(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const port = (probe.address() as { port: number }).port;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
 
 interface Readiness {
   status: number;

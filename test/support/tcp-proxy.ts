@@ -2,6 +2,7 @@
 // cuts every connection and refuses new ones, as a stopped server would; start() listens again on
 // the same port.
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { freePort } from './redis-server.ts';
 
 export class TcpProxy {
   readonly port: number;
@@ -17,11 +18,7 @@ export class TcpProxy {
 
   /** Listens on a free port of 127.0.0.1, forwarding to `target`. */
   static async start(target: { host: string; port: number }): Promise<TcpProxy> {
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const port = (probe.address() as { port: number }).port;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
-    const proxy = new TcpProxy(port, target);
+    const proxy = new TcpProxy(await freePort(), target);
     await proxy.start();
     return proxy;
   }
