@@ -48,4 +48,3 @@ export async function readDataHighWater(platformDb: Queryable, schema: string): 
   const row = rows[0]!;
   return { newestAt: row.newest === null ? null : row.newest.getTime(), platformNow: row.now.getTime() };
 }
-
