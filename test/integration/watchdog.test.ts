@@ -100,7 +100,7 @@ async function attemptCreated(secondsAgo: number): Promise<void> {
   );
 }
 
-const watchdogMail = () => smtp.messages.filter((m) => /watchdog/i.test(m.subject));
+const watchdogMail = () => smtp.messages.filter((m) => /watchdog/i.test(m.subject ?? ''));
 
 /** Waits for `count` watchdog emails in all, then a little longer to see that no more come. */
 async function mailCount(count: number): Promise<ReceivedMessage[]> {
@@ -213,7 +213,7 @@ describe('the watchdog', () => {
     const [, , , caughtUp] = await mailCount(4);
     expect(caughtUp!.subject).toBe('[forewarn] Watchdog: platform payment data caught up');
     expect(caughtUp!.text).toMatch(
-      /the newest payment attempt is [23] s behind the platform database's clock/,
+      /the newest payment attempt \(payment_attempts.created_at\) is [23] s behind the platform database's clock/,
     );
     expect(await states()).toMatchObject({ 'data:payment_attempts': 'ok' });
     const keys = (await rowsOfKind()).map((r) => r.dedupe_key);
@@ -295,7 +295,7 @@ describe('forewarn start --role notifications', () => {
       const mail = await waitFor(
         'the daemon’s watchdog email',
         async () =>
-          smtp.messages.slice(before).find((m) => m.subject.includes('payment-health ticks stopped')),
+          smtp.messages.slice(before).find((m) => m.subject?.includes('payment-health ticks stopped')),
         { timeoutMs: 15_000 },
       );
       expect(mail.subject).toMatch(/last tick 36\d\d s ago \(bound 180 s\)$/);
