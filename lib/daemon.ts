@@ -16,6 +16,7 @@ import { startDeliveryWorker } from '../workers/delivery.ts';
 import { startDetectionWorker } from '../workers/detection.ts';
 import { startFanoutWorker } from '../workers/fanout.ts';
 import { startOpsAlertsWorker } from '../workers/ops-alerts.ts';
+import { startWatchdog, type RunningWatchdog } from './watchdog/run.ts';
 
 export const ROLES = ['scheduler', 'detection', 'notifications', 'http'] as const;
 export type Role = (typeof ROLES)[number];
@@ -99,6 +100,10 @@ export async function startDaemon(options: {
   }
   const scheduler = roles.includes('scheduler') ? new Scheduler(ctx) : undefined;
   scheduler?.start();
+  // In every notifications process, not only the scheduler's: it must notice a dead scheduler.
+  const watchdog: RunningWatchdog | undefined = roles.includes('notifications')
+    ? startWatchdog(ctx)
+    : undefined;
   logger.info(
     {
       component: 'daemon',
@@ -119,7 +124,8 @@ export async function startDaemon(options: {
       await scheduler?.stop();
       let forced = false;
       // The HTTP server stops accepting at once and finishes the requests in flight meanwhile.
-      const drained = Promise.all([...workers.map((w) => w.close()), http?.close()]);
+      // A watchdog check in progress finishes too (no new one starts).
+      const drained = Promise.all([...workers.map((w) => w.close()), http?.close(), watchdog?.stop()]);
       const timeout = new Promise<'timeout'>((resolve) => setTimeout(resolve, graceMs, 'timeout').unref());
       if ((await Promise.race([drained, timeout])) === 'timeout') {
         forced = true;

@@ -26,6 +26,10 @@ export const errorCodes = {
   FW_CLOCK_SKEW:
     "A detector tick lies ahead of the platform database's clock by more than the configured skew and was refused.",
   FW_FEED_SILENT: 'Most payment pairs went silent at once: the platform data feed looks stalled.',
+  FW_WATCHDOG_TRIPPED:
+    "The watchdog found a detector's ticks stopped, or the platform's payment data lagging beyond its bound; ops are alerted.",
+  FW_WATCHDOG_CHECK_FAILED:
+    'A watchdog check could not read a database; it is logged and the next check runs as usual.',
   FW_DELIVERY_CLAIM_LOST:
     'A delivery job found that its claim on a notification had run out and been taken over by another worker; it left the notification to that worker.',
   FW_JOB_FOREIGN:

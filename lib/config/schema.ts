@@ -1,7 +1,7 @@
 // The shape of config/forewarn.yaml: one zod schema, the single source of the config's type and
 // defaults. Every key is documented in the YAML file itself and in README.md#configuration.
 import { z } from 'zod';
-import { detectorIds, detectorSettingsShape } from '../detection/registry.ts';
+import { detectorIds, detectorSettingsShape, registeredDetectors } from '../detection/registry.ts';
 import { categories } from '../messages/kind.ts';
 import { cronExpression } from './cron.ts';
 import { allowPatternProblem } from '../studio/allow.ts';
@@ -201,6 +201,52 @@ const maintenanceWindowSchema = z
     message: 'expected from and to to differ (a window of no length holds nothing)',
   });
 
+/**
+ * The watchdog (lib/watchdog/): an ops alert when a detector's ticks stop or the platform's
+ * payment data lags. Runs in every process with the notifications role.
+ */
+export const watchdogConfigSchema = z
+  .strictObject({
+    /** false: no checks, no watchdog alerts. */
+    enabled: z.boolean({ message: 'expected true or false' }).default(true),
+    /** How often each notifications process checks (one alert per change across replicas). */
+    checkEverySeconds: positiveInt.max(3_600).default(60),
+    /** The newest payment_attempts row may be this far behind the platform database's clock. */
+    maxDataLagSeconds: positiveInt.default(900),
+    ticks: z
+      .strictObject({
+        /** A detector's default bound: this many gaps between its schedule's next two fires ... */
+        missedFires: positiveInt.max(1_000).default(3),
+        /** ... and at least this long. */
+        minAgeSeconds: positiveInt.default(180),
+        /** Per detector, under its config key: the bound itself, instead of the derived one. */
+        maxAgeSeconds: z.record(z.string(), positiveInt).default({}),
+      })
+      .default({ missedFires: 3, minAgeSeconds: 180, maxAgeSeconds: {} })
+      .superRefine((ticks, ctx) => {
+        const known = registeredDetectors.map((d) => `${d.configKey} (${d.id})`).join(', ');
+        for (const key of Object.keys(ticks.maxAgeSeconds)) {
+          if (registeredDetectors.some((d) => d.configKey === key)) continue;
+          const byId = registeredDetectors.find((d) => d.id === key);
+          ctx.addIssue({
+            code: 'custom',
+            path: ['maxAgeSeconds', key],
+            input: key,
+            message: byId
+              ? `expected the detector's config key "${byId.configKey}" (as under detectors), not its id (registered detectors: ${known})`
+              : `expected one of the registered detectors: ${known}`,
+          });
+        }
+      }),
+  })
+  .default({
+    enabled: true,
+    checkEverySeconds: 60,
+    maxDataLagSeconds: 900,
+    ticks: { missedFires: 3, minAgeSeconds: 180, maxAgeSeconds: {} },
+  });
+export type WatchdogConfig = z.infer<typeof watchdogConfigSchema>;
+
 export const configSchema = z.strictObject({
   /** IANA zone in which cron schedules are read. */
   timezone: z.string().refine(isTimeZone, { message: 'expected an IANA time zone such as "Asia/Shanghai"' }),
@@ -214,6 +260,7 @@ export const configSchema = z.strictObject({
     delivery: z.strictObject({ concurrency: positiveInt }),
     opsAlerts: z.strictObject({ concurrency: positiveInt }),
   }),
+  watchdog: watchdogConfigSchema,
   shutdown: z.strictObject({
     /** How long running jobs may take to finish after SIGTERM before the process exits anyway. */
     graceSeconds: positiveInt,

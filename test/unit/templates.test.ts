@@ -76,7 +76,8 @@ describe('shipped templates', () => {
         expect(message.text).not.toMatch(/\n\n\n/);
         // The message names what it is about: the channel, the error code, the product, (a
         // security check-up) the user's account on the platform, (a data-feed alert) the
-        // detector, or (a group of ops alerts) what the group shares.
+        // detector, (a watchdog alert) the detector or the table, or (a group of ops alerts) what
+        // the group shares.
         const subject =
           'channelName' in data
             ? data.channelName
@@ -86,9 +87,11 @@ describe('shipped templates', () => {
                 ? data.siteName
                 : 'productName' in data
                   ? data.productName
-                  : 'detector' in data
-                    ? data.detector
-                    : data.groupValue;
+                  : 'watched' in data
+                    ? (data.detector ?? 'payment_attempts')
+                    : 'detector' in data
+                      ? data.detector
+                      : data.groupValue;
         expect(message.text).toContain(subject);
         if (channel === 'email') {
           expect(message.subject).toMatch(/\S/);

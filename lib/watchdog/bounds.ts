@@ -1,0 +1,47 @@
+// How old each watched detector's last tick may be (config watchdog.ticks): the override under the
+// detector's config key, or missedFires x the gap between its schedule's next two fires, at least
+// minAgeSeconds. Disabled detectors are not watched. The gap comes from node-cron, which reads the
+// schedule in the config's zone exactly as the scheduler does.
+import cron from 'node-cron';
+import type { Config } from '../config/schema.ts';
+import { registeredDetectors } from '../detection/registry.ts';
+
+export interface TickBound {
+  detector: string;
+  boundMs: number;
+  /** Where the bound comes from, for the log: the override, or the schedule. */
+  source: 'override' | 'schedule';
+}
+
+/** The gap between the next two fires of `schedule` in `timeZone` (ms), from the real clock. */
+export function scheduleGapMs(schedule: string, timeZone: string): number {
+  const task = cron.createTask(schedule, () => undefined, { timezone: timeZone });
+  try {
+    const [a, b] = task.getNextRuns(2);
+    return a && b ? b.getTime() - a.getTime() : 0;
+  } finally {
+    // createTask registers the task (never started); destroy removes it again.
+    void task.destroy();
+  }
+}
+
+export function tickBounds(config: Config): TickBound[] {
+  const { missedFires, minAgeSeconds, maxAgeSeconds } = config.watchdog.ticks;
+  const bounds: TickBound[] = [];
+  for (const detector of registeredDetectors) {
+    const settings = detector.settingsOf(config);
+    if (!settings.enabled) continue;
+    const override = maxAgeSeconds[detector.configKey];
+    if (override !== undefined) {
+      bounds.push({ detector: detector.id, boundMs: override * 1000, source: 'override' });
+      continue;
+    }
+    const gap = scheduleGapMs(settings.schedule, config.timezone);
+    bounds.push({
+      detector: detector.id,
+      boundMs: Math.max(minAgeSeconds * 1000, missedFires * gap),
+      source: 'schedule',
+    });
+  }
+  return bounds;
+}
