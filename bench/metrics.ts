@@ -100,7 +100,14 @@ export async function benchMetrics(): Promise<BenchResult> {
           platformSchema: 'public',
           queues,
           history,
-          detectors: () => ['payment-health', 'error-spikes'],
+          watchdog: () => ({
+            ticks: ['payment-health', 'error-spikes'].map((detector) => ({
+              detector,
+              boundMs: 180_000,
+              source: 'schedule' as const,
+            })),
+            maxDataLagSeconds: 900,
+          }),
           configHash: () => '0123456789abcdef',
           now: Date.now,
         });

@@ -4,6 +4,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import type { Pool } from '../db/pool.ts';
 import type { Queues } from '../queue/queues.ts';
+import type { TickBound } from '../watchdog/bounds.ts';
 import { readDataHighWater, readLastTicks, type DataHighWater, type LastTick } from '../watchdog/read.ts';
 import { BUCKETS, readOpenIncidents, readQueueDepths, type HistogramRead } from './read.ts';
 import type { HistoryRead, SettledTotals } from './settled.ts';
@@ -15,8 +16,11 @@ export interface MetricsSources {
   queues: Queues;
   /** This process's running totals of the history tables (lib/metrics/settled.ts). */
   history: SettledTotals;
-  /** The detectors the config runs on a schedule: their tick age is reported. */
-  detectors: () => readonly string[];
+  /**
+   * The detectors the config runs on a schedule, with the watchdog's bound on their tick age
+   * (lib/watchdog/bounds.ts), and its bound on the platform data's lag, in seconds.
+   */
+  watchdog: () => { ticks: readonly TickBound[]; maxDataLagSeconds: number };
   configHash: () => string;
   /** Epoch ms. */
   now: () => number;
@@ -34,22 +38,34 @@ export interface MetricsSnapshot {
   configHash: string;
   readMs: number;
   now: number;
+  watchdog: ReturnType<MetricsSources['watchdog']>;
 }
 
 /** Reads every part at once; a failing part is recorded, not thrown. */
 export async function readMetricsSnapshot(sources: MetricsSources): Promise<MetricsSnapshot> {
   const started = performance.now();
   const now = sources.now();
+  const watchdog = sources.watchdog();
   const parts = {
     history: () => sources.history.read(sources.db),
     openIncidents: () => readOpenIncidents(sources.db),
     queues: () => readQueueDepths(sources.queues),
-    lastTicks: () => readLastTicks(sources.db, sources.detectors()),
+    lastTicks: () =>
+      readLastTicks(
+        sources.db,
+        watchdog.ticks.map((b) => b.detector),
+      ),
     highWater: () => readDataHighWater(sources.platformDb, sources.platformSchema),
   };
   const names = Object.keys(parts) as (keyof typeof parts)[];
   const settled = await Promise.allSettled(names.map((name) => parts[name]()));
-  const snapshot: MetricsSnapshot = { failed: [], configHash: sources.configHash(), readMs: 0, now };
+  const snapshot: MetricsSnapshot = {
+    failed: [],
+    configHash: sources.configHash(),
+    readMs: 0,
+    now,
+    watchdog,
+  };
   settled.forEach((result, i) => {
     const name = names[i]!;
     if (result.status === 'rejected') snapshot.failed.push({ part: name, error: result.reason });
@@ -88,6 +104,19 @@ export async function renderMetrics(snapshot: MetricsSnapshot): Promise<string> 
       ),
     );
   }
+
+  const bound = new Gauge({
+    name: 'forewarn_detector_tick_age_bound_seconds',
+    help: "The watchdog's bound on each scheduled detector's tick age (config watchdog.ticks): older, ops are alerted.",
+    labelNames: ['detector'],
+    registers,
+  });
+  for (const b of snapshot.watchdog.ticks) bound.set({ detector: b.detector }, b.boundMs / 1000);
+  new Gauge({
+    name: 'forewarn_platform_data_lag_bound_seconds',
+    help: "The watchdog's bound on the platform data's lag (config watchdog.maxDataLagSeconds).",
+    registers,
+  }).set(snapshot.watchdog.maxDataLagSeconds);
 
   if (snapshot.lastTicks) {
     const age = new Gauge({

@@ -11,16 +11,17 @@ export interface LastTick {
   outcome: string | null;
 }
 
-/** One index lookup per detector (detector_runs_tick), not a scan of the run history. */
+/** In the order asked; one index lookup per detector (detector_runs_tick), not a scan of the run history. */
 export async function readLastTicks(db: Queryable, detectors: readonly string[]): Promise<LastTick[]> {
   if (detectors.length === 0) return [];
   const { rows } = await db.query<{ detector: string; finished_at: Date | null; outcome: string | null }>(
     `SELECT d.detector, r.finished_at, r.outcome
-       FROM unnest($1::text[]) AS d(detector)
+       FROM unnest($1::text[]) WITH ORDINALITY AS d(detector, position)
        LEFT JOIN LATERAL (
          SELECT finished_at, outcome FROM forewarn.detector_runs
           WHERE detector = d.detector ORDER BY tick_at DESC LIMIT 1
-       ) r ON true`,
+       ) r ON true
+      ORDER BY d.position`,
     [detectors],
   );
   return rows.map((r) => ({

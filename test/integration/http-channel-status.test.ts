@@ -25,6 +25,7 @@ import {
   REDIS_URL,
   type TestDatabase,
 } from '../support/services.ts';
+import { tickBounds } from '../../lib/watchdog/bounds.ts';
 
 const SHIPPED = fileURLToPath(new URL('../../config/forewarn.yaml', import.meta.url));
 const TOKEN = 'api-token-for-tests-0123456789abcdef';
@@ -43,6 +44,8 @@ let ctx: AppContext;
 let http: RunningHttpServer;
 const logs = captureLogs('info');
 let tickAt = FIRST_TICK;
+/** What the HTTP role takes for now: the latest tick's time, unless a test moves it on. */
+let clock = FIRST_TICK;
 
 function status(region: string | null = REGION, token: string | null = TOKEN, extra = '') {
   const url = new URL('/api/channels/status', http.address);
@@ -68,6 +71,7 @@ async function tickUntil(what: string, done: () => Promise<boolean>): Promise<vo
   while (!(await done())) {
     if (tickAt > LAST_TICK) throw new Error(`no ${what} by ${new Date(LAST_TICK).toISOString()}`);
     await runPaymentHealthTick(ctx, tickAt);
+    clock = tickAt;
     tickAt += STEP;
   }
 }
@@ -109,7 +113,8 @@ beforeAll(async () => {
       apiToken: TOKEN,
       config: ctx.config,
       logger: logs.logger,
-      now: Date.now,
+      // The simulated platform's clock: the answer says whether the last tick is recent by it.
+      now: () => clock,
     },
     { host: '127.0.0.1', port: 0 },
   );
@@ -183,6 +188,8 @@ describe('a region through an outage of alipay', () => {
     const body = await answer();
     expect(body.region).toBe(REGION);
     expect(body.evaluatedAt).toBeNull();
+    // No tick yet: nothing here is known.
+    expect(body.stale).toBe(true);
     const { rows } = await db.pool.query<{ id: string }>(
       `SELECT id FROM platform.payment_channels WHERE enabled AND ('*' = ANY (regions) OR $1 = ANY (regions))`,
       [REGION],
@@ -203,6 +210,7 @@ describe('a region through an outage of alipay', () => {
     const [incident] = await openIncidents();
     const body = await answer();
     expect(Date.parse(body.evaluatedAt!)).toBe(tickAt - STEP);
+    expect(body.stale).toBe(false);
     const alipay = body.channels.find((c) => c.channel === 'alipay')!;
     expect(alipay.state).toBe('degraded');
     expect(alipay.incidents).toHaveLength(1);
@@ -233,4 +241,16 @@ describe('a region through an outage of alipay', () => {
     expect(alipay).toMatchObject({ state: 'healthy', incidents: [], backups: [] });
     expect(body.channels.every((c) => c.incidents.length === 0)).toBe(true);
   }, 120_000);
+
+  it('when the detector stops ticking: the last states, marked stale past the watchdog bound', async () => {
+    const bound = tickBounds(ctx.config()).find((b) => b.detector === 'payment-health')!.boundMs;
+    const last = clock;
+    clock = last + bound;
+    expect((await answer()).stale).toBe(false);
+    clock = last + bound + SECOND;
+    const body = await answer();
+    expect(body.stale).toBe(true);
+    expect(Date.parse(body.evaluatedAt!)).toBe(last);
+    expect(body.channels.find((c) => c.channel === 'alipay')!.state).toBe('healthy');
+  });
 });

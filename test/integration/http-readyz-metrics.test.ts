@@ -38,6 +38,7 @@ import {
 import { startSmtpServer, type TestSmtpServer } from '../support/smtp.ts';
 import { parsePrometheusText, sampleValue, type Family } from '../support/prometheus.ts';
 import { TcpProxy } from '../support/tcp-proxy.ts';
+import { tickBounds } from '../../lib/watchdog/bounds.ts';
 
 let dir: string;
 const cleanups: Array<() => Promise<void>> = [];
@@ -62,7 +63,16 @@ interface Readiness {
     checks: Record<string, { ok: boolean; error?: string; [detail: string]: unknown }>;
     ticks?: {
       ok: boolean;
-      detectors: Record<string, { lastTickAt: string | null; ageSeconds?: number; outcome?: string }>;
+      detectors: Record<
+        string,
+        {
+          lastTickAt: string | null;
+          ageSeconds?: number;
+          outcome?: string;
+          boundSeconds?: number;
+          stopped?: boolean;
+        }
+      >;
     };
   };
 }
@@ -131,7 +141,11 @@ describe('/readyz on a running HTTP role', () => {
     });
     expect(ready.body.checks.platform!.lagSeconds).toBeGreaterThanOrEqual(89);
     // When that tick finished (its row was written just now), and how it went.
-    expect(ready.body.ticks!.detectors['payment-health']).toMatchObject({ outcome: 'evaluated' });
+    expect(ready.body.ticks!.detectors['payment-health']).toMatchObject({
+      outcome: 'evaluated',
+      stopped: false,
+    });
+    expect(ready.body.ticks!.detectors['payment-health']!.boundSeconds).toBeGreaterThan(60);
     expect(ready.body.ticks!.detectors['payment-health']!.ageSeconds).toBeLessThan(60);
 
     await redis.stop();
@@ -189,7 +203,22 @@ describe('/readyz on a running HTTP role', () => {
     cleanups.push(() => pipeline.close());
     const http = await serve(pipeline);
     cleanups.push(() => http.close());
-    expect((await readyz(http.address)).status).toBe(200);
+    // A detector whose last tick is older than the watchdog's bound: shown stopped, still ready.
+    const hourAgo = Date.now() - 3_600_000;
+    await recordDetectorRun(db.pool, {
+      detector: 'payment-health',
+      tickAt: hourAgo,
+      outcome: 'evaluated',
+      startedAt: hourAgo,
+      worker: 'test',
+      changes: 0,
+      skippedRows: 0,
+    });
+    await db.pool.query("UPDATE forewarn.detector_runs SET finished_at = now() - interval '1 hour'");
+    const ready = await readyz(http.address);
+    expect(ready.status).toBe(200);
+    expect(ready.body.ticks!.detectors['payment-health']).toMatchObject({ stopped: true });
+    expect(ready.body.ticks!.detectors['payment-health']!.ageSeconds).toBeGreaterThanOrEqual(3600);
     // As if a newer release's migration were missing here.
     const { rows } = await db.pool.query<{ v: number }>(
       'SELECT max(version) AS v FROM forewarn.schema_migrations',
@@ -335,6 +364,13 @@ describe('/metrics', () => {
     expect(
       value(after, 'forewarn_detector_last_tick_age_seconds', { detector: 'payment-health' }),
     ).toBeLessThan(60);
+    const bound = tickBounds(pipeline.ctx.config()).find((b) => b.detector === 'payment-health')!;
+    expect(value(after, 'forewarn_detector_tick_age_bound_seconds', { detector: 'payment-health' })).toBe(
+      bound.boundMs / 1000,
+    );
+    expect(value(after, 'forewarn_platform_data_lag_bound_seconds')).toBe(
+      pipeline.ctx.config().watchdog.maxDataLagSeconds,
+    );
     expect(after.get('forewarn_queue_jobs')!.samples).toHaveLength(4 * 7);
   });
 

@@ -16,6 +16,7 @@ import {
 } from '../../../detectors/payment-health/index.ts';
 import { readEvaluatedAt, readOpenCauseRecords, readSubjectStates } from '../../incidents/store.ts';
 import { readPaymentChannels } from '../../platform/payment-channels.ts';
+import { tickBounds } from '../../watchdog/bounds.ts';
 import { requireApiToken } from '../auth.ts';
 import type { HttpDeps, HttpRoutes } from '../deps.ts';
 
@@ -31,6 +32,11 @@ export interface ChannelStatusAnswer {
   region: string;
   /** The detector's last tick: the states are as of then (null before its first tick). */
   evaluatedAt: string | null;
+  /**
+   * No tick within the watchdog's bound for the detector (config watchdog.ticks), or none yet: the
+   * states may be out of date, and "healthy" then means "not known to be failing".
+   */
+  stale: boolean;
   channels: Array<
     Omit<ChannelStatus, 'lastSeenAt' | 'incidents'> & {
       lastSeenAt: string | null;
@@ -106,9 +112,11 @@ async function answer(
     settings: config().detectors.paymentHealth,
   });
   const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+  const bound = tickBounds(config()).find((b) => b.detector === DETECTOR);
   const body: ChannelStatusAnswer = {
     region,
     evaluatedAt: iso(evaluatedAt),
+    stale: evaluatedAt === null || (bound !== undefined && deps.now() - evaluatedAt > bound.boundMs),
     channels: statuses.map((s) => ({
       ...s,
       lastSeenAt: iso(s.lastSeenAt),

@@ -3,7 +3,7 @@
 // (the history tables through running totals of their settled rows, lib/metrics/settled.ts).
 // Scrapes that arrive while one is being read share its result instead of reading again.
 import { configHash } from '../../config/hash.ts';
-import { registeredDetectors } from '../../detection/registry.ts';
+import { tickBounds } from '../../watchdog/bounds.ts';
 import {
   METRICS_CONTENT_TYPE,
   readMetricsSnapshot,
@@ -28,7 +28,10 @@ export const metricsRoutes: HttpRoutes = {
         platformSchema: deps.platformSchema,
         queues,
         history,
-        detectors: () => registeredDetectors.filter((d) => d.settingsOf(config()).enabled).map((d) => d.id),
+        watchdog: () => ({
+          ticks: tickBounds(config()),
+          maxDataLagSeconds: config().watchdog.maxDataLagSeconds,
+        }),
         configHash: () => configHash(config()),
         now: deps.now,
       }).finally(() => {

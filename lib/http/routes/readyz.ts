@@ -6,7 +6,7 @@
 import type { Redis } from 'ioredis';
 import { configHash } from '../../config/hash.ts';
 import { readMigrations } from '../../db/migrate.ts';
-import { registeredDetectors } from '../../detection/registry.ts';
+import { tickBounds } from '../../watchdog/bounds.ts';
 import { readDataHighWater, readLastTicks } from '../../watchdog/read.ts';
 import type { HttpDeps, HttpRoutes } from '../deps.ts';
 
@@ -76,24 +76,32 @@ async function checkRedis(redis: Redis | undefined): Promise<Check> {
   return answer === 'PONG' ? { ok: true } : { ok: false, error: `PING answered ${answer}` };
 }
 
+/** Each scheduled detector's last tick, with the watchdog's bound for it (config watchdog.ticks). */
 async function lastTicks(deps: HttpDeps): Promise<Check> {
-  const config = deps.config!();
-  const scheduled = registeredDetectors.filter((d) => d.settingsOf(config).enabled).map((d) => d.id);
+  const bounds = tickBounds(deps.config!());
   const now = deps.now();
-  const ticks = await readLastTicks(deps.db, scheduled);
+  const ticks = await readLastTicks(
+    deps.db,
+    bounds.map((b) => b.detector),
+  );
   return {
     ok: true,
     detectors: Object.fromEntries(
-      ticks.map((t) => [
-        t.detector,
-        t.finishedAt === null
-          ? { lastTickAt: null }
-          : {
-              lastTickAt: new Date(t.finishedAt).toISOString(),
-              ageSeconds: Math.max(0, Math.round((now - t.finishedAt) / 1000)),
-              outcome: t.outcome,
-            },
-      ]),
+      ticks.map((t, i) => {
+        const boundSeconds = bounds[i]!.boundMs / 1000;
+        if (t.finishedAt === null) return [t.detector, { lastTickAt: null, boundSeconds }];
+        const ageSeconds = Math.max(0, Math.round((now - t.finishedAt) / 1000));
+        return [
+          t.detector,
+          {
+            lastTickAt: new Date(t.finishedAt).toISOString(),
+            ageSeconds,
+            outcome: t.outcome,
+            boundSeconds,
+            stopped: ageSeconds > boundSeconds,
+          },
+        ];
+      }),
     ),
   };
 }
