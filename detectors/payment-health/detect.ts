@@ -15,7 +15,7 @@
 //  3. learns its baselines only from settled attempts created after the last tick at which it
 //     looked anything but clearly normal, so a slide below the threshold is never learned.
 import { rankBackupChannels } from './backups.ts';
-import { binomialTail, normalQuantile, wilsonInterval } from './stats.ts';
+import { normalQuantile, wilsonInterval } from './stats.ts';
 import {
   emptyTally,
   LATENCY_BINS,
@@ -26,7 +26,6 @@ import {
   type Tally,
 } from './signals.ts';
 import {
-  LARGE_SAMPLE,
   thresholdAt,
   thresholdsFor,
   type PaymentHealthSettings,
@@ -307,13 +306,7 @@ export function assessShare(
     // A window that looks healthy is fresher than any longer one: what they still hold is over.
     if (rate <= recoveredBelow) break;
     const afterResolution = notBefore === null || now - window.seconds * 1000 >= notBefore;
-    if (
-      bad >= limits.minCount &&
-      users >= limits.minUsers &&
-      lower > threshold &&
-      exactAtSmallCounts(bad, attempts, threshold, confidence) &&
-      afterResolution
-    ) {
+    if (bad >= limits.minCount && users >= limits.minUsers && lower > threshold && afterResolution) {
       proof = view;
       break;
     }
@@ -846,15 +839,4 @@ export function upgradeState(raw: PaymentHealthState): PaymentHealthState {
 
 function round(value: number): number {
   return Math.round(value * 10_000) / 10_000;
-}
-
-/**
- * At small counts the Wilson bound runs ahead of the exact binomial one (7 failures of 14 clear a
- * 14% threshold by Wilson at 99.99%; the chance of that many at 14% is 0.15%, not 0.01%), and a
- * quiet pair is looked at some 1,400 times a day: there the proof also needs the exact tail, the
- * chance of at least `bad` of `attempts` at the threshold, below 1 - confidence. Only asked once
- * Wilson has proven it, so it costs nothing on healthy ticks.
- */
-function exactAtSmallCounts(bad: number, attempts: number, threshold: number, confidence: number): boolean {
-  return attempts >= LARGE_SAMPLE || binomialTail(bad, attempts, threshold) < 1 - confidence;
 }

@@ -1,6 +1,5 @@
 // Small-sample statistics for proportions: the Wilson score interval, which stays honest at the
-// handful of attempts a quiet channel sees in a window, the normal quantile it needs, and the
-// exact binomial tail that backs a proof at the smallest counts.
+// handful of attempts a quiet channel sees in a window, and the normal quantile it needs.
 
 /** Lower and upper Wilson bounds of the share `bad / n` at two-sided level `z`. */
 export function wilsonInterval(bad: number, n: number, z: number): { lower: number; upper: number } {
@@ -46,29 +45,4 @@ export function normalQuantile(p: number): number {
     ((((((a[0]! * r + a[1]!) * r + a[2]!) * r + a[3]!) * r + a[4]!) * r + a[5]!) * q) /
     (((((b[0]! * r + b[1]!) * r + b[2]!) * r + b[3]!) * r + b[4]!) * r + 1)
   );
-}
-
-/**
- * P(X >= k) for X ~ Binomial(n, p): the chance of at least `k` bad attempts of `n` when the true
- * share is `p`. Summed term by term (each from the one before), for the small counts it is asked of.
- */
-export function binomialTail(k: number, n: number, p: number): number {
-  if (k <= 0) return 1;
-  if (k > n) return 0;
-  if (p <= 0) return 0;
-  if (p >= 1) return 1;
-  // The k-th term in logs (no overflow at any n), then the rest by the ratio of neighbours.
-  let logTerm = logChoose(n, k) + k * Math.log(p) + (n - k) * Math.log1p(-p);
-  let sum = 0;
-  for (let i = k; i <= n; i++) {
-    sum += Math.exp(logTerm);
-    logTerm += Math.log((n - i) / (i + 1)) + Math.log(p) - Math.log1p(-p);
-  }
-  return Math.min(1, sum);
-}
-
-function logChoose(n: number, k: number): number {
-  let log = 0;
-  for (let i = 1; i <= k; i++) log += Math.log((n - k + i) / i);
-  return log;
 }

@@ -240,34 +240,6 @@ describe('payment-health detector on simulated traffic', () => {
     ]);
   });
 
-  it('a chance run of failures at small counts opens nothing; a real one does (exact tail)', () => {
-    // A pair of its own (nothing else kept), at its configured normal of 3%: threshold 11%.
-    // 7 failures of 14 in 15 minutes clear it by the Wilson bound at 99.99%, but 7 or more of 14
-    // at 11% has a chance of 3.3e-4: a chance run. 10 of 14 (1.7e-7) is not.
-    const at = beijing(3);
-    const attempts = (failures: number): SimAttempt[] =>
-      Array.from({ length: 14 }, (_, i) => {
-        // Spread evenly over the 14 minutes.
-        const failed = (i * failures) % 14 < failures;
-        return {
-          id: 910_000 + i,
-          userId: `u-chance-${i}`,
-          channelId: 'qq_wallet',
-          region: 'CN-BJ',
-          status: failed ? ('failed' as const) : ('succeeded' as const),
-          errorCode: failed ? 'CARD_DECLINED' : null,
-          latencyMs: failed ? null : 900,
-          createdAt: at + i * MINUTE,
-          finishedAt: at + i * MINUTE + 1_500,
-        };
-      });
-    expect(attempts(7).filter((a) => a.status === 'failed')).toHaveLength(7);
-    expect(attempts(10).filter((a) => a.status === 'failed')).toHaveLength(10);
-    const base = { from: at - 30 * MINUTE, to: at + 40 * MINUTE, filter: () => false };
-    expect(replay(trace({ ...base, extra: attempts(7) }))).toEqual([]);
-    expect(names(replay(trace({ ...base, extra: attempts(10) })))).toEqual(['qq_wallet:CN-BJ:failures']);
-  });
-
   it('tells a bank card decline rate from an outage: baselines are per channel', () => {
     // 20% failures: about twice bank cards' configured normal (10%), below their threshold.
     const start = beijing(14);

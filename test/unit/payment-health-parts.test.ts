@@ -21,7 +21,7 @@ import {
   type SignalSet,
   type Tally,
 } from '../../detectors/payment-health/index.ts';
-import { binomialTail, normalQuantile, wilsonInterval } from '../../detectors/payment-health/stats.ts';
+import { normalQuantile, wilsonInterval } from '../../detectors/payment-health/stats.ts';
 import { LARGE_SAMPLE, windowConfidence } from '../../detectors/payment-health/thresholds.ts';
 import { shippedSettings } from '../support/traces.ts';
 
@@ -36,18 +36,6 @@ describe('statistics', () => {
     expect(normalQuantile(0.9999)).toBeCloseTo(3.719016, 4);
     expect(normalQuantile(0.01)).toBeCloseTo(-2.326348, 5);
     expect(() => normalQuantile(1)).toThrow(RangeError);
-  });
-
-  it('binomialTail is the exact chance of at least k of n', () => {
-    // Reference values: sum of comb(n, i) p^i (1-p)^(n-i) for i >= k (Python, exact integers).
-    expect(binomialTail(7, 14, 0.14)).toBeCloseTo(0.0014591661559118113, 12);
-    expect(binomialTail(7, 14, 0.11)).toBeCloseTo(0.0003306171739323991, 12);
-    expect(binomialTail(10, 14, 0.11) / 1.7045185875816276e-7).toBeCloseTo(1, 9);
-    expect(binomialTail(40, 99, 0.2) / 2.6819257660283517e-6).toBeCloseTo(1, 9);
-    expect(binomialTail(3, 5, 0.5)).toBeCloseTo(0.5, 12);
-    expect(binomialTail(8, 8, 0.11)).toBeCloseTo(0.11 ** 8, 15);
-    expect(binomialTail(0, 10, 0.3)).toBe(1);
-    expect(binomialTail(11, 10, 0.3)).toBe(0);
   });
 
   it('computes Wilson bounds that widen at small counts and stay inside [0, 1]', () => {
