@@ -4,9 +4,15 @@
 import type { Channel } from './channel.ts';
 import { emailChannel } from './email-channel.ts';
 import { inAppChannel } from './inapp-channel.ts';
+import { pushChannel } from './push-channel.ts';
 import { webhookChannel } from './webhook-channel.ts';
 
-export const registeredChannels: readonly Channel[] = [emailChannel, inAppChannel, webhookChannel];
+export const registeredChannels: readonly Channel[] = [
+  emailChannel,
+  inAppChannel,
+  webhookChannel,
+  pushChannel,
+];
 
 export interface ChannelRegistry {
   /** The channel with this id, or undefined when none is registered. */

@@ -36,7 +36,7 @@ export const webhookChannel: SendChannel = {
   needs: 'address',
   template: 'email',
   limits: () => ({ inFlight: IN_FLIGHT, perCall: 1 }),
-  send: (messages, ctx) => Promise.all(messages.map((m) => sendOne(m, ctx))),
+  send: (messages, ctx) => Promise.all(messages.map((m) => postTo(m.notification.address ?? '', m, ctx))),
 };
 
 /** The process's own environment, when the delivery context gives none. */
@@ -50,9 +50,12 @@ export function webhookTarget(config: Config, id: string): WebhookTarget | undef
   return config.notifications.webhooks.targets.find((t) => t.id === id);
 }
 
-async function sendOne(m: OutgoingMessage, ctx: ChannelContext): Promise<SendOutcome> {
+/**
+ * POSTs the message to the target `id` names, in its format, and sorts the answer. The email copy
+ * (subject) when the message has one, else the in-app copy (title): the push channel carries that.
+ */
+export async function postTo(id: string, m: OutgoingMessage, ctx: ChannelContext): Promise<SendOutcome> {
   const n = m.notification;
-  const id = n.address ?? '';
   const target = webhookTarget(ctx.config, id);
   if (!target)
     return {
@@ -88,7 +91,7 @@ async function sendOne(m: OutgoingMessage, ctx: ChannelContext): Promise<SendOut
         audience: n.audience,
         userId: n.userId,
         locale: n.locale,
-        subject: m.rendered.subject ?? '',
+        subject: m.rendered.subject ?? m.rendered.title ?? '',
         text: m.rendered.text,
         link: m.link,
       },

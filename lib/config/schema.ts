@@ -10,8 +10,11 @@ import { WEEKDAYS } from '../ops/maintenance.ts';
 
 const positiveInt = z.number().int().positive();
 
-/** The channels a user can be reached on (notifications.userChannels; ops also get webhooks). */
-export const USER_CHANNELS = ['email', 'inapp'] as const;
+/**
+ * The channels a user can be reached on (notifications.userChannels; ops also get webhooks):
+ * push is a POST per message to the platform's SMS or push gateway (notifications.push).
+ */
+export const USER_CHANNELS = ['email', 'inapp', 'push'] as const;
 
 const httpUrl = z.url({ protocol: /^https?$/, message: 'expected an http(s) URL' });
 
@@ -163,8 +166,38 @@ export const notificationsConfigSchema = z
     }),
     /** Where the webhook channel POSTs (lib/channels/webhook-channel.ts); none unless listed. */
     webhooks: webhooksConfigSchema.default({ targets: [] }),
+    /**
+     * The push channel (lib/channels/push-channel.ts): the webhook target, of the json format,
+     * that the platform's SMS or push gateway answers. Needed when userChannels lists push.
+     */
+    push: z.strictObject({ target: z.string().min(1) }).optional(),
   })
   .superRefine((n, ctx) => {
+    if (n.userChannels.includes('push')) {
+      const target = n.webhooks.targets.find((t) => t.id === n.push?.target);
+      if (n.push === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['push'],
+          input: undefined,
+          message:
+            'expected { target: <id> } naming the webhook target of your SMS or push gateway, since userChannels lists push',
+        });
+      else if (target === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['push', 'target'],
+          input: n.push.target,
+          message: `expected the id of a target in notifications.webhooks.targets (${n.webhooks.targets.map((t) => JSON.stringify(t.id)).join(', ') || 'none is configured'})`,
+        });
+      else if (target.format !== 'json')
+        ctx.addIssue({
+          code: 'custom',
+          path: ['push', 'target'],
+          input: n.push.target,
+          message: `expected a target of the json format (signed, carrying the user id): "${target.id}" is ${target.format}, a chat robot that would post users' messages into a group`,
+        });
+    }
     // An ops alert for a target nobody configured would fail at every incident.
     const known = new Set(n.webhooks.targets.map((t) => t.id));
     n.ops.webhooks.forEach((id, i) => {

@@ -6,6 +6,9 @@
 // shape gets a 400 naming the field. The token is never logged. A replica without a token refuses
 // every call and says so once at start.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { loadConfigFile } from '../../lib/config/load.ts';
+import type { Config } from '../../lib/config/schema.ts';
 import { startHttpServer, type RunningHttpServer } from '../../lib/http/server.ts';
 import { LINK_KEYS } from '../support/notifications.ts';
 import { captureLogs, createTestDatabase, type TestDatabase } from '../support/services.ts';
@@ -17,7 +20,14 @@ let db: TestDatabase;
 let http: RunningHttpServer;
 const logs = captureLogs('info');
 
-function start(apiToken: string | undefined, logger = logs.logger): Promise<RunningHttpServer> {
+const SHIPPED = fileURLToPath(new URL('../../config/forewarn.yaml', import.meta.url));
+let shipped: Config;
+
+function start(
+  apiToken: string | undefined,
+  logger = logs.logger,
+  config: Config = shipped,
+): Promise<RunningHttpServer> {
   return startHttpServer(
     {
       db: db.pool,
@@ -25,6 +35,7 @@ function start(apiToken: string | undefined, logger = logs.logger): Promise<Runn
       platformSchema: 'platform',
       linkKeys: LINK_KEYS,
       apiToken,
+      config: () => config,
       logger,
       now: Date.now,
     },
@@ -34,6 +45,7 @@ function start(apiToken: string | undefined, logger = logs.logger): Promise<Runn
 
 beforeAll(async () => {
   db = await createTestDatabase();
+  shipped = await loadConfigFile(SHIPPED);
   http = await start(TOKEN);
 });
 
@@ -135,6 +147,37 @@ describe('GET /api/preferences/:userId', () => {
     ]);
   });
 
+  it("lists the deployment's channels: push too where the config reaches users by push", async () => {
+    const withPush: Config = {
+      ...shipped,
+      notifications: {
+        ...shipped.notifications,
+        userChannels: ['email', 'inapp', 'push'],
+        push: { target: 'gateway' },
+      },
+    };
+    const server = await start(TOKEN, logs.logger, withPush);
+    try {
+      const response = await call('GET', USER, { server });
+      const body = (await response.json()) as { preferences: Array<{ category: string; channel: string }> };
+      expect(body.preferences.filter((p) => p.category === 'service').map((p) => p.channel)).toEqual([
+        'email',
+        'inapp',
+        'push',
+      ]);
+      // And the shipped config's server refuses a push preference it does not send.
+      const refused = await call('PUT', USER, {
+        body: { preferences: [{ category: 'promotional', channel: 'push', optedOut: true }] },
+      });
+      expect(refused.status).toBe(400);
+      expect(((await refused.json()) as { message: string }).message).toContain(
+        'expected one of email, inapp',
+      );
+    } finally {
+      await server.close();
+    }
+  });
+
   it('refuses a user id that is not one, with a 400 naming it', async () => {
     for (const bad of ['a'.repeat(129), 'u 1', 'ü-1']) {
       const response = await call('GET', bad);
@@ -225,7 +268,9 @@ describe('a replica without FOREWARN_API_TOKEN', () => {
       }
       expect(await stored()).toEqual([]);
       expect(
-        own.lines().filter((l) => String(l.msg).startsWith('FOREWARN_API_TOKEN is not set')),
+        own
+          .lines()
+          .filter((l) => String(l.msg).startsWith('FOREWARN_API_TOKEN is not set: the preferences API')),
       ).toHaveLength(1);
     } finally {
       await open.close();

@@ -18,8 +18,12 @@ const PATH = '/api/preferences/:userId';
 const USER_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
 const USER_ID_EXPECTED = '1-128 characters of letters, digits and . _ - : @';
 
-/** The channels a user can be reached on (a webhook target reaches ops, not a user). */
-const userChannels = (): readonly string[] => USER_CHANNELS;
+/**
+ * The channels users are reached on in this deployment (notifications.userChannels; a webhook
+ * target reaches ops, not a user); every channel there is when the server has no config.
+ */
+const userChannels = (deps: HttpDeps): readonly string[] =>
+  deps.config?.().notifications.userChannels ?? USER_CHANNELS;
 
 /** One entry of GET's answer and PUT's: `canOptOut` false for security in-app. */
 export interface PreferenceView {
@@ -168,13 +172,13 @@ async function show(deps: HttpDeps, request: FastifyRequest, reply: FastifyReply
   const userId = userIdOf(request, reply);
   if (userId === null) return reply;
   const stored = await readPreferences(deps.db, userId);
-  return reply.send({ userId, preferences: preferenceViews(stored, userChannels()) });
+  return reply.send({ userId, preferences: preferenceViews(stored, userChannels(deps)) });
 }
 
 async function change(deps: HttpDeps, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const userId = userIdOf(request, reply);
   if (userId === null) return reply;
-  const parsed = parsePreferencesBody(request.body, userChannels());
+  const parsed = parsePreferencesBody(request.body, userChannels(deps));
   if (!parsed.ok) return invalid(reply, parsed.field, parsed.message);
   // One statement: every change is written, or none.
   await savePreferences(
@@ -184,5 +188,5 @@ async function change(deps: HttpDeps, request: FastifyRequest, reply: FastifyRep
   );
   request.log.info({ route: PATH, userId, changes: parsed.changes.length }, 'preferences saved');
   const stored = await readPreferences(deps.db, userId);
-  return reply.send({ userId, preferences: preferenceViews(stored, userChannels()) });
+  return reply.send({ userId, preferences: preferenceViews(stored, userChannels(deps)) });
 }
