@@ -3,6 +3,7 @@
 // (so a crash cannot lose it or send it twice) and delivered like any other notification.
 import type { PaymentHealthFindings } from '../../detectors/payment-health/index.ts';
 import type { Config } from '../config/schema.ts';
+import { opsAlertDrafts } from './ops-drafts.ts';
 import type { NotificationDraft } from './store.ts';
 
 export function feedAlertDrafts(
@@ -27,22 +28,10 @@ export function feedAlertDrafts(
     openIncidents,
     timeZone,
   };
-  const recipients = [
-    ...config.ops.emails.map((address) => ({ channel: 'email', address })),
-    // A webhook target's id is its address (notifications.ops.webhooks).
-    ...config.ops.webhooks.map((target) => ({ channel: 'webhook', address: target })),
-  ];
-  return recipients.map(({ channel, address }) => ({
-    dedupeKey: `feed:${detector}:${silentSince}:ops-feed-silent-${state}:${channel}:${address.toLowerCase()}`,
+  return opsAlertDrafts(config.ops, {
     cause: `feed:${detector}:${silentSince}`,
-    incidentId: null,
     kind: 'ops-feed-silent',
-    channel,
-    audience: 'ops' as const,
-    userId: null,
-    address,
-    locale: config.ops.locale,
+    key: `ops-feed-silent-${state}`,
     data,
-    category: 'ops' as const,
-  }));
+  });
 }

@@ -6,6 +6,7 @@
 // which `forewarn deliveries stats` and `incidents show` count.
 import type { Config } from '../config/schema.ts';
 import type { Queryable } from '../db/pool.ts';
+import { opsAlertDrafts } from '../notifications/ops-drafts.ts';
 import type { NotificationDraft } from '../notifications/store.ts';
 import { maintenanceAt, type MaintenanceOccurrence } from './maintenance.ts';
 import { activeMute } from './store.ts';
@@ -59,21 +60,10 @@ export function maintenanceNoticeDrafts(
     endsAt: new Date(occurrence.end).toISOString(),
     timeZone: config.timezone,
   };
-  const recipients = [
-    ...ops.emails.map((address) => ({ channel: 'email', address })),
-    ...ops.webhooks.map((target) => ({ channel: 'webhook', address: target })),
-  ];
-  return recipients.map(({ channel, address }) => ({
-    dedupeKey: `maintenance:${occurrence.window.name}:${start}:ops-maintenance:${channel}:${address.toLowerCase()}`,
+  return opsAlertDrafts(ops, {
     cause: `maintenance:${occurrence.window.name}:${start}`,
-    incidentId: null,
     kind: 'ops-maintenance',
-    channel,
-    audience: 'ops' as const,
-    userId: null,
-    address,
-    locale: ops.locale,
+    key: 'ops-maintenance',
     data,
-    category: 'ops' as const,
-  }));
+  });
 }

@@ -3,6 +3,7 @@
 // when it started failing, the same on every replica) and the state, so a second replica or a
 // retried check records nothing twice.
 import type { Config } from '../config/schema.ts';
+import { opsAlertDrafts } from '../notifications/ops-drafts.ts';
 import type { NotificationDraft } from '../notifications/store.ts';
 import type { Verdict } from './decide.ts';
 
@@ -39,24 +40,10 @@ export function watchdogDrafts(
     checkedAt: new Date(now).toISOString(),
     timeZone: config.timezone,
   };
-  const ops = config.notifications.ops;
-  const recipients = [
-    ...ops.emails.map((address) => ({ channel: 'email', address })),
-    // A webhook target's id is its address (notifications.ops.webhooks).
-    ...ops.webhooks.map((target) => ({ channel: 'webhook', address: target })),
-  ];
-  const cause = `watchdog:${verdict.subject}:${episode}`;
-  return recipients.map(({ channel, address }) => ({
-    dedupeKey: `${cause}:${WATCHDOG_KIND}-${state}:${channel}:${address.toLowerCase()}`,
-    cause,
-    incidentId: null,
+  return opsAlertDrafts(config.notifications.ops, {
+    cause: `watchdog:${verdict.subject}:${episode}`,
     kind: WATCHDOG_KIND,
-    channel,
-    audience: 'ops' as const,
-    userId: null,
-    address,
-    locale: ops.locale,
+    key: `${WATCHDOG_KIND}-${state}`,
     data,
-    category: 'ops' as const,
-  }));
+  });
 }
