@@ -18,6 +18,7 @@ import { referencePlatform } from '../../sim/platform.ts';
 import { createPlatform, Daemons, writeConfig, type DaemonProcess } from '../support/daemon.ts';
 import {
   attempt,
+  paymentIncidentOpened,
   DAY,
   LINK_KEYS,
   startInProcess,
@@ -320,16 +321,7 @@ describe('/metrics', () => {
       changes: 1,
       skippedRows: 0,
     });
-    const recorded = await recordCauseChange(pipeline.ctx.db, {
-      type: 'opened',
-      detector: 'payment-health',
-      subject: { channel: 'wechat_pay', region: 'CN-GD' },
-      subjectKey: 'wechat_pay:CN-GD',
-      kind: 'failures',
-      at: Date.now(),
-      evidence: { windowSeconds: 30, attempts: 120, bad: 120, rate: 1, baseline: 0.03 },
-      backupChannels: ['alipay'],
-    } as unknown as Parameters<typeof recordCauseChange>[1]);
+    const recorded = await recordCauseChange(pipeline.ctx.db, paymentIncidentOpened());
     await enqueueFanouts(pipeline.ctx, [recorded.eventId]);
     await waitForPipelineIdle(db.pool, 1, 20_000);
     const { rows } = await db.pool.query<{ kind: string; channel: string; n: number }>(

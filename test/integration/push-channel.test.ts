@@ -20,7 +20,14 @@ import { recordCauseChange } from '../../lib/incidents/store.ts';
 import { savePreferences } from '../../lib/policy/preferences.ts';
 import { referencePlatform } from '../../sim/platform.ts';
 import { SHIPPED_CONFIG } from '../support/daemon.ts';
-import { attempt, DAY, startInProcess, user, waitForPipelineIdle } from '../support/notifications.ts';
+import {
+  attempt,
+  DAY,
+  paymentIncidentOpened,
+  startInProcess,
+  user,
+  waitForPipelineIdle,
+} from '../support/notifications.ts';
 import { loadPlatform } from '../support/platform.ts';
 import { createTestDatabase, createTestRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startSmtpServer, type TestSmtpServer } from '../support/smtp.ts';
@@ -128,16 +135,7 @@ it('sends each targeted user one signed POST with their id and the in-app copy, 
     smtpUrl: smtp.url,
   });
   try {
-    const recorded = await recordCauseChange(pipeline.ctx.db, {
-      type: 'opened',
-      detector: 'payment-health',
-      subject: { channel: 'wechat_pay', region: 'CN-GD' },
-      subjectKey: 'wechat_pay:CN-GD',
-      kind: 'failures',
-      at: Date.now(),
-      evidence: { windowSeconds: 30, attempts: 120, bad: 120, rate: 1, baseline: 0.03 },
-      backupChannels: ['alipay'],
-    } as unknown as Parameters<typeof recordCauseChange>[1]);
+    const recorded = await recordCauseChange(pipeline.ctx.db, paymentIncidentOpened());
     await enqueueFanouts(pipeline.ctx, [recorded.eventId]);
     await waitForPipelineIdle(db.pool, 1, 20_000);
   } finally {

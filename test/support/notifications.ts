@@ -14,6 +14,7 @@ import { ConfigStore } from '../../lib/config/store.ts';
 import { createContext, type AppContext } from '../../lib/context.ts';
 import type { TickResult } from '../../lib/detection/payment-health-tick.ts';
 import { readEnv } from '../../lib/env.ts';
+import type { recordCauseChange } from '../../lib/incidents/store.ts';
 import { copyAttempts } from '../../sim/load.ts';
 import type { SimUser } from '../../sim/platform.ts';
 import type { SimAttempt } from '../../sim/traffic.ts';
@@ -424,4 +425,25 @@ export async function flushPrefix(
   } finally {
     redis.disconnect();
   }
+}
+
+/**
+ * A payment incident's opening on `channel` in `region` as the detector records it (every
+ * attempt of its 30 s window failed; alipay its backup): the fan-out reads subject, kind, time
+ * and backups, and only ops mail shows the numbers.
+ */
+export function paymentIncidentOpened(
+  channel = 'wechat_pay',
+  region = 'CN-GD',
+): Parameters<typeof recordCauseChange>[1] {
+  return {
+    type: 'opened',
+    detector: 'payment-health',
+    subject: { channel, region },
+    subjectKey: `${channel}:${region}`,
+    kind: 'failures',
+    at: Date.now(),
+    evidence: { windowSeconds: 30, attempts: 120, bad: 120, rate: 1, baseline: 0.03 },
+    backupChannels: ['alipay'],
+  } as unknown as Parameters<typeof recordCauseChange>[1];
 }
