@@ -7,6 +7,7 @@
 // Neither a target's URL (a robot's URL is its credential) nor a secret ever appears in a reason.
 import { checkWebhookTargets, targetUrl, targetUrlProblem, type WebhookTarget } from '../config/webhooks.ts';
 import type { Config } from '../config/schema.ts';
+import { maskText } from '../logger.ts';
 import { reasonOf } from '../notifications/render.ts';
 import type {
   ChannelContext,
@@ -135,7 +136,8 @@ export function outcomeOf(
   retryAfter: string | null,
   answer: string,
 ): SendOutcome {
-  const said = answer.trim() === '' ? '' : `: ${oneLine(answer)}`;
+  // A gateway's answer may echo the recipient (an SMS gateway, the phone number): masked, as in logs.
+  const said = answer.trim() === '' ? '' : `: ${oneLine(maskText(answer))}`;
   if (status >= 200 && status < 300) {
     // The chat robots answer 200 with an errcode in the body.
     const errcode = errcodeOf(answer);

@@ -19,6 +19,16 @@ export function createPool(
   });
 }
 
+/**
+ * `pool`, its every query abandoned after `ms`: the pool then drops that connection, so a hung
+ * server holds none of its clients (checks and scrapes that must not drain the pool).
+ */
+export function withQueryTimeout(pool: pg.Pool, ms: number): Queryable {
+  const query = (text: string, values?: unknown[]) =>
+    pool.query({ text, values, query_timeout: ms } as pg.QueryConfig);
+  return { query: query as Queryable['query'] };
+}
+
 /** Runs `work` in a transaction on one client, rolling back on any error. */
 export async function inTransaction<T>(
   pool: pg.Pool,

@@ -363,6 +363,12 @@ export async function readUnpositionedStatePage<S>(
   return rows.map((r) => ({ subjectKey: r.subject_key, state: r.state }));
 }
 
+/**
+ * A detector run's row. Both its times are on the database's clock, as the watchdog and /metrics
+ * read them: it finished now (clock_timestamp(), not now(), which in the tick's transaction is the
+ * transaction's start), and started as long before as this process measured (`startedAt` on its
+ * own clock), so that a skewed clock shifts neither the age nor the duration.
+ */
 export async function recordDetectorRun(
   db: Queryable,
   run: {
@@ -377,14 +383,16 @@ export async function recordDetectorRun(
     detail?: string;
   },
 ): Promise<void> {
+  const elapsedMs = Math.max(0, Date.now() - run.startedAt);
   await db.query(
-    `INSERT INTO forewarn.detector_runs (detector, tick_at, outcome, started_at, worker, changes, skipped_rows, detail)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+    `INSERT INTO forewarn.detector_runs
+       (detector, tick_at, outcome, started_at, finished_at, worker, changes, skipped_rows, detail)
+     VALUES ($1, $2, $3, clock_timestamp() - make_interval(secs => $4::float8 / 1000), clock_timestamp(), $5, $6, $7, $8)`,
     [
       run.detector,
       new Date(run.tickAt),
       run.outcome,
-      new Date(run.startedAt),
+      elapsedMs,
       run.worker,
       run.changes,
       run.skippedRows,

@@ -1,8 +1,10 @@
 // /metrics in Prometheus text format (prom-client): what lib/metrics/read.ts and lib/watchdog/read.ts
 // read, as counters, gauges and histograms. A part that cannot be read (PostgreSQL down) leaves
-// its metrics out and sets forewarn_metrics_read_failed{part} to 1: the rest is still served.
+// its metrics out and sets forewarn_metrics_read_failed{part} to 1: the rest is still served,
+// within PART_TIMEOUT_MS however a service fails.
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
-import type { Pool } from '../db/pool.ts';
+import { bounded } from '../bounded.ts';
+import type { Queryable } from '../db/pool.ts';
 import type { Queues } from '../queue/queues.ts';
 import type { TickBound } from '../watchdog/bounds.ts';
 import { readDataHighWater, readLastTicks, type DataHighWater, type LastTick } from '../watchdog/read.ts';
@@ -10,8 +12,8 @@ import { BUCKETS, readOpenIncidents, readQueueDepths, type HistogramRead } from 
 import type { HistoryRead, SettledTotals } from './settled.ts';
 
 export interface MetricsSources {
-  db: Pool;
-  platformDb: Pool;
+  db: Queryable;
+  platformDb: Queryable;
   platformSchema: string;
   queues: Queues;
   /** This process's running totals of the history tables (lib/metrics/settled.ts). */
@@ -24,6 +26,8 @@ export interface MetricsSources {
   configHash: () => string;
   /** Epoch ms. */
   now: () => number;
+  /** PART_TIMEOUT_MS unless given. */
+  partTimeoutMs?: number;
 }
 
 export interface MetricsSnapshot {
@@ -41,7 +45,13 @@ export interface MetricsSnapshot {
   watchdog: ReturnType<MetricsSources['watchdog']>;
 }
 
-/** Reads every part at once; a failing part is recorded, not thrown. */
+/**
+ * How long a scrape waits for each part: one that does not answer in time (Redis down: its
+ * commands wait for the reconnection) is left out like one that failed, and the rest is served.
+ */
+export const PART_TIMEOUT_MS = 8_000;
+
+/** Reads every part at once; a failing or hanging part is recorded, not thrown. */
 export async function readMetricsSnapshot(sources: MetricsSources): Promise<MetricsSnapshot> {
   const started = performance.now();
   const now = sources.now();
@@ -58,7 +68,9 @@ export async function readMetricsSnapshot(sources: MetricsSources): Promise<Metr
     highWater: () => readDataHighWater(sources.platformDb, sources.platformSchema),
   };
   const names = Object.keys(parts) as (keyof typeof parts)[];
-  const settled = await Promise.allSettled(names.map((name) => parts[name]()));
+  const settled = await Promise.allSettled(
+    names.map((name) => bounded<unknown>(parts[name](), sources.partTimeoutMs ?? PART_TIMEOUT_MS)),
+  );
   const snapshot: MetricsSnapshot = {
     failed: [],
     configHash: sources.configHash(),

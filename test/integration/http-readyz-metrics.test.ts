@@ -39,6 +39,11 @@ import {
 import { startSmtpServer, type TestSmtpServer } from '../support/smtp.ts';
 import { parsePrometheusText, sampleValue, type Family } from '../support/prometheus.ts';
 import { TcpProxy } from '../support/tcp-proxy.ts';
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { readMetricsSnapshot, renderMetrics } from '../../lib/metrics/exposition.ts';
+import { SettledTotals } from '../../lib/metrics/settled.ts';
+import { QUEUE_NAMES, Queues } from '../../lib/queue/queues.ts';
 import { tickBounds } from '../../lib/watchdog/bounds.ts';
 
 let dir: string;
@@ -396,5 +401,39 @@ describe('/metrics', () => {
     expect(
       pipeline.logs.lines().some((l) => String(l.msg).startsWith('metrics: a part could not be read')),
     ).toBe(true);
+  });
+
+  it('leaves out the queues, in time, while Redis does not answer, and serves the rest', async () => {
+    const db = await createTestDatabase();
+    cleanups.push(() => db.drop());
+    await createPlatform(db.pool);
+    const redis = await RedisServer.start();
+    cleanups.push(() => redis.stop());
+    // BullMQ's connection waits for Redis forever (its commands queue until it reconnects).
+    const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+    connection.on('error', () => undefined);
+    cleanups.push(async () => connection.disconnect());
+    const queues = new Queues(connection, 'fw-metrics-hang', randomUUID());
+    cleanups.push(() => queues.close());
+    // Each queue reports the refused connection as an error event: expected here.
+    for (const name of QUEUE_NAMES) queues.get(name).on('error', () => undefined);
+    await redis.stop();
+    const snapshot = await readMetricsSnapshot({
+      db: db.pool,
+      platformDb: db.pool,
+      platformSchema: 'platform',
+      queues,
+      history: new SettledTotals(),
+      watchdog: () => ({ ticks: [], maxDataLagSeconds: 900 }),
+      configHash: () => 'x',
+      now: Date.now,
+      partTimeoutMs: 1_000,
+    });
+    expect(snapshot.failed.map((f) => f.part)).toEqual(['queues']);
+    expect(String(snapshot.failed[0]!.error)).toContain('no answer within 1 s');
+    const families = parsePrometheusText(await renderMetrics(snapshot));
+    expect(families.has('forewarn_queue_jobs')).toBe(false);
+    expect(sampleValue(families, 'forewarn_metrics_read_failed', { part: 'queues' })).toBe(1);
+    expect(families.has('forewarn_notifications_sent_total')).toBe(true);
   });
 });

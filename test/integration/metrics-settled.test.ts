@@ -110,3 +110,49 @@ it('equals a full read of every row, scrape after scrape, as rows settle', async
   // A fresh process folds it all at its first scrape and agrees.
   expect(normalised(await new SettledTotals().read(db.pool))).toEqual(normalised(second));
 });
+
+it('moves rows from live to settled as the margin passes them, counting each once, a final row without a time too', async () => {
+  const other = await createTestDatabase();
+  try {
+    const insert = (key: string, status: string, finishedAgo: string | null) =>
+      other.pool.query(
+        `INSERT INTO forewarn.notifications (dedupe_key, cause, kind, channel, audience, user_id, locale, data,
+                                             status, created_at, sent_at, finished_at)
+         VALUES ($1, 'cause:9', 'payment-warning', 'inapp', 'user', $1, 'zh-CN', '{}', $2,
+                 now() - interval '1 hour', CASE WHEN $2 = 'sent' THEN now() - $3::interval END, now() - $3::interval)`,
+        [key, status, finishedAgo],
+      );
+    await insert('ten-minutes', 'sent', '10 minutes');
+    await insert('three-minutes', 'sent', '3 minutes');
+    await insert('one-minute', 'failed', '1 minute');
+    // Final, but with no finished_at (written before the column was kept): always read live.
+    await insert('no-time', 'sent', null);
+    let margin = 5 * 60_000;
+    const totals = new SettledTotals({ marginMs: () => margin });
+    const full = async () => {
+      const all = { live: { after: null } };
+      const [detectorRuns, notifications, firstDelivery] = await Promise.all([
+        readDetectorRuns(other.pool, all),
+        readNotifications(other.pool, all),
+        readFirstDelivery(other.pool, all),
+      ]);
+      return normalised({ detectorRuns, notifications, firstDelivery });
+    };
+    const sent = (read: HistoryRead) => read.notifications.byOutcome.find((r) => r.outcome === 'sent')?.n;
+    const first = await totals.read(other.pool);
+    expect(sent(first)).toBe(3);
+    expect(normalised(first)).toEqual(await full());
+    // The margin passes the 3-minute row, then the 1-minute one: each crosses from live to settled.
+    margin = 2 * 60_000;
+    const second = await totals.read(other.pool);
+    expect(sent(second)).toBe(3);
+    expect(normalised(second)).toEqual(await full());
+    margin = 0;
+    const third = await totals.read(other.pool);
+    expect(normalised(third)).toEqual(await full());
+    expect(third.notifications.byOutcome.find((r) => r.outcome === 'failed: permanent')?.n).toBe(1);
+    expect(normalised(await totals.read(other.pool))).toEqual(await full());
+  } finally {
+    await other.drop();
+  }
+});

@@ -227,6 +227,17 @@ describe('an answer', () => {
     [400, null, 'bad\n  request', { status: 'failed', reason: 'webhook "x" answered 400: bad request' }],
     [404, null, 'no_service', { status: 'failed' }],
     [302, null, '', { status: 'failed', reason: 'webhook "x" answered 302 (redirects are not followed)' }],
+    // A gateway echoing the recipient: the reason, kept and shown to ops, has it masked.
+    [
+      400,
+      null,
+      '{"error":"unreachable","to":"13800138000","email":"zhang.san@example.com"}',
+      {
+        status: 'failed',
+        reason:
+          'webhook "x" answered 400: {"error":"unreachable","to":"138***00","email":"z***@example.com"}',
+      },
+    ],
   ] as const)('%i (Retry-After %s, body %j) is %o', (status, retryAfter, body, expected) => {
     expect(outcomeOf(name, status, retryAfter, body)).toMatchObject(expected);
   });

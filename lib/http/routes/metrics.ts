@@ -3,9 +3,11 @@
 // (the history tables through running totals of their settled rows, lib/metrics/settled.ts).
 // Scrapes that arrive while one is being read share its result instead of reading again.
 import { configHash } from '../../config/hash.ts';
+import { withQueryTimeout } from '../../db/pool.ts';
 import { tickBounds } from '../../watchdog/bounds.ts';
 import {
   METRICS_CONTENT_TYPE,
+  PART_TIMEOUT_MS,
   readMetricsSnapshot,
   renderMetrics,
   type MetricsSnapshot,
@@ -20,11 +22,15 @@ export const metricsRoutes: HttpRoutes = {
     if (queues === undefined || config === undefined) return;
     const log = deps.logger.child({ component: 'metrics' });
     const history = new SettledTotals();
+    // A query abandoned (a hung server) releases its connection: scrapes never drain the pools.
+    // The first scrape folds the whole history, which may take seconds at millions of rows.
+    const db = withQueryTimeout(deps.db, 60_000);
+    const platformDb = withQueryTimeout(deps.platformDb, PART_TIMEOUT_MS);
     let reading: Promise<MetricsSnapshot> | undefined;
     const snapshot = () => {
       reading ??= readMetricsSnapshot({
-        db: deps.db,
-        platformDb: deps.platformDb,
+        db,
+        platformDb,
         platformSchema: deps.platformSchema,
         queues,
         history,

@@ -4,8 +4,10 @@
 // The platform data's high-water mark and each detector's last tick are shown beside, for ops:
 // they never make a replica unready (a quiet platform is not a broken forewarn).
 import type { Redis } from 'ioredis';
+import { bounded } from '../../bounded.ts';
 import { configHash } from '../../config/hash.ts';
 import { readMigrations } from '../../db/migrate.ts';
+import { withQueryTimeout, type Queryable } from '../../db/pool.ts';
 import { tickBounds } from '../../watchdog/bounds.ts';
 import { readDataHighWater, readLastTicks } from '../../watchdog/read.ts';
 import type { HttpDeps, HttpRoutes } from '../deps.ts';
@@ -19,33 +21,63 @@ export const readyzRoutes: HttpRoutes = {
   parts: ['http:/readyz'],
   register(server, deps) {
     const latest = readMigrations().then((all) => Math.max(0, ...all.map((m) => m.version)));
+    // Its rejection is the schema check's to report, at the first request.
+    latest.catch(() => undefined);
+    // Queries give up with the check, so that a hung server holds none of the pools' clients.
+    const db = withQueryTimeout(deps.db, CHECK_TIMEOUT_MS);
+    const platformDb = withQueryTimeout(deps.platformDb, CHECK_TIMEOUT_MS);
+    // Probes that arrive while one runs share it: a hung service never piles up checks.
+    let probing: Promise<Readiness> | undefined;
+    const probe = () => {
+      probing ??= readiness(deps, db, platformDb, latest).finally(() => {
+        probing = undefined;
+      });
+      return probing;
+    };
     server.get('/readyz', async (_request, reply) => {
-      const [postgres, platform, redis] = await Promise.all([
-        bounded(() => checkSchema(deps, latest)),
-        bounded(() => checkPlatform(deps)),
-        bounded(() => checkRedis(deps.redis)),
-      ]);
-      const config = deps.config
-        ? ({ ok: true, hash: configHash(deps.config()) } as const)
-        : ({ ok: false, error: 'no config loaded' } as const);
-      const checks = { postgres, platform, redis, config };
-      const failing = Object.entries(checks)
-        .filter(([, check]) => !check.ok)
-        .map(([name]) => name);
-      const ticks = postgres.ok && deps.config ? await bounded(() => lastTicks(deps)) : undefined;
-      reply.code(failing.length === 0 ? 200 : 503);
-      return {
-        status: failing.length === 0 ? 'ready' : 'unready',
-        ...(failing.length > 0 ? { failing } : {}),
-        checks,
-        ...(ticks ? { ticks } : {}),
-      };
+      const { code, body } = await probe();
+      return reply.code(code).send(body);
     });
   },
 };
 
-async function checkSchema(deps: HttpDeps, latest: Promise<number>): Promise<Check> {
-  const { rows } = await deps.db.query<{ version: number | null }>(
+interface Readiness {
+  code: 200 | 503;
+  body: Record<string, unknown>;
+}
+
+async function readiness(
+  deps: HttpDeps,
+  db: Queryable,
+  platformDb: Queryable,
+  latest: Promise<number>,
+): Promise<Readiness> {
+  const [postgres, platform, redis, ticks] = await Promise.all([
+    check(() => checkSchema(db, latest)),
+    check(() => checkPlatform(platformDb, deps.platformSchema)),
+    check(() => checkRedis(deps.redis)),
+    deps.config ? check(() => lastTicks(deps, db)) : Promise.resolve(undefined),
+  ]);
+  const config = deps.config
+    ? ({ ok: true, hash: configHash(deps.config()) } as const)
+    : ({ ok: false, error: 'no config loaded' } as const);
+  const checks = { postgres, platform, redis, config };
+  const failing = Object.entries(checks)
+    .filter(([, c]) => !c.ok)
+    .map(([name]) => name);
+  return {
+    code: failing.length === 0 ? 200 : 503,
+    body: {
+      status: failing.length === 0 ? 'ready' : 'unready',
+      ...(failing.length > 0 ? { failing } : {}),
+      checks,
+      ...(ticks?.ok ? { ticks } : {}),
+    },
+  };
+}
+
+async function checkSchema(db: Queryable, latest: Promise<number>): Promise<Check> {
+  const { rows } = await db.query<{ version: number | null }>(
     `SELECT CASE WHEN to_regclass('forewarn.schema_migrations') IS NULL THEN NULL
                  ELSE (SELECT max(version) FROM forewarn.schema_migrations) END AS version`,
   );
@@ -59,8 +91,8 @@ async function checkSchema(deps: HttpDeps, latest: Promise<number>): Promise<Che
   return { ok: true, schemaVersion: current };
 }
 
-async function checkPlatform(deps: HttpDeps): Promise<Check> {
-  const mark = await readDataHighWater(deps.platformDb, deps.platformSchema);
+async function checkPlatform(platformDb: Queryable, schema: string): Promise<Check> {
+  const mark = await readDataHighWater(platformDb, schema);
   return {
     ok: true,
     // The platform data's high-water mark, and how far it lies behind the platform's clock.
@@ -77,11 +109,11 @@ async function checkRedis(redis: Redis | undefined): Promise<Check> {
 }
 
 /** Each scheduled detector's last tick, with the watchdog's bound for it (config watchdog.ticks). */
-async function lastTicks(deps: HttpDeps): Promise<Check> {
+async function lastTicks(deps: HttpDeps, db: Queryable): Promise<Check> {
   const bounds = tickBounds(deps.config!());
   const now = deps.now();
   const ticks = await readLastTicks(
-    deps.db,
+    db,
     bounds.map((b) => b.detector),
   );
   return {
@@ -107,23 +139,9 @@ async function lastTicks(deps: HttpDeps): Promise<Check> {
 }
 
 /** The check's answer, or "down" with why when it throws or does not answer in time. */
-async function bounded(check: () => Promise<Check>): Promise<Check> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<Check>((resolve) => {
-    timer = setTimeout(
-      () => resolve({ ok: false, error: `no answer within ${CHECK_TIMEOUT_MS / 1000} s` }),
-      CHECK_TIMEOUT_MS,
-    );
-  });
-  try {
-    return await Promise.race([
-      check().catch((error: unknown): Check => ({
-        ok: false,
-        error: (error as Error).message || String(error),
-      })),
-      timeout,
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+function check(run: () => Promise<Check>): Promise<Check> {
+  return bounded(run(), CHECK_TIMEOUT_MS).catch((error: unknown): Check => ({
+    ok: false,
+    error: (error as Error).message || String(error),
+  }));
 }
