@@ -142,7 +142,7 @@ describe('a row whose channel has no implementation', () => {
       expect(row.status).toBe('failed');
       expect(row.attempts).toBe(1);
       expect(row.last_error).toBe(
-        `unknown channel ${JSON.stringify(d.channel)}: no channel implementation has that id (expected one of email, inapp, webhook; see lib/channels/registry.ts)`,
+        `unknown channel ${JSON.stringify(d.channel)}: no channel implementation has that id (expected one of email, inapp, webhook, push; see lib/channels/registry.ts)`,
       );
     }
     // The emails went out, each once, with the Message-ID of its dedupe key.
@@ -381,8 +381,9 @@ describe('inline delivery, as the fan-out uses it', () => {
   });
 
   it('knows the shipped channels by id, and refuses a registry with a duplicate or malformed id', () => {
-    expect(channels.all.map((c) => c.id)).toEqual(['email', 'inapp', 'webhook']);
+    expect(channels.all.map((c) => c.id)).toEqual(['email', 'inapp', 'webhook', 'push']);
     expect(channels.get('webhook')?.needs).toBe('address');
+    expect(channels.get('push')?.needs).toBe('user');
     expect(channels.get('email')?.needs).toBe('address');
     expect(channels.get('inapp')?.needs).toBe('user');
     expect(channels.get('sms')).toBeUndefined();
