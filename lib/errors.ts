@@ -30,6 +30,8 @@ export const errorCodes = {
     "The watchdog found a detector's ticks stopped, or the platform's payment data lagging beyond its bound; ops are alerted.",
   FW_WATCHDOG_CHECK_FAILED:
     'A watchdog check could not read a database; it is logged and the next check runs as usual.',
+  FW_WATCHDOG_UNEVEN_SCHEDULE:
+    "A detector's schedule pauses for longer than the watchdog's bound taken from its next gap: it would alert at every pause.",
   FW_DELIVERY_CLAIM_LOST:
     'A delivery job found that its claim on a notification had run out and been taken over by another worker; it left the notification to that worker.',
   FW_JOB_FOREIGN:

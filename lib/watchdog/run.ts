@@ -8,7 +8,7 @@ import type { AppContext } from '../context.ts';
 import { inTransaction } from '../db/pool.ts';
 import { insertNotifications } from '../notifications/store.ts';
 import { watchdogDrafts } from './alerts.ts';
-import { tickBounds } from './bounds.ts';
+import { tickBounds, unevenSchedules } from './bounds.ts';
 import { decideWatchdog, type Verdict } from './decide.ts';
 import { readDataHighWater, readLastTicks, type DataHighWater } from './read.ts';
 import { lockWatchdog, readDatabaseClock, readWatchStates, writeWatchStates } from './state.ts';
@@ -135,8 +135,28 @@ export function startWatchdog(ctx: AppContext, options: WatchdogOptions = {}): R
     });
   };
   schedule();
+  // Once, off the start's path: a schedule that pauses (at night) trips a bound taken from its
+  // next gap every time it pauses. Say so, with the fix, rather than alert ops every night.
+  const warning = setTimeout(() => {
+    try {
+      for (const u of unevenSchedules(ctx.config()))
+        log.warn(
+          {
+            code: 'FW_WATCHDOG_UNEVEN_SCHEDULE',
+            detector: u.detector,
+            boundSeconds: u.boundMs / 1000,
+            maxGapSeconds: u.maxGapMs / 1000,
+          },
+          `${u.detector}'s schedule leaves ${u.maxGapMs / 1000} s between some ticks, longer than the watchdog's bound of ${u.boundMs / 1000} s taken from its next gap: it will alert whenever the schedule pauses; set watchdog.ticks.maxAgeSeconds.${u.configKey}`,
+        );
+    } catch (error) {
+      log.error({ err: error }, 'watchdog could not check the schedules for uneven gaps');
+    }
+  }, 0);
+  warning.unref();
   return {
     async stop() {
+      clearTimeout(warning);
       stopped = true;
       clearTimeout(timer);
       await running;

@@ -10,7 +10,7 @@ import { parseConfigText } from '../../lib/config/load.ts';
 import type { Config } from '../../lib/config/schema.ts';
 import { ConfigError } from '../../lib/errors.ts';
 import { watchdogDrafts } from '../../lib/watchdog/alerts.ts';
-import { scheduleGapMs, tickBounds } from '../../lib/watchdog/bounds.ts';
+import { scheduleGapMs, tickBounds, unevenSchedules } from '../../lib/watchdog/bounds.ts';
 import {
   DATA_SUBJECT,
   decideWatchdog,
@@ -322,6 +322,26 @@ describe('tick bounds', () => {
     ]);
     const fewer = tickBounds(config([[['watchdog', 'ticks'], { missedFires: 20, minAgeSeconds: 60 }]]));
     expect(fewer.map((b) => b.boundMs / S)).toEqual([300, 1_200, 1_200, 1_200]);
+  });
+
+  it('name the schedules that pause for longer than their bound, unless an override covers them', () => {
+    expect(unevenSchedules(config())).toEqual([]);
+    // Every 5 minutes from 08:00 to 22:55: a gap of 9 h 5 min every night, against a 900 s bound.
+    const night = config([[['detectors', 'inventory', 'schedule'], '0 */5 8-22 * * *']]);
+    expect(unevenSchedules(night)).toEqual([
+      {
+        detector: 'inventory',
+        configKey: 'inventory',
+        boundMs: 900 * S,
+        minGapMs: 300 * S,
+        maxGapMs: 32_700 * S,
+      },
+    ]);
+    const covered = config([
+      [['detectors', 'inventory', 'schedule'], '0 */5 8-22 * * *'],
+      [['watchdog', 'ticks', 'maxAgeSeconds'], { inventory: 36_000 }],
+    ]);
+    expect(unevenSchedules(covered)).toEqual([]);
   });
 });
 
