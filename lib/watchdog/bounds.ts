@@ -25,7 +25,21 @@ export function scheduleGapMs(schedule: string, timeZone: string): number {
   }
 }
 
-export function tickBounds(config: Config): TickBound[] {
+/** Bounds are asked on every checkout-page status call, scrape and probe: kept this long per config. */
+const BOUNDS_KEPT_MS = 60_000;
+const kept = new WeakMap<Config, { at: number; bounds: readonly TickBound[] }>();
+
+/** Each watched detector's bound; computed at most once a minute per config in force (a node-cron task each). */
+export function tickBounds(config: Config): readonly TickBound[] {
+  const now = Date.now();
+  const hit = kept.get(config);
+  if (hit && now - hit.at < BOUNDS_KEPT_MS) return hit.bounds;
+  const bounds = computeTickBounds(config);
+  kept.set(config, { at: now, bounds });
+  return bounds;
+}
+
+function computeTickBounds(config: Config): TickBound[] {
   const { missedFires, minAgeSeconds, maxAgeSeconds } = config.watchdog.ticks;
   const bounds: TickBound[] = [];
   for (const detector of registeredDetectors) {
