@@ -2,6 +2,7 @@
 // context. Stopping takes no new work (the HTTP server stops accepting connections), lets running
 // jobs and requests finish within the grace period, then closes connections.
 import type { Worker } from 'bullmq';
+import { bounded } from './bounded.ts';
 import { ConfigStore } from './config/store.ts';
 import { connectionTo, isConnectionError } from './connection-errors.ts';
 import { createContext, type AppContext } from './context.ts';
@@ -170,10 +171,7 @@ export async function checkServices(ctx: AppContext): Promise<void> {
   }
   try {
     // The shared connection retries forever (BullMQ needs that), so bound the first contact.
-    await Promise.race([
-      ctx.redis.ping(),
-      new Promise((_, reject) => setTimeout(() => reject(new Error('no answer within 5 s')), 5_000).unref()),
-    ]);
+    await bounded(ctx.redis.ping(), 5_000);
   } catch (error) {
     throw new ForewarnError(
       'FW_SERVICE_UNREACHABLE',
